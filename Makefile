@@ -1,0 +1,73 @@
+# nmt — build, test, run. `make help` lists the targets.
+CC      ?= gcc
+ARCH    ?= native
+SANITIZE ?= 0
+THREADS ?= 2
+
+CFLAGS  := -std=c11 -Wall -Wextra -fopenmp -march=$(ARCH) -D_GNU_SOURCE -MMD -MP
+LDLIBS  := -lcjson -lstb -lm
+BUILD   := build
+
+ifeq ($(SANITIZE),1)
+  CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+  BUILD := build/san
+else
+  CFLAGS += -O3 -g
+endif
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/float/%.o)
+DBL_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/double/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+GRAD_SRC := $(wildcard tests/grad_*.c)
+TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
+GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
+NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
+
+.PHONY: all deps run test bench clean help
+all: $(NMT_BIN)
+
+help:
+	@echo "make            build ./nmt"
+	@echo "make run        install missing packages, build, train the toy model, translate, score"
+	@echo "make test       build and run the test suite (SANITIZE=1 for ASan+UBSan)"
+	@echo "make clean      remove build outputs"
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(NMT_BIN): $(BUILD)/float/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/float/%.o: src/%.c | $(BUILD)/float/tests
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/double/%.o: src/%.c | $(BUILD)/double/tests
+	$(CC) $(CFLAGS) -DNMT_DOUBLE -c -o $@ $<
+$(BUILD)/float/tests/%.o: tests/%.c | $(BUILD)/float/tests
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+$(BUILD)/double/tests/%.o: tests/%.c | $(BUILD)/double/tests
+	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
+$(BUILD)/float/tests $(BUILD)/double/tests:
+	mkdir -p $@
+
+$(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+$(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+# The suite: unit and gradient tests (Criterion), then the command-line tests.
+test: deps $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
+	OMP_NUM_THREADS=$(THREADS) $(BUILD)/tests-double
+	OMP_NUM_THREADS=$(THREADS) $(BUILD)/tests
+	NMT=./$(NMT_BIN) sh tests/cli.sh
+
+run: deps
+	$(MAKE) $(NMT_BIN)
+	OMP_NUM_THREADS=$(THREADS) ./nmt train --config configs/toy.json
+	sh scripts/toy-eval.sh ./nmt checkpoints/toy/last.ckpt data/toy/test
+
+clean:
+	rm -rf build nmt
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the distribution packages nmt needs, only those missing.
+# Debian/Ubuntu (apt-get). Runs apt-get through sudo when not root.
+set -e
+PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing

@@ -1,0 +1,222 @@
+// bench_gemm.c — `nmt bench gemm`: times gemm() at the shapes the model uses
+// and, when OpenBLAS is installed, cblas_sgemm at the same shapes.
+//
+// OpenBLAS is loaded with dlopen so the build does not depend on it; its own
+// thread pool is set to the OpenMP thread count so both use the same cores.
+#include "bench_gemm.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gemm.h"
+#include "util.h"
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*SgemmFn)(int order, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta,
+                        float *C, int ldc);
+typedef void (*SetThreadsFn)(int n);
+
+typedef struct {
+    size_t M, N, K;
+    size_t ld;  // > 0: A and B rows are this wide (one attention head of a wider matrix)
+} Shape;
+
+static const Shape default_shapes[] = {
+    {4096, 256, 256, 0},  {4096, 1024, 256, 0}, {4096, 256, 1024, 0},
+    {4096, 8000, 256, 0}, {4096, 2048, 512, 0}, {4096, 768, 256, 0},
+    {32, 32, 32, 768},    {32, 32, 64, 768},
+};
+enum { MAX_SHAPES = 32, MAX_REPS = 1000 };
+
+static const char *layout_names[] = {"NN", "NT", "TN"};
+
+typedef struct {
+    int ta, tb;
+    size_t M, N, K, lda, ldb, ldc;
+    float *A, *B, *C;
+    SgemmFn sgemm;  // NULL: run gemm()
+} Case;
+
+static void run_case(const Case *c) {
+    if (c->sgemm)
+        c->sgemm(CBLAS_ROW_MAJOR, c->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
+                 c->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)c->M, (int)c->N, (int)c->K,
+                 1.0f, c->A, (int)c->lda, c->B, (int)c->ldb, 0.0f, c->C, (int)c->ldc);
+    else
+        gemm(c->ta, c->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
+             c->C, c->ldc);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Seconds for one product, averaged over `inner` back-to-back calls.
+static double time_once(const Case *c, int inner) {
+    double t0 = now_seconds();
+    for (int i = 0; i < inner; i++) run_case(c);
+    return (now_seconds() - t0) / inner;
+}
+
+static void pause_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+// Median GFLOP/s of gemm() (and of cblas_sgemm when given) over `reps` timed
+// runs after a warm-up. The two alternate run by run, so that the load of a
+// shared machine hits both alike; after each OpenBLAS run a short pause lets
+// its idle threads stop spinning before OpenMP wants the cores.
+static void measure(Case *c, SgemmFn sgemm, int reps, int inner, double *ours,
+                    double *theirs) {
+    double t_ours[MAX_REPS], t_theirs[MAX_REPS];
+    double flop = 2.0 * (double)c->M * (double)c->N * (double)c->K;
+    c->sgemm = NULL;
+    run_case(c);
+    if (sgemm) {
+        c->sgemm = sgemm;
+        run_case(c);
+        if (omp_get_max_threads() > 1) pause_ms(100);
+    }
+    for (int r = 0; r < reps; r++) {
+        c->sgemm = NULL;
+        t_ours[r] = time_once(c, inner);
+        if (sgemm) {
+            c->sgemm = sgemm;
+            t_theirs[r] = time_once(c, inner);
+            if (omp_get_max_threads() > 1) pause_ms(100);
+        }
+    }
+    c->sgemm = NULL;
+    *ours = flop / median(t_ours, reps) * 1e-9;
+    *theirs = sgemm ? flop / median(t_theirs, reps) * 1e-9 : 0;
+}
+
+static int parse_size(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || v == 0 || v > (1u << 20) || s[0] == '-') return -1;
+    *out = (size_t)v;
+    return (int)(end - s);
+}
+
+static int parse_shape(const char *s, Shape *sh) {
+    size_t v[3];
+    const char *p = s;
+    for (int i = 0; i < 3; i++) {
+        int n = parse_size(p, &v[i]);
+        if (n < 0) return -1;
+        p += n;
+        if (i < 2) {
+            if (*p != 'x') return -1;
+            p++;
+        }
+    }
+    if (*p) return -1;
+    *sh = (Shape){v[0], v[1], v[2], 0};
+    return 0;
+}
+
+int cmd_bench_gemm(int argc, char **argv) {
+    int reps = 5;
+    Shape shapes[MAX_SHAPES];
+    size_t nshapes = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 1 || v > MAX_REPS)
+                return err_set(NMT_ERR_INPUT, "bench gemm: --reps wants 1..1000, got '%s'",
+                               argv[i]);
+            reps = (int)v;
+        } else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
+            if (nshapes == MAX_SHAPES)
+                return err_set(NMT_ERR_INPUT, "bench gemm: at most %d --shape options",
+                               MAX_SHAPES);
+            if (parse_shape(argv[++i], &shapes[nshapes]) != 0)
+                return err_set(NMT_ERR_INPUT,
+                               "bench gemm: --shape wants MxNxK (each 1..1048576), got '%s'",
+                               argv[i]);
+            nshapes++;
+        } else {
+            return err_set(NMT_ERR_INPUT,
+                           "bench gemm: unknown or incomplete option '%s' "
+                           "(options: --reps N, --shape MxNxK)",
+                           argv[i]);
+        }
+    }
+    if (nshapes == 0) {
+        nshapes = sizeof default_shapes / sizeof default_shapes[0];
+        memcpy(shapes, default_shapes, sizeof default_shapes);
+    }
+
+    int nt = omp_get_max_threads();
+    SgemmFn sgemm = NULL;
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+        sgemm = (SgemmFn)dlsym(lib, "cblas_sgemm");
+        SetThreadsFn set_threads = (SetThreadsFn)dlsym(lib, "openblas_set_num_threads");
+        if (set_threads) set_threads(nt);
+    }
+    printf("gemm benchmark: %d thread%s, median of %d runs, float\n", nt, nt == 1 ? "" : "s",
+           reps);
+    if (!sgemm) printf("(OpenBLAS not found: libopenblas.so.0 could not be loaded)\n");
+    printf("%-20s %-6s %10s %14s %7s\n", "M x N x K", "layout", "nmt GF/s", "OpenBLAS GF/s",
+           "ratio");
+
+    for (size_t s = 0; s < nshapes; s++) {
+        const Shape *sh = &shapes[s];
+        for (int l = 0; l < 3; l++) {
+            Case c = {.ta = l == 2, .tb = l == 1, .M = sh->M, .N = sh->N, .K = sh->K};
+            // Rows of the stored A and B, and their widths.
+            size_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+            size_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+            c.lda = sh->ld > a_cols ? sh->ld : a_cols;
+            c.ldb = sh->ld > b_cols ? sh->ld : b_cols;
+            c.ldc = c.N;
+            c.A = xmalloc(a_rows * c.lda * sizeof(float));
+            c.B = xmalloc(b_rows * c.ldb * sizeof(float));
+            c.C = xmalloc(c.M * c.ldc * sizeof(float));
+            for (size_t i = 0; i < a_rows * c.lda; i++)
+                c.A[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
+            for (size_t i = 0; i < b_rows * c.ldb; i++)
+                c.B[i] = (float)((i * 104729) % 1999) / 1000.0f - 1.0f;
+            memset(c.C, 0, c.M * c.ldc * sizeof(float));
+
+            // Tiny products: repeat so one timed run lasts about a millisecond.
+            double fmas = (double)c.M * (double)c.N * (double)c.K;
+            int inner = fmas >= 1e7 ? 1 : (int)(1e7 / fmas);
+            double ours, theirs;
+            measure(&c, sgemm, reps, inner, &ours, &theirs);
+            char shape_txt[64];
+            snprintf(shape_txt, sizeof shape_txt, "%zux%zux%zu%s", c.M, c.N, c.K,
+                     sh->ld ? " ld768" : "");
+            if (sgemm) {
+                printf("%-20s %-6s %10.1f %14.1f %7.2f\n", shape_txt, layout_names[l], ours,
+                       theirs, ours / theirs);
+            } else {
+                printf("%-20s %-6s %10.1f %14s %7s\n", shape_txt, layout_names[l], ours, "-",
+                       "-");
+            }
+            fflush(stdout);
+            free(c.A);
+            free(c.B);
+            free(c.C);
+        }
+    }
+    if (lib) dlclose(lib);
+    return 0;
+}

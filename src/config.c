@@ -1,0 +1,348 @@
+// config.c — strict, table-driven configuration.
+// One table lists every key: its JSON path, type, default, range and where it
+// lives in Config. Parsing walks the user's JSON against the table, so an
+// unknown key, a wrong type or an out-of-range value is caught and named.
+#include "config.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_NUM, K_BOOL, K_STR, K_ENUM } KeyType;
+
+typedef struct {
+    const char *path;      // "section.key"
+    KeyType type;
+    size_t offset;         // into Config
+    double def;            // default for numbers/bools/enums (enum: index)
+    const char *def_str;   // default for strings
+    double lo, hi;         // inclusive range for numbers
+    const char *choices;   // enum: "a|b"
+    int model;             // 1 = fixes the model's shape or vocabulary
+    const char *help;
+} Key;
+
+#define OFF(f) offsetof(Config, f)
+static const Key KEYS[] = {
+    {"model.d_model", K_INT, OFF(d_model), 512, 0, 2, 65536, 0, 1, "width of every layer (even; divisible by model.heads)"},
+    {"model.heads", K_INT, OFF(heads), 8, 0, 1, 1024, 0, 1, "attention heads"},
+    {"model.d_ff", K_INT, OFF(d_ff), 2048, 0, 1, 1 << 20, 0, 1, "hidden width of the position-wise FFN"},
+    {"model.encoder_layers", K_INT, OFF(enc_layers), 6, 0, 1, 64, 0, 1, "encoder layers"},
+    {"model.decoder_layers", K_INT, OFF(dec_layers), 6, 0, 1, 64, 0, 1, "decoder layers"},
+    {"model.norm", K_ENUM, OFF(norm), NORM_POST, 0, 0, 0, "post|pre", 1, "post: LayerNorm after each residual (the paper); pre: before each sublayer, plus a final LayerNorm per stack"},
+    {"model.tie_output", K_BOOL, OFF(tie_output), 1, 0, 0, 1, 0, 1, "output projection shares the target embedding matrix"},
+    {"model.shared_vocab", K_BOOL, OFF(shared_vocab), 0, 0, 0, 1, 0, 1, "one vocabulary for both sides; source, target and output matrices all tied"},
+    {"model.dropout", K_NUM, OFF(dropout), 0.1, 0, 0, 0.95, 0, 0, "dropout on embeddings+positions and on every sublayer output"},
+    {"model.attention_dropout", K_NUM, OFF(attn_dropout), 0.0, 0, 0, 0.95, 0, 0, "dropout on attention weights"},
+    {"model.ffn_dropout", K_NUM, OFF(ffn_dropout), 0.0, 0, 0, 0.95, 0, 0, "dropout on the FFN hidden layer (after ReLU)"},
+    {"data.train_src", K_STR, OFF(train_src), 0, "", 0, 0, 0, 0, "training source text, one sentence per line (required)"},
+    {"data.train_tgt", K_STR, OFF(train_tgt), 0, "", 0, 0, 0, 0, "training target text, line-aligned with train_src (required)"},
+    {"data.valid_src", K_STR, OFF(valid_src), 0, "", 0, 0, 0, 0, "validation source text (\"\" = none)"},
+    {"data.valid_tgt", K_STR, OFF(valid_tgt), 0, "", 0, 0, 0, 0, "validation target text (\"\" = none)"},
+    {"data.tokenizer", K_ENUM, OFF(tokenizer), TOK_WORD, 0, 0, 0, "word|bpe", 1, "word: split on spaces, vocabulary from the training text; bpe: learned subwords"},
+    {"data.vocab_size", K_INT, OFF(vocab_size), 0, 0, 0, 1 << 22, 0, 1, "bpe: total vocabulary size; word: keep at most this many words per side (0 = all)"},
+    {"data.min_freq", K_INT, OFF(min_freq), 1, 0, 1, 1 << 30, 0, 1, "word: words seen fewer times become <unk>"},
+    {"data.bpe_model", K_STR, OFF(bpe_model), 0, "", 0, 0, 0, 0, "bpe: model file, learned if missing (\"\" = <checkpoint_dir>/bpe.model)"},
+    {"data.max_src_len", K_INT, OFF(max_src_len), 100, 0, 1, 4096, 0, 0, "training pairs with more source tokens are skipped"},
+    {"data.max_tgt_len", K_INT, OFF(max_tgt_len), 100, 0, 1, 4096, 0, 0, "training pairs with more target tokens are skipped"},
+    {"train.max_steps", K_INT, OFF(max_steps), 100000, 0, 0, 2e9, 0, 0, "stop after this many optimizer steps"},
+    {"train.seed", K_INT, OFF(seed), 1, 0, 0, 2e9, 0, 0, "seeds initialisation, shuffling and dropout"},
+    {"train.checkpoint_dir", K_STR, OFF(checkpoint_dir), 0, "checkpoints/run", 0, 0, 0, 0, "where checkpoints and train_log.jsonl go"},
+    {"train.log_every", K_INT, OFF(log_every), 100, 0, 1, 2e9, 0, 0, "log a record every N steps"},
+    {"train.save_every", K_INT, OFF(save_every), 1000, 0, 0, 2e9, 0, 0, "write step-N.ckpt every N steps (0 = only at the end)"},
+    {"train.keep_last", K_INT, OFF(keep_last), 5, 0, 0, 1e6, 0, 0, "keep the newest N step-N.ckpt files (0 = keep all)"},
+    {"train.eval_every", K_INT, OFF(eval_every), 0, 0, 0, 2e9, 0, 0, "validate every N steps (0 = only at the end)"},
+    {"train.batch_tokens", K_INT, OFF(batch_tokens), 4096, 0, 1, 1 << 24, 0, 0, "tokens per batch (padded source or target, the larger)"},
+    {"train.label_smoothing", K_NUM, OFF(label_smoothing), 0.1, 0, 0, 0.99, 0, 0, "label smoothing rate"},
+    {"train.lr_schedule", K_ENUM, OFF(lr_schedule), LR_NOAM, 0, 0, 0, "noam|inverse_sqrt", 0, "noam: lr_scale*d_model^-0.5*min(s^-0.5, s*warmup^-1.5); inverse_sqrt: lr*min(s/warmup, sqrt(warmup/s))"},
+    {"train.lr_scale", K_NUM, OFF(lr_scale), 1.0, 0, 0, 1e6, 0, 0, "noam: multiplier"},
+    {"train.lr", K_NUM, OFF(lr), 5e-4, 0, 0, 10, 0, 0, "inverse_sqrt: peak learning rate"},
+    {"train.warmup_steps", K_NUM, OFF(warmup_steps), 4000, 0, 1, 1e9, 0, 0, "learning-rate warmup steps"},
+    {"train.adam_beta1", K_NUM, OFF(beta1), 0.9, 0, 0, 0.999999, 0, 0, "Adam beta1"},
+    {"train.adam_beta2", K_NUM, OFF(beta2), 0.98, 0, 0, 0.999999999, 0, 0, "Adam beta2"},
+    {"train.adam_eps", K_NUM, OFF(eps), 1e-9, 0, 0, 1, 0, 0, "Adam epsilon"},
+    {"train.weight_decay", K_NUM, OFF(weight_decay), 0.0, 0, 0, 1, 0, 0, "decoupled weight decay (AdamW); not applied to biases and LayerNorm gains"},
+    {"train.clip_norm", K_NUM, OFF(clip_norm), 0.0, 0, 0, 1e9, 0, 0, "clip gradients to this global L2 norm (0 = off)"},
+};
+#undef OFF
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+static int enum_index(const char *choices, const char *s) {
+    int idx = 0;
+    const char *p = choices;
+    size_t n = strlen(s);
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, s, n) == 0) return idx;
+        idx++;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static void enum_name(const char *choices, int idx, char *out, size_t n) {
+    const char *p = choices;
+    for (int i = 0; i < idx; i++) p = strchr(p, '|') + 1;
+    const char *bar = strchr(p, '|');
+    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+    if (len >= n) len = n - 1;
+    memcpy(out, p, len);
+    out[len] = 0;
+}
+
+void config_defaults(Config *c) {
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const Key *k = &KEYS[i];
+        char *f = (char *)c + k->offset;
+        switch (k->type) {
+        case K_INT: case K_BOOL: case K_ENUM: *(int *)f = (int)k->def; break;
+        case K_NUM: *(double *)f = k->def; break;
+        case K_STR: *(char **)f = xstrdup(k->def_str); break;
+        }
+    }
+}
+
+void config_free(Config *c) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (KEYS[i].type == K_STR) {
+            char **f = (char **)((char *)c + KEYS[i].offset);
+            free(*f);
+            *f = NULL;
+        }
+}
+
+static const Key *find_key(const char *path) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(KEYS[i].path, path) == 0) return &KEYS[i];
+    return NULL;
+}
+
+// Stores one JSON value into the field for key k.
+static int set_value(Config *c, const Key *k, const cJSON *v, const char *what) {
+    char *f = (char *)c + k->offset;
+    switch (k->type) {
+    case K_INT: {
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+            return err_set(NMT_ERR_INPUT, "%s: %s: expected an integer", what, k->path);
+        double d = v->valuedouble;
+        if (d < k->lo || d > k->hi)
+            return err_set(NMT_ERR_INPUT, "%s: %s: %.17g is out of range [%.17g, %.17g]", what, k->path, d, k->lo, k->hi);
+        *(int *)f = (int)d;
+        return NMT_OK;
+    }
+    case K_NUM: {
+        if (!cJSON_IsNumber(v)) return err_set(NMT_ERR_INPUT, "%s: %s: expected a number", what, k->path);
+        double d = v->valuedouble;
+        if (!(d >= k->lo && d <= k->hi))
+            return err_set(NMT_ERR_INPUT, "%s: %s: %.17g is out of range [%.17g, %.17g]", what, k->path, d, k->lo, k->hi);
+        *(double *)f = d;
+        return NMT_OK;
+    }
+    case K_BOOL:
+        if (!cJSON_IsBool(v)) return err_set(NMT_ERR_INPUT, "%s: %s: expected true or false", what, k->path);
+        *(int *)f = cJSON_IsTrue(v);
+        return NMT_OK;
+    case K_STR:
+        if (!cJSON_IsString(v)) return err_set(NMT_ERR_INPUT, "%s: %s: expected a string", what, k->path);
+        free(*(char **)f);
+        *(char **)f = xstrdup(v->valuestring);
+        return NMT_OK;
+    case K_ENUM: {
+        int idx = cJSON_IsString(v) ? enum_index(k->choices, v->valuestring) : -1;
+        if (idx < 0) return err_set(NMT_ERR_INPUT, "%s: %s: expected one of \"%s\"", what, k->path, k->choices);
+        *(int *)f = idx;
+        return NMT_OK;
+    }
+    }
+    return NMT_OK;
+}
+
+// Walks a JSON object; `prefix` is the dotted path of `obj`.
+static int walk(Config *c, const cJSON *obj, const char *prefix, const char *what) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", it->string ? it->string : "");
+        if (cJSON_IsObject(it)) {
+            // Only sections exist at the top level.
+            int is_section = 0;
+            size_t plen = strlen(path);
+            for (size_t i = 0; i < NKEYS; i++)
+                if (strncmp(KEYS[i].path, path, plen) == 0 && KEYS[i].path[plen] == '.') is_section = 1;
+            if (!is_section) return err_set(NMT_ERR_INPUT, "%s: unknown key '%s'", what, path);
+            int rc = walk(c, it, path, what);
+            if (rc) return rc;
+            continue;
+        }
+        const Key *k = find_key(path);
+        if (!k) return err_set(NMT_ERR_INPUT, "%s: unknown key '%s'", what, path);
+        int rc = set_value(c, k, it, what);
+        if (rc) return rc;
+    }
+    return NMT_OK;
+}
+
+// Applies "a.b=value" to the JSON tree: value is parsed as JSON when it is
+// valid JSON (numbers, true/false, "quoted"), else taken as a plain string.
+static int apply_set(cJSON *root, const char *set) {
+    const char *eq = strchr(set, '=');
+    if (!eq || eq == set) return err_set(NMT_ERR_INPUT, "--set %s: expected key.path=value", set);
+    char path[256];
+    size_t plen = (size_t)(eq - set);
+    if (plen >= sizeof path) return err_set(NMT_ERR_INPUT, "--set %s: key too long", set);
+    memcpy(path, set, plen);
+    path[plen] = 0;
+    if (!find_key(path)) return err_set(NMT_ERR_INPUT, "--set: unknown key '%s'", path);
+    cJSON *val = cJSON_Parse(eq + 1);
+    if (!val || cJSON_IsObject(val) || cJSON_IsArray(val)) {
+        cJSON_Delete(val);
+        val = cJSON_CreateString(eq + 1);
+    }
+    cJSON *node = root;
+    char *save = NULL, *tok = strtok_r(path, ".", &save);
+    while (tok) {
+        char *next = strtok_r(NULL, ".", &save);
+        if (!next) {
+            cJSON_DeleteItemFromObjectCaseSensitive(node, tok);
+            cJSON_AddItemToObject(node, tok, val);
+            break;
+        }
+        cJSON *child = cJSON_GetObjectItemCaseSensitive(node, tok);
+        if (!child || !cJSON_IsObject(child)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(node, tok);
+            child = cJSON_AddObjectToObject(node, tok);
+        }
+        node = child;
+        tok = next;
+    }
+    return NMT_OK;
+}
+
+static int check_consistency(const Config *c, const char *what) {
+    if (c->d_model % c->heads != 0)
+        return err_set(NMT_ERR_INPUT, "%s: model.d_model (%d) must be divisible by model.heads (%d)", what, c->d_model, c->heads);
+    if (c->d_model % 2 != 0)
+        return err_set(NMT_ERR_INPUT, "%s: model.d_model (%d) must be even (sinusoidal positions)", what, c->d_model);
+    if (!c->train_src[0]) return err_set(NMT_ERR_INPUT, "%s: data.train_src is required", what);
+    if (!c->train_tgt[0]) return err_set(NMT_ERR_INPUT, "%s: data.train_tgt is required", what);
+    if (!c->valid_src[0] != !c->valid_tgt[0])
+        return err_set(NMT_ERR_INPUT, "%s: data.valid_src and data.valid_tgt must be given together", what);
+    if (!c->checkpoint_dir[0]) return err_set(NMT_ERR_INPUT, "%s: train.checkpoint_dir must not be empty", what);
+    if (c->tokenizer == TOK_BPE && c->vocab_size < 300)
+        return err_set(NMT_ERR_INPUT, "%s: data.vocab_size (%d) must be at least 300 with data.tokenizer \"bpe\"", what, c->vocab_size);
+    if (c->shared_vocab && !c->tie_output)
+        return err_set(NMT_ERR_INPUT, "%s: model.shared_vocab requires model.tie_output", what);
+    if (c->batch_tokens < c->max_src_len + 1 || c->batch_tokens < c->max_tgt_len + 1)
+        return err_set(NMT_ERR_INPUT, "%s: train.batch_tokens (%d) must exceed data.max_src_len and data.max_tgt_len", what, c->batch_tokens);
+    return NMT_OK;
+}
+
+int config_parse(Config *c, const char *json_text, const char *what, const char *const *sets, int nset) {
+    config_defaults(c);
+    cJSON *root = cJSON_Parse(json_text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = json_text; at && p < at; p++) line += *p == '\n';
+        config_free(c);
+        return err_set(NMT_ERR_INPUT, "%s:%d: malformed JSON", what, line);
+    }
+    int rc = NMT_OK;
+    if (!cJSON_IsObject(root)) rc = err_set(NMT_ERR_INPUT, "%s: top level must be a JSON object", what);
+    for (int i = 0; !rc && i < nset; i++) rc = apply_set(root, sets[i]);
+    if (!rc) rc = walk(c, root, "", what);
+    if (!rc) rc = check_consistency(c, what);
+    cJSON_Delete(root);
+    if (rc) config_free(c);
+    return rc;
+}
+
+int config_load(Config *c, const char *path, const char *const *sets, int nset) {
+    char *text = read_file_text(path, NULL);
+    if (!text) {
+        memset(c, 0, sizeof *c);
+        return NMT_ERR_INPUT;
+    }
+    int rc = config_parse(c, text, path, sets, nset);
+    free(text);
+    return rc;
+}
+
+static cJSON *value_json(const Config *c, const Key *k) {
+    const char *f = (const char *)c + k->offset;
+    char buf[64];
+    switch (k->type) {
+    case K_INT: return cJSON_CreateNumber(*(const int *)f);
+    case K_NUM: return cJSON_CreateNumber(*(const double *)f);
+    case K_BOOL: return cJSON_CreateBool(*(const int *)f);
+    case K_STR: return cJSON_CreateString(*(char *const *)f);
+    case K_ENUM: enum_name(k->choices, *(const int *)f, buf, sizeof buf); return cJSON_CreateString(buf);
+    }
+    return cJSON_CreateNull();
+}
+
+char *config_to_json(const Config *c) {
+    cJSON *root = cJSON_CreateObject();
+    for (size_t i = 0; i < NKEYS; i++) {
+        const Key *k = &KEYS[i];
+        const char *dot = strchr(k->path, '.');
+        char section[64];
+        size_t slen = (size_t)(dot - k->path);
+        memcpy(section, k->path, slen);
+        section[slen] = 0;
+        cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
+        if (!sec) sec = cJSON_AddObjectToObject(root, section);
+        cJSON_AddItemToObject(sec, dot + 1, value_json(c, k));
+    }
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    char *out = xstrdup(s);
+    cJSON_free(s);
+    return out;
+}
+
+static int key_equal(const Config *a, const Config *b, const Key *k) {
+    const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    switch (k->type) {
+    case K_INT: case K_BOOL: case K_ENUM: return *(const int *)fa == *(const int *)fb;
+    case K_NUM: return *(const double *)fa == *(const double *)fb;
+    case K_STR: return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+    }
+    return 1;
+}
+
+int config_diff(const Config *a, const Config *b, int model_only, char *buf, size_t n) {
+    int count = 0;
+    size_t used = 0;
+    if (n) buf[0] = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const Key *k = &KEYS[i];
+        if (model_only && !k->model) continue;
+        if (key_equal(a, b, k)) continue;
+        if (used < n) used += (size_t)snprintf(buf + used, n - used, "%s%s", count ? ", " : "", k->path);
+        count++;
+    }
+    return count;
+}
+
+void config_print_keys(void) {
+    printf("| key | type | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const Key *k = &KEYS[i];
+        char def[128], ty[64];
+        switch (k->type) {
+        case K_INT: snprintf(ty, sizeof ty, "int"); snprintf(def, sizeof def, "%.0f", k->def); break;
+        case K_NUM: snprintf(ty, sizeof ty, "number"); snprintf(def, sizeof def, "%g", k->def); break;
+        case K_BOOL: snprintf(ty, sizeof ty, "bool"); snprintf(def, sizeof def, "%s", k->def ? "true" : "false"); break;
+        case K_STR: snprintf(ty, sizeof ty, "string"); snprintf(def, sizeof def, "\"%s\"", k->def_str); break;
+        case K_ENUM: snprintf(ty, sizeof ty, "enum"); enum_name(k->choices, (int)k->def, def, sizeof def); break;
+        }
+        printf("| `%s` | %s | %s | %s |\n", k->path, ty, def, k->help);
+    }
+}

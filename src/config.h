@@ -1,0 +1,62 @@
+// config.h — the run's configuration: JSON file + --set overrides -> Config.
+// Every key, its type, default and range live in one table in config.c; the
+// README's key table is written from the same list (`nmt config-keys`).
+#ifndef NMT_CONFIG_H
+#define NMT_CONFIG_H
+
+#include <stddef.h>
+
+enum { NORM_POST = 0, NORM_PRE = 1 };
+enum { TOK_WORD = 0, TOK_BPE = 1 };
+enum { LR_NOAM = 0, LR_INVSQRT = 1 };
+
+typedef struct {
+    // model
+    int d_model, heads, d_ff, enc_layers, dec_layers;
+    int norm;              // NORM_POST | NORM_PRE
+    int tie_output;        // output projection = target embedding
+    int shared_vocab;      // one vocabulary, all three matrices tied
+    double dropout, attn_dropout, ffn_dropout;
+    // data
+    char *train_src, *train_tgt, *valid_src, *valid_tgt;
+    int tokenizer;         // TOK_WORD | TOK_BPE
+    int vocab_size;        // BPE: total size; word: upper bound (0 = all words)
+    int min_freq;          // word: drop rarer words to <unk>
+    char *bpe_model;       // BPE model path ("" = <checkpoint_dir>/bpe.model)
+    int max_src_len, max_tgt_len;
+    // train
+    int max_steps, seed, log_every, save_every, keep_last, eval_every;
+    char *checkpoint_dir;
+    int batch_tokens;
+    double label_smoothing;
+    int lr_schedule;       // LR_NOAM | LR_INVSQRT
+    double lr_scale, lr, warmup_steps;
+    double beta1, beta2, eps, weight_decay, clip_norm;
+} Config;
+
+// Fills `c` with the defaults.
+void config_defaults(Config *c);
+
+// Parses JSON text (named `what` in messages), applies `nset` overrides of the
+// form "a.b=value", validates everything. On error: NMT_ERR_INPUT with a
+// message naming `what` and the key. `sets` may be NULL.
+int config_parse(Config *c, const char *json_text, const char *what,
+                 const char *const *sets, int nset);
+
+// Reads and parses a config file.
+int config_load(Config *c, const char *path, const char *const *sets, int nset);
+
+// The resolved config as JSON text (every key). Caller frees.
+char *config_to_json(const Config *c);
+
+// Names of keys whose values differ between a and b, comma-separated into buf
+// (empty if none). `model_only` restricts to keys that fix the model's shape or
+// vocabulary. Returns the number of differing keys.
+int config_diff(const Config *a, const Config *b, int model_only, char *buf, size_t n);
+
+// Markdown table of every key (type, default, meaning) for the README.
+void config_print_keys(void);
+
+void config_free(Config *c);
+
+#endif

@@ -1,0 +1,412 @@
+// gemm.c — the one matrix product: packed panels, cache blocking, a
+// register-blocked SIMD micro-kernel, OpenMP over output tiles.
+//
+// Loop nest (the GotoBLAS/BLIS order):
+//   jc over N in NC columns     B block (kc x nc) packed once, shared by the threads
+//     pc over K in kc steps     a split of K that depends on K only
+//       ic over M in MC rows    A block (mc x kc) packed by the thread that owns it (L2)
+//         jr over NR, ir over MR: the micro-kernel keeps MR x NR sums in registers
+//
+// Determinism: every C element is produced by the same micro-kernel, summing
+// k in increasing order inside each K block and adding the blocks to C in
+// increasing order. Threads only decide who computes which tile, so the bits
+// do not depend on the thread count or on which thread gets which tile.
+#include "gemm.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#if !defined(NMT_DOUBLE) && defined(__AVX2__) && defined(__FMA__)
+#define GEMM_AVX2 1
+#include <immintrin.h>
+#endif
+
+// Register tile MR x NR and cache blocks. MC x KC of A stays in L2, a KC x NR
+// panel of B in L1; KC x NC of B is shared through L3.
+#ifdef GEMM_AVX2
+enum { MR = 6, NR = 16, KC = 256, MC = 144, NC = 4096 };
+#else
+enum { MR = 4, NR = 8, KC = 256, MC = 128, NC = 2048 };
+#endif
+
+// Products smaller than this many multiply-adds run on the calling thread:
+// a parallel region costs more than it saves.
+#define PAR_MIN_FMAS ((size_t)1 << 21)
+
+// ---------------------------------------------------------------------------
+// Packing buffers: one set per thread, grown when needed and never shrunk, so
+// a training step does not allocate. Every set is also linked from a global
+// list so that it stays reachable (LeakSanitizer) when its thread ends.
+
+typedef struct PackBuf {
+    void *a_raw, *b_raw;
+    real *a, *b;
+    size_t a_cap, b_cap;  // in elements
+    struct PackBuf *next;
+} PackBuf;
+
+static _Thread_local PackBuf *tls_buf;
+static PackBuf *all_bufs;
+
+static PackBuf *pack_buf(void) {
+    if (!tls_buf) {
+        PackBuf *p = xcalloc(1, sizeof *p);
+#pragma omp critical(gemm_bufs)
+        {
+            p->next = all_bufs;
+            all_bufs = p;
+        }
+        tls_buf = p;
+    }
+    return tls_buf;
+}
+
+// Returns a 64-byte aligned buffer of at least n elements.
+static real *grow(void **raw, real **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        free(*raw);
+        *raw = xmalloc(n * sizeof(real) + 64);
+        *buf = (real *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
+        *cap = n;
+    }
+    return *buf;
+}
+
+// ---------------------------------------------------------------------------
+// Packing. A micro-panel holds MR rows of op(A) for kc values of k, stored
+// k-major: ap[k*MR + r]. A B micro-panel holds NR columns: bp[k*NR + c].
+// Rows/columns past the matrix edge are zero, so the kernel always runs full.
+
+#ifdef GEMM_AVX2
+// Transposes the 8x8 block r[0..7] in place: afterwards r[k] holds element k
+// of every input row.
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
+// Packs one A micro-panel. The SIMD paths store 8 floats per k where only 6
+// belong to k; the 2 extra land on k+1, which is written next, so panels must
+// be packed in increasing order and the buffer needs 2 floats of slack.
+static void pack_a(real *restrict ap, const real *restrict A, size_t lda, int ta,
+                   size_t i0, size_t mr, size_t k0, size_t kc) {
+    size_t k = 0;
+    if (!ta) {  // op(A)(i,k) = A[i*lda + k]
+#ifdef GEMM_AVX2
+        if (mr == MR) {
+            const float *src = A + i0 * lda + k0;
+            for (; k + 8 <= kc; k += 8) {
+                __m256 r[8];
+                for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(src + i * lda + k);
+                r[6] = r[7] = _mm256_setzero_ps();
+                transpose8(r);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(ap + (k + i) * MR, r[i]);
+            }
+        }
+#endif
+        for (size_t r = 0; r < mr; r++) {
+            const real *src = A + (i0 + r) * lda + k0;
+            for (size_t kk = k; kk < kc; kk++) ap[kk * MR + r] = src[kk];
+        }
+    } else {    // op(A)(i,k) = A[k*lda + i]
+#ifdef GEMM_AVX2
+        if (mr == MR) {
+            // Masked load: the 2 lanes past row i0+5 may lie past the end of A.
+            const __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+            for (; k < kc; k++)
+                _mm256_storeu_ps(ap + k * MR,
+                                 _mm256_maskload_ps(A + (k0 + k) * lda + i0, m6));
+        }
+#endif
+        for (; k < kc; k++) {
+            const real *src = A + (k0 + k) * lda + i0;
+            for (size_t r = 0; r < mr; r++) ap[k * MR + r] = src[r];
+        }
+    }
+    if (mr < MR)
+        for (size_t kk = 0; kk < kc; kk++)
+            for (size_t r = mr; r < MR; r++) ap[kk * MR + r] = 0;
+}
+
+static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb,
+                   size_t j0, size_t nr, size_t k0, size_t kc) {
+    size_t k = 0;
+    if (!tb) {  // op(B)(k,j) = B[k*ldb + j]
+#ifdef GEMM_AVX2
+        if (nr == NR)
+            for (; k < kc; k++) {
+                const float *src = B + (k0 + k) * ldb + j0;
+                _mm256_store_ps(bp + k * NR, _mm256_loadu_ps(src));
+                _mm256_store_ps(bp + k * NR + 8, _mm256_loadu_ps(src + 8));
+            }
+#endif
+        for (; k < kc; k++) {
+            const real *src = B + (k0 + k) * ldb + j0;
+            for (size_t c = 0; c < nr; c++) bp[k * NR + c] = src[c];
+        }
+    } else {    // op(B)(k,j) = B[j*ldb + k]
+#ifdef GEMM_AVX2
+        if (nr == NR) {
+            const float *src = B + j0 * ldb + k0;
+            for (; k + 8 <= kc; k += 8)
+                for (int h = 0; h < NR; h += 8) {
+                    __m256 r[8];
+                    for (int i = 0; i < 8; i++)
+                        r[i] = _mm256_loadu_ps(src + (size_t)(h + i) * ldb + k);
+                    transpose8(r);
+                    for (int i = 0; i < 8; i++) _mm256_store_ps(bp + (k + i) * NR + h, r[i]);
+                }
+        }
+#endif
+        for (size_t c = 0; c < nr; c++) {
+            const real *src = B + (j0 + c) * ldb + k0;
+            for (size_t kk = k; kk < kc; kk++) bp[kk * NR + c] = src[kk];
+        }
+    }
+    if (nr < NR)
+        for (size_t kk = 0; kk < kc; kk++)
+            for (size_t c = nr; c < NR; c++) bp[kk * NR + c] = 0;
+}
+
+// ---------------------------------------------------------------------------
+// Micro-kernel: C(MR x NR) = alpha * ap·bp + beta * C, where beta == 0 means
+// C is not read. Each element: t = alpha * sum, then C = beta*C + t.
+
+#ifdef GEMM_AVX2
+static void kernel(size_t kc, const float *restrict a, const float *restrict b,
+                   float *restrict c, size_t ldc, float alpha, float beta) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 a0;
+        a0 = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(a0, b0, c00); c01 = _mm256_fmadd_ps(a0, b1, c01);
+        a0 = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(a0, b0, c10); c11 = _mm256_fmadd_ps(a0, b1, c11);
+        a0 = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(a0, b0, c20); c21 = _mm256_fmadd_ps(a0, b1, c21);
+        a0 = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(a0, b0, c30); c31 = _mm256_fmadd_ps(a0, b1, c31);
+        a0 = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
+        a0 = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(a0, b0, c50); c51 = _mm256_fmadd_ps(a0, b1, c51);
+        a += MR;
+        b += NR;
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+#define STORE_ROW(r, x0, x1)                                                          \
+    do {                                                                              \
+        float *cr = c + (r) * ldc;                                                    \
+        __m256 t0 = _mm256_mul_ps(va, x0), t1 = _mm256_mul_ps(va, x1);                \
+        if (beta != 0) {                                                              \
+            t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                        \
+            t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                    \
+        }                                                                             \
+        _mm256_storeu_ps(cr, t0);                                                     \
+        _mm256_storeu_ps(cr + 8, t1);                                                 \
+    } while (0)
+    __m256 vb = _mm256_set1_ps(beta);
+    STORE_ROW(0, c00, c01);
+    STORE_ROW(1, c10, c11);
+    STORE_ROW(2, c20, c21);
+    STORE_ROW(3, c30, c31);
+    STORE_ROW(4, c40, c41);
+    STORE_ROW(5, c50, c51);
+#undef STORE_ROW
+}
+#else
+// Portable path: plain loops the compiler may vectorise. Lanes are independent,
+// so vectorisation does not change the order of any sum.
+static void kernel(size_t kc, const real *restrict a, const real *restrict b,
+                   real *restrict c, size_t ldc, real alpha, real beta) {
+    real acc[MR][NR] = {{0}};
+    for (size_t k = 0; k < kc; k++) {
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
+        a += MR;
+        b += NR;
+    }
+    for (int r = 0; r < MR; r++) {
+        real *cr = c + (size_t)r * ldc;
+        for (int j = 0; j < NR; j++) {
+            real t = alpha * acc[r][j];
+            cr[j] = beta != 0 ? beta * cr[j] + t : t;
+        }
+    }
+}
+#endif
+
+// ---------------------------------------------------------------------------
+// The blocked product.
+
+typedef struct {
+    int ta, tb;
+    size_t M, N, K;
+    real alpha, beta;
+    const real *A, *B;
+    size_t lda, ldb, ldc;
+    real *C;
+    size_t nkb;   // number of K blocks
+    size_t njp;   // parts each NC block of columns is cut into (work items)
+    real *bpack;  // shared packed B block
+} Gemm;
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// One work item: rows [i0, i0+mc) x micro-panels [t0, t1) of the current B block.
+static void compute_item(const Gemm *g, const real *ap, size_t i0, size_t mc,
+                         size_t jc, size_t t0, size_t t1, size_t kc, real beta) {
+    size_t nmp = ceil_div(mc, MR);
+    for (size_t t = t0; t < t1; t++) {
+        const real *bp = g->bpack + t * NR * kc;
+        size_t j = jc + t * NR;
+        size_t nr = min_sz(NR, g->N - j);
+        for (size_t s = 0; s < nmp; s++) {
+            size_t i = i0 + s * MR;
+            size_t mr = min_sz(MR, g->M - i);
+            real *c = g->C + i * g->ldc + j;
+            if (mr == MR && nr == NR) {
+                kernel(kc, ap + s * MR * kc, bp, c, g->ldc, g->alpha, beta);
+            } else {
+                // Edge tile: the same kernel on a private copy, so the
+                // arithmetic of every element is the same as in a full tile.
+                real tmp[MR * NR] = {0};
+                if (beta != 0)
+                    for (size_t r = 0; r < mr; r++)
+                        memcpy(tmp + r * NR, c + r * g->ldc, nr * sizeof(real));
+                kernel(kc, ap + s * MR * kc, bp, tmp, NR, g->alpha, beta);
+                for (size_t r = 0; r < mr; r++)
+                    memcpy(c + r * g->ldc, tmp + r * NR, nr * sizeof(real));
+            }
+        }
+    }
+}
+
+static void run(const Gemm *g, int par) {
+    size_t nic = ceil_div(g->M, MC);
+    size_t kc_max = ceil_div(g->K, g->nkb);
+    PackBuf *buf = pack_buf();
+    real *apack = grow(&buf->a_raw, &buf->a, &buf->a_cap,
+                       ceil_div(min_sz(MC, g->M), MR) * MR * kc_max + 2 * NR);
+    for (size_t jc = 0; jc < g->N; jc += NC) {
+        size_t nc = min_sz(NC, g->N - jc);
+        size_t np = ceil_div(nc, NR);
+        size_t njp = min_sz(g->njp, np);
+        size_t nitems = nic * njp;
+        for (size_t p = 0; p < g->nkb; p++) {
+            size_t k0 = g->K * p / g->nkb;
+            size_t kc = g->K * (p + 1) / g->nkb - k0;
+            real beta = p == 0 ? g->beta : 1;  // later K blocks add to C
+            if (par) {
+#pragma omp for schedule(static)
+                for (size_t t = 0; t < np; t++)
+                    pack_b(g->bpack + t * NR * kc, g->B, g->ldb, g->tb, jc + t * NR,
+                           min_sz(NR, g->N - jc - t * NR), k0, kc);
+            } else {
+                for (size_t t = 0; t < np; t++)
+                    pack_b(g->bpack + t * NR * kc, g->B, g->ldb, g->tb, jc + t * NR,
+                           min_sz(NR, g->N - jc - t * NR), k0, kc);
+            }
+            size_t packed = SIZE_MAX;  // which row block apack holds
+#define ITEM(w)                                                                    \
+    do {                                                                           \
+        size_t ib = (w) / njp, jp = (w) % njp;                                     \
+        size_t i0 = ib * MC, mc = min_sz(MC, g->M - i0);                           \
+        if (packed != ib) {                                                        \
+            for (size_t s = 0; s * MR < mc; s++)                                   \
+                pack_a(apack + s * MR * kc, g->A, g->lda, g->ta, i0 + s * MR,      \
+                       min_sz(MR, mc - s * MR), k0, kc);                           \
+            packed = ib;                                                           \
+        }                                                                          \
+        compute_item(g, apack, i0, mc, jc, jp * np / njp, (jp + 1) * np / njp, kc, \
+                     beta);                                                        \
+    } while (0)
+            if (par) {
+#pragma omp for schedule(dynamic, 1)
+                for (size_t w = 0; w < nitems; w++) ITEM(w);
+            } else {
+                for (size_t w = 0; w < nitems; w++) ITEM(w);
+            }
+#undef ITEM
+        }
+    }
+}
+
+void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+          real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+          real beta, real *C, size_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // C = beta * C
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
+        return;
+    }
+    Gemm g = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
+              .alpha = alpha, .beta = beta, .A = A, .B = B,
+              .lda = lda, .ldb = ldb, .ldc = ldc, .C = C};
+    g.nkb = ceil_div(K, KC);
+    size_t kc_max = ceil_div(K, g.nkb);
+    size_t nc_max = min_sz(NC, N);
+    size_t np_max = ceil_div(nc_max, NR);
+
+    int nt = 1;
+    if (!omp_in_parallel() && M * N * K >= PAR_MIN_FMAS) nt = omp_get_max_threads();
+    // Enough work items for the threads to balance: cut the columns when
+    // there are few row blocks.
+    size_t nic = ceil_div(M, MC);
+    g.njp = 1;
+    while (nt > 1 && nic * g.njp < 4 * (size_t)nt && g.njp < np_max) g.njp++;
+
+    PackBuf *buf = pack_buf();
+    g.bpack = grow(&buf->b_raw, &buf->b, &buf->b_cap, np_max * NR * kc_max);
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        run(&g, 1);
+    } else {
+        run(&g, 0);
+    }
+}
+
+void gemm_reference(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                    real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+                    real beta, real *C, size_t ldc) {
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j++) {
+            real sum = 0;
+            for (size_t k = 0; k < K; k++) {
+                real a = trans_a ? A[k * lda + i] : A[i * lda + k];
+                real b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+                sum += a * b;
+            }
+            real t = alpha * sum;
+            C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] + t : t;
+        }
+    }
+}

@@ -1,0 +1,26 @@
+// gemm.h — the one matrix-product entry point of the program.
+//
+// Row-major, BLAS-like:  C = alpha * op(A) * op(B) + beta * C
+//   op(A) is (M,K): A is (M,K) with row stride lda, or (K,M) when trans_a.
+//   op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when trans_b.
+//   C is (M,N) with row stride ldc. beta == 0 means C is not read.
+//
+// Results are bit-identical whatever the number of OpenMP threads: each output
+// element is always summed over K in the same order. Called from inside an
+// OpenMP parallel region it runs on the calling thread only.
+#ifndef NMT_GEMM_H
+#define NMT_GEMM_H
+
+#include <stddef.h>
+#include "real.h"
+
+void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+          real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+          real beta, real *C, size_t ldc);
+
+// Straightforward triple loop with the same contract; the reference in tests.
+void gemm_reference(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                    real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+                    real beta, real *C, size_t ldc);
+
+#endif

@@ -1,0 +1,79 @@
+// model.h — the Transformer encoder-decoder: parameter table, activations,
+// forward and backward passes.
+#ifndef NMT_MODEL_H
+#define NMT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "real.h"
+
+// Fixed special ids shared by every vocabulary.
+enum { TOK_PAD = 0, TOK_UNK = 1, TOK_BOS = 2, TOK_EOS = 3 };
+
+typedef struct {
+    int d_model, heads, d_ff, enc_layers, dec_layers;
+    int pre_norm, tie_output, shared_vocab;
+    int src_vocab, tgt_vocab;
+    int max_len;                       // longest sequence (positions table)
+    real dropout, attn_dropout, ffn_dropout;
+} ModelShape;
+
+// One named tensor of the parameter buffer.
+typedef struct {
+    char name[48];
+    size_t offset, rows, cols;         // rows*cols reals at params + offset
+    int decay;                         // AdamW decay applies (not biases, LN gains)
+    real init_bound;                   // uniform(-b, b); 0 = zeros; <0 = ones
+} Tensor;
+
+typedef struct EncParams EncParams;
+typedef struct DecParams DecParams;
+
+typedef struct {
+    ModelShape s;
+    Tensor *tensors;                   // stb_ds array
+    size_t nparams;
+    real *params, *grads;              // one contiguous buffer each
+    size_t src_emb, tgt_emb, out_proj; // offsets (equal when tied)
+    size_t enc_lnf_w, enc_lnf_b, dec_lnf_w, dec_lnf_b;
+    EncParams *enc;
+    DecParams *dec;
+    real *pe;                          // (max_len, d_model)
+} Model;
+
+// A batch, padded: src (B,S), tgt_in/tgt_out (B,T); lengths count real tokens.
+typedef struct {
+    size_t B, S, T;
+    int *src, *src_len;
+    int *tgt_in, *tgt_out, *tgt_len;
+    size_t ntok;                       // non-pad target tokens
+} Batch;
+
+typedef struct Acts Acts;
+
+int model_create(Model *m, const ModelShape *s);   // allocates, does not initialise
+void model_init_params(Model *m, uint64_t seed);
+void model_free(Model *m);
+int model_find_tensor(const Model *m, const char *name);  // index or -1
+
+// Activation arena for batches of at most max_tokens tokens per side, sequences
+// of at most max_src / max_tgt tokens; with_grads=0 gives inference only.
+Acts *acts_create(const Model *m, size_t max_tokens, size_t max_src, size_t max_tgt, int with_grads);
+void acts_free(Acts *a);
+size_t acts_bytes(const Acts *a);
+
+// Training step pieces. Returns the sum of label-smoothed losses over non-pad
+// target tokens; *nll_sum gets the sum of -log p(gold). dropout_key = 0 or
+// train = 0 disables dropout.
+double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
+                     int train, uint64_t dropout_key, double *nll_sum);
+// Gradients of (loss_sum * grad_scale) accumulated into m->grads.
+void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
+                    int train, uint64_t dropout_key, real grad_scale);
+
+// Inference: logits for the last target position of every row (b->tgt_in with
+// b->T columns, each row's length in b->tgt_len). Result (B, tgt_vocab) points
+// into the arena.
+const real *model_next_logits(Model *m, Acts *a, const Batch *b);
+
+#endif

@@ -1,0 +1,344 @@
+// ops.c — forward/backward kernels. See ops.h for the conventions.
+// Parallel loops split work so that each output element is computed by one
+// thread in a fixed order: results are identical for any thread count.
+#include "ops.h"
+#include "gemm.h"
+#include "rng.h"
+
+#include <string.h>
+#include <tgmath.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// The part [*lo, *hi) of n items that the calling thread owns in a parallel region.
+static void thread_share(size_t n, size_t *lo, size_t *hi) {
+#ifdef _OPENMP
+    size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+#else
+    size_t nt = 1, id = 0;
+#endif
+    *lo = n * id / nt;
+    *hi = n * (id + 1) / nt;
+}
+
+// Below this many elements a loop is not worth a parallel region.
+#define PAR_MIN 32768
+
+void positions_table(real *pe, size_t maxT, size_t C) {
+    for (size_t t = 0; t < maxT; t++)
+        for (size_t i = 0; i < C; i += 2) {
+            double angle = (double)t / pow(10000.0, (double)i / (double)C);
+            pe[t * C + i] = (real)sin(angle);
+            if (i + 1 < C) pe[t * C + i + 1] = (real)cos(angle);
+        }
+}
+
+void embed_forward(real *out, const int *ids, const real *table, const real *pe,
+                   size_t B, size_t T, size_t C, size_t t0, real scale) {
+    #pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
+    for (size_t n = 0; n < B * T; n++) {
+        const real *row = table + (size_t)ids[n] * C;
+        const real *pos = pe + (t0 + n % T) * C;
+        real *o = out + n * C;
+        for (size_t c = 0; c < C; c++) o[c] = row[c] * scale + pos[c];
+    }
+}
+
+void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, size_t C, real scale) {
+    // Rows of dtable are shared between tokens: split by columns, so every
+    // element is summed in token order by one thread.
+    #pragma omp parallel if (N * C > PAR_MIN)
+    {
+        size_t c0, c1;
+        thread_share(C, &c0, &c1);
+        for (size_t n = 0; n < N; n++) {
+            real *d = dtable + (size_t)ids[n] * C;
+            const real *g = dout + n * C;
+            for (size_t c = c0; c < c1; c++) d[c] += scale * g[c];
+        }
+    }
+}
+
+void linear_forward(real *out, const real *inp, const real *w, const real *b,
+                    size_t N, size_t K, size_t M) {
+    if (b) {
+        #pragma omp parallel for schedule(static) if (N * M > PAR_MIN)
+        for (size_t n = 0; n < N; n++) memcpy(out + n * M, b, M * sizeof(real));
+    }
+    gemm(0, 0, N, M, K, 1, inp, K, w, M, b ? 1 : 0, out, M);
+}
+
+// db (M) += column sums of d (N,M); columns split across threads.
+static void column_sums(real *db, const real *d, size_t N, size_t M) {
+    #pragma omp parallel if (N * M > PAR_MIN)
+    {
+        size_t c0, c1;
+        thread_share(M, &c0, &c1);
+        for (size_t n = 0; n < N; n++) {
+            const real *row = d + n * M;
+            for (size_t c = c0; c < c1; c++) db[c] += row[c];
+        }
+    }
+}
+
+void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
+                     const real *w, size_t N, size_t K, size_t M) {
+    if (dinp) gemm(0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K);
+    gemm(1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M);
+    if (db) column_sums(db, dout, N, M);
+}
+
+#define LN_EPS 1e-5
+
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
+                       const real *w, const real *b, size_t N, size_t C) {
+    #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t n = 0; n < N; n++) {
+        const real *x = inp + n * C;
+        real m = 0;
+        for (size_t c = 0; c < C; c++) m += x[c];
+        m /= (real)C;
+        real var = 0;
+        for (size_t c = 0; c < C; c++) var += (x[c] - m) * (x[c] - m);
+        var /= (real)C;
+        real rs = 1 / sqrt(var + (real)LN_EPS);
+        real *o = out + n * C;
+        for (size_t c = 0; c < C; c++) o[c] = (x[c] - m) * rs * w[c] + b[c];
+        mean[n] = m;
+        rstd[n] = rs;
+    }
+}
+
+void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
+                        const real *w, const real *mean, const real *rstd, size_t N, size_t C) {
+    #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t n = 0; n < N; n++) {
+        const real *x = inp + n * C, *g = dout + n * C;
+        real m = mean[n], rs = rstd[n];
+        // dxhat = g * w;  dx = rs * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        real s1 = 0, s2 = 0;
+        for (size_t c = 0; c < C; c++) {
+            real xh = (x[c] - m) * rs, dxh = g[c] * w[c];
+            s1 += dxh;
+            s2 += dxh * xh;
+        }
+        s1 /= (real)C;
+        s2 /= (real)C;
+        real *d = dinp + n * C;
+        for (size_t c = 0; c < C; c++) {
+            real xh = (x[c] - m) * rs;
+            d[c] += rs * (g[c] * w[c] - s1 - xh * s2);
+        }
+    }
+    // Gains and biases: columns split across threads, rows summed in order.
+    #pragma omp parallel if (N * C > PAR_MIN)
+    {
+        size_t c0, c1;
+        thread_share(C, &c0, &c1);
+        for (size_t n = 0; n < N; n++) {
+            const real *x = inp + n * C, *g = dout + n * C;
+            real m = mean[n], rs = rstd[n];
+            for (size_t c = c0; c < c1; c++) {
+                dw[c] += g[c] * (x[c] - m) * rs;
+                db[c] += g[c];
+            }
+        }
+    }
+}
+
+void relu_forward(real *out, const real *inp, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+}
+
+void relu_backward(real *dinp, const real *dout, const real *out, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        if (out[i] > 0) dinp[i] += dout[i];
+}
+
+void dropout_forward(real *out, const real *inp, size_t n, real p, uint64_t key) {
+    if (p <= 0) {
+        if (out != inp) memcpy(out, inp, n * sizeof(real));
+        return;
+    }
+    real keep_scale = 1 / (1 - p);
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        out[i] = rng_uniform(key, i) >= (float)p ? inp[i] * keep_scale : 0;
+}
+
+void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t key) {
+    if (p <= 0) {
+        #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+        for (size_t i = 0; i < n; i++) dinp[i] += dout[i];
+        return;
+    }
+    real keep_scale = 1 / (1 - p);
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        if (rng_uniform(key, i) >= (float)p) dinp[i] += dout[i] * keep_scale;
+}
+
+void residual_forward(real *out, const real *a, const real *b, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void residual_backward(real *da, real *db, const real *dout, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
+
+// Number of keys query i may see in sequence b.
+static size_t visible_keys(const AttnShape *s, size_t b, size_t i) {
+    size_t n = (size_t)s->klen[b];
+    if (n > s->Tk) n = s->Tk;
+    if (s->causal && i + 1 < n) n = i + 1;
+    return n;
+}
+
+// Applies the dropout mask of head (b,h) to p (Tq,Tk) into out; mask index is
+// the element's position in probs, so forward and backward agree.
+static void attn_dropout(real *out, const real *p, const AttnShape *s, size_t bh) {
+    size_t n = s->Tq * s->Tk, base = bh * n;
+    real keep_scale = 1 / (1 - s->p_drop);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rng_uniform(s->drop_key, base + i) >= (float)s->p_drop ? p[i] * keep_scale : 0;
+}
+
+void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
+                       const real *v, const AttnShape *s) {
+    size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
+    real scale = 1 / sqrt((real)D);
+    #pragma omp parallel for schedule(static)
+    for (size_t bh = 0; bh < s->B * H; bh++) {
+        size_t b = bh / H, h = bh % H;
+        const real *qb = q + b * Tq * s->ldq + h * D;
+        const real *kb = k + b * Tk * s->ldk + h * D;
+        const real *vb = v + b * Tk * s->ldv + h * D;
+        real *p = probs + bh * Tq * Tk;
+        gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
+        for (size_t i = 0; i < Tq; i++) {
+            real *row = p + i * Tk;
+            size_t n = visible_keys(s, b, i);
+            real mx = row[0];
+            for (size_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+            real sum = 0;
+            for (size_t j = 0; j < n; j++) {
+                row[j] = exp(row[j] - mx);
+                sum += row[j];
+            }
+            real inv = 1 / sum;
+            for (size_t j = 0; j < n; j++) row[j] *= inv;
+            for (size_t j = n; j < Tk; j++) row[j] = 0;
+        }
+        const real *pd = p;
+        if (s->p_drop > 0) {
+            real *sc = scratch + bh * Tq * Tk;
+            attn_dropout(sc, p, s, bh);
+            pd = sc;
+        }
+        gemm(0, 0, Tq, D, Tk, 1, pd, Tk, vb, s->ldv, 0, out + b * Tq * C + h * D, C);
+    }
+}
+
+void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real *dout,
+                        const real *probs, const real *q, const real *k, const real *v,
+                        const AttnShape *s) {
+    size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
+    real scale = 1 / sqrt((real)D);
+    #pragma omp parallel for schedule(static)
+    for (size_t bh = 0; bh < s->B * H; bh++) {
+        size_t b = bh / H, h = bh % H;
+        const real *qb = q + b * Tq * s->ldq + h * D;
+        const real *kb = k + b * Tk * s->ldk + h * D;
+        const real *vb = v + b * Tk * s->ldv + h * D;
+        real *dqb = dq + b * Tq * s->ldq + h * D;
+        real *dkb = dk + b * Tk * s->ldk + h * D;
+        real *dvb = dv + b * Tk * s->ldv + h * D;
+        const real *dob = dout + b * Tq * C + h * D;
+        const real *p = probs + bh * Tq * Tk;
+        real *sc = scratch + bh * Tq * Tk;
+        // dV += P'^T dO, with P' the (dropped-out) weights used in forward.
+        const real *pd = p;
+        if (s->p_drop > 0) {
+            attn_dropout(sc, p, s, bh);
+            pd = sc;
+        }
+        gemm(1, 0, Tk, D, Tq, 1, pd, Tk, dob, C, 1, dvb, s->ldv);
+        // dP' = dO V^T, then through the dropout mask: dP = dP' * mask / (1-p).
+        gemm(0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
+        if (s->p_drop > 0) {
+            real keep_scale = 1 / (1 - s->p_drop);
+            size_t base = bh * Tq * Tk;
+            for (size_t i = 0; i < Tq * Tk; i++)
+                sc[i] = rng_uniform(s->drop_key, base + i) >= (float)s->p_drop ? sc[i] * keep_scale : 0;
+        }
+        // Softmax backward: dS = P * (dP - sum_j P dP), times the score scale.
+        for (size_t i = 0; i < Tq; i++) {
+            const real *pr = p + i * Tk;
+            real *dr = sc + i * Tk;
+            real dot = 0;
+            for (size_t j = 0; j < Tk; j++) dot += pr[j] * dr[j];
+            for (size_t j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
+        }
+        gemm(0, 0, Tq, D, Tk, 1, sc, Tk, kb, s->ldk, 1, dqb, s->ldq);
+        gemm(1, 0, Tk, D, Tq, 1, sc, Tk, qb, s->ldq, 1, dkb, s->ldk);
+    }
+}
+
+// log-sum-exp of a row, with the true maximum subtracted.
+static double row_lse(const real *x, size_t V) {
+    real mx = x[0];
+    for (size_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+    double sum = 0;
+    for (size_t j = 0; j < V; j++) sum += exp((double)(x[j] - mx));
+    return (double)mx + log(sum);
+}
+
+void xent_forward(real *loss, real *nll, const real *logits, const int *targets,
+                  size_t N, size_t V, int pad, real eps) {
+    double off = V > 2 ? (double)eps / (double)(V - 2) : 0;
+    #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    for (size_t n = 0; n < N; n++) {
+        const real *x = logits + n * V;
+        int t = targets[n];
+        if (t == pad) {
+            if (loss) loss[n] = 0;
+            if (nll) nll[n] = 0;
+            continue;
+        }
+        double lse = row_lse(x, V);
+        double sum = 0;
+        for (size_t j = 0; j < V; j++) sum += (double)x[j];
+        double lp_gold = (double)x[t] - lse;
+        double sum_other = sum - (double)x[t] - (double)x[pad] - (double)(V - 2) * lse;
+        if (loss) loss[n] = (real)(-(1 - (double)eps) * lp_gold - off * sum_other);
+        if (nll) nll[n] = (real)(-lp_gold);
+    }
+}
+
+void xent_backward(real *dlogits, const real *logits, const int *targets,
+                   size_t N, size_t V, int pad, real eps, real scale) {
+    real off = V > 2 ? eps / (real)(V - 2) : 0;
+    #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    for (size_t n = 0; n < N; n++) {
+        const real *x = logits + n * V;
+        real *d = dlogits + n * V;
+        int t = targets[n];
+        if (t == pad) {
+            memset(d, 0, V * sizeof(real));
+            continue;
+        }
+        real lse = (real)row_lse(x, V);
+        for (size_t j = 0; j < V; j++) d[j] = scale * (exp(x[j] - lse) - off);
+        d[t] -= scale * (1 - eps - off);
+        d[pad] += scale * off;  // pad gets no smoothing mass
+    }
+}

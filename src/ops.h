@@ -1,0 +1,80 @@
+// ops.h — forward/backward kernels on raw arrays.
+// Conventions: outputs first, then inputs, then weights, then dimensions.
+// Every backward ACCUMULATES (+=) into its gradients, except xent_backward,
+// which writes (its output may overwrite the logits in place).
+// Results never depend on the number of OpenMP threads.
+#ifndef NMT_OPS_H
+#define NMT_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "real.h"
+
+// Sinusoidal position table: pe (maxT, C), pe[t][2i] = sin(t/10000^(2i/C)), pe[t][2i+1] = cos(..).
+void positions_table(real *pe, size_t maxT, size_t C);
+
+// out (B,T,C) = table[ids] * scale + pe[t0 + t]. ids (B,T), table (V,C), pe (>=t0+T, C).
+// The positions carry no parameters: their backward is the identity.
+void embed_forward(real *out, const int *ids, const real *table, const real *pe,
+                   size_t B, size_t T, size_t C, size_t t0, real scale);
+// dtable (V,C) += scale * dout scattered by ids. dout (N,C), ids (N).
+void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, size_t C, real scale);
+
+// out (N,M) = inp (N,K) . w (K,M) + b (M); b may be NULL.
+void linear_forward(real *out, const real *inp, const real *w, const real *b,
+                    size_t N, size_t K, size_t M);
+// dinp (N,K) += dout.w^T; dw (K,M) += inp^T.dout; db (M) += column sums. dinp/db may be NULL.
+void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
+                     const real *w, size_t N, size_t K, size_t M);
+
+// out (N,C) = (inp - mean) * rstd * w + b; mean, rstd (N) saved for backward.
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
+                       const real *w, const real *b, size_t N, size_t C);
+void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
+                        const real *w, const real *mean, const real *rstd, size_t N, size_t C);
+
+// out = max(inp, 0), n elements (out may equal inp).
+void relu_forward(real *out, const real *inp, size_t n);
+// dinp += dout where out > 0.
+void relu_backward(real *dinp, const real *dout, const real *out, size_t n);
+
+// Inverted dropout: out = inp * keep / (1-p); keep = uniform(key, i) >= p.
+// The mask is a pure function of (key, i): backward regenerates it.
+void dropout_forward(real *out, const real *inp, size_t n, real p, uint64_t key);
+void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t key);
+
+// out = a + b;  backward: da += dout, db += dout.
+void residual_forward(real *out, const real *a, const real *b, size_t n);
+void residual_backward(real *da, real *db, const real *dout, size_t n);
+
+// Multi-head scaled dot-product attention over B sequences, H heads of width D.
+// q (B,Tq,·) row stride ldq, head h at columns h*D; k (B,Tk,·) stride ldk; v stride ldv.
+// out (B,Tq,H*D). probs (B,H,Tq,Tk): softmax weights before dropout (saved).
+// klen (B): keys j >= klen[b] are padding; causal: key j only for query i >= j.
+// Masked weights are exactly 0. scratch: B*H*Tq*Tk reals (used when p_drop > 0).
+typedef struct {
+    size_t B, Tq, Tk, H, D, ldq, ldk, ldv;
+    const int *klen;
+    int causal;
+    real p_drop;
+    uint64_t drop_key;
+} AttnShape;
+void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
+                       const real *v, const AttnShape *s);
+// dq/dk/dv use the strides of q/k/v. scratch: B*H*Tq*Tk reals.
+void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real *dout,
+                        const real *probs, const real *q, const real *k, const real *v,
+                        const AttnShape *s);
+
+// Label-smoothed cross entropy. logits (N,V), targets (N); rows whose target is
+// `pad` contribute nothing. The smoothed target puts 1-eps on the gold token and
+// eps/(V-2) on every other token except pad. loss (N): smoothed loss per row;
+// nll (N): -log p(gold) per row (0 for pad rows). Either may be NULL.
+void xent_forward(real *loss, real *nll, const real *logits, const int *targets,
+                  size_t N, size_t V, int pad, real eps);
+// dlogits (N,V) = scale * (softmax(logits) - q), 0 on pad rows. WRITES (not +=);
+// dlogits may equal logits.
+void xent_backward(real *dlogits, const real *logits, const int *targets,
+                   size_t N, size_t V, int pad, real eps, real scale);
+
+#endif

@@ -1,0 +1,22 @@
+// rng.c — counter-based generator: splitmix64 finaliser over a keyed counter.
+#include "rng.h"
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b) {
+    uint64_t k = mix64(seed + 0x9e3779b97f4a7c15ULL);
+    k = mix64(k ^ (a * 0xd1b54a32d192ed03ULL + 0x632be59bd9b4e019ULL));
+    return mix64(k ^ (b * 0x8cb92ba72f3d8dd7ULL + 0x2545f4914f6cdd1dULL));
+}
+
+uint64_t rng_u64(uint64_t key, uint64_t index) {
+    return mix64(key ^ mix64(index + 0x9e3779b97f4a7c15ULL));
+}
+
+float rng_uniform(uint64_t key, uint64_t index) {
+    return (float)(rng_u64(key, index) >> 40) * (1.0f / 16777216.0f);
+}

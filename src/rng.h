@@ -1,0 +1,16 @@
+// rng.h — counter-based random numbers.
+// Every random draw is a pure function of (seed, stream, index): the same
+// numbers whatever the thread count or the order of evaluation, and nothing
+// to save for an exact resume.
+#ifndef NMT_RNG_H
+#define NMT_RNG_H
+
+#include <stdint.h>
+
+// A 64-bit hash of (key, index). key = rng_key(seed, a, b) names a stream.
+uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b);
+uint64_t rng_u64(uint64_t key, uint64_t index);
+// Uniform in [0, 1) with 24 random bits (exactly representable as float).
+float rng_uniform(uint64_t key, uint64_t index);
+
+#endif

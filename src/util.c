@@ -1,0 +1,164 @@
+// util.c — error reporting, checked allocation, timing, small file helpers.
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+// The one piece of mutable global state: the first error recorded.
+static char err_buf[1024];
+static int err_status;
+
+int err_set(int code, const char *fmt, ...) {
+    if (err_status == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+        va_end(ap);
+        err_status = code;
+    }
+    return code;
+}
+
+const char *err_msg(void) { return err_status ? err_buf : ""; }
+int err_code(void) { return err_status; }
+void err_clear(void) { err_status = 0; err_buf[0] = 0; }
+
+static void out_of_memory(size_t n) {
+    fprintf(stderr, "nmt: out of memory allocating %zu bytes\n", n);
+    exit(NMT_ERR_RUNTIME);
+}
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) out_of_memory(n);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) out_of_memory(count * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) out_of_memory(n);
+    return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *read_file_text(const char *path, size_t *len_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_set(NMT_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (len + 1 >= cap) buf = xrealloc(buf, cap *= 2);
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        err_set(NMT_ERR_INPUT, "%s: read error", path);
+        return NULL;
+    }
+    buf[len] = 0;
+    if (len_out) *len_out = len;
+    return buf;
+}
+
+static int fsync_parent_dir(const char *path) {
+    char *copy = xstrdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    free(copy);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len) {
+    size_t n = strlen(path) + 5;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return NMT_ERR_RUNTIME;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            err_set(NMT_ERR_RUNTIME, "%s: write failed: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return NMT_ERR_RUNTIME;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        err_set(NMT_ERR_RUNTIME, "%s: fsync/close failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return NMT_ERR_RUNTIME;
+    }
+    if (rename(tmp, path) != 0) {
+        err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return NMT_ERR_RUNTIME;
+    }
+    free(tmp);
+    fsync_parent_dir(path);
+    return NMT_OK;
+}
+
+int make_dirs(const char *path) {
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
+    free(p);
+    return NMT_OK;
+fail:
+    err_set(NMT_ERR_INPUT, "%s: cannot create directory: %s", path, strerror(errno));
+    free(p);
+    return NMT_ERR_INPUT;
+}
