@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,28 +76,30 @@ static void pause_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
+// With several threads, an idle pool keeps spinning for a while after a call
+// (libgomp a few milliseconds, OpenBLAS about 2^28 cycles), which would steal
+// a core from the other library: pause after each run until it sleeps.
+static void let_pool_sleep(int openblas) {
+    if (omp_get_max_threads() > 1) pause_ms(openblas ? 150 : 20);
+}
+
 // Median GFLOP/s of gemm() (and of cblas_sgemm when given) over `reps` timed
 // runs after a warm-up. The two alternate run by run, so that the load of a
-// shared machine hits both alike; after each OpenBLAS run a short pause lets
-// its idle threads stop spinning before OpenMP wants the cores.
+// shared machine hits both alike.
 static void measure(Case *c, SgemmFn sgemm, int reps, int inner, double *ours,
                     double *theirs) {
     double t_ours[MAX_REPS], t_theirs[MAX_REPS];
     double flop = 2.0 * (double)c->M * (double)c->N * (double)c->K;
-    c->sgemm = NULL;
-    run_case(c);
-    if (sgemm) {
-        c->sgemm = sgemm;
-        run_case(c);
-        if (omp_get_max_threads() > 1) pause_ms(100);
-    }
-    for (int r = 0; r < reps; r++) {
+    for (int r = -1; r < reps; r++) {  // r == -1: warm-up
         c->sgemm = NULL;
-        t_ours[r] = time_once(c, inner);
+        double t = time_once(c, inner);
+        if (r >= 0) t_ours[r] = t;
+        let_pool_sleep(0);
         if (sgemm) {
             c->sgemm = sgemm;
-            t_theirs[r] = time_once(c, inner);
-            if (omp_get_max_threads() > 1) pause_ms(100);
+            t = time_once(c, inner);
+            if (r >= 0) t_theirs[r] = t;
+            let_pool_sleep(1);
         }
     }
     c->sgemm = NULL;
@@ -126,6 +129,10 @@ static int parse_shape(const char *s, Shape *sh) {
         }
     }
     if (*p) return -1;
+    // Each matrix at most 2^28 floats (1 GiB), which also keeps OpenBLAS's int
+    // arguments in range.
+    const size_t cap = (size_t)1 << 28;
+    if (v[0] * v[2] > cap || v[2] * v[1] > cap || v[0] * v[1] > cap) return -1;
     *sh = (Shape){v[0], v[1], v[2], 0};
     return 0;
 }
@@ -148,7 +155,8 @@ int cmd_bench_gemm(int argc, char **argv) {
                                MAX_SHAPES);
             if (parse_shape(argv[++i], &shapes[nshapes]) != 0)
                 return err_set(NMT_ERR_INPUT,
-                               "bench gemm: --shape wants MxNxK (each 1..1048576), got '%s'",
+                               "bench gemm: --shape wants MxNxK (each 1..1048576, each "
+                               "matrix at most 2^28 elements), got '%s'",
                                argv[i]);
             nshapes++;
         } else {
@@ -177,6 +185,8 @@ int cmd_bench_gemm(int argc, char **argv) {
     printf("%-20s %-6s %10s %14s %7s\n", "M x N x K", "layout", "nmt GF/s", "OpenBLAS GF/s",
            "ratio");
 
+    double log_ratio_sum = 0;
+    int nratio = 0;
     for (size_t s = 0; s < nshapes; s++) {
         const Shape *sh = &shapes[s];
         for (int l = 0; l < 3; l++) {
@@ -196,15 +206,19 @@ int cmd_bench_gemm(int argc, char **argv) {
                 c.B[i] = (float)((i * 104729) % 1999) / 1000.0f - 1.0f;
             memset(c.C, 0, c.M * c.ldc * sizeof(float));
 
-            // Tiny products: repeat so one timed run lasts about a millisecond.
+            // Tiny products: repeat so that one timed run lasts about a millisecond.
             double fmas = (double)c.M * (double)c.N * (double)c.K;
-            int inner = fmas >= 1e7 ? 1 : (int)(1e7 / fmas);
+            int inner = fmas >= 4e7 ? 1 : (int)(4e7 / fmas);
             double ours, theirs;
             measure(&c, sgemm, reps, inner, &ours, &theirs);
             char shape_txt[64];
-            snprintf(shape_txt, sizeof shape_txt, "%zux%zux%zu%s", c.M, c.N, c.K,
-                     sh->ld ? " ld768" : "");
+            int len = snprintf(shape_txt, sizeof shape_txt, "%zux%zux%zu", c.M, c.N, c.K);
+            if (sh->ld) snprintf(shape_txt + len, sizeof shape_txt - (size_t)len, " ld%zu", sh->ld);
             if (sgemm) {
+                if (fmas >= 1e8) {  // the big shapes
+                    log_ratio_sum += log(ours / theirs);
+                    nratio++;
+                }
                 printf("%-20s %-6s %10.1f %14.1f %7.2f\n", shape_txt, layout_names[l], ours,
                        theirs, ours / theirs);
             } else {
@@ -217,6 +231,9 @@ int cmd_bench_gemm(int argc, char **argv) {
             free(c.C);
         }
     }
-    if (lib) dlclose(lib);
+    if (nratio)
+        printf("geometric mean of nmt/OpenBLAS over the %d big cases: %.2f\n", nratio,
+               exp(log_ratio_sum / nratio));
+    // OpenBLAS stays loaded: unloading a library with live pool threads is unsafe.
     return 0;
 }

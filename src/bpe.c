@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+// stb_ds's hm* macros use GNU `typeof`, which -std=c11 spells __typeof__.
+#ifndef typeof
+#define typeof __typeof__
+#endif
 #include <stb/stb_ds.h>
 
 // U+2581 stands for "a space before this word"; a literal U+2581 in the text
@@ -645,10 +649,10 @@ char *bpe_decode(const Bpe *b, const int *ids, size_t n) {
         }
         const char *t = b->tok[id];
         // The dummy space encode put before the line.
-        if (first && memcmp(t, MARKER, MARKER_LEN) == 0) t += MARKER_LEN;
+        if (first && strncmp(t, MARKER, MARKER_LEN) == 0) t += MARKER_LEN;
         first = 0;
         while (*t) {
-            if (memcmp(t, MARKER, MARKER_LEN) == 0) { arrpush(out, ' '); t += MARKER_LEN; }
+            if (strncmp(t, MARKER, MARKER_LEN) == 0) { arrpush(out, ' '); t += MARKER_LEN; }
             else arrpush(out, *t++);
         }
     }

@@ -23,8 +23,11 @@ enum { HEADER_SIZE = 32, ENTRY_SIZE = 56, NAME_FIELD = 32, CRC_FIELD_AT = 20 };
 
 // ---------------------------------------------------------------- CRC-32
 
-// Slicing-by-8: eight 256-entry tables, filled once, read-only afterwards.
-static uint32_t crc_tab[8][256];
+// Slicing-by-16: sixteen 256-entry tables (16 KiB, fits L1), filled once,
+// read-only afterwards. On the (noisy, shared) dev machine, 256 MB buffer,
+// 18 interleaved runs each: median 1.9 GB/s, against 1.3 GB/s for slicing-by-8.
+enum { SLICES = 16 };
+static uint32_t crc_tab[SLICES][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void) {
@@ -33,7 +36,8 @@ static void crc_init(void) {
         for (int k = 0; k < 8; k++) c = (c >> 1) ^ ((c & 1u) ? 0xEDB88320u : 0u);
         crc_tab[0][i] = c;
     }
-    for (int t = 1; t < 8; t++)
+    // crc_tab[t][i]: the CRC contribution of byte i followed by t zero bytes.
+    for (int t = 1; t < SLICES; t++)
         for (int i = 0; i < 256; i++)
             crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xFFu];
 }
@@ -42,16 +46,19 @@ static uint32_t load_le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+// The four table lookups for one 32-bit word that is `t` words from the end
+// of a 16-byte block.
+#define CRC_WORD(w, t)                                                                      \
+    (crc_tab[4 * (t) + 3][(w) & 0xFF] ^ crc_tab[4 * (t) + 2][((w) >> 8) & 0xFF] ^          \
+     crc_tab[4 * (t) + 1][((w) >> 16) & 0xFF] ^ crc_tab[4 * (t)][(w) >> 24])
+
 uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
     pthread_once(&crc_once, crc_init);
     const unsigned char *p = data;
     crc = ~crc;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint32_t lo = crc ^ load_le32(p), hi = load_le32(p + 4);
-        crc = crc_tab[7][lo & 0xFF] ^ crc_tab[6][(lo >> 8) & 0xFF] ^
-              crc_tab[5][(lo >> 16) & 0xFF] ^ crc_tab[4][lo >> 24] ^
-              crc_tab[3][hi & 0xFF] ^ crc_tab[2][(hi >> 8) & 0xFF] ^
-              crc_tab[1][(hi >> 16) & 0xFF] ^ crc_tab[0][hi >> 24];
+    for (; n >= 16; n -= 16, p += 16) {
+        uint32_t a = crc ^ load_le32(p), b = load_le32(p + 4), c = load_le32(p + 8), d = load_le32(p + 12);
+        crc = CRC_WORD(a, 3) ^ CRC_WORD(b, 2) ^ CRC_WORD(c, 1) ^ CRC_WORD(d, 0);
     }
     for (; n > 0; n--, p++) crc = crc_tab[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
     return ~crc;

@@ -104,47 +104,49 @@ static inline void transpose8(__m256 r[8]) {
 }
 #endif
 
-// Packs one A micro-panel. The SIMD paths store 8 floats per k where only 6
-// belong to k; the 2 extra land on k+1, which is written next, so panels must
-// be packed in increasing order and the buffer needs 2 floats of slack.
-static void pack_a(real *restrict ap, const real *restrict A, size_t lda, int ta,
-                   size_t i0, size_t mr, size_t k0, size_t kc) {
-    size_t k = 0;
-    if (!ta) {  // op(A)(i,k) = A[i*lda + k]
+// Packs rows i0 .. i0+mc-1 of op(A), k0 .. k0+kc-1, into ceil(mc/MR)
+// micro-panels, panel s at ap + s*MR*kc.
+static void pack_a(real *restrict ap, const real *restrict A, size_t lda, int ta, size_t i0,
+                   size_t mc, size_t k0, size_t kc) {
+    if (!ta) {  // op(A)(i,k) = A[i*lda + k]: each panel reads MR rows of A
+        for (size_t s = 0; s * MR < mc; s++, ap += MR * kc) {
+            size_t i = i0 + s * MR, mr = mc - s * MR < MR ? mc - s * MR : MR;
+            size_t k = 0;
 #ifdef GEMM_AVX2
-        if (mr == MR) {
-            const float *src = A + i0 * lda + k0;
-            for (; k + 8 <= kc; k += 8) {
-                __m256 r[8];
-                for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(src + i * lda + k);
-                r[6] = r[7] = _mm256_setzero_ps();
-                transpose8(r);
-                for (int i = 0; i < 8; i++) _mm256_storeu_ps(ap + (k + i) * MR, r[i]);
+            // Transposes 8 k at a time and stores 8 floats per k, of which 6
+            // belong to k; the extra 2 land on k+1 (or on the next panel),
+            // which is written afterwards. The buffer has 2 floats of slack.
+            if (mr == MR) {
+                const float *src = A + i * lda + k0;
+                for (; k + 8 <= kc; k += 8) {
+                    __m256 r[8];
+                    for (int t = 0; t < MR; t++) r[t] = _mm256_loadu_ps(src + t * lda + k);
+                    r[6] = r[7] = _mm256_setzero_ps();
+                    transpose8(r);
+                    for (int t = 0; t < 8; t++) _mm256_storeu_ps(ap + (k + t) * MR, r[t]);
+                }
             }
-        }
 #endif
-        for (size_t r = 0; r < mr; r++) {
-            const real *src = A + (i0 + r) * lda + k0;
-            for (size_t kk = k; kk < kc; kk++) ap[kk * MR + r] = src[kk];
-        }
-    } else {    // op(A)(i,k) = A[k*lda + i]
-#ifdef GEMM_AVX2
-        if (mr == MR) {
-            // Masked load: the 2 lanes past row i0+5 may lie past the end of A.
-            const __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
             for (; k < kc; k++)
-                _mm256_storeu_ps(ap + k * MR,
-                                 _mm256_maskload_ps(A + (k0 + k) * lda + i0, m6));
+                for (size_t r = 0; r < MR; r++)
+                    ap[k * MR + r] = r < mr ? A[(i + r) * lda + k0 + k] : 0;
         }
-#endif
-        for (; k < kc; k++) {
+    } else {    // op(A)(i,k) = A[k*lda + i]: each row of A is read once, for all panels
+        for (size_t k = 0; k < kc; k++) {
             const real *src = A + (k0 + k) * lda + i0;
-            for (size_t r = 0; r < mr; r++) ap[k * MR + r] = src[r];
+            real *dst = ap + k * MR;
+            size_t i = 0;
+#ifdef GEMM_AVX2
+            for (; i + MR <= mc; i += MR, dst += MR * kc) {
+                _mm_storeu_ps(dst, _mm_loadu_ps(src + i));
+                _mm_storel_pi((__m64 *)(dst + 4),
+                              _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(src + i + 4)));
+            }
+#endif
+            for (; i < mc; i += MR, dst += MR * kc)
+                for (size_t r = 0; r < MR; r++) dst[r] = i + r < mc ? src[i + r] : 0;
         }
     }
-    if (mr < MR)
-        for (size_t kk = 0; kk < kc; kk++)
-            for (size_t r = mr; r < MR; r++) ap[kk * MR + r] = 0;
 }
 
 static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb,
@@ -159,10 +161,9 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
                 _mm256_store_ps(bp + k * NR + 8, _mm256_loadu_ps(src + 8));
             }
 #endif
-        for (; k < kc; k++) {
-            const real *src = B + (k0 + k) * ldb + j0;
-            for (size_t c = 0; c < nr; c++) bp[k * NR + c] = src[c];
-        }
+        for (; k < kc; k++)
+            for (size_t c = 0; c < NR; c++)
+                bp[k * NR + c] = c < nr ? B[(k0 + k) * ldb + j0 + c] : 0;
     } else {    // op(B)(k,j) = B[j*ldb + k]
 #ifdef GEMM_AVX2
         if (nr == NR) {
@@ -177,73 +178,92 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
                 }
         }
 #endif
-        for (size_t c = 0; c < nr; c++) {
-            const real *src = B + (j0 + c) * ldb + k0;
-            for (size_t kk = k; kk < kc; kk++) bp[kk * NR + c] = src[kk];
-        }
+        for (; k < kc; k++)
+            for (size_t c = 0; c < NR; c++)
+                bp[k * NR + c] = c < nr ? B[(j0 + c) * ldb + k0 + k] : 0;
     }
-    if (nr < NR)
-        for (size_t kk = 0; kk < kc; kk++)
-            for (size_t c = nr; c < NR; c++) bp[kk * NR + c] = 0;
 }
 
 // ---------------------------------------------------------------------------
-// Micro-kernel: C(MR x NR) = alpha * ap·bp + beta * C, where beta == 0 means
-// C is not read. Each element: t = alpha * sum, then C = beta*C + t.
+// Micro-kernel: C(mr x nr) = alpha * ap·bp + beta * C, where beta == 0 means C
+// is not read. Every element goes through the same operations whatever the
+// tile size: sum = fma(a_k, b_k, sum) for k in order, t = alpha*sum, then
+// C = fma(beta, C, t). So an edge tile rounds exactly like a full one.
 
 #ifdef GEMM_AVX2
-static void kernel(size_t kc, const float *restrict a, const float *restrict b,
-                   float *restrict c, size_t ldc, float alpha, float beta) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+// mr and masked are constants after inlining; masked: only the columns in
+// m0 (0..7) and m1 (8..15) of C are touched.
+// (Named accumulators rather than an array: GCC keeps an array in memory.)
+static inline __attribute__((always_inline)) void
+kernel_rows(int mr, int masked, size_t kc, const float *restrict a, const float *restrict b,
+            float *restrict c, size_t ldc, float alpha, float beta, __m256i m0, __m256i m1) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (size_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 a0;
-        a0 = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(a0, b0, c00); c01 = _mm256_fmadd_ps(a0, b1, c01);
-        a0 = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(a0, b0, c10); c11 = _mm256_fmadd_ps(a0, b1, c11);
-        a0 = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(a0, b0, c20); c21 = _mm256_fmadd_ps(a0, b1, c21);
-        a0 = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(a0, b0, c30); c31 = _mm256_fmadd_ps(a0, b1, c31);
-        a0 = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
-        a0 = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(a0, b0, c50); c51 = _mm256_fmadd_ps(a0, b1, c51);
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ar;
+#define FMA_ROW(r)                                          \
+    if (mr > r) {                                           \
+        ar = _mm256_broadcast_ss(a + r);                    \
+        c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0);         \
+        c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1);         \
+    }
+        FMA_ROW(0) FMA_ROW(1) FMA_ROW(2) FMA_ROW(3) FMA_ROW(4) FMA_ROW(5)
+#undef FMA_ROW
         a += MR;
         b += NR;
     }
-    __m256 va = _mm256_set1_ps(alpha);
-#define STORE_ROW(r, x0, x1)                                                          \
-    do {                                                                              \
-        float *cr = c + (r) * ldc;                                                    \
-        __m256 t0 = _mm256_mul_ps(va, x0), t1 = _mm256_mul_ps(va, x1);                \
-        if (beta != 0) {                                                              \
-            t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                        \
-            t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                    \
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#define STORE_ROW(r)                                                                  \
+    if (mr > r) {                                                                     \
+        float *cr = c + r * ldc;                                                      \
+        __m256 t0 = _mm256_mul_ps(va, c##r##0), t1 = _mm256_mul_ps(va, c##r##1);      \
+        if (masked) {                                                                 \
+            if (beta != 0) {                                                          \
+                t0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr, m0), t0);             \
+                t1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), t1);         \
+            }                                                                         \
+            _mm256_maskstore_ps(cr, m0, t0);                                          \
+            _mm256_maskstore_ps(cr + 8, m1, t1);                                      \
+        } else {                                                                      \
+            if (beta != 0) {                                                          \
+                t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                    \
+                t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                \
+            }                                                                         \
+            _mm256_storeu_ps(cr, t0);                                                 \
+            _mm256_storeu_ps(cr + 8, t1);                                             \
         }                                                                             \
-        _mm256_storeu_ps(cr, t0);                                                     \
-        _mm256_storeu_ps(cr + 8, t1);                                                 \
-    } while (0)
-    __m256 vb = _mm256_set1_ps(beta);
-    STORE_ROW(0, c00, c01);
-    STORE_ROW(1, c10, c11);
-    STORE_ROW(2, c20, c21);
-    STORE_ROW(3, c30, c31);
-    STORE_ROW(4, c40, c41);
-    STORE_ROW(5, c50, c51);
+    }
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
 #undef STORE_ROW
+}
+
+static void kernel_full(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                        float alpha, float beta) {
+    __m256i none = _mm256_setzero_si256();
+    kernel_rows(MR, 0, kc, a, b, c, ldc, alpha, beta, none, none);
+}
+
+static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                        float *c, size_t ldc, float alpha, float beta) {
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
+    switch (mr) {
+    case 1: kernel_rows(1, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    case 2: kernel_rows(2, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    case 3: kernel_rows(3, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    case 4: kernel_rows(4, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    case 5: kernel_rows(5, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    default: kernel_rows(6, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    }
 }
 #else
 // Portable path: plain loops the compiler may vectorise. Lanes are independent,
-// so vectorisation does not change the order of any sum.
-static void kernel(size_t kc, const real *restrict a, const real *restrict b,
-                   real *restrict c, size_t ldc, real alpha, real beta) {
+// so vectorisation does not change the order of any sum. (Without FMA the
+// multiply and the add round separately; still the same for every element.)
+static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
+                        const real *restrict b, real *restrict c, size_t ldc, real alpha,
+                        real beta) {
     real acc[MR][NR] = {{0}};
     for (size_t k = 0; k < kc; k++) {
         for (int r = 0; r < MR; r++)
@@ -251,13 +271,18 @@ static void kernel(size_t kc, const real *restrict a, const real *restrict b,
         a += MR;
         b += NR;
     }
-    for (int r = 0; r < MR; r++) {
-        real *cr = c + (size_t)r * ldc;
-        for (int j = 0; j < NR; j++) {
+    for (size_t r = 0; r < mr; r++) {
+        real *cr = c + r * ldc;
+        for (size_t j = 0; j < nr; j++) {
             real t = alpha * acc[r][j];
             cr[j] = beta != 0 ? beta * cr[j] + t : t;
         }
     }
+}
+
+static void kernel_full(size_t kc, const real *a, const real *b, real *c, size_t ldc,
+                        real alpha, real beta) {
+    kernel_edge(MR, NR, kc, a, b, c, ldc, alpha, beta);
 }
 #endif
 
@@ -291,19 +316,10 @@ static void compute_item(const Gemm *g, const real *ap, size_t i0, size_t mc,
             size_t i = i0 + s * MR;
             size_t mr = min_sz(MR, g->M - i);
             real *c = g->C + i * g->ldc + j;
-            if (mr == MR && nr == NR) {
-                kernel(kc, ap + s * MR * kc, bp, c, g->ldc, g->alpha, beta);
-            } else {
-                // Edge tile: the same kernel on a private copy, so the
-                // arithmetic of every element is the same as in a full tile.
-                real tmp[MR * NR] = {0};
-                if (beta != 0)
-                    for (size_t r = 0; r < mr; r++)
-                        memcpy(tmp + r * NR, c + r * g->ldc, nr * sizeof(real));
-                kernel(kc, ap + s * MR * kc, bp, tmp, NR, g->alpha, beta);
-                for (size_t r = 0; r < mr; r++)
-                    memcpy(c + r * g->ldc, tmp + r * NR, nr * sizeof(real));
-            }
+            if (mr == MR && nr == NR)
+                kernel_full(kc, ap + s * MR * kc, bp, c, g->ldc, g->alpha, beta);
+            else
+                kernel_edge(mr, nr, kc, ap + s * MR * kc, bp, c, g->ldc, g->alpha, beta);
         }
     }
 }
@@ -339,9 +355,7 @@ static void run(const Gemm *g, int par) {
         size_t ib = (w) / njp, jp = (w) % njp;                                     \
         size_t i0 = ib * MC, mc = min_sz(MC, g->M - i0);                           \
         if (packed != ib) {                                                        \
-            for (size_t s = 0; s * MR < mc; s++)                                   \
-                pack_a(apack + s * MR * kc, g->A, g->lda, g->ta, i0 + s * MR,      \
-                       min_sz(MR, mc - s * MR), k0, kc);                           \
+            pack_a(apack, g->A, g->lda, g->ta, i0, mc, k0, kc);                    \
             packed = ib;                                                           \
         }                                                                          \
         compute_item(g, apack, i0, mc, jc, jp * np / njp, (jp + 1) * np / njp, kc, \

@@ -32,7 +32,9 @@ struct DecParams {
 static size_t add_tensor(Model *m, const char *name, size_t rows, size_t cols, int decay, real bound) {
     Tensor t;
     memset(&t, 0, sizeof t);
-    snprintf(t.name, sizeof t.name, "%s", name);
+    size_t len = strlen(name);
+    if (len >= sizeof t.name) len = sizeof t.name - 1;  // names are short by construction
+    memcpy(t.name, name, len);
     t.offset = m->nparams;
     t.rows = rows;
     t.cols = cols;
@@ -49,19 +51,19 @@ static real xavier(size_t fan_in, size_t fan_out) {
 }
 
 static size_t add_matrix(Model *m, const char *prefix, const char *what, size_t rows, size_t cols, size_t fan_out) {
-    char name[64];
+    char name[80];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
     return add_tensor(m, name, rows, cols, 1, xavier(rows, fan_out));
 }
 
 static size_t add_vector(Model *m, const char *prefix, const char *what, size_t n, real init) {
-    char name[64];
+    char name[80];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
     return add_tensor(m, name, 1, n, 0, init);
 }
 
 static void add_layernorm(Model *m, const char *prefix, size_t C, size_t *w, size_t *b) {
-    char name[64];
+    char name[80];
     snprintf(name, sizeof name, "%s.w", prefix);
     *w = add_tensor(m, name, 1, C, 0, -1);
     snprintf(name, sizeof name, "%s.b", prefix);

@@ -35,4 +35,8 @@ int write_file_atomic(const char *path, const void *data, size_t len);
 // mkdir -p. Returns 0 or records an error.
 int make_dirs(const char *path);
 
+
+
+// 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
+int utf8_valid(const char *s, size_t n);
 #endif

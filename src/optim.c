@@ -1,0 +1,80 @@
+// optim.c — Adam with bias correction, schedules, clipping.
+#include "optim.h"
+#include "util.h"
+
+#include <math.h>
+#include <stb/stb_ds.h>
+#include <stdlib.h>
+#include <string.h>
+
+void adam_init(Adam *a, size_t n, double beta1, double beta2, double eps, double weight_decay) {
+    memset(a, 0, sizeof *a);
+    a->m = xcalloc(n, sizeof(real));
+    a->v = xcalloc(n, sizeof(real));
+    a->n = n;
+    a->beta1 = beta1;
+    a->beta2 = beta2;
+    a->eps = eps;
+    a->weight_decay = weight_decay;
+}
+
+void adam_free(Adam *a) {
+    free(a->m);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+void adam_step(Adam *a, Model *m, double lr) {
+    a->step++;
+    double bc1 = 1 - pow(a->beta1, (double)a->step), bc2 = 1 - pow(a->beta2, (double)a->step);
+    real b1 = (real)a->beta1, b2 = (real)a->beta2, eps = (real)a->eps;
+    real step_size = (real)(lr / bc1), inv_sqrt_bc2 = (real)(1 / sqrt(bc2));
+    for (ptrdiff_t t = 0; t < arrlen(m->tensors); t++) {
+        const Tensor *ten = &m->tensors[t];
+        size_t off = ten->offset, n = ten->rows * ten->cols;
+        real decay = ten->decay ? (real)(lr * a->weight_decay) : 0;
+        real *p = m->params + off, *g = m->grads + off, *mm = a->m + off, *vv = a->v + off;
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            mm[i] = b1 * mm[i] + (1 - b1) * g[i];
+            vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i];
+            p[i] -= step_size * mm[i] / (sqrt(vv[i]) * inv_sqrt_bc2 + eps) + decay * p[i];
+        }
+    }
+}
+
+double lr_at(int schedule, long step, double d_model, double warmup, double scale, double peak) {
+    double s = step < 1 ? 1 : (double)step;
+    if (schedule == 0) return scale / sqrt(d_model) * fmin(1 / sqrt(s), s * pow(warmup, -1.5));
+    return peak * fmin(s / warmup, sqrt(warmup / s));
+}
+
+#define NORM_MAX_CHUNKS 4096
+
+double global_norm(const real *g, size_t n) {
+    // The chunk size depends only on n, so the summation order is fixed.
+    size_t chunk = (n + NORM_MAX_CHUNKS - 1) / NORM_MAX_CHUNKS;
+    if (chunk < 16384) chunk = 16384;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    double part[NORM_MAX_CHUNKS];
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+        part[c] = s;
+    }
+    double total = 0;
+    for (size_t c = 0; c < nchunks; c++) total += part[c];
+    return sqrt(total);
+}
+
+double clip_global_norm(real *g, size_t n, double max_norm) {
+    double norm = global_norm(g, n);
+    if (max_norm > 0 && norm > max_norm) {
+        real s = (real)(max_norm / (norm + 1e-6));
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) g[i] *= s;
+    }
+    return norm;
+}

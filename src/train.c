@@ -1,0 +1,327 @@
+// train.c — the training loop.
+#include "train.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+#include "tokenizer.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Set by SIGINT/SIGTERM: finish the step, save, exit 0. A second signal exits at once.
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    if (stop_requested) _exit(128 + sig);
+    stop_requested = 1;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+// Every data file the config names must be readable before anything is written.
+static int check_data_files(const Config *c, const char *cfg_path) {
+    struct { const char *key, *path; } f[4] = {{"data.train_src", c->train_src}, {"data.train_tgt", c->train_tgt},
+                                               {"data.valid_src", c->valid_src}, {"data.valid_tgt", c->valid_tgt}};
+    for (int i = 0; i < 4; i++) {
+        if (!f[i].path[0]) continue;
+        FILE *fp = fopen(f[i].path, "rb");
+        if (!fp) return err_set(NMT_ERR_INPUT, "%s: %s: cannot open '%s': %s", cfg_path, f[i].key, f[i].path, strerror(errno));
+        fclose(fp);
+    }
+    return NMT_OK;
+}
+
+typedef struct {
+    Config cfg;
+    Tokenizer tok;
+    Model model;
+    Adam adam;
+    TrainState st;
+    Corpus train, valid;
+    Batcher tb, vb;
+    Acts *acts;
+    FILE *log;
+    int have_valid, quiet;
+} Run;
+
+static void run_free(Run *r) {
+    if (r->log) fclose(r->log);
+    acts_free(r->acts);
+    batcher_free(&r->tb);
+    if (r->have_valid) {
+        batcher_free(&r->vb);
+        corpus_free(&r->valid);
+    }
+    corpus_free(&r->train);
+    adam_free(&r->adam);
+    model_free(&r->model);
+    tokenizer_free(&r->tok);
+    config_free(&r->cfg);
+}
+
+// Loads the checkpoint to resume from and checks it against the config.
+static int resume_from(Run *r, const char *path, const Config *want) {
+    int rc = checkpoint_load(path, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+    if (rc) return rc;
+    char diff[1024];
+    if (config_diff(&r->cfg, want, 1, diff, sizeof diff))
+        return err_set(NMT_ERR_INPUT, "%s: checkpoint does not match the config: %s differ%s", path, diff,
+                       strchr(diff, ',') ? "" : "s");
+    if (config_diff(&r->cfg, want, 0, diff, sizeof diff))
+        fprintf(stderr, "nmt: resuming with changed settings: %s\n", diff);
+    // The config given now wins for everything that may change.
+    config_free(&r->cfg);
+    char *j = config_to_json(want);
+    rc = config_parse(&r->cfg, j, "config", NULL, 0);
+    free(j);
+    r->adam.beta1 = r->cfg.beta1;
+    r->adam.beta2 = r->cfg.beta2;
+    r->adam.eps = r->cfg.eps;
+    r->adam.weight_decay = r->cfg.weight_decay;
+    return rc;
+}
+
+// Mean losses over the validation set, in a fixed batch order.
+static void validate(Run *r, double *loss, double *nll) {
+    double ls = 0, nl = 0, tok = 0;
+    batcher_set_cursor(&r->vb, 0, 0);
+    for (size_t i = 0; i < r->vb.nbatches; i++) {
+        Batch b;
+        batcher_next(&r->vb, &r->valid, &b);
+        double n;
+        ls += model_forward(&r->model, r->acts, &b, (real)r->cfg.label_smoothing, 0, 0, &n);
+        nl += n;
+        tok += (double)b.ntok;
+    }
+    *loss = ls / tok;
+    *nll = nl / tok;
+}
+
+static void path_in(char *out, size_t n, const char *dir, const char *name) {
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+// Keeps the newest keep_last step-N.ckpt files.
+static void prune_step_checkpoints(const char *dir, int keep_last) {
+    if (keep_last <= 0) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    long *steps = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s;
+        char tail[8];
+        if (sscanf(e->d_name, "step-%ld.%7s", &s, tail) == 2 && strcmp(tail, "ckpt") == 0) {
+            if (n == cap) steps = xrealloc(steps, (cap = cap ? 2 * cap : 16) * sizeof *steps);
+            steps[n++] = s;
+        }
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        size_t newer = 0;
+        for (size_t j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer >= (size_t)keep_last) {
+            char name[64], path[4200];
+            snprintf(name, sizeof name, "step-%ld.ckpt", steps[i]);
+            path_in(path, sizeof path, dir, name);
+            unlink(path);
+        }
+    }
+    free(steps);
+}
+
+// last.ckpt, and step-N.ckpt as a hard link to the same bytes.
+static int save(Run *r, int step_file) {
+    char last[4200], tmp[4300], named[4200], name[64];
+    path_in(last, sizeof last, r->cfg.checkpoint_dir, "last.ckpt");
+    int rc = checkpoint_save(last, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+    if (rc || !step_file) return rc;
+    snprintf(name, sizeof name, "step-%ld.ckpt", r->st.step);
+    path_in(named, sizeof named, r->cfg.checkpoint_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", named);
+    unlink(tmp);
+    if (link(last, tmp) != 0 || rename(tmp, named) != 0)
+        return err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", named, strerror(errno));
+    prune_step_checkpoints(r->cfg.checkpoint_dir, r->cfg.keep_last);
+    return NMT_OK;
+}
+
+static int run_validation(Run *r) {
+    if (!r->have_valid) return NMT_OK;
+    double loss, nll;
+    validate(r, &loss, &nll);
+    int best = loss < r->st.best_valid_loss;
+    if (best) r->st.best_valid_loss = loss;
+    fprintf(r->log, "{\"step\": %ld, \"valid_loss\": %.9g, \"valid_nll\": %.9g, \"valid_ppl\": %.9g}\n",
+            r->st.step, loss, nll, exp(nll));
+    fflush(r->log);
+    if (!r->quiet)
+        printf("step %ld | valid loss %.4f | valid ppl %.3f%s\n", r->st.step, loss, exp(nll), best ? " | best" : "");
+    if (best) {
+        char path[4200];
+        path_in(path, sizeof path, r->cfg.checkpoint_dir, "best.ckpt");
+        return checkpoint_save(path, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+    }
+    return NMT_OK;
+}
+
+static int setup(Run *r, const TrainArgs *args) {
+    Config want;
+    int rc = config_load(&want, args->config_path, args->sets, args->nset);
+    if (rc) return rc;
+    rc = check_data_files(&want, args->config_path);
+    char last[4200];
+    path_in(last, sizeof last, want.checkpoint_dir, "last.ckpt");
+    const char *from = args->resume ? args->resume : (file_exists(last) ? last : NULL);
+    if (!rc && from) {
+        rc = resume_from(r, from, &want);
+        if (!rc && !r->quiet) printf("nmt: resuming from %s at step %ld\n", from, r->st.step);
+    } else if (!rc) {
+        r->cfg = want;
+        memset(&want, 0, sizeof want);
+        rc = tokenizer_build(&r->tok, &r->cfg);
+        if (!rc) {
+            ModelShape s = model_shape_from(&r->cfg, &r->tok);
+            model_create(&r->model, &s);
+            model_init_params(&r->model, (uint64_t)r->cfg.seed);
+            adam_init(&r->adam, r->model.nparams, r->cfg.beta1, r->cfg.beta2, r->cfg.eps, r->cfg.weight_decay);
+            r->st.best_valid_loss = INFINITY;
+        }
+    }
+    config_free(&want);
+    if (rc) return rc;
+    const Config *c = &r->cfg;
+    rc = corpus_load(&r->train, &r->tok, c->train_src, c->train_tgt, c->max_src_len, c->max_tgt_len);
+    if (rc) return rc;
+    batcher_init(&r->tb, &r->train, (size_t)c->batch_tokens, (uint64_t)c->seed, 1);
+    batcher_set_cursor(&r->tb, r->st.epoch, (size_t)r->st.batch_pos);
+    size_t max_tok = r->tb.max_tokens, max_src = r->tb.max_src, max_tgt = r->tb.max_tgt;
+    if (c->valid_src[0]) {
+        rc = corpus_load(&r->valid, &r->tok, c->valid_src, c->valid_tgt, c->max_src_len, c->max_tgt_len);
+        if (rc) return rc;
+        r->have_valid = 1;
+        batcher_init(&r->vb, &r->valid, (size_t)c->batch_tokens, 0, 0);
+        if (r->vb.max_tokens > max_tok) max_tok = r->vb.max_tokens;
+        if (r->vb.max_src > max_src) max_src = r->vb.max_src;
+        if (r->vb.max_tgt > max_tgt) max_tgt = r->vb.max_tgt;
+    }
+    r->acts = acts_create(&r->model, max_tok, max_src, max_tgt, 1);
+    if (!r->quiet) {
+        printf("nmt: %zu training pairs (%zu skipped), %zu batches; vocab %d/%d; %zu parameters; "
+               "activations %.1f MiB\n", r->train.n, r->train.skipped, r->tb.nbatches, r->model.s.src_vocab,
+               r->model.s.tgt_vocab, r->model.nparams, (double)acts_bytes(r->acts) / (1 << 20));
+        if (r->have_valid) printf("nmt: %zu validation pairs (%zu skipped)\n", r->valid.n, r->valid.skipped);
+    }
+    rc = make_dirs(c->checkpoint_dir);
+    if (rc) return rc;
+    char logpath[4200];
+    path_in(logpath, sizeof logpath, c->checkpoint_dir, "train_log.jsonl");
+    r->log = fopen(logpath, "a");
+    if (!r->log) return err_set(NMT_ERR_RUNTIME, "%s: cannot open for appending: %s", logpath, strerror(errno));
+    return NMT_OK;
+}
+
+static void write_log(Run *r, double lr, double gnorm, double tok_per_s) {
+    double loss = r->st.log_loss / r->st.log_tokens, nll = r->st.log_nll / r->st.log_tokens;
+    fprintf(r->log,
+            "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.9g, \"nll\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+            "\"tokens_per_s\": %.1f, \"elapsed\": %.3f}\n",
+            r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed);
+    fflush(r->log);
+    if (!r->quiet)
+        printf("step %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s\n", r->st.step,
+               r->cfg.max_steps, r->st.epoch + 1, loss, exp(nll), lr, gnorm, tok_per_s);
+    fflush(stdout);
+    r->st.log_loss = r->st.log_nll = r->st.log_tokens = 0;
+}
+
+int train_run(const TrainArgs *args) {
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.quiet = args->quiet;
+    int rc = setup(&r, args);
+    if (rc) {
+        run_free(&r);
+        return rc;
+    }
+    const Config *c = &r.cfg;
+    Model *m = &r.model;
+    stop_requested = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    double t_log = now_seconds(), tokens_since_log = 0, lr = 0, gnorm = 0;
+    int saved_now = 0;
+    long first_step = r.st.step;
+    while (r.st.step < c->max_steps && !stop_requested) {
+        double t0 = now_seconds();
+        Batch b;
+        batcher_next(&r.tb, &r.train, &b);
+        memset(m->grads, 0, m->nparams * sizeof(real));
+        uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)r.st.step + 1);
+        double nll;
+        double loss = model_forward(m, r.acts, &b, (real)c->label_smoothing, 1, key, &nll);
+        model_backward(m, r.acts, &b, (real)c->label_smoothing, 1, key, (real)(1.0 / (double)b.ntok));
+        gnorm = clip_global_norm(m->grads, m->nparams, c->clip_norm);
+        lr = lr_at(c->lr_schedule, r.st.step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr);
+        adam_step(&r.adam, m, lr);
+        r.st.step++;
+        r.st.epoch = r.tb.epoch;
+        r.st.batch_pos = (long)r.tb.pos;
+        r.st.log_loss += loss;
+        r.st.log_nll += nll;
+        r.st.log_tokens += (double)b.ntok;
+        r.st.tokens_seen += (long)b.ntok;
+        tokens_since_log += (double)b.ntok;
+        r.st.elapsed += now_seconds() - t0;
+        if (!isfinite(loss)) {
+            rc = err_set(NMT_ERR_RUNTIME, "step %ld: loss is not finite (%g); lower the learning rate or clip gradients",
+                         r.st.step, loss);
+            break;
+        }
+        saved_now = 0;
+        if (r.st.step % c->log_every == 0) {
+            double now = now_seconds();
+            write_log(&r, lr, gnorm, tokens_since_log / (now - t_log));
+            t_log = now;
+            tokens_since_log = 0;
+        }
+        if (c->eval_every && r.st.step % c->eval_every == 0 && (rc = run_validation(&r))) break;
+        if (c->save_every && r.st.step % c->save_every == 0) {
+            if ((rc = save(&r, 1))) break;
+            saved_now = 1;
+        }
+    }
+    if (!rc && r.st.step == first_step) {
+        if (!r.quiet) printf("nmt: already at step %ld (train.max_steps %d); nothing to do\n", r.st.step, c->max_steps);
+    } else if (!rc) {
+        if (stop_requested && !r.quiet) printf("nmt: stopping at step %ld on a signal; saving\n", r.st.step);
+        if (!stop_requested && r.st.step >= c->max_steps && !(c->eval_every && r.st.step % c->eval_every == 0))
+            rc = run_validation(&r);
+        if (!rc && !saved_now) rc = save(&r, 0);
+        if (!rc && !r.quiet)
+            printf("nmt: done at step %ld; %ld target tokens in %.1f s; checkpoint %s/last.ckpt\n", r.st.step,
+                   r.st.tokens_seen, r.st.elapsed, c->checkpoint_dir);
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    run_free(&r);
+    return rc;
+}

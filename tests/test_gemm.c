@@ -1,0 +1,234 @@
+// test_gemm.c — gemm() against gemm_reference() on every layout, odd shapes,
+// wide strides, alpha/beta combinations; K = 0; and bit-identical results
+// whatever the number of threads.
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+#ifdef NMT_DOUBLE
+#define EPS DBL_EPSILON
+#else
+#define EPS FLT_EPSILON
+#endif
+
+static uint64_t lcg_state;
+static real rand_real(void) {  // uniform in [-1, 1)
+    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (real)((double)(lcg_state >> 40) / (double)(1ull << 23) - 1.0);
+}
+
+typedef struct {
+    int ta, tb;
+    size_t M, N, K, lda, ldb, ldc;
+    size_t a_rows, b_rows;
+    real *A, *B, *C0;  // C0: C before the product
+} Prob;
+
+// Stored A is (M,K) or (K,M) when ta; B is (K,N) or (N,K) when tb. Row strides
+// are `pad` wider than the rows; the padding holds NaN, so any read of it
+// poisons the result. C0 holds NaN everywhere when `nan_c`.
+static Prob make_prob(int ta, int tb, size_t M, size_t N, size_t K, size_t pad, int nan_c) {
+    Prob p = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K};
+    size_t a_cols = ta ? M : K, b_cols = tb ? K : N;
+    p.a_rows = ta ? K : M;
+    p.b_rows = tb ? N : K;
+    p.lda = a_cols + pad;
+    p.ldb = b_cols + pad;
+    p.ldc = N + pad;
+    p.A = malloc((p.a_rows * p.lda + 1) * sizeof(real));
+    p.B = malloc((p.b_rows * p.ldb + 1) * sizeof(real));
+    p.C0 = malloc((M * p.ldc + 1) * sizeof(real));
+    cr_assert(p.A && p.B && p.C0);
+    for (size_t i = 0; i < p.a_rows * p.lda; i++) p.A[i] = i % p.lda < a_cols ? rand_real() : NAN;
+    for (size_t i = 0; i < p.b_rows * p.ldb; i++) p.B[i] = i % p.ldb < b_cols ? rand_real() : NAN;
+    for (size_t i = 0; i < M * p.ldc; i++) p.C0[i] = nan_c ? NAN : rand_real();
+    return p;
+}
+
+static void free_prob(Prob *p) {
+    free(p->A);
+    free(p->B);
+    free(p->C0);
+}
+
+static real *run_gemm(const Prob *p, real alpha, real beta, int reference) {
+    real *C = malloc((p->M * p->ldc + 1) * sizeof(real));
+    cr_assert(C);
+    memcpy(C, p->C0, p->M * p->ldc * sizeof(real));
+    (reference ? gemm_reference : gemm)(p->ta, p->tb, p->M, p->N, p->K, alpha, p->A, p->lda,
+                                        p->B, p->ldb, beta, C, p->ldc);
+    return C;
+}
+
+// Checks gemm against gemm_reference element by element.
+//
+// Tolerance: both compute a sum of K products in a different order (blocked,
+// fused multiply-add vs. plain loop), then alpha*sum + beta*c. By the standard
+// bound for floating-point dot products, each result differs from the exact
+// value by at most gamma(K+2) * mag, where gamma(n) = n*u/(1-n*u), u = EPS/2,
+// and mag = |alpha| * sum_k |a_ik b_kj| + |beta c_ij| (computed here in double).
+// So the two differ by at most 2*gamma(K+2)*mag; we allow exactly that (with
+// the 1/(1-n*u) factor rounded up to 1.01). A dropped or repeated term, a wrong
+// stride or a wrong beta is far bigger than this for the shapes below.
+static void check(int ta, int tb, size_t M, size_t N, size_t K, size_t pad, real alpha,
+                  real beta) {
+    int nan_c = beta == 0;  // beta == 0: C must not be read, so fill it with NaN
+    Prob p = make_prob(ta, tb, M, N, K, pad, nan_c);
+    real *got = run_gemm(&p, alpha, beta, 0);
+    real *want = run_gemm(&p, alpha, beta, 1);
+    double u = EPS / 2;
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j++) {
+            double mag = 0;
+            for (size_t k = 0; k < K; k++) {
+                double a = ta ? p.A[k * p.lda + i] : p.A[i * p.lda + k];
+                double b = tb ? p.B[j * p.ldb + k] : p.B[k * p.ldb + j];
+                mag += fabs(a * b);
+            }
+            mag = fabs((double)alpha) * mag + (beta != 0 ? fabs((double)beta * p.C0[i * p.ldc + j]) : 0);
+            double tol = 2 * 1.01 * (double)(K + 2) * u * mag;
+            double g = got[i * p.ldc + j], w = want[i * p.ldc + j];
+            cr_assert(isfinite(g) && fabs(g - w) <= tol,
+                      "%s%s M=%zu N=%zu K=%zu pad=%zu alpha=%g beta=%g: C[%zu,%zu] = %.9g, "
+                      "reference %.9g (tolerance %.3g)",
+                      ta ? "T" : "N", tb ? "T" : "N", M, N, K, pad, (double)alpha,
+                      (double)beta, i, j, g, w, tol);
+        }
+        // The padding of each C row is never written.
+        for (size_t j = N; j < p.ldc; j++) {
+            real g = got[i * p.ldc + j], c0 = p.C0[i * p.ldc + j];
+            cr_assert(memcmp(&g, &c0, sizeof g) == 0, "C padding written at [%zu,%zu]", i, j);
+        }
+    }
+    free(got);
+    free(want);
+    free_prob(&p);
+}
+
+static const size_t sizes[] = {1, 3, 7, 17, 33, 65, 100, 257};
+enum { NSIZES = sizeof sizes / sizeof sizes[0] };
+
+// Every layout, every size for M, N and K (paired so the run stays fast),
+// padded strides, several alpha/beta including beta == 0 over NaN.
+Test(gemm, layouts_odd_shapes) {
+    lcg_state = 1;
+    const real ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0}, {0.75f, -2}, {2, 0.5f}};
+    for (int layout = 0; layout < 4; layout++) {
+        int ta = layout & 1, tb = layout >> 1;
+        for (size_t x = 0; x < NSIZES; x++) {
+            for (size_t y = 0; y < NSIZES; y++) {
+                size_t M = sizes[x], N = sizes[y], K = sizes[(x + 2 * y + layout) % NSIZES];
+                if (M * N * K > 300000) K = sizes[(x + y) % 4];  // keep the reference fast
+                const real *c = ab[(x + y + layout) % 5];
+                check(ta, tb, M, N, K, (x + y) % 3 == 0 ? 0 : 5, c[0], c[1]);
+            }
+        }
+    }
+}
+
+// Shapes that cross every block boundary: several row blocks (M > MC),
+// K blocks (K > KC), column blocks (N > NC), and the parallel path.
+Test(gemm, block_boundaries) {
+    lcg_state = 2;
+    for (int layout = 0; layout < 4; layout++) {
+        int ta = layout & 1, tb = layout >> 1;
+        check(ta, tb, 300, 33, 257, 3, 1, 0);
+        check(ta, tb, 257, 100, 600, 1, 0.5f, 1);
+        check(ta, tb, 7, 4099, 5, 2, 1, -1);
+        check(ta, tb, 150, 65, 513, 0, -1, 0.25f);
+    }
+}
+
+// The attention products: one head of width 32 or 64 inside rows of 768.
+Test(gemm, strided_heads) {
+    lcg_state = 3;
+    for (int layout = 0; layout < 4; layout++) {
+        int ta = layout & 1, tb = layout >> 1;
+        check(ta, tb, 32, 32, 32, 768 - 32, 0.125f, 0);
+        check(ta, tb, 32, 32, 64, 768 - 64, 1, 1);
+        check(ta, tb, 31, 33, 64, 768 - 64, 1, 0);
+    }
+}
+
+Test(gemm, k_zero_scales_c) {
+    lcg_state = 4;
+    real C[3 * 5], A[1] = {NAN}, B[1] = {NAN};
+    for (int i = 0; i < 15; i++) C[i] = NAN;
+    gemm(0, 0, 3, 4, 0, 1, A, 1, B, 4, 0, C, 5);  // beta == 0: C becomes 0, NaN not read
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 4; j++) cr_assert_eq(C[i * 5 + j], 0);
+        cr_assert(isnan(C[i * 5 + 4]), "padding written");
+    }
+    for (int i = 0; i < 15; i++) C[i] = (real)i;
+    gemm(1, 1, 3, 4, 0, 2, A, 3, B, 1, (real)0.5, C, 5);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 5; j++)
+            cr_assert_eq(C[i * 5 + j], j < 4 ? (real)(i * 5 + j) * (real)0.5 : (real)(i * 5 + j));
+}
+
+Test(gemm, empty_output_touches_nothing) {
+    real C[4] = {NAN, NAN, NAN, NAN}, A[4] = {1, 2, 3, 4};
+    gemm(0, 0, 0, 2, 2, 1, A, 2, A, 2, 0, C, 2);
+    gemm(0, 0, 2, 0, 2, 1, A, 2, A, 2, 0, C, 2);
+    for (int i = 0; i < 4; i++) cr_assert(isnan(C[i]));
+}
+
+// Same product with 1, 2 and 3 threads, and from inside a parallel region
+// (where gemm runs on the calling thread): identical bytes.
+Test(gemm, deterministic_across_threads) {
+    lcg_state = 5;
+    const size_t shapes[][3] = {{517, 300, 600}, {64, 2000, 256}, {1000, 96, 130}};
+    for (int layout = 0; layout < 4; layout++) {
+        const size_t *s = shapes[layout % 3];
+        Prob p = make_prob(layout & 1, layout >> 1, s[0], s[1], s[2], 1, 0);
+        size_t bytes = p.M * p.ldc * sizeof(real);
+        omp_set_num_threads(1);
+        real *c1 = run_gemm(&p, 1, (real)0.5, 0);
+        omp_set_num_threads(2);
+        real *c2 = run_gemm(&p, 1, (real)0.5, 0);
+        omp_set_num_threads(3);
+        real *c3 = run_gemm(&p, 1, (real)0.5, 0);
+        real *c4 = NULL;
+#pragma omp parallel num_threads(2)
+        {
+            if (omp_get_thread_num() == 1) c4 = run_gemm(&p, 1, (real)0.5, 0);
+        }
+        cr_assert(memcmp(c1, c2, bytes) == 0, "1 vs 2 threads differ (layout %d)", layout);
+        cr_assert(memcmp(c1, c3, bytes) == 0, "1 vs 3 threads differ (layout %d)", layout);
+        cr_assert(memcmp(c1, c4, bytes) == 0, "inside a parallel region differs (layout %d)",
+                  layout);
+        free(c1);
+        free(c2);
+        free(c3);
+        free(c4);
+        free_prob(&p);
+    }
+    omp_set_num_threads(2);
+}
+
+// Many threads calling gemm at once, each on its own small product, as the
+// attention does per head: each must get the serial result.
+Test(gemm, concurrent_small_products) {
+    lcg_state = 6;
+    enum { HEADS = 8 };
+    Prob p[HEADS];
+    real *want[HEADS], *got[HEADS];
+    for (int h = 0; h < HEADS; h++) {
+        p[h] = make_prob(0, 1, 32, 32, 64, 768 - 64, 0);
+        want[h] = run_gemm(&p[h], (real)0.125, 0, 0);
+    }
+#pragma omp parallel for num_threads(2)
+    for (int h = 0; h < HEADS; h++) got[h] = run_gemm(&p[h], (real)0.125, 0, 0);
+    for (int h = 0; h < HEADS; h++) {
+        cr_assert(memcmp(got[h], want[h], p[h].M * p[h].ldc * sizeof(real)) == 0);
+        free(got[h]);
+        free(want[h]);
+        free_prob(&p[h]);
+    }
+}
