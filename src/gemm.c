@@ -35,7 +35,7 @@ enum { MR = 4, NR = 8, KC = 256, MC = 128, NC = 2048 };
 
 // Products smaller than this many multiply-adds run on the calling thread:
 // a parallel region costs more than it saves.
-#define PAR_MIN_FMAS ((size_t)1 << 21)
+#define PAR_MIN_FMAS 2e6
 
 // ---------------------------------------------------------------------------
 // Packing buffers: one set per thread, grown when needed and never shrunk, so
@@ -297,6 +297,7 @@ typedef struct {
     size_t lda, ldb, ldc;
     real *C;
     size_t nkb;   // number of K blocks
+    size_t mc;    // rows per A block: at most MC, a multiple of MR
     size_t njp;   // parts each NC block of columns is cut into (work items)
     real *bpack;  // shared packed B block
 } Gemm;
@@ -325,11 +326,11 @@ static void compute_item(const Gemm *g, const real *ap, size_t i0, size_t mc,
 }
 
 static void run(const Gemm *g, int par) {
-    size_t nic = ceil_div(g->M, MC);
+    size_t nic = ceil_div(g->M, g->mc);
     size_t kc_max = ceil_div(g->K, g->nkb);
     PackBuf *buf = pack_buf();
     real *apack = grow(&buf->a_raw, &buf->a, &buf->a_cap,
-                       ceil_div(min_sz(MC, g->M), MR) * MR * kc_max + 2 * NR);
+                       ceil_div(g->mc, MR) * MR * kc_max + 2 * NR);
     for (size_t jc = 0; jc < g->N; jc += NC) {
         size_t nc = min_sz(NC, g->N - jc);
         size_t np = ceil_div(nc, NR);
@@ -353,7 +354,7 @@ static void run(const Gemm *g, int par) {
 #define ITEM(w)                                                                    \
     do {                                                                           \
         size_t ib = (w) / njp, jp = (w) % njp;                                     \
-        size_t i0 = ib * MC, mc = min_sz(MC, g->M - i0);                           \
+        size_t i0 = ib * g->mc, mc = min_sz(g->mc, g->M - i0);                     \
         if (packed != ib) {                                                        \
             pack_a(apack, g->A, g->lda, g->ta, i0, mc, k0, kc);                    \
             packed = ib;                                                           \
@@ -391,10 +392,16 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     size_t np_max = ceil_div(nc_max, NR);
 
     int nt = 1;
-    if (!omp_in_parallel() && M * N * K >= PAR_MIN_FMAS) nt = omp_get_max_threads();
-    // Enough work items for the threads to balance: cut the columns when
-    // there are few row blocks.
+    if (!omp_in_parallel() && (double)M * (double)N * (double)K >= PAR_MIN_FMAS)
+        nt = omp_get_max_threads();
+    // Row blocks of at most MC rows, as even as possible and, with several
+    // threads, as many as a multiple of the thread count so that the threads
+    // finish together. (How rows are grouped changes no arithmetic.)
     size_t nic = ceil_div(M, MC);
+    if (nt > 1) nic = ceil_div(nic, (size_t)nt) * (size_t)nt;
+    g.mc = ceil_div(ceil_div(M, nic), MR) * MR;
+    nic = ceil_div(M, g.mc);
+    // Few row blocks (small M): cut the columns too, for enough work items.
     g.njp = 1;
     while (nt > 1 && nic * g.njp < 4 * (size_t)nt && g.njp < np_max) g.njp++;
 

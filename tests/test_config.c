@@ -1,0 +1,96 @@
+// test_config.c — strict configuration: every kind of mistake is named.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "util.h"
+
+static const char *BASE = "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\"}, %s}";
+
+static int parse(const char *extra, const char *const *sets, int nset) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, BASE, extra);
+    Config c;
+    err_clear();
+    int rc = config_parse(&c, buf, "cfg.json", sets, nset);
+    if (!rc) config_free(&c);
+    return rc;
+}
+
+static void expect_error(const char *extra, const char *const *sets, int nset, const char *needle) {
+    cr_assert_eq(parse(extra, sets, nset), NMT_ERR_INPUT, "accepted: %s", extra);
+    cr_assert(strstr(err_msg(), needle), "message '%s' does not name '%s'", err_msg(), needle);
+    cr_assert(strstr(err_msg(), sets ? "" : "cfg.json"), "message '%s' does not name the file", err_msg());
+}
+
+Test(config, defaults_are_the_paper_base_model) {
+    cr_assert_eq(parse("\"train\": {}", NULL, 0), 0, "%s", err_msg());
+    Config c;
+    config_parse(&c, "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\"}}", "x", NULL, 0);
+    cr_assert_eq(c.d_model, 512);
+    cr_assert_eq(c.heads, 8);
+    cr_assert_eq(c.d_ff, 2048);
+    cr_assert_eq(c.enc_layers, 6);
+    cr_assert(c.beta2 == 0.98 && c.eps == 1e-9 && c.label_smoothing == 0.1);
+    config_free(&c);
+}
+
+Test(config, errors_name_the_key) {
+    expect_error("\"model\": {\"d_modl\": 3}", NULL, 0, "model.d_modl");
+    expect_error("\"modle\": {}", NULL, 0, "modle");
+    expect_error("\"model\": {\"d_model\": \"big\"}", NULL, 0, "model.d_model");
+    expect_error("\"model\": {\"d_model\": 1.5}", NULL, 0, "model.d_model");
+    expect_error("\"model\": {\"dropout\": 1.5}", NULL, 0, "model.dropout");
+    expect_error("\"model\": {\"norm\": \"middle\"}", NULL, 0, "model.norm");
+    expect_error("\"model\": {\"tie_output\": 1}", NULL, 0, "model.tie_output");
+    expect_error("\"train\": {\"max_steps\": -1}", NULL, 0, "train.max_steps");
+    expect_error("\"model\": {\"d_model\": 100, \"heads\": 8}", NULL, 0, "model.heads");
+    expect_error("\"data\": {\"train_src\": \"\"}", NULL, 0, "data.train_src");
+    expect_error("\"data\": {\"valid_src\": \"v\"}", NULL, 0, "data.valid_tgt");
+}
+
+Test(config, malformed_json_names_the_line) {
+    Config c;
+    err_clear();
+    cr_assert_eq(config_parse(&c, "{\n\"model\": {\n\"d_model\": ,\n}}", "cfg.json", NULL, 0), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "cfg.json:3"), "%s", err_msg());
+}
+
+Test(config, set_overrides) {
+    const char *ok[] = {"train.max_steps=7", "model.norm=pre", "train.checkpoint_dir=/tmp/x y", "model.dropout=0.25"};
+    char buf[512];
+    snprintf(buf, sizeof buf, BASE, "\"train\": {\"max_steps\": 3}");
+    Config c;
+    err_clear();
+    cr_assert_eq(config_parse(&c, buf, "cfg.json", ok, 4), 0, "%s", err_msg());
+    cr_assert_eq(c.max_steps, 7);
+    cr_assert_eq(c.norm, NORM_PRE);
+    cr_assert_str_eq(c.checkpoint_dir, "/tmp/x y");
+    cr_assert(c.dropout == 0.25);
+    config_free(&c);
+    const char *bad[] = {"train.max_stepz=7"};
+    expect_error("\"train\": {}", bad, 1, "train.max_stepz");
+    const char *bad2[] = {"train.max_steps=lots"};
+    expect_error("\"train\": {}", bad2, 1, "train.max_steps");
+    const char *bad3[] = {"novalue"};
+    expect_error("\"train\": {}", bad3, 1, "novalue");
+}
+
+Test(config, resolved_json_round_trips) {
+    const char *sets[] = {"model.d_model=64", "model.heads=4", "train.lr=0.001"};
+    char buf[512];
+    snprintf(buf, sizeof buf, BASE, "\"train\": {}");
+    Config a, b;
+    cr_assert_eq(config_parse(&a, buf, "x", sets, 3), 0);
+    char *j = config_to_json(&a);
+    cr_assert_eq(config_parse(&b, j, "y", NULL, 0), 0, "%s", err_msg());
+    char diff[256];
+    cr_assert_eq(config_diff(&a, &b, 0, diff, sizeof diff), 0, "differs: %s", diff);
+    b.d_model = 128;
+    cr_assert_eq(config_diff(&a, &b, 1, diff, sizeof diff), 1);
+    cr_assert_str_eq(diff, "model.d_model");
+    free(j);
+    config_free(&a);
+    config_free(&b);
+}
