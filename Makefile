@@ -18,7 +18,8 @@ endif
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/float/%.o)
-DBL_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/double/%.o)
+# bench_gemm times the float kernel against OpenBLAS: not part of the double build.
+DBL_OBJ := $(patsubst src/%.c,$(BUILD)/double/%.o,$(filter-out src/bench_gemm.c,$(LIB_SRC)))
 TEST_SRC := $(wildcard tests/test_*.c)
 GRAD_SRC := $(wildcard tests/grad_*.c)
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)

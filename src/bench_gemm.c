@@ -1,5 +1,6 @@
 // bench_gemm.c — `nmt bench gemm`: times gemm() at the shapes the model uses
-// and, when OpenBLAS is installed, cblas_sgemm at the same shapes.
+// and, when OpenBLAS is installed, cblas_sgemm at the same shapes
+// (cblas_dgemm in the double build).
 //
 // OpenBLAS is loaded with dlopen so the build does not depend on it; its own
 // thread pool is set to the OpenMP thread count so both use the same cores.
@@ -18,9 +19,15 @@
 #include "util.h"
 
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
-typedef void (*SgemmFn)(int order, int ta, int tb, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta,
-                        float *C, int ldc);
+// cblas_sgemm, or cblas_dgemm in the double build (where real is double).
+typedef void (*SgemmFn)(int order, int ta, int tb, int M, int N, int K, real alpha,
+                        const real *A, int lda, const real *B, int ldb, real beta,
+                        real *C, int ldc);
+#ifdef NMT_DOUBLE
+#define CBLAS_GEMM "cblas_dgemm"
+#else
+#define CBLAS_GEMM "cblas_sgemm"
+#endif
 typedef void (*SetThreadsFn)(int n);
 
 typedef struct {
@@ -40,7 +47,7 @@ static const char *layout_names[] = {"NN", "NT", "TN"};
 typedef struct {
     int ta, tb;
     size_t M, N, K, lda, ldb, ldc;
-    float *A, *B, *C;
+    real *A, *B, *C;
     SgemmFn sgemm;  // NULL: run gemm()
 } Case;
 
@@ -48,10 +55,9 @@ static void run_case(const Case *c) {
     if (c->sgemm)
         c->sgemm(CBLAS_ROW_MAJOR, c->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
                  c->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)c->M, (int)c->N, (int)c->K,
-                 1.0f, c->A, (int)c->lda, c->B, (int)c->ldb, 0.0f, c->C, (int)c->ldc);
+                 1, c->A, (int)c->lda, c->B, (int)c->ldb, 0, c->C, (int)c->ldc);
     else
-        gemm(c->ta, c->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
-             c->C, c->ldc);
+        gemm(c->ta, c->tb, c->M, c->N, c->K, 1, c->A, c->lda, c->B, c->ldb, 0, c->C, c->ldc);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -129,8 +135,8 @@ static int parse_shape(const char *s, Shape *sh) {
         }
     }
     if (*p) return -1;
-    // Each matrix at most 2^28 floats (1 GiB), which also keeps OpenBLAS's int
-    // arguments in range.
+    // Each matrix at most 2^28 elements (1 GiB of floats), which also keeps
+    // OpenBLAS's int arguments in range.
     const size_t cap = (size_t)1 << 28;
     if (v[0] * v[2] > cap || v[2] * v[1] > cap || v[0] * v[1] > cap) return -1;
     *sh = (Shape){v[0], v[1], v[2], 0};
@@ -175,12 +181,12 @@ int cmd_bench_gemm(int argc, char **argv) {
     SgemmFn sgemm = NULL;
     void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (lib) {
-        sgemm = (SgemmFn)dlsym(lib, "cblas_sgemm");
+        sgemm = (SgemmFn)dlsym(lib, CBLAS_GEMM);
         SetThreadsFn set_threads = (SetThreadsFn)dlsym(lib, "openblas_set_num_threads");
         if (set_threads) set_threads(nt);
     }
-    printf("gemm benchmark: %d thread%s, median of %d runs, float\n", nt, nt == 1 ? "" : "s",
-           reps);
+    printf("gemm benchmark: %d thread%s, median of %d runs, %s\n", nt, nt == 1 ? "" : "s",
+           reps, REAL_NAME);
     if (!sgemm) printf("(OpenBLAS not found: libopenblas.so.0 could not be loaded)\n");
     printf("%-20s %-6s %10s %14s %7s\n", "M x N x K", "layout", "nmt GF/s", "OpenBLAS GF/s",
            "ratio");
@@ -197,14 +203,14 @@ int cmd_bench_gemm(int argc, char **argv) {
             c.lda = sh->ld > a_cols ? sh->ld : a_cols;
             c.ldb = sh->ld > b_cols ? sh->ld : b_cols;
             c.ldc = c.N;
-            c.A = xmalloc(a_rows * c.lda * sizeof(float));
-            c.B = xmalloc(b_rows * c.ldb * sizeof(float));
-            c.C = xmalloc(c.M * c.ldc * sizeof(float));
+            c.A = xmalloc(a_rows * c.lda * sizeof(real));
+            c.B = xmalloc(b_rows * c.ldb * sizeof(real));
+            c.C = xmalloc(c.M * c.ldc * sizeof(real));
             for (size_t i = 0; i < a_rows * c.lda; i++)
-                c.A[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
+                c.A[i] = (real)((i * 7919) % 2001) / 1000 - 1;
             for (size_t i = 0; i < b_rows * c.ldb; i++)
-                c.B[i] = (float)((i * 104729) % 1999) / 1000.0f - 1.0f;
-            memset(c.C, 0, c.M * c.ldc * sizeof(float));
+                c.B[i] = (real)((i * 104729) % 1999) / 1000 - 1;
+            memset(c.C, 0, c.M * c.ldc * sizeof(real));
 
             // Tiny products: repeat so that one timed run lasts about a millisecond.
             double fmas = (double)c.M * (double)c.N * (double)c.K;

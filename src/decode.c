@@ -40,7 +40,7 @@ void greedy_decode(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
         memset(bsrc, 0, nb * bs * sizeof(int));
         for (size_t r = 0; r < nb; r++) {
             size_t s = (size_t)arrlen(src[lo + r]);
-            memcpy(bsrc + r * bs, src[lo + r], s * sizeof(int));
+            if (s) memcpy(bsrc + r * bs, src[lo + r], s * sizeof(int));
             bsrc[r * bs + s] = TOK_EOS;
             slen[r] = (int)s + 1;
             done[r] = 0;

@@ -16,7 +16,6 @@
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "util.h"
 
@@ -79,7 +78,8 @@ static real *grow(void **raw, real **buf, size_t *cap, size_t n) {
 // ---------------------------------------------------------------------------
 // Packing. A micro-panel holds MR rows of op(A) for kc values of k, stored
 // k-major: ap[k*MR + r]. A B micro-panel holds NR columns: bp[k*NR + c].
-// Rows/columns past the matrix edge are zero, so the kernel always runs full.
+// Rows/columns past the matrix edge are packed as zeros; the edge kernels
+// leave them out of C.
 
 #ifdef GEMM_AVX2
 // Transposes the 8x8 block r[0..7] in place: afterwards r[k] holds element k
@@ -116,12 +116,12 @@ static void pack_a(real *restrict ap, const real *restrict A, size_t lda, int ta
             // Transposes 8 k at a time and stores 8 floats per k, of which 6
             // belong to k; the extra 2 land on k+1 (or on the next panel),
             // which is written afterwards. The buffer has 2 floats of slack.
-            if (mr == MR) {
+            {
                 const float *src = A + i * lda + k0;
                 for (; k + 8 <= kc; k += 8) {
                     __m256 r[8];
-                    for (int t = 0; t < MR; t++) r[t] = _mm256_loadu_ps(src + t * lda + k);
-                    r[6] = r[7] = _mm256_setzero_ps();
+                    for (size_t t = 0; t < 8; t++)
+                        r[t] = t < mr ? _mm256_loadu_ps(src + t * lda + k) : _mm256_setzero_ps();
                     transpose8(r);
                     for (int t = 0; t < 8; t++) _mm256_storeu_ps(ap + (k + t) * MR, r[t]);
                 }
@@ -154,25 +154,36 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
     size_t k = 0;
     if (!tb) {  // op(B)(k,j) = B[k*ldb + j]
 #ifdef GEMM_AVX2
-        if (nr == NR)
+        if (nr == NR) {
             for (; k < kc; k++) {
                 const float *src = B + (k0 + k) * ldb + j0;
                 _mm256_store_ps(bp + k * NR, _mm256_loadu_ps(src));
                 _mm256_store_ps(bp + k * NR + 8, _mm256_loadu_ps(src + 8));
             }
+        } else {  // masked loads read only the nr columns and give 0 elsewhere
+            __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
+            __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
+            for (; k < kc; k++) {
+                const float *src = B + (k0 + k) * ldb + j0;
+                _mm256_store_ps(bp + k * NR, _mm256_maskload_ps(src, m0));
+                _mm256_store_ps(bp + k * NR + 8, _mm256_maskload_ps(src + 8, m1));
+            }
+        }
 #endif
         for (; k < kc; k++)
             for (size_t c = 0; c < NR; c++)
                 bp[k * NR + c] = c < nr ? B[(k0 + k) * ldb + j0 + c] : 0;
     } else {    // op(B)(k,j) = B[j*ldb + k]
 #ifdef GEMM_AVX2
-        if (nr == NR) {
+        {
             const float *src = B + j0 * ldb + k0;
             for (; k + 8 <= kc; k += 8)
-                for (int h = 0; h < NR; h += 8) {
+                for (size_t h = 0; h < NR; h += 8) {
                     __m256 r[8];
-                    for (int i = 0; i < 8; i++)
-                        r[i] = _mm256_loadu_ps(src + (size_t)(h + i) * ldb + k);
+                    for (size_t i = 0; i < 8; i++)
+                        r[i] = h + i < nr ? _mm256_loadu_ps(src + (h + i) * ldb + k)
+                                          : _mm256_setzero_ps();
                     transpose8(r);
                     for (int i = 0; i < 8; i++) _mm256_store_ps(bp + (k + i) * NR + h, r[i]);
                 }
@@ -195,12 +206,18 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
 // m0 (0..7) and m1 (8..15) of C are touched.
 // (Named accumulators rather than an array: GCC keeps an array in memory.)
 static inline __attribute__((always_inline)) void
-kernel_rows(int mr, int masked, size_t kc, const float *restrict a, const float *restrict b,
-            float *restrict c, size_t ldc, float alpha, float beta, __m256i m0, __m256i m1) {
+kernel_rows(int mr, int masked, size_t kc, const float *restrict a,
+            const float *restrict b, size_t bs, float *restrict c, size_t ldc, float alpha,
+            float beta, __m256i m0, __m256i m1) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int r = 0; r < mr; r++) {  // C is needed only at the end: fetch it meanwhile
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 15), _MM_HINT_T0);
+    }
+#pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ar;
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ar;
 #define FMA_ROW(r)                                          \
     if (mr > r) {                                           \
         ar = _mm256_broadcast_ss(a + r);                    \
@@ -210,7 +227,7 @@ kernel_rows(int mr, int masked, size_t kc, const float *restrict a, const float 
         FMA_ROW(0) FMA_ROW(1) FMA_ROW(2) FMA_ROW(3) FMA_ROW(4) FMA_ROW(5)
 #undef FMA_ROW
         a += MR;
-        b += NR;
+        b += bs;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #define STORE_ROW(r)                                                                  \
@@ -237,24 +254,24 @@ kernel_rows(int mr, int masked, size_t kc, const float *restrict a, const float 
 #undef STORE_ROW
 }
 
-static void kernel_full(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                        float alpha, float beta) {
+static void kernel_full(size_t kc, const float *a, const float *b, size_t bs, float *c,
+                        size_t ldc, float alpha, float beta) {
     __m256i none = _mm256_setzero_si256();
-    kernel_rows(MR, 0, kc, a, b, c, ldc, alpha, beta, none, none);
+    kernel_rows(MR, 0, kc, a, b, bs, c, ldc, alpha, beta, none, none);
 }
 
 static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
-                        float *c, size_t ldc, float alpha, float beta) {
+                        size_t bs, float *c, size_t ldc, float alpha, float beta) {
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
     __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
     switch (mr) {
-    case 1: kernel_rows(1, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
-    case 2: kernel_rows(2, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
-    case 3: kernel_rows(3, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
-    case 4: kernel_rows(4, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
-    case 5: kernel_rows(5, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
-    default: kernel_rows(6, 1, kc, a, b, c, ldc, alpha, beta, m0, m1); break;
+    case 1: kernel_rows(1, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
+    case 2: kernel_rows(2, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
+    case 3: kernel_rows(3, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
+    case 4: kernel_rows(4, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
+    case 5: kernel_rows(5, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
+    default: kernel_rows(6, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
     }
 }
 #else
@@ -262,14 +279,14 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, const f
 // so vectorisation does not change the order of any sum. (Without FMA the
 // multiply and the add round separately; still the same for every element.)
 static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
-                        const real *restrict b, real *restrict c, size_t ldc, real alpha,
-                        real beta) {
+                        const real *restrict b, size_t bs, real *restrict c, size_t ldc,
+                        real alpha, real beta) {
     real acc[MR][NR] = {{0}};
     for (size_t k = 0; k < kc; k++) {
         for (int r = 0; r < MR; r++)
             for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
         a += MR;
-        b += NR;
+        b += bs;
     }
     for (size_t r = 0; r < mr; r++) {
         real *cr = c + r * ldc;
@@ -280,9 +297,9 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
     }
 }
 
-static void kernel_full(size_t kc, const real *a, const real *b, real *c, size_t ldc,
-                        real alpha, real beta) {
-    kernel_edge(MR, NR, kc, a, b, c, ldc, alpha, beta);
+static void kernel_full(size_t kc, const real *a, const real *b, size_t bs, real *c,
+                        size_t ldc, real alpha, real beta) {
+    kernel_edge(MR, NR, kc, a, b, bs, c, ldc, alpha, beta);
 }
 #endif
 
@@ -299,30 +316,46 @@ typedef struct {
     size_t nkb;   // number of K blocks
     size_t mc;    // rows per A block: at most MC, a multiple of MR
     size_t njp;   // parts each NC block of columns is cut into (work items)
+    int direct_b;  // the kernel reads full panels of B in place
     real *bpack;  // shared packed B block
 } Gemm;
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
-// One work item: rows [i0, i0+mc) x micro-panels [t0, t1) of the current B block.
-static void compute_item(const Gemm *g, const real *ap, size_t i0, size_t mc,
-                         size_t jc, size_t t0, size_t t1, size_t kc, real beta) {
+// One work item: rows [i0, i0+mc) x micro-panels [t0, t1) of the current
+// B block, for k in [k0, k0+kc).
+static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc, size_t jc,
+                         size_t t0, size_t t1, size_t k0, size_t kc, real beta) {
     size_t nmp = ceil_div(mc, MR);
     for (size_t t = t0; t < t1; t++) {
-        const real *bp = g->bpack + t * NR * kc;
         size_t j = jc + t * NR;
         size_t nr = min_sz(NR, g->N - j);
+        const real *bp = g->bpack + t * NR * kc;
+        size_t bs = NR;
+        if (g->direct_b && nr == NR) {
+            bp = g->B + k0 * g->ldb + j;
+            bs = g->ldb;
+        }
         for (size_t s = 0; s < nmp; s++) {
             size_t i = i0 + s * MR;
             size_t mr = min_sz(MR, g->M - i);
+            const real *ap = apack + s * MR * kc;
             real *c = g->C + i * g->ldc + j;
             if (mr == MR && nr == NR)
-                kernel_full(kc, ap + s * MR * kc, bp, c, g->ldc, g->alpha, beta);
+                kernel_full(kc, ap, bp, bs, c, g->ldc, g->alpha, beta);
             else
-                kernel_edge(mr, nr, kc, ap + s * MR * kc, bp, c, g->ldc, g->alpha, beta);
+                kernel_edge(mr, nr, kc, ap, bp, bs, c, g->ldc, g->alpha, beta);
         }
     }
+}
+
+// Packs B micro-panel t of the block at (jc, k0) unless the kernel reads it
+// in place.
+static void pack_b_panel(const Gemm *g, size_t jc, size_t k0, size_t kc, size_t t) {
+    size_t j = jc + t * NR, nr = min_sz(NR, g->N - j);
+    if (!(g->direct_b && nr == NR))
+        pack_b(g->bpack + t * NR * kc, g->B, g->ldb, g->tb, j, nr, k0, kc);
 }
 
 static void run(const Gemm *g, int par) {
@@ -342,25 +375,21 @@ static void run(const Gemm *g, int par) {
             real beta = p == 0 ? g->beta : 1;  // later K blocks add to C
             if (par) {
 #pragma omp for schedule(static)
-                for (size_t t = 0; t < np; t++)
-                    pack_b(g->bpack + t * NR * kc, g->B, g->ldb, g->tb, jc + t * NR,
-                           min_sz(NR, g->N - jc - t * NR), k0, kc);
+                for (size_t t = 0; t < np; t++) pack_b_panel(g, jc, k0, kc, t);
             } else {
-                for (size_t t = 0; t < np; t++)
-                    pack_b(g->bpack + t * NR * kc, g->B, g->ldb, g->tb, jc + t * NR,
-                           min_sz(NR, g->N - jc - t * NR), k0, kc);
+                for (size_t t = 0; t < np; t++) pack_b_panel(g, jc, k0, kc, t);
             }
             size_t packed = SIZE_MAX;  // which row block apack holds
-#define ITEM(w)                                                                    \
-    do {                                                                           \
-        size_t ib = (w) / njp, jp = (w) % njp;                                     \
-        size_t i0 = ib * g->mc, mc = min_sz(g->mc, g->M - i0);                     \
-        if (packed != ib) {                                                        \
-            pack_a(apack, g->A, g->lda, g->ta, i0, mc, k0, kc);                    \
-            packed = ib;                                                           \
-        }                                                                          \
-        compute_item(g, apack, i0, mc, jc, jp * np / njp, (jp + 1) * np / njp, kc, \
-                     beta);                                                        \
+#define ITEM(w)                                                                     \
+    do {                                                                            \
+        size_t ib = (w) / njp, jp = (w) % njp;                                      \
+        size_t i0 = ib * g->mc, mc = min_sz(g->mc, g->M - i0);                      \
+        if (packed != ib) {                                                         \
+            pack_a(apack, g->A, g->lda, g->ta, i0, mc, k0, kc);                     \
+            packed = ib;                                                            \
+        }                                                                           \
+        compute_item(g, apack, i0, mc, jc, jp * np / njp, (jp + 1) * np / njp, k0,  \
+                     kc, beta);                                                     \
     } while (0)
             if (par) {
 #pragma omp for schedule(dynamic, 1)
@@ -404,6 +433,12 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     // Few row blocks (small M): cut the columns too, for enough work items.
     g.njp = 1;
     while (nt > 1 && nic * g.njp < 4 * (size_t)nt && g.njp < np_max) g.njp++;
+
+    // With a single row block each B panel is used by one work item only, so
+    // packing it does not pay when B's rows already hold its 16 values side by
+    // side (op(B) = B): the kernel then reads B in place. (Where the kernel
+    // reads its values from changes no arithmetic.)
+    g.direct_b = !trans_b && nic == 1;
 
     PackBuf *buf = pack_buf();
     g.bpack = grow(&buf->b_raw, &buf->b, &buf->b_cap, np_max * NR * kc_max);

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_gemm.h"
 #include "gemm.h"
+#include "util.h"
 
 #ifdef NMT_DOUBLE
 #define EPS DBL_EPSILON
@@ -91,7 +93,8 @@ static void check(int ta, int tb, size_t M, size_t N, size_t K, size_t pad, real
                 double b = tb ? p.B[j * p.ldb + k] : p.B[k * p.ldb + j];
                 mag += fabs(a * b);
             }
-            mag = fabs((double)alpha) * mag + (beta != 0 ? fabs((double)beta * p.C0[i * p.ldc + j]) : 0);
+            mag *= fabs((double)alpha);
+            if (beta != 0) mag += fabs((double)beta * p.C0[i * p.ldc + j]);
             double tol = 2 * 1.01 * (double)(K + 2) * u * mag;
             double g = got[i * p.ldc + j], w = want[i * p.ldc + j];
             cr_assert(isfinite(g) && fabs(g - w) <= tol,
@@ -139,7 +142,7 @@ Test(gemm, block_boundaries) {
     for (int layout = 0; layout < 4; layout++) {
         int ta = layout & 1, tb = layout >> 1;
         check(ta, tb, 300, 33, 257, 3, 1, 0);
-        check(ta, tb, 257, 100, 600, 1, 0.5f, 1);
+        check(ta, tb, 257, 37, 600, 1, 0.5f, 1);
         check(ta, tb, 7, 4099, 5, 2, 1, -1);
         check(ta, tb, 150, 65, 513, 0, -1, 0.25f);
     }
@@ -231,4 +234,22 @@ Test(gemm, concurrent_small_products) {
         free(want[h]);
         free_prob(&p[h]);
     }
+}
+
+// `nmt bench gemm` rejects bad arguments with status 2 before doing any work.
+Test(gemm, bench_rejects_bad_arguments) {
+    char *bad[][3] = {{"gemm", "--reps", "0"},      {"gemm", "--reps", "x"},
+                      {"gemm", "--shape", "4x4"},   {"gemm", "--shape", "0x4x4"},
+                      {"gemm", "--shape", "4x-4x4"}, {"gemm", "--bogus", "1"},
+                      {"gemm", "--shape", "100000x100000x100000"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear();
+        cr_assert_eq(cmd_bench_gemm(3, bad[i]), NMT_ERR_INPUT, "%s %s", bad[i][1], bad[i][2]);
+        cr_assert_eq(err_code(), NMT_ERR_INPUT);
+        cr_assert(strstr(err_msg(), "bench gemm") != NULL, "%s", err_msg());
+    }
+    char *missing[] = {"gemm", "--reps"};
+    err_clear();
+    cr_assert_eq(cmd_bench_gemm(2, missing), NMT_ERR_INPUT);
+    err_clear();
 }
