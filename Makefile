@@ -62,6 +62,7 @@ test: deps $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) $(BUILD)/tests
 	NMT=./$(NMT_BIN) sh tests/cli.sh
+	NMT=./$(NMT_BIN) sh tests/cli-checkpoint.sh
 
 run: deps
 	$(MAKE) $(NMT_BIN)

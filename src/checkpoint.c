@@ -223,8 +223,9 @@ int checkpoint_info(const char *path) {
            ckpt_version(f), (unsigned long long)ckpt_file_size(f), ckpt_section_count(f));
     printf("sections:\n");
     for (int i = 0; i < ckpt_section_count(f); i++)
-        printf("  %-10s %12llu bytes  crc32 %08x\n", ckpt_section_name(f, i),
-               (unsigned long long)ckpt_section_size(f, i), ckpt_section_crc(f, i));
+        printf("  %-10s offset %10llu  size %12llu  crc32 %08x\n", ckpt_section_name(f, i),
+               (unsigned long long)ckpt_section_offset(f, i), (unsigned long long)ckpt_section_size(f, i),
+               ckpt_section_crc(f, i));
     ckpt_close(f);
     Config c;
     Tokenizer t;

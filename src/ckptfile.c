@@ -463,6 +463,7 @@ const void *ckpt_section(const CkptFile *f, const char *name, uint64_t *size) {
 int ckpt_section_count(const CkptFile *f) { return f->count; }
 const char *ckpt_section_name(const CkptFile *f, int i) { return i >= 0 && i < f->count ? f->e[i].name : NULL; }
 uint64_t ckpt_section_size(const CkptFile *f, int i) { return i >= 0 && i < f->count ? f->e[i].size : 0; }
+uint64_t ckpt_section_offset(const CkptFile *f, int i) { return i >= 0 && i < f->count ? f->e[i].off : 0; }
 uint32_t ckpt_section_crc(const CkptFile *f, int i) { return i >= 0 && i < f->count ? f->e[i].crc : 0; }
 uint32_t ckpt_version(const CkptFile *f) { return f->version; }
 uint64_t ckpt_file_size(const CkptFile *f) { return f->size; }

@@ -70,6 +70,7 @@ const void *ckpt_section(const CkptFile *f, const char *name, uint64_t *size);
 int ckpt_section_count(const CkptFile *f);
 const char *ckpt_section_name(const CkptFile *f, int i);
 uint64_t ckpt_section_size(const CkptFile *f, int i);
+uint64_t ckpt_section_offset(const CkptFile *f, int i);  // byte offset of the payload
 uint32_t ckpt_section_crc(const CkptFile *f, int i);
 uint32_t ckpt_version(const CkptFile *f);
 uint64_t ckpt_file_size(const CkptFile *f);

@@ -1,6 +1,7 @@
 // main.c — subcommand dispatch, argument parsing, exit codes.
 // Only this file prints errors and chooses the exit status:
 // 0 ok, 1 runtime failure, 2 bad usage / config / input.
+#include "average.h"
 #include "bench_gemm.h"
 #include "checkpoint.h"
 #include "cmd_bleu.h"
@@ -164,6 +165,7 @@ static const char *HELP =
     "  train       train (or resume) a model from a JSON config\n"
     "  translate   translate stdin to stdout with a checkpoint\n"
     "  info        describe and verify a checkpoint\n"
+    "  average     average the weights of compatible checkpoints\n"
     "  bleu        corpus BLEU (sacreBLEU-compatible) of stdin against a reference file\n"
     "  bpe         learn, apply and undo byte-pair encoding\n"
     "  bench gemm  time the matrix product against OpenBLAS\n"
@@ -187,6 +189,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "translate")) return cmd_translate(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "average")) return finish(cmd_average(argc - 1, argv + 1));
     if (!strcmp(cmd, "bleu")) return finish(cmd_bleu(argc - 1, argv + 1));
     if (!strcmp(cmd, "bpe")) return finish(cmd_bpe(argc - 1, argv + 1));
     if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "gemm")) return finish(cmd_bench_gemm(argc - 2, argv + 2));

@@ -179,6 +179,38 @@ static int run_validation(Run *r) {
     return NMT_OK;
 }
 
+// After a crash the log may hold records from steps the checkpoint never saw:
+// drop them, so the log always agrees with the run being continued.
+static int trim_log(const char *path, long step, int quiet) {
+    if (!file_exists(path)) return NMT_OK;
+    size_t len;
+    char *text = read_file_text(path, &len);
+    if (!text) return err_code();
+    char *out = xmalloc(len + 1), *o = out;
+    long dropped = 0;
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        const char *k = strstr(p, "\"step\": ");
+        long s = k && k < p + n ? strtol(k + 8, NULL, 10) : 0;
+        if (s <= step) {
+            memcpy(o, p, n);
+            o += n;
+        } else {
+            dropped++;
+        }
+        p += n;
+    }
+    int rc = NMT_OK;
+    if (dropped) {
+        rc = write_file_atomic(path, out, (size_t)(o - out));
+        if (!rc && !quiet) printf("nmt: dropped %ld log records past step %ld (from an interrupted run)\n", dropped, step);
+    }
+    free(text);
+    free(out);
+    return rc;
+}
+
 static int setup(Run *r, const TrainArgs *args) {
     Config want;
     int rc = config_load(&want, args->config_path, args->sets, args->nset);
@@ -230,6 +262,8 @@ static int setup(Run *r, const TrainArgs *args) {
     if (rc) return rc;
     char logpath[4200];
     path_in(logpath, sizeof logpath, c->checkpoint_dir, "train_log.jsonl");
+    rc = trim_log(logpath, r->st.step, r->quiet);
+    if (rc) return rc;
     r->log = fopen(logpath, "a");
     if (!r->log) return err_set(NMT_ERR_RUNTIME, "%s: cannot open for appending: %s", logpath, strerror(errno));
     return NMT_OK;

@@ -1,0 +1,148 @@
+#!/bin/sh
+# cli-checkpoint.sh — checkpoints never lose work: exact resume after SIGKILL
+# (1 and 2 threads), SIGINT saves and exits 0, every section's corruption and
+# truncation is caught, a kill during a save leaves last.ckpt loadable, and
+# averaging copies of one checkpoint returns its weights. Run by `make test`.
+set -u
+NMT=${NMT:-./nmt}
+T=$(mktemp -d /tmp/nmt-ckpt-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# A small reversal task, so that a run lasts long enough to be interrupted.
+awk 'BEGIN { srand(7); for (i = 0; i < 600; i++) { n = 3 + int(rand() * 8); s = ""; t = "";
+     for (j = 0; j < n; j++) { w[j] = "w" int(rand() * 16) } for (j = 0; j < n; j++) { s = s (j ? " " : "") w[j];
+     t = t (j ? " " : "") w[n - 1 - j] } print s > "'"$T"'/s.txt"; print t > "'"$T"'/t.txt" } }'
+cat >"$T/cfg.json" <<JSON
+{"model": {"d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+           "dropout": 0.1, "attention_dropout": 0.1, "ffn_dropout": 0.1},
+ "data": {"train_src": "$T/s.txt", "train_tgt": "$T/t.txt"},
+ "train": {"max_steps": 300, "batch_tokens": 300, "log_every": 10, "save_every": 100,
+           "warmup_steps": 50, "checkpoint_dir": "$T/ck"}}
+JSON
+
+# section FILE NAME: the payload bytes of a section (to compare weights exactly).
+section() {
+    line=$("$NMT" info "$1" | awk -v n="$2" '$1 == n { print $3, $5 }')
+    set -- "$1" $line
+    tail -c +$(($2 + 1)) "$1" | head -c "$3"
+}
+losses_after() { grep '"loss"' "$1" | sed 's/, "tokens_per_s".*//' | awk -v n="$2" -F '[:,]' '$2 > n'; }
+
+for threads in 1 2; do
+    export OMP_NUM_THREADS=$threads
+    "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/full$threads" --quiet >/dev/null 2>&1 ||
+        bad "uninterrupted run ($threads threads)"
+    "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/kill$threads" --quiet >/dev/null 2>&1 &
+    pid=$!
+    i=0
+    while [ ! -e "$T/kill$threads/step-100.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    step=$("$NMT" info "$T/kill$threads/last.ckpt" | awk '/^step:/ { print $2 }')
+    if [ "$step" != 100 ]; then bad "could not kill the run between steps 100 and 300 (last.ckpt at step $step)"; fi
+    "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/kill$threads" >"$T/resume.out" 2>&1 ||
+        bad "resume after SIGKILL ($threads threads)"
+    grep -q "resuming from $T/kill$threads/last.ckpt at step 100" "$T/resume.out" || bad "resume did not say so"
+    losses_after "$T/full$threads/train_log.jsonl" 100 >"$T/a"
+    losses_after "$T/kill$threads/train_log.jsonl" 100 >"$T/b"
+    if [ -s "$T/a" ] && cmp -s "$T/a" "$T/b"; then ok; else bad "losses after resume differ ($threads threads)"; diff "$T/a" "$T/b" | head -5; fi
+    section "$T/full$threads/last.ckpt" params >"$T/pa"
+    section "$T/kill$threads/last.ckpt" params >"$T/pb"
+    if [ -s "$T/pa" ] && cmp -s "$T/pa" "$T/pb"; then ok; else bad "final weights differ after resume ($threads threads)"; fi
+    section "$T/full$threads/last.ckpt" adam_v >"$T/pa"
+    section "$T/kill$threads/last.ckpt" adam_v >"$T/pb"
+    if cmp -s "$T/pa" "$T/pb"; then ok; else bad "Adam state differs after resume ($threads threads)"; fi
+done
+cmp -s "$T/full1/train_log.jsonl" "$T/full2/train_log.jsonl" 2>/dev/null  # (timings differ; losses checked below)
+losses_after "$T/full1/train_log.jsonl" 0 >"$T/a"; losses_after "$T/full2/train_log.jsonl" 0 >"$T/b"
+if cmp -s "$T/a" "$T/b"; then ok; else bad "losses differ between 1 and 2 threads"; fi
+export OMP_NUM_THREADS=2
+CK="$T/full2/last.ckpt"
+
+# Keep-last: save_every 100 over 300 steps with keep_last 5 keeps steps 100..300.
+if [ -e "$T/full2/step-100.ckpt" ] && [ -e "$T/full2/step-300.ckpt" ]; then ok; else bad "step-N.ckpt files missing"; fi
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/keep" --set train.max_steps=40 \
+    --set train.save_every=10 --set train.keep_last=2 --quiet >/dev/null 2>&1
+if [ "$(ls "$T/keep" | grep -c '^step-')" -eq 2 ] && [ -e "$T/keep/step-40.ckpt" ] && [ -e "$T/keep/step-30.ckpt" ]; then ok
+else bad "keep_last 2 left: $(ls "$T/keep")"; fi
+
+# SIGINT: finish the step, save, exit 0; the run then resumes.
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/int" --set train.max_steps=100000 --quiet >/dev/null 2>&1 &
+pid=$!
+i=0
+while ! grep -q '"step": 20,' "$T/int/train_log.jsonl" 2>/dev/null && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+kill -INT $pid
+wait $pid
+st=$?
+step=$("$NMT" info "$T/int/last.ckpt" 2>/dev/null | awk '/^step:/ { print $2 }')
+if [ $st -eq 0 ] && [ -n "$step" ] && [ "$step" -ge 20 ]; then ok; else bad "SIGINT: exit $st, last.ckpt step '$step'"; fi
+
+# Corruption: a flipped byte in, or a truncation inside, every section.
+"$NMT" info "$CK" | awk '/^  [a-z_]+ +offset/ { print $1, $3, $5 }' >"$T/sections"
+[ "$(wc -l <"$T/sections")" -eq 7 ] || bad "expected 7 sections, got $(wc -l <"$T/sections")"
+while read -r name off size; do
+    cp "$CK" "$T/flip.ckpt"
+    pos=$((off + size / 2))
+    byte=$(od -An -tu1 -j "$pos" -N1 "$T/flip.ckpt" | tr -d ' ')
+    printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$T/flip.ckpt" bs=1 seek="$pos" conv=notrunc 2>/dev/null
+    for cmd in info translate resume; do
+        case $cmd in
+            info) "$NMT" info "$T/flip.ckpt" >/dev/null 2>"$T/err" </dev/null ;;
+            translate) echo "w1 w2" | "$NMT" translate --checkpoint "$T/flip.ckpt" >/dev/null 2>"$T/err" ;;
+            resume) "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/never" --resume "$T/flip.ckpt" >/dev/null 2>"$T/err" ;;
+        esac
+        st=$?
+        if [ $st -eq 2 ] && grep -q "section '$name'" "$T/err"; then ok; else bad "flipped byte in '$name': $cmd exit $st: $(cat "$T/err")"; fi
+    done
+    head -c "$pos" "$CK" >"$T/trunc.ckpt"
+    "$NMT" info "$T/trunc.ckpt" >/dev/null 2>"$T/err"
+    st=$?
+    if [ $st -eq 2 ] && grep -q "trunc.ckpt" "$T/err"; then ok; else bad "truncation in '$name': exit $st"; fi
+done <"$T/sections"
+if [ ! -e "$T/never" ]; then ok; else bad "a failed resume wrote its checkpoint_dir"; fi
+: >"$T/empty.ckpt"
+for f in empty.ckpt s.txt; do
+    "$NMT" info "$T/$f" >/dev/null 2>"$T/err"
+    if [ $? -eq 2 ] && grep -q "$f" "$T/err"; then ok; else bad "info on $f: $(cat "$T/err")"; fi
+done
+cp "$CK" "$T/newer.ckpt"
+printf '\007' | dd of="$T/newer.ckpt" bs=1 seek=8 conv=notrunc 2>/dev/null
+"$NMT" info "$T/newer.ckpt" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "version 7 is newer" "$T/err"; then ok; else bad "newer version: $(cat "$T/err")"; fi
+
+# A mismatched model shape is refused, naming the key.
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/full2" --set model.d_ff=32 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "model.d_ff" "$T/err"; then ok; else bad "shape mismatch: $(cat "$T/err")"; fi
+# Settings that may change are reported.
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/full2" --set train.max_steps=305 >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "changed settings: train.max_steps" "$T/err"; then ok; else bad "changed settings: $(cat "$T/err")"; fi
+
+# Kill during save (injected): last.ckpt stays whole and keeps its step.
+cp -r "$T/full1" "$T/crash"
+before=$("$NMT" info "$T/crash/last.ckpt" | awk '/^step:/ { print $2 }')
+for at in 1 5000 60000; do
+    NMT_CKPT_CRASH_AFTER=$at "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/crash" \
+        --set train.max_steps=$((before + 2)) --quiet >/dev/null 2>&1
+    st=$?
+    after=$("$NMT" info "$T/crash/last.ckpt" 2>/dev/null | awk '/^step:/ { print $2 }')
+    if [ $st -eq 137 ] && [ "$after" = "$before" ]; then ok; else bad "crash at byte $at: exit $st, step '$after' (want $before)"; fi
+done
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/crash" --set train.max_steps=$((before + 2)) --quiet >/dev/null 2>&1 &&
+    [ "$("$NMT" info "$T/crash/last.ckpt" | awk '/^step:/ { print $2 }')" = $((before + 2)) ] && ok || bad "save after crashes"
+
+# Averaging copies of one checkpoint returns its weights; incompatible inputs are refused.
+"$NMT" average --output "$T/avg.ckpt" "$CK" "$CK" "$CK" >/dev/null 2>"$T/err"
+section "$CK" params >"$T/pa"
+section "$T/avg.ckpt" params >"$T/pb"
+if cmp -s "$T/pa" "$T/pb"; then ok; else bad "average of 3 copies differs: $(cat "$T/err")"; fi
+"$NMT" average --output "$T/avg2.ckpt" "$CK" "$T/full1/step-100.ckpt" >/dev/null 2>&1 && ok || bad "average of two steps"
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/other" --set model.d_model=16 --set train.max_steps=1 --quiet >/dev/null 2>&1
+"$NMT" average --output "$T/avg3.ckpt" "$CK" "$T/other/last.ckpt" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "model.d_model" "$T/err" && [ ! -e "$T/avg3.ckpt" ]; then ok; else bad "incompatible average: $(cat "$T/err")"; fi
+
+echo "cli-checkpoint: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
