@@ -202,13 +202,16 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
 // C = fma(beta, C, t). So an edge tile rounds exactly like a full one.
 
 #ifdef GEMM_AVX2
-// mr and masked are constants after inlining; masked: only the columns in
-// m0 (0..7) and m1 (8..15) of C are touched.
-// (Named accumulators rather than an array: GCC keeps an array in memory.)
+// mr, masked and direct are constants after inlining. masked: only the
+// columns in m0 (0..7) and m1 (8..15) of C are touched. direct: A is read in
+// place, row r of the tile at a + r*as (else from a packed panel, a[k*MR + r]).
+// B row k is at b + k*bs. (Named accumulators rather than an array: GCC keeps
+// an array in memory.)
 static inline __attribute__((always_inline)) void
-kernel_rows(int mr, int masked, size_t kc, const float *restrict a,
+kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, size_t as,
             const float *restrict b, size_t bs, float *restrict c, size_t ldc, float alpha,
             float beta, __m256i m0, __m256i m1) {
+    size_t rs = direct ? as : 1, ks = direct ? 1 : MR;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int r = 0; r < mr; r++) {  // C is needed only at the end: fetch it meanwhile
@@ -220,13 +223,12 @@ kernel_rows(int mr, int masked, size_t kc, const float *restrict a,
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ar;
 #define FMA_ROW(r)                                          \
     if (mr > r) {                                           \
-        ar = _mm256_broadcast_ss(a + r);                    \
+        ar = _mm256_broadcast_ss(a + r * rs + k * ks);      \
         c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0);         \
         c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1);         \
     }
         FMA_ROW(0) FMA_ROW(1) FMA_ROW(2) FMA_ROW(3) FMA_ROW(4) FMA_ROW(5)
 #undef FMA_ROW
-        a += MR;
         b += bs;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -254,38 +256,48 @@ kernel_rows(int mr, int masked, size_t kc, const float *restrict a,
 #undef STORE_ROW
 }
 
-static void kernel_full(size_t kc, const float *a, const float *b, size_t bs, float *c,
-                        size_t ldc, float alpha, float beta) {
+// as == 0: A packed; else A read in place with row stride as.
+static void kernel_full(size_t kc, const float *a, size_t as, const float *b, size_t bs,
+                        float *c, size_t ldc, float alpha, float beta) {
     __m256i none = _mm256_setzero_si256();
-    kernel_rows(MR, 0, kc, a, b, bs, c, ldc, alpha, beta, none, none);
+    if (as)
+        kernel_rows(MR, 0, 1, kc, a, as, b, bs, c, ldc, alpha, beta, none, none);
+    else
+        kernel_rows(MR, 0, 0, kc, a, 0, b, bs, c, ldc, alpha, beta, none, none);
 }
 
-static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
-                        size_t bs, float *c, size_t ldc, float alpha, float beta) {
+static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, size_t as,
+                        const float *b, size_t bs, float *c, size_t ldc, float alpha,
+                        float beta) {
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
     __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
-    switch (mr) {
-    case 1: kernel_rows(1, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
-    case 2: kernel_rows(2, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
-    case 3: kernel_rows(3, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
-    case 4: kernel_rows(4, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
-    case 5: kernel_rows(5, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
-    default: kernel_rows(6, 1, kc, a, b, bs, c, ldc, alpha, beta, m0, m1); break;
+#define ROWS(n, d) kernel_rows(n, 1, d, kc, a, as, b, bs, c, ldc, alpha, beta, m0, m1); break
+    if (as) {
+        switch (mr) {
+        case 1: ROWS(1, 1); case 2: ROWS(2, 1); case 3: ROWS(3, 1);
+        case 4: ROWS(4, 1); case 5: ROWS(5, 1); default: ROWS(6, 1);
+        }
+    } else {
+        switch (mr) {
+        case 1: ROWS(1, 0); case 2: ROWS(2, 0); case 3: ROWS(3, 0);
+        case 4: ROWS(4, 0); case 5: ROWS(5, 0); default: ROWS(6, 0);
+        }
     }
+#undef ROWS
 }
 #else
 // Portable path: plain loops the compiler may vectorise. Lanes are independent,
 // so vectorisation does not change the order of any sum. (Without FMA the
 // multiply and the add round separately; still the same for every element.)
-static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
+static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a, size_t as,
                         const real *restrict b, size_t bs, real *restrict c, size_t ldc,
                         real alpha, real beta) {
     real acc[MR][NR] = {{0}};
+    size_t rs = as ? as : 1, ks = as ? 1 : MR;
     for (size_t k = 0; k < kc; k++) {
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
-        a += MR;
+        for (size_t r = 0; r < mr; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[r * rs + k * ks] * b[j];
         b += bs;
     }
     for (size_t r = 0; r < mr; r++) {
@@ -297,9 +309,9 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
     }
 }
 
-static void kernel_full(size_t kc, const real *a, const real *b, size_t bs, real *c,
-                        size_t ldc, real alpha, real beta) {
-    kernel_edge(MR, NR, kc, a, b, bs, c, ldc, alpha, beta);
+static void kernel_full(size_t kc, const real *a, size_t as, const real *b, size_t bs,
+                        real *c, size_t ldc, real alpha, real beta) {
+    kernel_edge(MR, NR, kc, a, as, b, bs, c, ldc, alpha, beta);
 }
 #endif
 
@@ -316,6 +328,7 @@ typedef struct {
     size_t nkb;   // number of K blocks
     size_t mc;    // rows per A block: at most MC, a multiple of MR
     size_t njp;   // parts each NC block of columns is cut into (work items)
+    int direct_a;  // the kernel reads A in place
     int direct_b;  // the kernel reads full panels of B in place
     real *bpack;  // shared packed B block
 } Gemm;
@@ -341,11 +354,16 @@ static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc,
             size_t i = i0 + s * MR;
             size_t mr = min_sz(MR, g->M - i);
             const real *ap = apack + s * MR * kc;
+            size_t as = 0;
+            if (g->direct_a) {
+                ap = g->A + i * g->lda + k0;
+                as = g->lda;
+            }
             real *c = g->C + i * g->ldc + j;
             if (mr == MR && nr == NR)
-                kernel_full(kc, ap, bp, bs, c, g->ldc, g->alpha, beta);
+                kernel_full(kc, ap, as, bp, bs, c, g->ldc, g->alpha, beta);
             else
-                kernel_edge(mr, nr, kc, ap, bp, bs, c, g->ldc, g->alpha, beta);
+                kernel_edge(mr, nr, kc, ap, as, bp, bs, c, g->ldc, g->alpha, beta);
         }
     }
 }
@@ -384,7 +402,7 @@ static void run(const Gemm *g, int par) {
     do {                                                                            \
         size_t ib = (w) / njp, jp = (w) % njp;                                      \
         size_t i0 = ib * g->mc, mc = min_sz(g->mc, g->M - i0);                      \
-        if (packed != ib) {                                                         \
+        if (packed != ib && !g->direct_a) {                                         \
             pack_a(apack, g->A, g->lda, g->ta, i0, mc, k0, kc);                     \
             packed = ib;                                                            \
         }                                                                           \
@@ -439,6 +457,9 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     // side (op(B) = B): the kernel then reads B in place. (Where the kernel
     // reads its values from changes no arithmetic.)
     g.direct_b = !trans_b && nic == 1;
+    // Likewise for A when at most two B panels use each A panel and the rows
+    // of op(A) are contiguous in k (op(A) = A).
+    g.direct_a = !trans_a && N <= 2 * NR;
 
     PackBuf *buf = pack_buf();
     g.bpack = grow(&buf->b_raw, &buf->b, &buf->b_cap, np_max * NR * kc_max);

@@ -165,9 +165,10 @@ void dropout_forward(real *out, const real *inp, size_t n, real p, uint64_t key)
         return;
     }
     real keep_scale = 1 / (1 - p);
+    uint32_t th = rng_threshold((double)p);
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++)
-        out[i] = rng_uniform(key, i) >= (float)p ? inp[i] * keep_scale : 0;
+        out[i] = rng_keep(key, i, th) ? inp[i] * keep_scale : 0;
 }
 
 void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t key) {
@@ -177,9 +178,10 @@ void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t k
         return;
     }
     real keep_scale = 1 / (1 - p);
+    uint32_t th = rng_threshold((double)p);
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++)
-        if (rng_uniform(key, i) >= (float)p) dinp[i] += dout[i] * keep_scale;
+        if (rng_keep(key, i, th)) dinp[i] += dout[i] * keep_scale;
 }
 
 void residual_forward(real *out, const real *a, const real *b, size_t n) {
@@ -208,8 +210,8 @@ static size_t visible_keys(const AttnShape *s, size_t b, size_t i) {
 static void attn_dropout(real *out, const real *p, const AttnShape *s, size_t bh) {
     size_t n = s->Tq * s->Tk, base = bh * n;
     real keep_scale = 1 / (1 - s->p_drop);
-    for (size_t i = 0; i < n; i++)
-        out[i] = rng_uniform(s->drop_key, base + i) >= (float)s->p_drop ? p[i] * keep_scale : 0;
+    uint32_t th = rng_threshold((double)s->p_drop);
+    for (size_t i = 0; i < n; i++) out[i] = rng_keep(s->drop_key, base + i, th) ? p[i] * keep_scale : 0;
 }
 
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
@@ -276,9 +278,9 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
         gemm(0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
         if (s->p_drop > 0) {
             real keep_scale = 1 / (1 - s->p_drop);
+            uint32_t th = rng_threshold((double)s->p_drop);
             size_t base = bh * Tq * Tk;
-            for (size_t i = 0; i < Tq * Tk; i++)
-                sc[i] = rng_uniform(s->drop_key, base + i) >= (float)s->p_drop ? sc[i] * keep_scale : 0;
+            for (size_t i = 0; i < Tq * Tk; i++) sc[i] = rng_keep(s->drop_key, base + i, th) ? sc[i] * keep_scale : 0;
         }
         // Softmax backward: dS = P * (dP - sum_j P dP), times the score scale.
         for (size_t i = 0; i < Tq; i++) {

@@ -13,8 +13,20 @@ uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b) {
     return mix64(k ^ (b * 0x8cb92ba72f3d8dd7ULL + 0x2545f4914f6cdd1dULL));
 }
 
+// SplitMix64 indexed directly: the index-th output of the stream `key`.
 uint64_t rng_u64(uint64_t key, uint64_t index) {
-    return mix64(key ^ mix64(index + 0x9e3779b97f4a7c15ULL));
+    return mix64(key + (index + 1) * 0x9e3779b97f4a7c15ULL);
+}
+
+uint32_t rng_threshold(double p) {
+    double t = p * 4294967296.0;
+    return t >= 4294967295.0 ? 0xffffffffu : (uint32_t)t;
+}
+
+int rng_keep(uint64_t key, uint64_t index, uint32_t threshold) {
+    uint64_t u = rng_u64(key, index >> 1);
+    uint32_t bits = (index & 1) ? (uint32_t)(u >> 32) : (uint32_t)u;
+    return bits >= threshold;
 }
 
 float rng_uniform(uint64_t key, uint64_t index) {

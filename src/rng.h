@@ -13,4 +13,9 @@ uint64_t rng_u64(uint64_t key, uint64_t index);
 // Uniform in [0, 1) with 24 random bits (exactly representable as float).
 float rng_uniform(uint64_t key, uint64_t index);
 
+// Dropout: element `index` is kept with probability 1 - p, where
+// threshold = rng_threshold(p). Two elements share one 64-bit draw.
+uint32_t rng_threshold(double p);
+int rng_keep(uint64_t key, uint64_t index, uint32_t threshold);
+
 #endif
