@@ -1,20 +1,30 @@
-// decode.h — translation: source lines in, target lines out.
+// decode.h — translation: greedy and beam search over incremental decoding.
 #ifndef NMT_DECODE_H
 #define NMT_DECODE_H
 
 #include <stddef.h>
 #include "model.h"
-#include "tokenizer.h"
 
 typedef struct {
-    int batch;              // sentences decoded together
+    int beam;               // 1 = greedy
+    double alpha;           // length penalty ((5+len)/6)^alpha; 0 = none
+    int nbest;              // hypotheses kept per sentence (<= beam)
+    int batch;              // sentences decoded together; output does not depend on it
     double max_len_a;       // output length limit: a * source length + b
     int max_len_b;
-    int max_src;            // longer sources are truncated (with a warning)
+    int recompute;          // testing: recompute the whole prefix at every step (no cache)
 } DecodeOptions;
 
-// Greedy decoding of n source id sequences (without EOS). out[i] receives an
-// stb_ds array of target ids (without EOS). Output does not depend on `batch`.
-void greedy_decode(Model *m, int *const *src, size_t n, const DecodeOptions *o, int **out);
+typedef struct {
+    int *ids;               // stb_ds array of target ids, without EOS
+    double logprob;         // sum of log-probabilities (EOS included when emitted)
+    double score;           // logprob / length penalty
+} Hypothesis;
+
+DecodeOptions decode_defaults(void);
+
+// Translates n sources (stb_ds id arrays without EOS). out must hold n * nbest
+// hypotheses: sentence i's are out[i*nbest ...], best first.
+void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out);
 
 #endif

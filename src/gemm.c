@@ -457,9 +457,10 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     // side (op(B) = B): the kernel then reads B in place. (Where the kernel
     // reads its values from changes no arithmetic.)
     g.direct_b = !trans_b && nic == 1;
-    // Likewise for A when at most two B panels use each A panel and the rows
-    // of op(A) are contiguous in k (op(A) = A).
-    g.direct_a = !trans_a && N <= 2 * NR;
+    // Likewise for A when at most four B panels use each A panel and the rows
+    // of op(A) are contiguous in k (op(A) = A): small products such as the
+    // attention heads then skip packing A.
+    g.direct_a = !trans_a && N <= 4 * NR;
 
     PackBuf *buf = pack_buf();
     g.bpack = grow(&buf->b_raw, &buf->b, &buf->b_cap, np_max * NR * kc_max);

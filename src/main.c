@@ -12,6 +12,7 @@
 #include "train.h"
 #include "util.h"
 
+#include <math.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,18 +71,21 @@ static int cmd_train(int argc, char **argv) {
 }
 
 static const char *TRANSLATE_HELP =
-    "usage: nmt translate --checkpoint FILE [--beam 1] [--batch 32] [--max-len-a 1.5] [--max-len-b 10]\n"
-    "  reads source sentences from stdin, one per line, writes translations to stdout in order\n"
-    "  --checkpoint FILE    a checkpoint written by nmt train\n"
+    "usage: nmt translate --checkpoint FILE [options] < SOURCE > TRANSLATION\n"
+    "  reads sentences from stdin, one per line, writes one translation per line in order\n"
+    "  --checkpoint FILE    a checkpoint written by nmt train (required)\n"
     "  --beam K             beam size; 1 = greedy (default 1)\n"
+    "  --alpha A            length penalty ((5+len)/6)^A for beam search (default 0.6)\n"
+    "  --nbest N            print N hypotheses per sentence as 'index ||| text ||| score' (default 1)\n"
     "  --batch N            sentences decoded together (default 32); output does not depend on it\n"
-    "  --max-len-a A, --max-len-b B   output length limit A * source length + B (default 1.5, 10)\n";
+    "  --max-len-a A        output length limit A * source length + B (default 1.5)\n"
+    "  --max-len-b B        (default 10)\n";
 
 static int parse_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
     char *end;
     double d = strtod(v, &end);
     if (end == v || *end || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "nmt %s: %s: '%s' is not a number in [%g, %g]\n", cmd, opt, v, lo, hi);
+        err_set(NMT_ERR_INPUT, "%s %s: '%s' is not a number in [%g, %g]", cmd, opt, v, lo, hi);
         return NMT_ERR_INPUT;
     }
     *out = d;
@@ -90,22 +94,33 @@ static int parse_num(const char *cmd, const char *opt, const char *v, double lo,
 
 static int cmd_translate(int argc, char **argv) {
     const char *ckpt = NULL;
-    double beam = 1, batch = 32, lena = 1.5, lenb = 10;
+    DecodeOptions o = decode_defaults();
+    double beam = o.beam, batch = o.batch, nbest = 1;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) { fputs(TRANSLATE_HELP, stdout); return 0; }
-        if (i + 1 >= argc) return usage_error("translate", "unknown option or missing value: '%s'", o);
+        const char *opt = argv[i];
+        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) { fputs(TRANSLATE_HELP, stdout); return 0; }
+        if (i + 1 >= argc) return usage_error("translate", "unknown option or missing value: '%s'", opt);
         const char *v = argv[++i];
         int rc = 0;
-        if (!strcmp(o, "--checkpoint")) ckpt = v;
-        else if (!strcmp(o, "--beam")) rc = parse_num("translate", o, v, 1, 1, &beam);
-        else if (!strcmp(o, "--batch")) rc = parse_num("translate", o, v, 1, 4096, &batch);
-        else if (!strcmp(o, "--max-len-a")) rc = parse_num("translate", o, v, 0, 100, &lena);
-        else if (!strcmp(o, "--max-len-b")) rc = parse_num("translate", o, v, 0, 10000, &lenb);
-        else return usage_error("translate", "unknown option '%s'", o);
-        if (rc) return rc;
+        double lenb = o.max_len_b;
+        if (!strcmp(opt, "--checkpoint")) ckpt = v;
+        else if (!strcmp(opt, "--beam")) rc = parse_num("translate", opt, v, 1, 256, &beam);
+        else if (!strcmp(opt, "--alpha")) rc = parse_num("translate", opt, v, 0, 10, &o.alpha);
+        else if (!strcmp(opt, "--nbest")) rc = parse_num("translate", opt, v, 1, 256, &nbest);
+        else if (!strcmp(opt, "--batch")) rc = parse_num("translate", opt, v, 1, 4096, &batch);
+        else if (!strcmp(opt, "--max-len-a")) rc = parse_num("translate", opt, v, 0, 100, &o.max_len_a);
+        else if (!strcmp(opt, "--max-len-b")) rc = parse_num("translate", opt, v, 0, 10000, &lenb);
+        else return usage_error("translate", "unknown option '%s'", opt);
+        if (rc) return finish(rc);
+        o.max_len_b = (int)lenb;
     }
     if (!ckpt) return usage_error("translate", "%s", "--checkpoint FILE is required");
+    if (beam != floor(beam) || nbest != floor(nbest) || batch != floor(batch))
+        return finish(err_set(NMT_ERR_INPUT, "translate: --beam, --nbest and --batch take whole numbers"));
+    if (nbest > beam) return finish(err_set(NMT_ERR_INPUT, "translate: --nbest (%g) cannot exceed --beam (%g)", nbest, beam));
+    o.beam = (int)beam;
+    o.nbest = (int)nbest;
+    o.batch = (int)batch;
     Config c;
     Tokenizer t;
     Model m;
@@ -127,18 +142,22 @@ static int cmd_translate(int argc, char **argv) {
         arrput(src, ids);
     }
     if (!rc) {
-        size_t n = (size_t)arrlen(src);
-        int **out = xcalloc(n ? n : 1, sizeof *out);
-        DecodeOptions o = {(int)batch, lena, (int)lenb, c.max_src_len};
-        greedy_decode(&m, src, n, &o, out);
-        for (size_t i = 0; i < n; i++) {
-            char *s = arrlen(src[i]) ? tokenizer_decode(&t, out[i], (size_t)arrlen(out[i])) : xstrdup("");
-            puts(s);
-            free(s);
-            arrfree(out[i]);
-        }
+        size_t n = (size_t)arrlen(src), nb = (size_t)o.nbest;
+        Hypothesis *out = xcalloc(n * nb + 1, sizeof *out);
+        translate_ids(&m, src, n, &o, out);
+        for (size_t i = 0; i < n; i++)
+            for (size_t h = 0; h < nb; h++) {
+                Hypothesis *hy = &out[i * nb + h];
+                // Empty input lines give empty output lines.
+                char *s = arrlen(src[i]) ? tokenizer_decode(&t, hy->ids, (size_t)arrlen(hy->ids)) : xstrdup("");
+                if (nb > 1) printf("%zu ||| %s ||| %.6f\n", i, s, hy->score);
+                else puts(s);
+                free(s);
+                arrfree(hy->ids);
+            }
         free(out);
     }
+    if (fflush(stdout) != 0 && !rc) rc = err_set(NMT_ERR_RUNTIME, "stdout: write failed");
     for (ptrdiff_t i = 0; i < arrlen(src); i++) arrfree(src[i]);
     arrfree(src);
     arrfree(lines);

@@ -366,7 +366,7 @@ static void ffn_forward(const Ctx *c, real *z, real *h, real *scratch, const rea
 static AttnShape attn_shape(const Ctx *c, size_t B, size_t Tq, size_t Tk, const int *klen, int causal,
                             size_t ldq, size_t ldk, uint64_t key) {
     const ModelShape *s = &c->m->s;
-    AttnShape a = {B, Tq, Tk, (size_t)s->heads, (size_t)(s->d_model / s->heads), ldq, ldk, ldk,
+    AttnShape a = {B, Tq, Tk, (size_t)s->heads, (size_t)(s->d_model / s->heads), ldq, ldk, ldk, 0, 0, 0,
                    klen, causal, rate(c, s->attn_dropout), key};
     return a;
 }
@@ -658,4 +658,155 @@ const real *model_next_logits(Model *m, Acts *a, const Batch *b) {
         gemm(0, 1, 1, V, C, 1, y + (i * b->T + t) * C, C, P(m->out_proj), C, 0, a->logits + i * V, V);
     }
     return a->logits;
+}
+
+// ---------------------------------------------------------------- incremental decoding
+
+struct DecodeState {
+    size_t max_sources, group, max_src, max_tgt, layers, C, B, S, rows;
+    Acts *enc;                 // encoder arena (inference)
+    real **kv;                 // per decoder layer: cross keys/values (B, S, 2C)
+    real **kcache, **vcache;   // per decoder layer: (rows, max_tgt, C)
+    real *kv_tmp;              // reorder scratch (rows, max_tgt, C)
+    SubActs sub[2];
+    real *x, *qkv, *att, *probs, *scratch, *q, *h, *ffn_scratch, *fin, *fmean, *frstd, *logits;
+    int *self_len, *cross_len;
+};
+
+DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t group, size_t max_src, size_t max_tgt) {
+    const ModelShape *s = &m->s;
+    size_t C = (size_t)s->d_model, F = (size_t)s->d_ff, H = (size_t)s->heads, V = (size_t)s->tgt_vocab;
+    size_t L = (size_t)s->dec_layers, R = max_sources * group;
+    DecodeState *d = xcalloc(1, sizeof *d);
+    d->max_sources = max_sources;
+    d->group = group;
+    d->max_src = max_src;
+    d->max_tgt = max_tgt;
+    d->layers = L;
+    d->C = C;
+    d->enc = acts_create(m, max_sources * max_src, max_src, 1, 0);
+    d->kv = xcalloc(L, sizeof *d->kv);
+    d->kcache = xcalloc(L, sizeof *d->kcache);
+    d->vcache = xcalloc(L, sizeof *d->vcache);
+    for (size_t l = 0; l < L; l++) {
+        d->kv[l] = xmalloc(max_sources * max_src * 2 * C * sizeof(real));
+        d->kcache[l] = xmalloc(R * max_tgt * C * sizeof(real));
+        d->vcache[l] = xmalloc(R * max_tgt * C * sizeof(real));
+    }
+    d->kv_tmp = xmalloc(R * max_tgt * C * sizeof(real));
+    for (int i = 0; i < 2; i++) {
+        d->sub[i].ln = xmalloc(R * C * sizeof(real));
+        d->sub[i].mean = xmalloc(R * sizeof(real));
+        d->sub[i].rstd = xmalloc(R * sizeof(real));
+        d->sub[i].res = xmalloc(R * C * sizeof(real));
+        d->sub[i].z = xmalloc(R * C * sizeof(real));
+    }
+    size_t pmax = max_tgt > max_src ? max_tgt : max_src;
+    d->x = xmalloc(R * C * sizeof(real));
+    d->qkv = xmalloc(R * 3 * C * sizeof(real));
+    d->att = xmalloc(R * C * sizeof(real));
+    d->probs = xmalloc(R * H * pmax * sizeof(real));
+    d->scratch = xmalloc(R * H * pmax * sizeof(real));
+    d->q = xmalloc(R * C * sizeof(real));
+    d->h = xmalloc(R * F * sizeof(real));
+    d->ffn_scratch = xmalloc(R * F * sizeof(real));
+    d->fin = xmalloc(R * C * sizeof(real));
+    d->fmean = xmalloc(R * sizeof(real));
+    d->frstd = xmalloc(R * sizeof(real));
+    d->logits = xmalloc(R * V * sizeof(real));
+    d->self_len = xmalloc(R * sizeof(int));
+    d->cross_len = xmalloc(R * sizeof(int));
+    return d;
+}
+
+void decode_state_free(DecodeState *d) {
+    if (!d) return;
+    acts_free(d->enc);
+    for (size_t l = 0; l < d->layers; l++) {
+        free(d->kv[l]);
+        free(d->kcache[l]);
+        free(d->vcache[l]);
+    }
+    free(d->kv);
+    free(d->kcache);
+    free(d->vcache);
+    free(d->kv_tmp);
+    for (int i = 0; i < 2; i++) {
+        free(d->sub[i].ln);
+        free(d->sub[i].mean);
+        free(d->sub[i].rstd);
+        free(d->sub[i].res);
+        free(d->sub[i].z);
+    }
+    free(d->x); free(d->qkv); free(d->att); free(d->probs); free(d->scratch); free(d->q);
+    free(d->h); free(d->ffn_scratch); free(d->fin); free(d->fmean); free(d->frstd); free(d->logits);
+    free(d->self_len); free(d->cross_len);
+    free(d);
+}
+
+void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src_len, size_t B, size_t S) {
+    size_t C = (size_t)m->s.d_model;
+    Batch b = {B, S, 1, (int *)src, (int *)src_len, NULL, NULL, NULL, 0};
+    acts_carve_batch(d->enc, m, &b);
+    Ctx c = {m, 0, 0};
+    const real *enc = encoder_forward(&c, d->enc, &b);
+    for (size_t l = 0; l < d->layers; l++)
+        linear_forward(d->kv[l], enc, P(m->dec[l].ckv_w), P(m->dec[l].ckv_b), B * S, C, 2 * C);
+    d->B = B;
+    d->S = S;
+    d->rows = B * d->group;
+    for (size_t r = 0; r < d->rows; r++) d->cross_len[r] = src_len[r / d->group];
+}
+
+const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_t t) {
+    const ModelShape *s = &m->s;
+    size_t C = (size_t)s->d_model, H = (size_t)s->heads, D = C / H, R = d->rows, V = (size_t)s->tgt_vocab;
+    Ctx c = {m, 0, 0};
+    embed_forward(d->x, tokens, P(m->tgt_emb), m->pe, R, 1, C, t, (real)sqrt((double)C));
+    for (size_t r = 0; r < R; r++) d->self_len[r] = (int)t + 1;
+    const real *x = d->x;
+    for (size_t l = 0; l < d->layers; l++) {
+        const DecParams *p = &m->dec[l];
+        SubActs *sa = &d->sub[l % 2];
+        // Masked self-attention over the cached prefix (all rows have t+1 positions).
+        const real *u = sub_input(&c, sa, x, p->ln1_w, p->ln1_b, R);
+        linear_forward(d->qkv, u, P(p->wqkv), P(p->bqkv), R, C, 3 * C);
+        for (size_t r = 0; r < R; r++) {
+            memcpy(d->kcache[l] + (r * d->max_tgt + t) * C, d->qkv + r * 3 * C + C, C * sizeof(real));
+            memcpy(d->vcache[l] + (r * d->max_tgt + t) * C, d->qkv + r * 3 * C + 2 * C, C * sizeof(real));
+        }
+        AttnShape as = {R, 1, t + 1, H, D, 3 * C, C, C, 3 * C, d->max_tgt * C, 0, d->self_len, 0, 0, 0};
+        attention_forward(d->att, d->probs, d->scratch, d->qkv, d->kcache[l], d->vcache[l], &as);
+        linear_forward(sa->z, d->att, P(p->wo), P(p->bo), R, C, C);
+        x = sub_output(&c, sa, x, p->ln1_w, p->ln1_b, R, 0);
+        // Cross-attention over the encoder output of each row's source.
+        sa = &d->sub[(l + 1) % 2];
+        u = sub_input(&c, sa, x, p->ln2_w, p->ln2_b, R);
+        linear_forward(d->q, u, P(p->cq_w), P(p->cq_b), R, C, C);
+        AttnShape cs = {R, 1, d->S, H, D, C, 2 * C, 2 * C, C, d->S * 2 * C, d->group, d->cross_len, 0, 0, 0};
+        attention_forward(d->att, d->probs, d->scratch, d->q, d->kv[l], d->kv[l] + C, &cs);
+        linear_forward(sa->z, d->att, P(p->co_w), P(p->co_b), R, C, C);
+        x = sub_output(&c, sa, x, p->ln2_w, p->ln2_b, R, 0);
+        // FFN
+        sa = &d->sub[l % 2];
+        u = sub_input(&c, sa, x, p->ln3_w, p->ln3_b, R);
+        ffn_forward(&c, sa->z, d->h, d->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, R, 0);
+        x = sub_output(&c, sa, x, p->ln3_w, p->ln3_b, R, 0);
+    }
+    if (s->pre_norm) {
+        layernorm_forward(d->fin, d->fmean, d->frstd, x, P(m->dec_lnf_w), P(m->dec_lnf_b), R, C);
+        x = d->fin;
+    }
+    gemm(0, 1, R, V, C, 1, x, C, P(m->out_proj), C, 0, d->logits, V);
+    return d->logits;
+}
+
+void model_decode_reorder(DecodeState *d, const int *from, size_t t) {
+    size_t R = d->rows, row = d->max_tgt * d->C, used = (t + 1) * d->C;
+    for (size_t l = 0; l < d->layers; l++)
+        for (int kv = 0; kv < 2; kv++) {
+            real *cache = kv ? d->vcache[l] : d->kcache[l];
+            for (size_t r = 0; r < R; r++) memcpy(d->kv_tmp + r * row, cache + (size_t)from[r] * row, used * sizeof(real));
+            for (size_t r = 0; r < R; r++) memcpy(cache + r * row, d->kv_tmp + r * row, used * sizeof(real));
+        }
 }

@@ -221,9 +221,12 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
     #pragma omp parallel for schedule(static)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H;
-        const real *qb = q + b * Tq * s->ldq + h * D;
-        const real *kb = k + b * Tk * s->ldk + h * D;
-        const real *vb = v + b * Tk * s->ldv + h * D;
+        size_t bq = s->bsq ? s->bsq : Tq * s->ldq, bk = s->bskv ? s->bskv : Tk * s->ldk;
+        size_t bv = s->bskv ? s->bskv : Tk * s->ldv;
+        const real *qb = q + b * bq + h * D;
+        size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
+        const real *kb = k + bkv * bk + h * D;
+        const real *vb = v + bkv * bv + h * D;
         real *p = probs + bh * Tq * Tk;
         gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
@@ -258,12 +261,15 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     #pragma omp parallel for schedule(static)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H;
-        const real *qb = q + b * Tq * s->ldq + h * D;
-        const real *kb = k + b * Tk * s->ldk + h * D;
-        const real *vb = v + b * Tk * s->ldv + h * D;
-        real *dqb = dq + b * Tq * s->ldq + h * D;
-        real *dkb = dk + b * Tk * s->ldk + h * D;
-        real *dvb = dv + b * Tk * s->ldv + h * D;
+        size_t bq = s->bsq ? s->bsq : Tq * s->ldq, bk = s->bskv ? s->bskv : Tk * s->ldk;
+        size_t bv = s->bskv ? s->bskv : Tk * s->ldv;
+        const real *qb = q + b * bq + h * D;
+        size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
+        const real *kb = k + bkv * bk + h * D;
+        const real *vb = v + bkv * bv + h * D;
+        real *dqb = dq + b * bq + h * D;
+        real *dkb = dk + b * bk + h * D;
+        real *dvb = dv + b * bv + h * D;
         const real *dob = dout + b * Tq * C + h * D;
         const real *p = probs + bh * Tq * Tk;
         real *sc = scratch + bh * Tq * Tk;

@@ -52,8 +52,11 @@ void residual_backward(real *da, real *db, const real *dout, size_t n);
 // out (B,Tq,H*D). probs (B,H,Tq,Tk): softmax weights before dropout (saved).
 // klen (B): keys j >= klen[b] are padding; causal: key j only for query i >= j.
 // Masked weights are exactly 0. scratch: B*H*Tq*Tk reals (used when p_drop > 0).
+// k and v share the batch stride bskv (a key/value cache may be longer than Tk).
 typedef struct {
     size_t B, Tq, Tk, H, D, ldq, ldk, ldv;
+    size_t bsq, bskv;      // batch strides of q and k/v; 0 = Tq*ldq and Tk*ldk (dense)
+    size_t kv_group;       // forward only: rows b use keys/values of b / kv_group (beams); 0 = 1
     const int *klen;
     int causal;
     real p_drop;

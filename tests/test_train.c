@@ -113,7 +113,7 @@ Test(train, copy_task_learns_and_decodes_exactly, .timeout = 120) {
     write_copy_corpus(dir, "train", 2000, 10, 8, 11);
     write_copy_corpus(dir, "test", 50, 10, 8, 12);
     write_config(dir, "");
-    const char *sets[] = {"train.max_steps=300", "model.dropout=0", "model.attention_dropout=0", "model.ffn_dropout=0",
+    const char *sets[] = {"train.max_steps=600", "model.dropout=0", "model.attention_dropout=0", "model.ffn_dropout=0",
                           "train.lr_schedule=inverse_sqrt", "train.lr=0.01", "train.warmup_steps=50"};
     run_train(dir, sets, 7);
     char ck[512], tp[512];
@@ -123,29 +123,31 @@ Test(train, copy_task_learns_and_decodes_exactly, .timeout = 120) {
     Model m;
     TrainState st;
     cr_assert_eq(checkpoint_load(ck, &c, &t, &m, NULL, &st), 0, "%s", err_msg());
-    cr_assert_eq(st.step, 300);
+    cr_assert_eq(st.step, 600);
     snprintf(tp, sizeof tp, "%s/test.src", dir);
     char *text = read_file_text(tp, NULL);
     char **lines = NULL, *save = NULL;
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) arrput(lines, l);
     int n = (int)arrlen(lines);
-    int **src = xcalloc((size_t)n, sizeof *src), **out = xcalloc((size_t)n, sizeof *out);
+    int **src = xcalloc((size_t)n, sizeof *src);
     for (int i = 0; i < n; i++) cr_assert_eq(tokenizer_encode(&t, SIDE_SRC, lines[i], &src[i], "test", i + 1), 0);
-    DecodeOptions o = {16, 1.5, 10, 100};
-    greedy_decode(&m, src, (size_t)n, &o, out);
+    DecodeOptions o = decode_defaults();
+    o.batch = 16;
+    Hypothesis *out = xcalloc((size_t)n, sizeof *out), *out1 = xcalloc((size_t)n, sizeof *out1);
+    translate_ids(&m, src, (size_t)n, &o, out);
     // Decoding one sentence at a time gives the same outputs as batches of 16.
-    DecodeOptions one = {1, 1.5, 10, 100};
-    int **out1 = xcalloc((size_t)n, sizeof *out1);
-    greedy_decode(&m, src, (size_t)n, &one, out1);
+    o.batch = 1;
+    translate_ids(&m, src, (size_t)n, &o, out1);
     int exact = 0;
     for (int i = 0; i < n; i++) {
-        char *s = tokenizer_decode(&t, out[i], (size_t)arrlen(out[i]));
+        char *s = tokenizer_decode(&t, out[i].ids, (size_t)arrlen(out[i].ids));
         exact += strcmp(s, lines[i]) == 0;
-        cr_assert(arrlen(out[i]) == arrlen(out1[i]) && !memcmp(out[i], out1[i], (size_t)arrlen(out[i]) * sizeof(int)),
+        cr_assert(arrlen(out[i].ids) == arrlen(out1[i].ids) &&
+                      !memcmp(out[i].ids, out1[i].ids, (size_t)arrlen(out[i].ids) * sizeof(int)),
                   "sentence %d decodes differently alone and in a batch", i);
         free(s);
-        arrfree(out[i]);
-        arrfree(out1[i]);
+        arrfree(out[i].ids);
+        arrfree(out1[i].ids);
         arrfree(src[i]);
     }
     cr_assert_eq(exact, n, "copy task: only %d of %d test sequences reproduced exactly", exact, n);
