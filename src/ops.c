@@ -301,12 +301,13 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     }
 }
 
-// log-sum-exp of a row, with the true maximum subtracted.
+// log-sum-exp of a row, with the true maximum subtracted. The exponentials
+// are in working precision (expf in float builds), their sum in double.
 static double row_lse(const real *x, size_t V) {
     real mx = x[0];
     for (size_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
     double sum = 0;
-    for (size_t j = 0; j < V; j++) sum += exp((double)(x[j] - mx));
+    for (size_t j = 0; j < V; j++) sum += (double)exp(x[j] - mx);
     return (double)mx + log(sum);
 }
 

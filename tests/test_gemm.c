@@ -121,14 +121,14 @@ enum { NSIZES = sizeof sizes / sizeof sizes[0] };
 // padded strides, several alpha/beta including beta == 0 over NaN.
 Test(gemm, layouts_odd_shapes) {
     lcg_state = 1;
-    const real ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0}, {0.75f, -2}, {2, 0.5f}};
+    const real ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0}, {0.75f, -2}, {2, 0.5f}, {0, 2}};
     for (int layout = 0; layout < 4; layout++) {
         int ta = layout & 1, tb = layout >> 1;
         for (size_t x = 0; x < NSIZES; x++) {
             for (size_t y = 0; y < NSIZES; y++) {
                 size_t M = sizes[x], N = sizes[y], K = sizes[(x + 2 * y + layout) % NSIZES];
                 if (M * N * K > 300000) K = sizes[(x + y) % 4];  // keep the reference fast
-                const real *c = ab[(x + y + layout) % 5];
+                const real *c = ab[(x + y + layout) % 6];
                 check(ta, tb, M, N, K, (x + y) % 3 == 0 ? 0 : 5, c[0], c[1]);
             }
         }
