@@ -59,6 +59,15 @@ else
     fail=$((fail + 1)); echo "FAIL: tiny train/translate/info run: $(cat "$T/err")"
 fi
 expect 2 "--checkpoint" -- "$NMT" translate
+expect 2 "--nbest (3) cannot exceed --beam (2)" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 2 --nbest 3
+expect 2 "has 3 lines but" -- "$NMT" eval --checkpoint "$T/ck/last.ckpt" --src "$T/s.txt" --ref "$T/short.txt"
+expect 2 "--src and --ref are required" -- "$NMT" eval --checkpoint "$T/ck/last.ckpt" --src "$T/s.txt"
+if "$NMT" eval --checkpoint "$T/ck/last.ckpt" --src "$T/s.txt" --ref "$T/t.txt" --beam 2 --output "$T/hyp" >"$T/out" 2>"$T/err" &&
+   grep -q "^BLEU = " "$T/out" && grep -q "^chrF2 = " "$T/out" && [ "$(wc -l <"$T/hyp")" -eq 3 ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: eval: $(cat "$T/err")"; fi
+printf 'a b c\nb a\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 3 --nbest 2 >"$T/nb" 2>"$T/err"
+if [ "$(grep -c ' ||| ' "$T/nb")" -eq 4 ] && grep -q '^1 ||| ' "$T/nb"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: nbest output: $(cat "$T/nb") $(cat "$T/err")"; fi
 expect 2 "missing.ckpt" -- "$NMT" translate --checkpoint "$T/missing.ckpt"
 expect 2 "--beam" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 0
 cp "$T/ck/last.ckpt" "$T/flip.ckpt"

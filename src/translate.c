@@ -1,0 +1,45 @@
+// translate.c — the text side of translation, shared by translate, eval and
+// validation during training.
+#include "translate.h"
+#include "util.h"
+
+#include <stb/stb_ds.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
+                    const DecodeOptions *o, const char *what, char **texts, double *scores,
+                    TranslateStats *stats) {
+    int **src = xcalloc(n ? n : 1, sizeof *src);
+    int rc = NMT_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = tokenizer_encode(t, SIDE_SRC, lines[i], &src[i], what, (long)i + 1);
+        if (!rc && max_src > 0 && arrlen(src[i]) > max_src) {
+            fprintf(stderr, "nmt: warning: %s:%zu: %td tokens, truncated to data.max_src_len (%d)\n", what, i + 1,
+                    arrlen(src[i]), max_src);
+            arrsetlen(src[i], max_src);
+        }
+    }
+    if (!rc) {
+        size_t nb = (size_t)(o->nbest > 0 ? o->nbest : 1);
+        Hypothesis *h = xcalloc(n * nb + 1, sizeof *h);
+        double t0 = now_seconds();
+        translate_ids(m, src, n, o, h);
+        if (stats) {
+            stats->sentences = n;
+            stats->seconds = now_seconds() - t0;
+            stats->tokens = 0;
+        }
+        for (size_t i = 0; i < n * nb; i++) {
+            // Empty input lines give empty output lines.
+            texts[i] = arrlen(src[i / nb]) ? tokenizer_decode(t, h[i].ids, (size_t)arrlen(h[i].ids)) : xstrdup("");
+            if (scores) scores[i] = h[i].score;
+            if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + 1;
+            arrfree(h[i].ids);
+        }
+        free(h);
+    }
+    for (size_t i = 0; i < n; i++) arrfree(src[i]);
+    free(src);
+    return rc;
+}
