@@ -49,6 +49,8 @@ static char *state_json(const TrainState *st) {
     cJSON_AddNumberToObject(o, "batch_pos", (double)st->batch_pos);
     // JSON has no infinity: an absent best_valid_loss means "none yet".
     if (isfinite(st->best_valid_loss)) cJSON_AddNumberToObject(o, "best_valid_loss", st->best_valid_loss);
+    cJSON_AddNumberToObject(o, "best_valid_bleu", st->best_valid_bleu);
+    cJSON_AddNumberToObject(o, "bad_evals", (double)st->bad_evals);
     cJSON_AddNumberToObject(o, "log_loss", st->log_loss);
     cJSON_AddNumberToObject(o, "log_nll", st->log_nll);
     cJSON_AddNumberToObject(o, "log_tokens", st->log_tokens);
@@ -152,6 +154,8 @@ static int parse_state(TrainState *st, const char *text, const char *path) {
     st->epoch = (long)num_or(o, "epoch", -1);
     st->batch_pos = (long)num_or(o, "batch_pos", -1);
     st->best_valid_loss = num_or(o, "best_valid_loss", INFINITY);
+    st->best_valid_bleu = num_or(o, "best_valid_bleu", -1);
+    st->bad_evals = (long)num_or(o, "bad_evals", 0);
     st->log_loss = num_or(o, "log_loss", 0);
     st->log_nll = num_or(o, "log_nll", 0);
     st->log_tokens = num_or(o, "log_tokens", 0);
@@ -237,6 +241,7 @@ int checkpoint_info(const char *path) {
     printf("step: %ld (epoch %ld, batch %ld), %ld target tokens, %.1f s of training\n", st.step, st.epoch,
            st.batch_pos, st.tokens_seen, st.elapsed);
     if (isfinite(st.best_valid_loss)) printf("best validation loss: %.6f\n", st.best_valid_loss);
+    if (st.best_valid_bleu >= 0) printf("best validation BLEU: %.2f\n", st.best_valid_bleu);
     printf("parameters: %zu in %td tensors (%s)\n", m.nparams, arrlen(m.tensors), REAL_NAME);
     printf("vocabulary: source %d, target %d\n", m.s.src_vocab, m.s.tgt_vocab);
     printf("config:\n%s\n", cfg);

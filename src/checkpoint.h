@@ -19,6 +19,8 @@ typedef struct {
     long epoch;                // data cursor: epoch and next position in its order
     long batch_pos;
     double best_valid_loss;    // +inf until validation runs
+    double best_valid_bleu;    // -1 until validation BLEU runs
+    long bad_evals;            // validations since the best one (early stopping)
     double log_loss, log_nll, log_tokens;  // accumulators since the last log record
     double elapsed;            // training seconds so far
     long tokens_seen;          // target tokens trained on

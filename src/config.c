@@ -56,6 +56,9 @@ static const Key KEYS[] = {
     {"train.save_every", K_INT, OFF(save_every), 1000, 0, 0, 2e9, 0, 0, "write step-N.ckpt every N steps (0 = only at the end)"},
     {"train.keep_last", K_INT, OFF(keep_last), 5, 0, 0, 1e6, 0, 0, "keep the newest N step-N.ckpt files (0 = keep all)"},
     {"train.eval_every", K_INT, OFF(eval_every), 0, 0, 0, 2e9, 0, 0, "validate every N steps (0 = only at the end)"},
+    {"train.valid_bleu_lines", K_INT, OFF(valid_bleu_lines), 0, 0, -1, 1e9, 0, 0, "validation BLEU: greedy-translate this many valid lines (0 = all, -1 = no BLEU)"},
+    {"train.best_metric", K_ENUM, OFF(best_metric), BEST_LOSS, 0, 0, 0, "valid_loss|valid_bleu", 0, "what best.ckpt and early stopping follow"},
+    {"train.patience", K_INT, OFF(patience), 0, 0, 0, 1e9, 0, 0, "stop after N validations without improvement (0 = never)"},
     {"train.batch_tokens", K_INT, OFF(batch_tokens), 4096, 0, 1, 1 << 24, 0, 0, "tokens per batch (padded source or target, the larger)"},
     {"train.label_smoothing", K_NUM, OFF(label_smoothing), 0.1, 0, 0, 0.99, 0, 0, "label smoothing rate"},
     {"train.lr_schedule", K_ENUM, OFF(lr_schedule), LR_NOAM, 0, 0, 0, "noam|inverse_sqrt", 0, "noam: lr_scale*d_model^-0.5*min(s^-0.5, s*warmup^-1.5); inverse_sqrt: lr*min(s/warmup, sqrt(warmup/s))"},
@@ -238,6 +241,8 @@ static int check_consistency(const Config *c, const char *what) {
         return err_set(NMT_ERR_INPUT, "%s: data.vocab_size (%d) must be at least 300 with data.tokenizer \"bpe\"", what, c->vocab_size);
     if (c->shared_vocab && !c->tie_output)
         return err_set(NMT_ERR_INPUT, "%s: model.shared_vocab requires model.tie_output", what);
+    if (c->best_metric == BEST_BLEU && c->valid_bleu_lines < 0)
+        return err_set(NMT_ERR_INPUT, "%s: train.best_metric \"valid_bleu\" needs train.valid_bleu_lines >= 0", what);
     if (c->batch_tokens < c->max_src_len + 1 || c->batch_tokens < c->max_tgt_len + 1)
         return err_set(NMT_ERR_INPUT, "%s: train.batch_tokens (%d) must exceed data.max_src_len and data.max_tgt_len", what, c->batch_tokens);
     return NMT_OK;

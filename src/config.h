@@ -9,6 +9,7 @@
 enum { NORM_POST = 0, NORM_PRE = 1 };
 enum { TOK_WORD = 0, TOK_BPE = 1 };
 enum { LR_NOAM = 0, LR_INVSQRT = 1 };
+enum { BEST_LOSS = 0, BEST_BLEU = 1 };
 
 typedef struct {
     // model
@@ -26,6 +27,7 @@ typedef struct {
     int max_src_len, max_tgt_len;
     // train
     int max_steps, seed, log_every, save_every, keep_last, eval_every;
+    int valid_bleu_lines, best_metric, patience;
     char *checkpoint_dir;
     int batch_tokens;
     double label_smoothing;

@@ -35,11 +35,13 @@ static int finish(int rc) {
 }
 
 static const char *TRAIN_HELP =
-    "usage: nmt train --config FILE [--set key.path=value ...] [--resume CKPT] [--quiet]\n"
+    "usage: nmt train --config FILE [--set key.path=value ...] [--resume CKPT] [--quiet] [--dry-run]\n"
     "  --config FILE        JSON config (every key is listed in README.md)\n"
     "  --set key=value      override a config key, e.g. --set train.max_steps=200\n"
     "  --resume CKPT        continue from this checkpoint (default: <checkpoint_dir>/last.ckpt if it exists)\n"
-    "  --quiet              print only warnings and errors\n";
+    "  --quiet              print only warnings, errors and the final summary\n"
+    "  --dry-run            check the config and the data, print the resolved config, the parameter\n"
+    "                       count and the memory the run will use; write nothing\n";
 
 static int cmd_train(int argc, char **argv) {
     TrainArgs a;
@@ -53,6 +55,7 @@ static int cmd_train(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(o, "--quiet")) { a.quiet = 1; continue; }
+        if (!strcmp(o, "--dry-run")) { a.dry_run = 1; continue; }
         if (!strcmp(o, "--config") || !strcmp(o, "--set") || !strcmp(o, "--resume")) {
             if (i + 1 >= argc) { arrfree(sets); return usage_error("train", "%s needs a value", o); }
             const char *v = argv[++i];

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int tokenizer_build(Tokenizer *t, const Config *c) {
+int tokenizer_build(Tokenizer *t, const Config *c, int save) {
     memset(t, 0, sizeof *t);
     t->kind = c->tokenizer;
     if (c->tokenizer == TOK_BPE) {
@@ -21,7 +21,7 @@ int tokenizer_build(Tokenizer *t, const Config *c) {
         const char *files[2] = {c->train_src, c->train_tgt};
         fprintf(stderr, "nmt: learning BPE (vocab_size %d) from %s and %s\n", c->vocab_size, files[0], files[1]);
         int rc = bpe_learn(&t->bpe, files, 2, c->vocab_size);
-        if (rc) return rc;
+        if (rc || !save) return rc;
         if (make_dirs(c->checkpoint_dir)) return err_code();
         rc = bpe_save(t->bpe, path);
         if (!rc) fprintf(stderr, "nmt: BPE model saved to %s\n", path);

@@ -16,9 +16,9 @@ typedef struct {
     Bpe *bpe;             // bpe: one joint model for both sides
 } Tokenizer;
 
-// From the config's training data (word), or the BPE model file, learned and
-// saved first when it does not exist yet.
-int tokenizer_build(Tokenizer *t, const Config *c);
+// From the config's training data (word), or the BPE model file, learned (and,
+// if save, saved) when it does not exist yet.
+int tokenizer_build(Tokenizer *t, const Config *c, int save);
 int tokenizer_vocab_size(const Tokenizer *t, int side);
 // Appends the ids of `line` (no BOS/EOS) to the stb_ds array *ids. Invalid
 // UTF-8 is an NMT_ERR_INPUT error naming file:lineno.

@@ -1,5 +1,6 @@
 // train.c — the training loop.
 #include "train.h"
+#include "bleu.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "data.h"
@@ -7,12 +8,14 @@
 #include "optim.h"
 #include "rng.h"
 #include "tokenizer.h"
+#include "translate.h"
 #include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,11 +57,17 @@ typedef struct {
     Batcher tb, vb;
     Acts *acts;
     FILE *log;
-    int have_valid, quiet;
+    int have_valid, quiet, tty;
+    char *vsrc_text, *vref_text, **vsrc, **vref;   // validation text for BLEU
+    double last_bleu;
 } Run;
 
 static void run_free(Run *r) {
     if (r->log) fclose(r->log);
+    arrfree(r->vsrc);
+    arrfree(r->vref);
+    free(r->vsrc_text);
+    free(r->vref_text);
     acts_free(r->acts);
     batcher_free(&r->tb);
     if (r->have_valid) {
@@ -160,23 +169,52 @@ static int save(Run *r, int step_file) {
     return NMT_OK;
 }
 
-static int run_validation(Run *r) {
+// Greedy BLEU of the first valid_bleu_lines validation sentences (0 = all).
+static int validation_bleu(Run *r, double *bleu) {
+    size_t n = (size_t)arrlen(r->vsrc);
+    if (r->cfg.valid_bleu_lines > 0 && (size_t)r->cfg.valid_bleu_lines < n) n = (size_t)r->cfg.valid_bleu_lines;
+    char **hyp = xcalloc(n + 1, sizeof *hyp);
+    DecodeOptions o = decode_defaults();
+    int rc = translate_lines(&r->model, &r->tok, r->cfg.max_src_len, r->vsrc, n, &o, r->cfg.valid_src, hyp, NULL, NULL);
+    BleuStats bs;
+    bleu_stats_init(&bs, 0);
+    for (size_t i = 0; !rc && i < n; i++) rc = bleu_add(&bs, hyp[i], r->vref[i]);
+    for (size_t i = 0; i < n; i++) free(hyp[i]);
+    free(hyp);
+    if (!rc) *bleu = bleu_result(&bs).score;
+    return rc;
+}
+
+// Validates, logs, keeps best.ckpt; sets *stop when patience runs out.
+static int run_validation(Run *r, int *stop) {
     if (!r->have_valid) return NMT_OK;
-    double loss, nll;
+    double loss, nll, bleu = -1;
     validate(r, &loss, &nll);
-    int best = loss < r->st.best_valid_loss;
-    if (best) r->st.best_valid_loss = loss;
-    fprintf(r->log, "{\"step\": %ld, \"valid_loss\": %.9g, \"valid_nll\": %.9g, \"valid_ppl\": %.9g}\n",
-            r->st.step, loss, nll, exp(nll));
+    int rc = r->cfg.valid_bleu_lines >= 0 ? validation_bleu(r, &bleu) : NMT_OK;
+    if (rc) return rc;
+    r->last_bleu = bleu;
+    int best = r->cfg.best_metric == BEST_BLEU ? bleu > r->st.best_valid_bleu : loss < r->st.best_valid_loss;
+    if (loss < r->st.best_valid_loss) r->st.best_valid_loss = loss;
+    if (bleu > r->st.best_valid_bleu) r->st.best_valid_bleu = bleu;
+    r->st.bad_evals = best ? 0 : r->st.bad_evals + 1;
+    fprintf(r->log, "{\"step\": %ld, \"valid_loss\": %.9g, \"valid_nll\": %.9g, \"valid_ppl\": %.9g", r->st.step,
+            loss, nll, exp(nll));
+    if (bleu >= 0) fprintf(r->log, ", \"valid_bleu\": %.4f", bleu);
+    fprintf(r->log, "}\n");
     fflush(r->log);
-    if (!r->quiet)
-        printf("step %ld | valid loss %.4f | valid ppl %.3f%s\n", r->st.step, loss, exp(nll), best ? " | best" : "");
+    if (!r->quiet) {
+        printf("%sstep %ld | valid loss %.4f | valid ppl %.3f", r->tty ? "\r\033[K" : "", r->st.step, loss, exp(nll));
+        if (bleu >= 0) printf(" | valid BLEU %.2f", bleu);
+        printf("%s\n", best ? " | best" : "");
+        fflush(stdout);
+    }
     if (best) {
         char path[4200];
         path_in(path, sizeof path, r->cfg.checkpoint_dir, "best.ckpt");
-        return checkpoint_save(path, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+        rc = checkpoint_save(path, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
     }
-    return NMT_OK;
+    if (r->cfg.patience > 0 && r->st.bad_evals >= r->cfg.patience) *stop = 1;
+    return rc;
 }
 
 // After a crash the log may hold records from steps the checkpoint never saw:
@@ -211,6 +249,8 @@ static int trim_log(const char *path, long step, int quiet) {
     return rc;
 }
 
+#define DRY_RUN (-1)
+
 static int setup(Run *r, const TrainArgs *args) {
     Config want;
     int rc = config_load(&want, args->config_path, args->sets, args->nset);
@@ -225,13 +265,14 @@ static int setup(Run *r, const TrainArgs *args) {
     } else if (!rc) {
         r->cfg = want;
         memset(&want, 0, sizeof want);
-        rc = tokenizer_build(&r->tok, &r->cfg);
+        rc = tokenizer_build(&r->tok, &r->cfg, !args->dry_run);
         if (!rc) {
             ModelShape s = model_shape_from(&r->cfg, &r->tok);
             model_create(&r->model, &s);
             model_init_params(&r->model, (uint64_t)r->cfg.seed);
             adam_init(&r->adam, r->model.nparams, r->cfg.beta1, r->cfg.beta2, r->cfg.eps, r->cfg.weight_decay);
             r->st.best_valid_loss = INFINITY;
+            r->st.best_valid_bleu = -1;
         }
     }
     config_free(&want);
@@ -247,6 +288,9 @@ static int setup(Run *r, const TrainArgs *args) {
         if (rc) return rc;
         r->have_valid = 1;
         batcher_init(&r->vb, &r->valid, (size_t)c->batch_tokens, 0, 0);
+        rc = read_lines(c->valid_src, &r->vsrc_text, &r->vsrc);
+        if (!rc) rc = read_lines(c->valid_tgt, &r->vref_text, &r->vref);
+        if (rc) return rc;
         if (r->vb.max_tokens > max_tok) max_tok = r->vb.max_tokens;
         if (r->vb.max_src > max_src) max_src = r->vb.max_src;
         if (r->vb.max_tgt > max_tgt) max_tgt = r->vb.max_tgt;
@@ -257,6 +301,19 @@ static int setup(Run *r, const TrainArgs *args) {
                "activations %.1f MiB\n", r->train.n, r->train.skipped, r->tb.nbatches, r->model.s.src_vocab,
                r->model.s.tgt_vocab, r->model.nparams, (double)acts_bytes(r->acts) / (1 << 20));
         if (r->have_valid) printf("nmt: %zu validation pairs (%zu skipped)\n", r->valid.n, r->valid.skipped);
+    }
+    if (args->dry_run) {
+        char *j = config_to_json(c);
+        double state = 4.0 * (double)r->model.nparams * sizeof(real);
+        printf("resolved config:\n%s\n", j);
+        printf("parameters: %zu (%.1f MiB; with gradients and Adam moments %.1f MiB)\n", r->model.nparams,
+               (double)r->model.nparams * sizeof(real) / (1 << 20), state / (1 << 20));
+        printf("activations: %.1f MiB for batches of up to %zu tokens (source <= %zu, target <= %zu)\n",
+               (double)acts_bytes(r->acts) / (1 << 20), max_tok, max_src, max_tgt);
+        printf("memory: about %.0f MiB in all; dry run: nothing written\n",
+               (state + (double)acts_bytes(r->acts)) / (1 << 20) + 16);
+        free(j);
+        return DRY_RUN;
     }
     rc = make_dirs(c->checkpoint_dir);
     if (rc) return rc;
@@ -277,20 +334,39 @@ static void write_log(Run *r, double lr, double gnorm, double tok_per_s) {
             r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed);
     fflush(r->log);
     if (!r->quiet)
-        printf("step %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s\n", r->st.step,
-               r->cfg.max_steps, r->st.epoch + 1, loss, exp(nll), lr, gnorm, tok_per_s);
+        printf("%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s\n",
+               r->tty ? "\r\033[K" : "", r->st.step, r->cfg.max_steps, r->st.epoch + 1, loss, exp(nll), lr, gnorm,
+               tok_per_s);
     fflush(stdout);
     r->st.log_loss = r->st.log_nll = r->st.log_tokens = 0;
+}
+
+static void format_duration(char *buf, size_t n, double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+// The live progress line on a terminal (rewritten in place, at most 4 times a second).
+static void progress(Run *r, double loss, double lr, double gnorm, double tok_s, double sec_per_step) {
+    char eta[32];
+    format_duration(eta, sizeof eta, sec_per_step * (double)(r->cfg.max_steps - r->st.step));
+    printf("\r\033[Kstep %ld/%d | epoch %ld | loss %.4f | lr %.3g | |g| %.3f | %.0f tok/s | ETA %s", r->st.step,
+           r->cfg.max_steps, r->st.epoch + 1, loss, lr, gnorm, tok_s, eta);
+    fflush(stdout);
 }
 
 int train_run(const TrainArgs *args) {
     Run r;
     memset(&r, 0, sizeof r);
     r.quiet = args->quiet;
+    r.tty = isatty(STDOUT_FILENO);
+    r.last_bleu = -1;
+    double wall0 = now_seconds();
     int rc = setup(&r, args);
     if (rc) {
         run_free(&r);
-        return rc;
+        return rc == DRY_RUN ? NMT_OK : rc;
     }
     const Config *c = &r.cfg;
     Model *m = &r.model;
@@ -301,10 +377,10 @@ int train_run(const TrainArgs *args) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    double t_log = now_seconds(), tokens_since_log = 0, lr = 0, gnorm = 0;
-    int saved_now = 0;
+    double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0, lr = 0, gnorm = 0;
+    int saved_now = 0, early = 0;
     long first_step = r.st.step;
-    while (r.st.step < c->max_steps && !stop_requested) {
+    while (r.st.step < c->max_steps && !stop_requested && !early) {
         double t0 = now_seconds();
         Batch b;
         batcher_next(&r.tb, &r.train, &b);
@@ -324,35 +400,50 @@ int train_run(const TrainArgs *args) {
         r.st.log_tokens += (double)b.ntok;
         r.st.tokens_seen += (long)b.ntok;
         tokens_since_log += (double)b.ntok;
-        r.st.elapsed += now_seconds() - t0;
+        double now = now_seconds();
+        r.st.elapsed += now - t0;
         if (!isfinite(loss)) {
             rc = err_set(NMT_ERR_RUNTIME, "step %ld: loss is not finite (%g); lower the learning rate or clip gradients",
                          r.st.step, loss);
             break;
         }
         saved_now = 0;
+        if (r.tty && !r.quiet && now - t_shown > 0.25) {
+            double done = (double)(r.st.step - first_step);
+            progress(&r, loss / (double)b.ntok, lr, gnorm, tokens_since_log / (now - t_log + 1e-9), (now - t_run) / done);
+            t_shown = now;
+        }
         if (r.st.step % c->log_every == 0) {
-            double now = now_seconds();
             write_log(&r, lr, gnorm, tokens_since_log / (now - t_log));
             t_log = now;
             tokens_since_log = 0;
         }
-        if (c->eval_every && r.st.step % c->eval_every == 0 && (rc = run_validation(&r))) break;
+        if (c->eval_every && r.st.step % c->eval_every == 0 && (rc = run_validation(&r, &early))) break;
         if (c->save_every && r.st.step % c->save_every == 0) {
             if ((rc = save(&r, 1))) break;
             saved_now = 1;
         }
     }
+    const char *why = early ? "early stopping" : stop_requested ? "signal" : "train.max_steps reached";
     if (!rc && r.st.step == first_step) {
         if (!r.quiet) printf("nmt: already at step %ld (train.max_steps %d); nothing to do\n", r.st.step, c->max_steps);
     } else if (!rc) {
-        if (stop_requested && !r.quiet) printf("nmt: stopping at step %ld on a signal; saving\n", r.st.step);
-        if (!stop_requested && r.st.step >= c->max_steps && !(c->eval_every && r.st.step % c->eval_every == 0))
-            rc = run_validation(&r);
+        if (stop_requested && !r.quiet) printf("%snmt: stopping at step %ld on a signal; saving\n", r.tty ? "\r\033[K" : "", r.st.step);
+        if (!stop_requested && !early && !(c->eval_every && r.st.step % c->eval_every == 0)) rc = run_validation(&r, &early);
         if (!rc && !saved_now) rc = save(&r, 0);
-        if (!rc && !r.quiet)
-            printf("nmt: done at step %ld; %ld target tokens in %.1f s; checkpoint %s/last.ckpt\n", r.st.step,
-                   r.st.tokens_seen, r.st.elapsed, c->checkpoint_dir);
+        if (!rc) {
+            char wall[32];
+            format_duration(wall, sizeof wall, now_seconds() - wall0);
+            printf("%snmt: stopped (%s) at step %ld after %s; %ld target tokens trained on in %.1f s of steps\n",
+                   r.tty && !r.quiet ? "\r\033[K" : "", why, r.st.step, wall, r.st.tokens_seen, r.st.elapsed);
+            if (isfinite(r.st.best_valid_loss)) {
+                printf("nmt: best validation loss %.4f", r.st.best_valid_loss);
+                if (r.st.best_valid_bleu >= 0) printf(", best validation BLEU %.2f", r.st.best_valid_bleu);
+                printf(" (best.ckpt follows %s)\n", c->best_metric == BEST_BLEU ? "BLEU" : "the loss");
+            }
+            printf("nmt: checkpoints and train_log.jsonl in %s/ (last.ckpt%s)\n", c->checkpoint_dir,
+                   r.have_valid ? ", best.ckpt" : "");
+        }
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);

@@ -48,6 +48,11 @@ expect 2 "bad8.txt:1: invalid UTF-8" -- "$NMT" train --config "$T/ok.json" --set
 : >"$T/empty.txt"
 expect 2 "no sentences" -- "$NMT" train --config "$T/ok.json" --set data.train_src="$T/empty.txt" --set data.train_tgt="$T/empty.txt"
 
+# --dry-run validates and writes nothing.
+"$NMT" train --config "$T/ok.json" --dry-run >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "^parameters: " "$T/out" && grep -q '"d_model":[[:space:]]*16' "$T/out" && [ ! -e "$T/ck" ]; then
+    pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: --dry-run: $(cat "$T/err")"; fi
+
 # A real (tiny) run, then the checkpoint's failure modes.
 if OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --quiet >"$T/out" 2>"$T/err" &&
    [ "$(wc -l <"$T/ck/train_log.jsonl")" -eq 3 ] &&
