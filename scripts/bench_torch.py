@@ -5,8 +5,8 @@ Reads the same bench configs as `./nmt bench` (an ordinary nmt config; V =
 data.vocab_size, S = data.max_src_len, T = data.max_tgt_len, B =
 train.batch_tokens // max(S, T)) and times forward + backward + clipping +
 Adam on random full-length batches, written with plain modules (nn.Linear,
-nn.LayerNorm, nn.Embedding and a hand-written multi-head attention), not
-nn.Transformer. Prints the same two lines as `./nmt bench`: a human line and
+nn.LayerNorm, nn.Embedding, a hand-written multi-head attention and nmt's
+label-smoothed loss), not nn.Transformer. Prints the same two lines as `./nmt bench`: a human line and
 a JSON line per config.
 
 usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_torch.py \
@@ -162,12 +162,26 @@ class Transformer(nn.Module):
         self.src_emb = nn.Embedding(V, d)
         self.tgt_emb = self.src_emb if c["shared_vocab"] else nn.Embedding(V, d)
         self.out_proj = self.tgt_emb if c["tie_output"] else nn.Embedding(V, d)  # (V, d), no bias
-        for e in {self.src_emb, self.tgt_emb, self.out_proj}:
-            nn.init.normal_(e.weight, std=d ** -0.5)
+        # nmt's initialisation (src/model.c), so the first losses can be compared:
+        # embeddings uniform with std d^-0.5, output projection and weights
+        # Glorot-uniform with nmt's fans (attention: d + d), biases zero.
+        for e in dict.fromkeys([self.src_emb, self.tgt_emb]):  # ordered: same init every run
+            nn.init.uniform_(e.weight, -math.sqrt(3.0 / d), math.sqrt(3.0 / d))
+        if not c["tie_output"]:
+            b = math.sqrt(6.0 / (d + V))
+            nn.init.uniform_(self.out_proj.weight, -b, b)
         self.enc = nn.ModuleList(EncoderLayer(c, self.pre) for _ in range(c["enc_layers"]))
         self.dec = nn.ModuleList(DecoderLayer(c, self.pre) for _ in range(c["dec_layers"]))
         if self.pre:
             self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
+        for mod in self.modules():
+            if isinstance(mod, nn.Linear):
+                fan_in, fan_out = mod.in_features, mod.out_features
+                if fan_in == d and fan_out != c["d_ff"]:
+                    fan_out = d  # wqkv, wkv and wo: (d, k*d) with fan_out d
+                b = math.sqrt(6.0 / (fan_in + fan_out))
+                nn.init.uniform_(mod.weight, -b, b)
+                nn.init.zeros_(mod.bias)
         self.register_buffer("pe", positions(max(c["S"], c["T"]) + 2, d))
 
     def embed(self, emb, ids):
@@ -200,6 +214,19 @@ def step_flops(c):
     mac = (ne * (4 * d * d + 2 * d * ff) * B * S + nd * (6 * d * d + 2 * d * ff) * B * T
            + nd * 2 * d * d * B * S + d * V * B * T + 2 * B * d * (ne * S * S + nd * (T * T + S * T)))
     return 6.0 * mac
+
+
+def smoothed_loss(logits, gold, eps):
+    """Label smoothing as nmt defines it (README): 1-eps on the gold token, eps
+    spread over the V-2 tokens that are neither gold nor padding; pad targets
+    contribute nothing. Summed over tokens. (F.cross_entropy's label_smoothing
+    spreads eps over all V tokens instead; the cost is the same.)"""
+    V = logits.shape[-1]
+    logp = F.log_softmax(logits, dim=-1)
+    lp_gold = logp.gather(1, gold.unsqueeze(1)).squeeze(1)
+    rest = logp.sum(dim=-1) - lp_gold - logp[:, PAD]
+    per_tok = -(1 - eps) * lp_gold - eps / (V - 2) * rest
+    return per_tok.masked_fill(gold == PAD, 0.0).sum()
 
 
 def make_batch(c, gen):
@@ -255,8 +282,7 @@ def bench(c, steps, warmup, threads, json_only):
         opt.zero_grad(set_to_none=False)  # nmt zeroes one gradient buffer too
         logits = model(src, src_len, tgt_in, tgt_len)
         ntok = int((tgt_out != PAD).sum())
-        loss = F.cross_entropy(logits.reshape(-1, c["V"]), tgt_out.reshape(-1), ignore_index=PAD,
-                               label_smoothing=c["label_smoothing"], reduction="sum")
+        loss = smoothed_loss(logits.reshape(-1, c["V"]), tgt_out.reshape(-1), c["label_smoothing"])
         (loss / ntok).backward()
         if c["clip_norm"] > 0:
             torch.nn.utils.clip_grad_norm_(params, c["clip_norm"])

@@ -13,7 +13,7 @@ log=$1
 out=$2
 command -v gnuplot >/dev/null 2>&1 || die 2 "needs gnuplot (apt-get install gnuplot-nox)"
 [ -e "$log" ] || die 2 "$log: no such file"
-[ -f "$log" ] && [ -r "$log" ] || die 2 "$log: not a readable file"
+{ [ -f "$log" ] && [ -r "$log" ]; } || die 2 "$log: not a readable file"
 [ -s "$log" ] || die 2 "$log: empty log"
 case $out in */) die 2 "$out: names a directory, not a PNG file" ;; esac
 [ -d "$out" ] && die 2 "$out: is a directory"
@@ -65,7 +65,8 @@ summary=$(awk -v t="$tmp" 'BEGIN {
 # gnuplot single-quoted strings: a quote is written twice.
 gp_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
 headline=$(gp_quote "$(basename "$log")   $summary")
-maxstep=$(cat "$tmp"/*.dat | awk '$1 > m { m = $1 } END { print m + 0 }')
+# A little room past the last step so its point is drawn whole.
+xmax=$(cat "$tmp"/*.dat | awk '$1 > m { m = $1 } END { print (m > 0 ? m * 1.02 : 1) }')
 
 # Panel heights in pixels: the loss gets the most room, the others less.
 head_px=50; loss_px=380; small_px=260
@@ -90,7 +91,7 @@ set rmargin 4
 set grid lc rgb '#dddddd'
 set border lc rgb '#555555'
 set key top right box opaque
-set xrange [0:$((maxstep > 0 ? maxstep : 1))]
+set xrange [0:$xmax]
 set xlabel 'step'
 set format x '%.0f'
 set size 1, $loss_px.0 / $height
@@ -98,8 +99,10 @@ set origin 0, $((height - head_px - loss_px)).0 / $height
 set title 'loss (label-smoothed cross-entropy)'
 set ylabel 'loss'
 EOF
+    # Few records: mark each one (a single record drawn as a line is invisible).
+    dense() { if [ "$1" -lt 40 ]; then echo "linespoints pt 7 ps 0.5"; else echo lines; fi; }
     plots=""
-    [ "$n_train" -gt 0 ] && plots="'train.dat' using 1:2 with lines lw 1.5 lc rgb '#1f77b4' title 'training'"
+    [ "$n_train" -gt 0 ] && plots="'train.dat' using 1:2 with $(dense "$n_train") lw 1.5 lc rgb '#1f77b4' title 'training'"
     if [ "$n_valid" -gt 0 ]; then
         [ -n "$plots" ] && plots="$plots, "
         plots="$plots'valid.dat' using 1:2 with linespoints lw 2 pt 7 ps 0.8 lc rgb '#d62728' title 'validation'"
@@ -128,18 +131,18 @@ set title 'learning rate'
 set ylabel 'lr'
 set format y '%.1e'
 set yrange [0:*]
-plot 'lr.dat' using 1:2 with lines lw 1.5 lc rgb '#9467bd'
+plot 'lr.dat' using 1:2 with $(dense "$n_lr") lw 1.5 lc rgb '#9467bd'
 EOF
     fi
     echo 'unset multiplot'
 } >"$tmp/plot.gp"
-(cd "$tmp" && gnuplot plot.gp 2>gnuplot.err) && [ -s "$tmp/plot.png" ] || {
+if ! (cd "$tmp" && gnuplot plot.gp 2>gnuplot.err) || [ ! -s "$tmp/plot.png" ]; then
     cat "$tmp/gnuplot.err" >&2
     die 1 "gnuplot failed"
-}
+fi
 # Copied beside OUT then renamed: OUT is never left half-written.
-cp "$tmp/plot.png" "$out.tmp" 2>/dev/null && mv -f "$out.tmp" "$out" || {
+if ! { cp "$tmp/plot.png" "$out.tmp" 2>/dev/null && mv -f "$out.tmp" "$out"; }; then
     rm -f "$out.tmp"
     die 1 "$out: cannot write"
-}
+fi
 echo "$me: wrote $out ($n_train training, $n_valid validation, $n_bleu BLEU records)"

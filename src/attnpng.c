@@ -19,16 +19,18 @@ enum {
     S = 2,             // stb_easy_font pixels are drawn 2x2: legible, still compact
     GLYPH_H = 9,       // glyph box height at scale 1, descenders included
     LINE = 12 * S,     // height of one line of text
+    TS = 3,            // a title that fits is drawn larger, apart from the head names
     PAD = 14,          // outer margin
     GAP = 8,           // between a label and what it labels
     PANEL_GAP = 36,    // between heatmaps in a grid
     BAR_W = 18,        // colour bar width
     BAR_MIN_H = 5 * ATTN_CELL,
-    TITLE_MAX = 110,   // characters of title kept
+    TITLE_MAX = 80,    // characters of title kept
     LABEL_BUF = ATTN_LABEL_MAX + 4,
     QUAD_BYTES = 64,   // 4 vertices x 16 bytes
     MAX_QUADS_PER_CHAR = 16, // the widest glyph ('@' and friends) needs 11
-    MAX_SIDE = 30000,  // pixels; also keeps every int product below below INT_MAX
+    MAX_SIDE = 30000,  // pixels; also keeps every int product below INT_MAX
+    MAX_HEADS = 256,
 };
 static const long long MAX_PIXELS = 64ll << 20; // 192 MB of RGB at most
 
@@ -153,7 +155,8 @@ static char (*make_labels(const char *const *labels, int n))[LABEL_BUF] {
     return out;
 }
 
-static int text_w(const char *ascii) { return S * stb_easy_font_width((char *)ascii); }
+static int text_w_at(const char *ascii, int scale) { return scale * stb_easy_font_width((char *)ascii); }
+static int text_w(const char *ascii) { return text_w_at(ascii, S); }
 
 static int max_text_w(char (*labels)[LABEL_BUF], int n) {
     int m = 0;
@@ -188,19 +191,25 @@ static void fill(Canvas *c, int x0, int y0, int x1, int y1, Rgb col) {
     }
 }
 
-// Draws ASCII text at scale S. Horizontal: (x, y) is the top-left corner.
+// Draws ASCII text magnified `scale` times. Horizontal: (x, y) is the top-left
+// corner.
 // Vertical (turned 90 degrees counter-clockwise, read bottom to top): (x, y)
 // is the bottom-left corner, the text rises from y.
-static void draw_text(Canvas *c, int x, int y, const char *ascii, int vertical, Rgb col) {
+static void draw_text_at(Canvas *c, int x, int y, const char *ascii, int vertical, int scale, Rgb col) {
     int nq = stb_easy_font_print(0, 0, (char *)ascii, NULL, c->quads, c->quads_bytes);
     for (int q = 0; q < nq; q++) {
         const float *v0 = (const float *)(c->quads + (size_t)q * QUAD_BYTES);
         const float *v2 = (const float *)(c->quads + (size_t)q * QUAD_BYTES + 32);
         // Glyph coordinates are whole pixels at scale 1: exact after scaling.
-        int gx0 = S * (int)v0[0], gy0 = S * (int)v0[1], gx1 = S * (int)v2[0], gy1 = S * (int)v2[1];
+        int gx0 = scale * (int)v0[0], gy0 = scale * (int)v0[1];
+        int gx1 = scale * (int)v2[0], gy1 = scale * (int)v2[1];
         if (vertical) fill(c, x + gy0, y - gx1, x + gy1, y - gx0, col);
         else fill(c, x + gx0, y + gy0, x + gx1, y + gy1, col);
     }
+}
+
+static void draw_text(Canvas *c, int x, int y, const char *ascii, int vertical, Rgb col) {
+    draw_text_at(c, x, y, ascii, vertical, S, col);
 }
 
 // ---------------------------------------------------------------- layout
@@ -208,6 +217,7 @@ static void draw_text(Canvas *c, int x, int y, const char *ascii, int vertical, 
 typedef struct {
     AttnLayout pub;
     int rowband, colband, sub_h, title_h; // label column, label band, subtitle, title
+    int title_scale;
     int bar_x, bar_y, bar_h;
 } Layout;
 
@@ -224,7 +234,6 @@ static int layout(Layout *L, const char *path, int panels, int rows, int cols,
     L->rowband = max_text_w(rl, rows) + GAP;
     L->colband = max_text_w(cl, cols) + GAP;
     L->sub_h = panels > 1 ? LINE : 0;
-    L->title_h = title_ascii[0] ? LINE + GAP : 0;
 
     int per_row = 1;
     while ((long long)per_row * per_row < panels) per_row++; // near-square grid
@@ -237,10 +246,13 @@ static int layout(Layout *L, const char *path, int panels, int rows, int cols,
     for (int i = 0; i < 3; i++)
         if (text_w(BAR_TICKS[i]) > tick_w) tick_w = text_w(BAR_TICKS[i]);
     long long bar_h = grid_h > BAR_MIN_H ? grid_h : BAR_MIN_H;
-    long long top = PAD + L->title_h;
     long long w = PAD + content_w + 2 * GAP + BAR_W + GAP + tick_w + PAD;
-    long long tw = 2LL * PAD + text_w(title_ascii);
+    // A long title is not worth a wide blank picture: it then stays small.
+    L->title_scale = 2LL * PAD + text_w_at(title_ascii, TS) <= w ? TS : S;
+    long long tw = 2LL * PAD + text_w_at(title_ascii, L->title_scale);
     if (tw > w) w = tw;
+    L->title_h = title_ascii[0] ? 12 * L->title_scale + GAP : 0;
+    long long top = PAD + L->title_h;
     long long body_h = content_h;
     if (L->sub_h + L->colband + bar_h > body_h) body_h = L->sub_h + L->colband + bar_h;
     long long h = top + body_h + PAD;
@@ -348,6 +360,8 @@ static int render(const char *path, const float *weights, int heads, int rows, i
     if (rc) return rc;
     if (rows > MAX_SIDE || cols > MAX_SIDE) // before allocating label tables
         return err_set(NMT_ERR_INPUT, "%s: %d x %d attention weights: too many to draw", path, rows, cols);
+    if (heads > MAX_HEADS)
+        return err_set(NMT_ERR_INPUT, "%s: %d attention heads: too many to draw (at most %d)", path, heads, MAX_HEADS);
     int panels = heads ? heads + 1 : 1;
     char (*rl)[LABEL_BUF] = make_labels(row_labels, rows);
     char (*cl)[LABEL_BUF] = make_labels(col_labels, cols);
@@ -368,11 +382,11 @@ static int render(const char *path, const float *weights, int heads, int rows, i
     c.quads_bytes = maxc * MAX_QUADS_PER_CHAR * QUAD_BYTES;
     c.quads = xmalloc((size_t)c.quads_bytes);
     fill(&c, 0, 0, c.w, c.h, BG);
-    if (title_ascii[0]) draw_text(&c, PAD, PAD, title_ascii, 0, INK);
+    if (title_ascii[0]) draw_text_at(&c, PAD, PAD, title_ascii, 0, L.title_scale, INK);
 
     size_t plane = (size_t)rows * (size_t)cols;
     float *mean = NULL;
-    if (heads) { // the average in double: the order of heads does not matter
+    if (heads) { // summed in double: no rounding drift however many heads
         mean = xmalloc(plane * sizeof *mean);
         for (size_t k = 0; k < plane; k++) {
             double s = 0;

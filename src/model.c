@@ -536,41 +536,60 @@ static void self_attn_backward(const Ctx *c, Acts *a, real *du, const real *dz, 
     linear_backward(du, G(wqkv), G(bqkv), dqkv, u, P(wqkv), N, C, 3 * C);
 }
 
+// The final LayerNorm of a pre-norm stack: the stream gradient moves to tmp.
+static void final_norm_backward(const Ctx *c, SubGrads *g, size_t lnw, size_t lnb, const real *x,
+                                const real *mean, const real *rstd, size_t N) {
+    const Model *m = c->m;
+    size_t C = (size_t)m->s.d_model;
+    memset(g->tmp, 0, N * C * sizeof(real));
+    layernorm_backward(g->tmp, G(lnw), G(lnb), g->gy, x, P(lnw), mean, rstd, N, C);
+    real *t = g->gy;
+    g->gy = g->tmp;
+    g->tmp = t;
+}
+
+// x0 = dropout(table[ids] * sqrt(C) + positions): the stream gradient into the table.
+static void embedding_backward(const Ctx *c, SubGrads *g, size_t table, const int *ids, size_t N, uint64_t key) {
+    const Model *m = c->m;
+    size_t C = (size_t)m->s.d_model;
+    memset(g->tmp, 0, N * C * sizeof(real));
+    dropout_backward(g->tmp, g->gy, N * C, rate(c, m->s.dropout), key);
+    embed_backward(G(table), g->tmp, ids, N, C, (real)sqrt((double)C));
+}
+
+// The FFN sublayer (wrapper included) of either stack.
+static void ffn_sublayer_backward(const Ctx *c, Acts *a, SubGrads *g, SubActs *s, const real *x, const real *h,
+                                  size_t lnw, size_t lnb, size_t w1, size_t b1, size_t w2, size_t b2, size_t N,
+                                  int stack, int l) {
+    int pre = c->m->s.pre_norm;
+    real *du = sub_backward_begin(c, s, g, x, lnw, lnb, N, site_key(c->key, stack, l, SITE_FFN_OUT));
+    ffn_backward(c, a, du, g->dz, h, pre ? s->ln : x, w1, b1, w2, b2, N, site_key(c->key, stack, l, SITE_FFN_H));
+    sub_backward_end(c, s, g, x, lnw, lnb, N);
+}
+
 static void encoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, N = b->B * b->S;
     // Stream buffers g_a/g_e alternate; g_b, g_d hold dz and du; g_c, g_wide,
     // g_wide2, g_f1, g_f2 and g_probs are used inside the sublayer backwards.
     SubGrads g = {gy, a->g_b, a->g_d, a->g_e};
-    if (m->s.pre_norm) {
-        memset(g.tmp, 0, N * C * sizeof(real));
-        layernorm_backward(g.tmp, G(m->enc_lnf_w), G(m->enc_lnf_b), g.gy, a->enc[m->s.enc_layers - 1].ffn.res,
-                           P(m->enc_lnf_w), a->enc_fmean, a->enc_frstd, N, C);
-        real *t = g.gy;
-        g.gy = g.tmp;
-        g.tmp = t;
-    }
+    if (m->s.pre_norm)
+        final_norm_backward(c, &g, m->enc_lnf_w, m->enc_lnf_b, a->enc[m->s.enc_layers - 1].ffn.res, a->enc_fmean,
+                            a->enc_frstd, N);
     for (int l = m->s.enc_layers - 1; l >= 0; l--) {
         const EncParams *p = &m->enc[l];
         EncActs *e = &a->enc[l];
         const real *x_attn = l == 0 ? a->enc_x0 : (m->s.pre_norm ? a->enc[l - 1].ffn.res : a->enc[l - 1].ffn.ln);
         const real *x_ffn = m->s.pre_norm ? e->attn.res : e->attn.ln;
-        // FFN sublayer
-        real *du = sub_backward_begin(c, &e->ffn, &g, x_ffn, p->ln2_w, p->ln2_b, N, site_key(c->key, 0, l, SITE_FFN_OUT));
-        ffn_backward(c, a, du, g.dz, e->h, m->s.pre_norm ? e->ffn.ln : x_ffn, p->w1, p->b1, p->w2, p->b2, N,
-                     site_key(c->key, 0, l, SITE_FFN_H));
-        sub_backward_end(c, &e->ffn, &g, x_ffn, p->ln2_w, p->ln2_b, N);
+        ffn_sublayer_backward(c, a, &g, &e->ffn, x_ffn, e->h, p->ln2_w, p->ln2_b, p->w1, p->b1, p->w2, p->b2, N, 0, l);
         // Self-attention sublayer
-        du = sub_backward_begin(c, &e->attn, &g, x_attn, p->ln1_w, p->ln1_b, N, site_key(c->key, 0, l, SITE_ATTN_OUT));
+        real *du = sub_backward_begin(c, &e->attn, &g, x_attn, p->ln1_w, p->ln1_b, N, site_key(c->key, 0, l, SITE_ATTN_OUT));
         AttnShape as = attn_shape(c, b->B, b->S, b->S, b->src_len, 0, 3 * C, 3 * C, site_key(c->key, 0, l, SITE_ATTN_W));
         self_attn_backward(c, a, du, g.dz, e->qkv, e->att, e->probs, m->s.pre_norm ? e->attn.ln : x_attn,
                            p->wqkv, p->bqkv, p->wo, p->bo, &as, N);
         sub_backward_end(c, &e->attn, &g, x_attn, p->ln1_w, p->ln1_b, N);
     }
-    // Embedding: x0 = drop(emb * sqrt(C) + pe)
-    memset(g.tmp, 0, N * C * sizeof(real));
-    dropout_backward(g.tmp, g.gy, N * C, rate(c, m->s.dropout), site_key(c->key, 0, 0, SITE_EMB_SRC));
-    embed_backward(G(m->src_emb), g.tmp, b->src, N, C, (real)sqrt((double)C));
+    embedding_backward(c, &g, m->src_emb, b->src, N, site_key(c->key, 0, 0, SITE_EMB_SRC));
 }
 
 // Returns the gradient of the encoder output (in a->g_enc).
@@ -579,27 +598,18 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
     size_t C = (size_t)m->s.d_model, N = b->B * b->T, Ns = b->B * b->S;
     SubGrads g = {gy, a->g_b, a->g_d, a->g_e};
     memset(a->g_enc, 0, Ns * C * sizeof(real));
-    if (m->s.pre_norm) {
-        memset(g.tmp, 0, N * C * sizeof(real));
-        layernorm_backward(g.tmp, G(m->dec_lnf_w), G(m->dec_lnf_b), g.gy, a->dec[m->s.dec_layers - 1].ffn.res,
-                           P(m->dec_lnf_w), a->dec_fmean, a->dec_frstd, N, C);
-        real *t = g.gy;
-        g.gy = g.tmp;
-        g.tmp = t;
-    }
+    if (m->s.pre_norm)
+        final_norm_backward(c, &g, m->dec_lnf_w, m->dec_lnf_b, a->dec[m->s.dec_layers - 1].ffn.res, a->dec_fmean,
+                            a->dec_frstd, N);
     for (int l = m->s.dec_layers - 1; l >= 0; l--) {
         const DecParams *p = &m->dec[l];
         DecActs *e = &a->dec[l];
         const real *x_self = l == 0 ? a->dec_x0 : (m->s.pre_norm ? a->dec[l - 1].ffn.res : a->dec[l - 1].ffn.ln);
         const real *x_cross = m->s.pre_norm ? e->self.res : e->self.ln;
         const real *x_ffn = m->s.pre_norm ? e->cross.res : e->cross.ln;
-        // FFN
-        real *du = sub_backward_begin(c, &e->ffn, &g, x_ffn, p->ln3_w, p->ln3_b, N, site_key(c->key, 1, l, SITE_FFN_OUT));
-        ffn_backward(c, a, du, g.dz, e->h, m->s.pre_norm ? e->ffn.ln : x_ffn, p->w1, p->b1, p->w2, p->b2, N,
-                     site_key(c->key, 1, l, SITE_FFN_H));
-        sub_backward_end(c, &e->ffn, &g, x_ffn, p->ln3_w, p->ln3_b, N);
+        ffn_sublayer_backward(c, a, &g, &e->ffn, x_ffn, e->h, p->ln3_w, p->ln3_b, p->w1, p->b1, p->w2, p->b2, N, 1, l);
         // Cross-attention: q from the decoder stream, k/v from the encoder output.
-        du = sub_backward_begin(c, &e->cross, &g, x_cross, p->ln2_w, p->ln2_b, N, site_key(c->key, 1, l, SITE_CROSS_OUT));
+        real *du = sub_backward_begin(c, &e->cross, &g, x_cross, p->ln2_w, p->ln2_b, N, site_key(c->key, 1, l, SITE_CROSS_OUT));
         {
             real *datt = a->g_c;
             memset(datt, 0, N * C * sizeof(real));
@@ -620,9 +630,7 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
                            p->wqkv, p->bqkv, p->wo, p->bo, &as, N);
         sub_backward_end(c, &e->self, &g, x_self, p->ln1_w, p->ln1_b, N);
     }
-    memset(g.tmp, 0, N * C * sizeof(real));
-    dropout_backward(g.tmp, g.gy, N * C, rate(c, m->s.dropout), site_key(c->key, 1, 0, SITE_EMB_TGT));
-    embed_backward(G(m->tgt_emb), g.tmp, b->tgt_in, N, C, (real)sqrt((double)C));
+    embedding_backward(c, &g, m->tgt_emb, b->tgt_in, N, site_key(c->key, 1, 0, SITE_EMB_TGT));
 }
 
 void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,

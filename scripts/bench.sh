@@ -1,0 +1,135 @@
+#!/bin/sh
+# bench.sh — nmt beside PyTorch: the same training step at the same shapes,
+# run interleaved (nmt tiny, torch tiny, nmt small, torch small, ...) with 1
+# and 2 threads, then one table: medians, nmt/PyTorch ratios, thread scaling.
+#
+# Environment (all optional):
+#   NMT=./nmt                 the binary (must know `nmt bench`)
+#   PYTHON=/usr/bin/python3   Debian's python with python3-torch
+#   BENCH_SHAPES="tiny small base"   configs/bench-<shape>.json each
+#   BENCH_THREADS="1 2"       thread counts
+#   BENCH_STEPS, BENCH_WARMUP  timed / untimed steps for every shape
+#                             (default per shape: tiny 50/5, small 20/3, base 5/1)
+#   BENCH_ROUNDS=1            repeat the whole interleaved sequence; the table
+#                             then shows the median over rounds
+#   BENCH_OUT=build/bench     where the JSON lines are kept
+#   BENCH_NO_TORCH=1          nmt only
+set -eu
+
+NMT=${NMT:-./nmt}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SHAPES=${BENCH_SHAPES:-tiny small base}
+THREADS=${BENCH_THREADS:-1 2}
+ROUNDS=${BENCH_ROUNDS:-1}
+OUT_DIR=${BENCH_OUT:-build/bench}
+HERE=$(dirname "$0")
+
+die() { echo "bench.sh: $*" >&2; exit 2; }
+
+[ -x "$NMT" ] || die "$NMT not found (run: make)"
+"$NMT" bench --help >/dev/null 2>&1 || die "$NMT does not know 'bench' (src/main.c must dispatch it to cmd_bench)"
+for s in $SHAPES; do
+    [ -f "configs/bench-$s.json" ] || die "configs/bench-$s.json not found (BENCH_SHAPES=\"$SHAPES\")"
+done
+TORCH=1
+if [ "${BENCH_NO_TORCH:-0}" = 1 ]; then
+    TORCH=0
+elif ! "$PYTHON" -c "import torch" 2>/dev/null; then
+    echo "bench.sh: PyTorch not found for $PYTHON (apt-get install -y python3-torch); timing nmt only" >&2
+    TORCH=0
+fi
+
+steps_for() {
+    case $1 in tiny) echo 50 ;; small) echo 20 ;; base) echo 5 ;; *) echo 10 ;; esac
+}
+warmup_for() {
+    case $1 in tiny) echo 5 ;; small) echo 3 ;; base) echo 1 ;; *) echo 2 ;; esac
+}
+
+mkdir -p "$OUT_DIR"
+RESULTS="$OUT_DIR/bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+: >"$RESULTS"
+
+# Runs one benchmark: prints its human line, keeps its JSON line.
+run() {
+    impl=$1 shape=$2 t=$3 steps=$4 warm=$5
+    cfg="configs/bench-$shape.json"
+    if [ "$impl" = nmt ]; then
+        out=$(OMP_NUM_THREADS=$t "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm") ||
+            die "nmt bench failed for $cfg"
+    else
+        # OpenBLAS (Debian's BLAS for torch) keeps its own thread pool: give it the same count.
+        out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE \
+            "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t") ||
+            die "bench_torch.py failed for $cfg"
+    fi
+    echo "$out" | grep -v '^{' || true
+    echo "$out" | grep '^{' >>"$RESULTS"
+}
+
+echo "bench.sh: shapes [$SHAPES], threads [$THREADS], $ROUNDS round(s); $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+start=$(date +%s)
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    for s in $SHAPES; do
+        steps=${BENCH_STEPS:-$(steps_for "$s")}
+        warm=${BENCH_WARMUP:-$(warmup_for "$s")}
+        for t in $THREADS; do
+            run nmt "$s" "$t" "$steps" "$warm"
+            if [ "$TORCH" = 1 ]; then run torch "$s" "$t" "$steps" "$warm"; fi
+        done
+    done
+    r=$((r + 1))
+done
+echo "bench.sh: $(($(date +%s) - start)) s; load average now $(cut -d' ' -f1-3 /proc/loadavg); JSON lines in $RESULTS"
+echo
+
+"$PYTHON" - "$RESULTS" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+shapes = list(dict.fromkeys(r["shape"] for r in rows))
+threads = sorted({r["threads"] for r in rows})
+
+def pick(impl, shape, t):
+    rs = [r for r in rows if r["impl"] == impl and r["shape"] == shape and r["threads"] == t]
+    if not rs:
+        return None
+    ms = statistics.median(r["ms_median"] for r in rs)
+    r0 = rs[0]
+    return {"ms": ms, "tok": r0["B"] * r0["T"] / (ms / 1e3), "gflops": r0["gflop_per_step"] / (ms / 1e3),
+            "rss": max(r["peak_rss_mib"] for r in rs), "n": len(rs)}
+
+def f(x, fmt):
+    return format(x, fmt) if x is not None else "-"
+
+hdr = ("shape", "thr", "nmt ms/step", "torch ms/step", "nmt tok/s", "torch tok/s", "speed nmt/torch",
+       "nmt GFLOP/s", "torch GFLOP/s", "nmt RSS MiB", "torch RSS MiB", "RSS nmt/torch")
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(hdr))) + "|")
+for s in shapes:
+    for t in threads:
+        a, b = pick("nmt", s, t), pick("torch", s, t)
+        if a is None and b is None:
+            continue
+        g = lambda x, k: x[k] if x else None
+        ratio = a["tok"] / b["tok"] if a and b else None
+        rss = a["rss"] / b["rss"] if a and b else None
+        print("| " + " | ".join([s, str(t), f(g(a, "ms"), ".1f"), f(g(b, "ms"), ".1f"), f(g(a, "tok"), ".0f"),
+                                 f(g(b, "tok"), ".0f"), f(ratio, ".2f") + ("x" if ratio else ""),
+                                 f(g(a, "gflops"), ".1f"), f(g(b, "gflops"), ".1f"), f(g(a, "rss"), ".1f"),
+                                 f(g(b, "rss"), ".1f"), f(rss, ".2f")]) + " |")
+if len(threads) > 1:
+    lo, hi = threads[0], threads[-1]
+    print()
+    print(f"| shape | nmt speed-up {hi} vs {lo} threads | torch speed-up {hi} vs {lo} threads |")
+    print("|---|---:|---:|")
+    for s in shapes:
+        cells = []
+        for impl in ("nmt", "torch"):
+            a, b = pick(impl, s, lo), pick(impl, s, hi)
+            cells.append(f"{a['ms'] / b['ms']:.2f}x" if a and b else "-")
+        print(f"| {s} | {cells[0]} | {cells[1]} |")
+print()
+print("ms/step: median over timed steps (median over rounds when BENCH_ROUNDS > 1); tok/s: target tokens;")
+print("GFLOP/s: 6 x multiply-adds of the matrix products per step / median step time; RSS: peak resident set.")
+EOF
