@@ -33,6 +33,7 @@ help:
 	@echo "make            build ./nmt"
 	@echo "make run        install missing packages, build, train the toy model, translate, score"
 	@echo "make test       build and run the test suite (SANITIZE=1 for ASan+UBSan)"
+	@echo "make bench      build ./nmt, then time training steps beside PyTorch (scripts/bench.sh; BENCH_SHAPES=\"tiny small\")"
 	@echo "make clean      remove build outputs"
 
 deps:
@@ -63,11 +64,16 @@ test: deps $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) $(BUILD)/tests
 	NMT=./$(NMT_BIN) sh tests/cli.sh
 	NMT=./$(NMT_BIN) sh tests/cli-checkpoint.sh
+	@if [ -d ../shared/data/multi30k ]; then NMT=./$(NMT_BIN) DATA=../shared/data/multi30k sh scripts/check-bpe-multi30k.sh; \
+	else echo "skipping the Multi30k BPE round trip: ../shared/data/multi30k not found"; fi
 
 run: deps
 	$(MAKE) $(NMT_BIN)
 	OMP_NUM_THREADS=$(THREADS) ./nmt train --config configs/toy.json
 	sh scripts/toy-eval.sh ./nmt checkpoints/toy/last.ckpt data/toy/test
+
+bench: $(NMT_BIN)
+	NMT=./$(NMT_BIN) sh scripts/bench.sh
 
 clean:
 	rm -rf build nmt

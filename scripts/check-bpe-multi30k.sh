@@ -1,12 +1,12 @@
 #!/bin/sh
-# Opt-in BPE check on Multi30k (not part of `make test`): learns a joint
+# BPE check on Multi30k (run by `make test` when ../shared/data/multi30k exists): learns a joint
 # vocabulary on train.de + train.en, round-trips every line of train, val and
 # test through `nmt bpe encode | nmt bpe decode`, and prints the timings.
 # Usage: NMT=./nmt VOCAB=8400 sh scripts/check-bpe-multi30k.sh
 set -eu
 NMT=${NMT:-./nmt}
 VOCAB=${VOCAB:-8400}
-DATA=${DATA:-/work/shared/data/multi30k}
+DATA=${DATA:-$(dirname "$0")/../../shared/data/multi30k}
 TMP=$(mktemp -d /tmp/nmt-bpe-check.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
