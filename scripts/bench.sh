@@ -14,6 +14,10 @@
 #                             then shows the median over rounds
 #   BENCH_OUT=build/bench     where the JSON lines are kept
 #   BENCH_NO_TORCH=1          nmt only
+#   BENCH_WAIT_POLICY=PASSIVE OMP_WAIT_POLICY for both programs: OpenMP threads
+#                             that spin at barriers lose whole time slices when
+#                             another process holds a core (measured: 67x slower
+#                             for nmt tiny with 2 threads under load)
 set -eu
 
 NMT=${NMT:-./nmt}
@@ -22,6 +26,7 @@ SHAPES=${BENCH_SHAPES:-tiny small base}
 THREADS=${BENCH_THREADS:-1 2}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT_DIR=${BENCH_OUT:-build/bench}
+WAIT=${BENCH_WAIT_POLICY:-PASSIVE}
 HERE=$(dirname "$0")
 
 die() { echo "bench.sh: $*" >&2; exit 2; }
@@ -55,11 +60,11 @@ run() {
     impl=$1 shape=$2 t=$3 steps=$4 warm=$5
     cfg="configs/bench-$shape.json"
     if [ "$impl" = nmt ]; then
-        out=$(OMP_NUM_THREADS=$t "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm") ||
+        out=$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm") ||
             die "nmt bench failed for $cfg"
     else
         # OpenBLAS (Debian's BLAS for torch) keeps its own thread pool: give it the same count.
-        out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE \
+        out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT \
             "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t") ||
             die "bench_torch.py failed for $cfg"
     fi
@@ -67,7 +72,10 @@ run() {
     echo "$out" | grep '^{' >>"$RESULTS"
 }
 
-echo "bench.sh: shapes [$SHAPES], threads [$THREADS], $ROUNDS round(s); $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench.sh: shapes [$SHAPES], threads [$THREADS], $ROUNDS round(s), OMP_WAIT_POLICY=$WAIT; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
+    echo "bench.sh: warning: the machine is busy (1-minute load $(cut -d' ' -f1 /proc/loadavg)); the figures will be noisy" >&2
+fi
 start=$(date +%s)
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
@@ -89,6 +97,7 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 shapes = list(dict.fromkeys(r["shape"] for r in rows))
 threads = sorted({r["threads"] for r in rows})
+PHASES = ("forward", "backward", "clip", "adam")
 
 def pick(impl, shape, t):
     rs = [r for r in rows if r["impl"] == impl and r["shape"] == shape and r["threads"] == t]
@@ -96,8 +105,11 @@ def pick(impl, shape, t):
         return None
     ms = statistics.median(r["ms_median"] for r in rs)
     r0 = rs[0]
-    return {"ms": ms, "tok": r0["B"] * r0["T"] / (ms / 1e3), "gflops": r0["gflop_per_step"] / (ms / 1e3),
-            "rss": max(r["peak_rss_mib"] for r in rs), "n": len(rs)}
+    out = {"ms": ms, "tok": r0["B"] * r0["T"] / (ms / 1e3), "gflops": r0["gflop_per_step"] / (ms / 1e3),
+           "rss": max(r["peak_rss_mib"] for r in rs), "n": len(rs)}
+    for k in PHASES:
+        out[k] = statistics.median(r["ms_" + k] for r in rs)
+    return out
 
 def f(x, fmt):
     return format(x, fmt) if x is not None else "-"
@@ -130,6 +142,17 @@ if len(threads) > 1:
             cells.append(f"{a['ms'] / b['ms']:.2f}x" if a and b else "-")
         print(f"| {s} | {cells[0]} | {cells[1]} |")
 print()
+print("| shape | thr | " + " | ".join(f"{k} ms nmt / torch" for k in PHASES) + " |")
+print("|---|---|" + "---:|" * len(PHASES))
+for s in shapes:
+    for t in threads:
+        a, b = pick("nmt", s, t), pick("torch", s, t)
+        if a is None and b is None:
+            continue
+        cells = [f"{f(a and a[k], '.1f')} / {f(b and b[k], '.1f')}" for k in PHASES]
+        print(f"| {s} | {t} | " + " | ".join(cells) + " |")
+print()
 print("ms/step: median over timed steps (median over rounds when BENCH_ROUNDS > 1); tok/s: target tokens;")
 print("GFLOP/s: 6 x multiply-adds of the matrix products per step / median step time; RSS: peak resident set.")
+print("Phases: medians of each part of a step (zeroing the gradients counts as backward).")
 EOF

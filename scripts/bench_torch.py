@@ -242,15 +242,21 @@ def make_batch(c, gen):
     return src, torch.full((B,), S), tgt_in, tgt_out, torch.full((B,), T)
 
 
-def peak_rss_mib():
+def status_mib(field):
+    """A field of /proc/self/status in MiB ("VmHWM:" peak, "VmRSS:" now), or None."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return None
+
+
+def peak_rss_mib():
+    mib = status_mib("VmHWM:")
+    return mib if mib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def reset_peak_rss():
@@ -264,6 +270,7 @@ def reset_peak_rss():
 
 def bench(c, steps, warmup, threads, json_only):
     per_config = reset_peak_rss()
+    rss_before = status_mib("VmRSS:") or -1.0  # the interpreter and torch, before the model exists
     torch.manual_seed(c["seed"])
     gen = torch.Generator().manual_seed(c["seed"])
     model = Transformer(c)
@@ -272,30 +279,33 @@ def bench(c, steps, warmup, threads, json_only):
     nparams = sum(p.numel() for p in params)
     opt = torch.optim.Adam(params, lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=c["eps"])
     w = c["warmup_steps"]
-    ms, losses = [], []
+    ms, losses, phases = [], [], {"forward": [], "backward": [], "clip": [], "adam": []}
     for i in range(warmup + steps):
         src, src_len, tgt_in, tgt_out, tgt_len = make_batch(c, gen)  # outside the timed region
         t0 = time.perf_counter()
         s = i + 1
         for g in opt.param_groups:  # inverse_sqrt, as nmt's lr_at (the value does not change the cost)
             g["lr"] = c["lr"] * min(s / w, math.sqrt(w / s))
-        opt.zero_grad(set_to_none=False)  # nmt zeroes one gradient buffer too
         logits = model(src, src_len, tgt_in, tgt_len)
         ntok = int((tgt_out != PAD).sum())
         loss = smoothed_loss(logits.reshape(-1, c["V"]), tgt_out.reshape(-1), c["label_smoothing"])
-        (loss / ntok).backward()
-        if c["clip_norm"] > 0:
-            torch.nn.utils.clip_grad_norm_(params, c["clip_norm"])
-        else:  # nmt computes the norm even when it does not clip
-            torch.nn.utils.clip_grad_norm_(params, float("inf"))
-        opt.step()
         t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)  # nmt zeroes one gradient buffer too (counted as backward)
+        (loss / ntok).backward()
+        t2 = time.perf_counter()
+        # nmt computes the norm even when it does not clip
+        torch.nn.utils.clip_grad_norm_(params, c["clip_norm"] if c["clip_norm"] > 0 else float("inf"))
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
         lv = loss.item() / ntok
         if not math.isfinite(lv):
             sys.exit(f"bench_torch.py: {c['name']}: step {i + 1}: loss is not finite")
         losses.append(lv)
         if i >= warmup:
-            ms.append((t1 - t0) * 1e3)
+            ms.append((t4 - t0) * 1e3)
+            for k, a, b in (("forward", t0, t1), ("backward", t1, t2), ("clip", t2, t3), ("adam", t3, t4)):
+                phases[k].append((b - a) * 1e3)
     med = statistics.median(ms)
     ntok = c["B"] * c["T"]
     gflop = step_flops(c) / 1e9
@@ -306,14 +316,16 @@ def bench(c, steps, warmup, threads, json_only):
         "steps": steps, "warmup": warmup, "ms_median": round(med, 3), "ms_min": round(min(ms), 3),
         "ms_max": round(max(ms), 3), "tokens_per_s": round(ntok / (med / 1e3), 1),
         "gflop_per_step": round(gflop, 4), "gflops": round(gflop / (med / 1e3), 3),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "rss_scope": "config" if per_config else "process",
-        "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6), "torch": torch.__version__,
+        "peak_rss_mib": round(peak_rss_mib(), 1), "rss_scope": "config" if per_config else "process", "rss_before_mib": round(rss_before, 1),
+        "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6),
+        **{f"ms_{k}": round(statistics.median(v), 3) for k, v in phases.items()}, "torch": torch.__version__,
     }
     if not json_only:
         print(f"torch {c['name']:<6} {threads} thr | B {c['B']} S {c['S']} T {c['T']} V {c['V']} | "
               f"{med:.2f} ms/step (median of {steps}) | {r['tokens_per_s']:.0f} tok/s | "
               f"{r['gflops']:.2f} GFLOP/s | peak RSS {r['peak_rss_mib']:.1f} MiB | "
-              f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+              f"loss {losses[0]:.4f} -> {losses[-1]:.4f} | fwd {r['ms_forward']:.1f} bwd {r['ms_backward']:.1f} "
+              f"clip {r['ms_clip']:.1f} adam {r['ms_adam']:.1f} ms")
     print(json.dumps(r), flush=True)
 
 

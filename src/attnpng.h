@@ -11,8 +11,8 @@
 // ATTN_LABEL_MAX characters are cut and end in "..". Labels may be NULL (rows
 // and columns are then numbered); so may the title.
 // Errors are recorded with err_set() ("PATH: ...") and returned:
-// NMT_ERR_INPUT for zero sizes, missing weights, more than 256 heads or an image that would be too
-// large; NMT_ERR_RUNTIME when the file cannot be written.
+// NMT_ERR_INPUT for zero sizes, missing weights, more than 256 heads or an
+// image that would be too large; NMT_ERR_RUNTIME when the file cannot be written.
 #ifndef NMT_ATTNPNG_H
 #define NMT_ATTNPNG_H
 

@@ -39,8 +39,12 @@ typedef struct {
     size_t B, S, T, V;
 } Shape;
 
+enum { PH_FWD, PH_BWD, PH_CLIP, PH_ADAM, NPHASE };   // parts of a step, timed separately
+
 typedef struct {
+    double ms_phase[NPHASE]; // medians of each part
     double ms_median, ms_min, ms_max, tok_per_s, gflop_step, gflops, rss_mib, alloc_mib;
+    double rss_before_mib;   // resident before the model exists (the program itself)
     double loss_first, loss_last;
     size_t nparams;          // sum of tensor sizes (without alignment padding)
     int rss_per_config;      // 1 if the peak was reset before this config
@@ -112,19 +116,26 @@ static int rss_reset_peak(void) {
     return fclose(f) == 0 && ok;
 }
 
-static double rss_peak_mib(void) {
+// A field of /proc/self/status in MiB ("VmHWM:" peak, "VmRSS:" now), or -1.
+static double proc_status_mib(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kib = -1;
+    size_t n = strlen(field);
     while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kib = strtol(line + 6, NULL, 10);
+        if (!strncmp(line, field, n)) kib = strtol(line + n, NULL, 10);
     if (f) fclose(f);
-    if (kib < 0) {
+    return kib < 0 ? -1 : (double)kib / 1024.0;
+}
+
+static double rss_peak_mib(void) {
+    double mib = proc_status_mib("VmHWM:");
+    if (mib < 0) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        kib = ru.ru_maxrss;     // KiB on Linux
+        mib = (double)ru.ru_maxrss / 1024.0;   // KiB on Linux
     }
-    return (double)kib / 1024.0;
+    return mib;
 }
 
 // Random full-length sentences: ids 4..V-1, source ends with EOS, target
@@ -151,21 +162,38 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// One training step exactly as train.c does it. Returns the mean loss per token.
-static double train_step(Model *m, Acts *acts, Adam *adam, const Batch *b, const Config *c, long step) {
-    memset(m->grads, 0, m->nparams * sizeof(real));
+// One training step exactly as train.c does it; ph[] gets each part's
+// seconds (zeroing the gradients counts as backward). Returns the mean loss per token.
+static double train_step(Model *m, Acts *acts, Adam *adam, const Batch *b, const Config *c, long step,
+                         double ph[NPHASE]) {
+    double t0 = now_seconds();
     uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)step + 1);
     double nll;
     double loss = model_forward(m, acts, b, (real)c->label_smoothing, 1, key, &nll);
+    double t1 = now_seconds();
+    memset(m->grads, 0, m->nparams * sizeof(real));
     model_backward(m, acts, b, (real)c->label_smoothing, 1, key, (real)(1.0 / (double)b->ntok));
+    double t2 = now_seconds();
     clip_global_norm(m->grads, m->nparams, c->clip_norm);
+    double t3 = now_seconds();
     adam_step(adam, m, lr_at(c->lr_schedule, step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr));
+    double t4 = now_seconds();
+    ph[PH_FWD] = t1 - t0;
+    ph[PH_BWD] = t2 - t1;
+    ph[PH_CLIP] = t3 - t2;
+    ph[PH_ADAM] = t4 - t3;
     return loss / (double)b->ntok;
+}
+
+static double median(double *x, size_t n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
 static int bench_one(const Config *c, const Shape *sh, long steps, long warmup, Result *r) {
     memset(r, 0, sizeof *r);
     r->rss_per_config = rss_reset_peak();
+    r->rss_before_mib = proc_status_mib("VmRSS:");
     ModelShape s;
     memset(&s, 0, sizeof s);
     s.d_model = c->d_model;
@@ -199,12 +227,13 @@ static int bench_one(const Config *c, const Shape *sh, long steps, long warmup, 
     b.tgt_out = xmalloc(sh->B * sh->T * sizeof *b.tgt_out);
     b.src_len = xmalloc(sh->B * sizeof *b.src_len);
     b.tgt_len = xmalloc(sh->B * sizeof *b.tgt_len);
-    double *ms = xmalloc((size_t)steps * sizeof *ms);
+    double *ms = xmalloc((size_t)steps * (NPHASE + 1) * sizeof *ms), *phs = ms + steps;  // phs: (NPHASE, steps)
 
     for (long i = 0; i < warmup + steps; i++) {
         fill_batch(&b, sh, (uint64_t)c->seed, i);   // outside the timed region
+        double ph[NPHASE];
         double t0 = now_seconds();
-        double loss = train_step(&m, acts, &adam, &b, c, i);
+        double loss = train_step(&m, acts, &adam, &b, c, i, ph);
         double t1 = now_seconds();
         if (!isfinite(loss)) {
             rc = err_set(NMT_ERR_RUNTIME, "bench %s: step %ld: loss is not finite (%g)", sh->name, i + 1, loss);
@@ -212,13 +241,15 @@ static int bench_one(const Config *c, const Shape *sh, long steps, long warmup, 
         }
         if (i == 0) r->loss_first = loss;
         r->loss_last = loss;
-        if (i >= warmup) ms[i - warmup] = (t1 - t0) * 1e3;
+        if (i < warmup) continue;
+        ms[i - warmup] = (t1 - t0) * 1e3;
+        for (int p = 0; p < NPHASE; p++) phs[(size_t)p * (size_t)steps + (size_t)(i - warmup)] = ph[p] * 1e3;
     }
     if (!rc) {
-        qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+        r->ms_median = median(ms, (size_t)steps);   // sorts ms
         r->ms_min = ms[0];
         r->ms_max = ms[steps - 1];
-        r->ms_median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+        for (int p = 0; p < NPHASE; p++) r->ms_phase[p] = median(phs + (size_t)p * (size_t)steps, (size_t)steps);
         r->tok_per_s = (double)b.ntok / (r->ms_median / 1e3);
         r->gflop_step = step_flops(&s, sh) / 1e9;
         r->gflops = r->gflop_step / (r->ms_median / 1e3);
@@ -242,18 +273,21 @@ static void report(const Config *c, const Shape *sh, long steps, long warmup, co
     int threads = omp_get_max_threads();
     if (!json_only)
         printf("nmt   %-6s %d thr | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
-               "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f\n",
+               "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f | fwd %.1f bwd %.1f clip %.1f adam %.1f ms\n",
                sh->name, threads, sh->B, sh->S, sh->T, sh->V, r->ms_median, steps, r->tok_per_s, r->gflops,
-               r->rss_mib, r->loss_first, r->loss_last);
+               r->rss_mib, r->loss_first, r->loss_last, r->ms_phase[PH_FWD], r->ms_phase[PH_BWD],
+               r->ms_phase[PH_CLIP], r->ms_phase[PH_ADAM]);
     printf("{\"impl\": \"nmt\", \"shape\": \"%s\", \"threads\": %d, \"B\": %zu, \"S\": %zu, \"T\": %zu, \"V\": %zu, "
            "\"d_model\": %d, \"heads\": %d, \"d_ff\": %d, \"enc_layers\": %d, \"dec_layers\": %d, \"params\": %zu, "
            "\"steps\": %ld, \"warmup\": %ld, \"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, "
            "\"tokens_per_s\": %.1f, \"gflop_per_step\": %.4f, \"gflops\": %.3f, \"peak_rss_mib\": %.1f, "
-           "\"rss_scope\": \"%s\", \"alloc_mib\": %.1f, \"loss_first\": %.6f, \"loss_last\": %.6f}\n",
+           "\"rss_scope\": \"%s\", \"rss_before_mib\": %.1f, \"alloc_mib\": %.1f, \"loss_first\": %.6f, "
+           "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f}\n",
            sh->name, threads, sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
            c->dec_layers, r->nparams, steps, warmup, r->ms_median, r->ms_min, r->ms_max, r->tok_per_s, r->gflop_step,
-           r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->alloc_mib, r->loss_first,
-           r->loss_last);
+           r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
+           r->loss_first, r->loss_last, r->ms_phase[PH_FWD], r->ms_phase[PH_BWD], r->ms_phase[PH_CLIP],
+           r->ms_phase[PH_ADAM]);
     fflush(stdout);
 }
 
