@@ -1,5 +1,6 @@
 // cmd_translate.c — `nmt translate` (stdin -> stdout) and `nmt eval` (files -> BLEU).
 #include "cmd_translate.h"
+#include "attnpng.h"
 #include "bleu.h"
 #include "checkpoint.h"
 #include "data.h"
@@ -21,7 +22,10 @@ static const char *TRANSLATE_HELP =
     "  --nbest N              print N hypotheses per sentence as 'index ||| text ||| score' (default 1)\n"
     "  --batch N              sentences decoded together (default 32); the output does not depend on it\n"
     "  --max-len-a A          output length limit A * source length + B (default 1.5)\n"
-    "  --max-len-b B          (default 10)\n";
+    "  --max-len-b B          (default 10)\n"
+    "  --attention-png FILE   for one input sentence: draw the last decoder layer's cross-attention\n"
+    "                         (averaged over heads) as a heatmap, source along the top, output down the side\n"
+    "  --attention-heads      with --attention-png: a grid of every head plus their average\n";
 
 static const char *EVAL_HELP =
     "usage: nmt eval --checkpoint FILE --src SOURCE --ref REFERENCE [options]\n"
@@ -33,8 +37,8 @@ static const char *EVAL_HELP =
     "  --lowercase            case-insensitive BLEU\n";
 
 typedef struct {
-    const char *checkpoint, *src, *ref, *output;
-    int lowercase;
+    const char *checkpoint, *src, *ref, *output, *attention_png;
+    int lowercase, attention_heads;
     DecodeOptions o;
 } Args;
 
@@ -63,9 +67,13 @@ static int parse_args(Args *a, int argc, char **argv, int eval, const char *help
             a->lowercase = 1;
             continue;
         }
+        if (!eval && !strcmp(opt, "--attention-heads")) {
+            a->attention_heads = 1;
+            continue;
+        }
         int known = !strcmp(opt, "--checkpoint") || !strcmp(opt, "--beam") || !strcmp(opt, "--alpha") ||
                     !strcmp(opt, "--nbest") || !strcmp(opt, "--batch") || !strcmp(opt, "--max-len-a") ||
-                    !strcmp(opt, "--max-len-b") ||
+                    !strcmp(opt, "--max-len-b") || (!eval && !strcmp(opt, "--attention-png")) ||
                     (eval && (!strcmp(opt, "--src") || !strcmp(opt, "--ref") || !strcmp(opt, "--output")));
         if (!known) return err_set(NMT_ERR_INPUT, "%s: unknown option '%s' (see: nmt %s --help)", cmd, opt, cmd);
         if (i + 1 >= argc) return err_set(NMT_ERR_INPUT, "%s: %s needs a value (see: nmt %s --help)", cmd, opt, cmd);
@@ -76,6 +84,7 @@ static int parse_args(Args *a, int argc, char **argv, int eval, const char *help
         else if (!strcmp(opt, "--src")) a->src = v;
         else if (!strcmp(opt, "--ref")) a->ref = v;
         else if (!strcmp(opt, "--output")) a->output = v;
+        else if (!strcmp(opt, "--attention-png")) a->attention_png = v;
         else if (!strcmp(opt, "--beam") && !(rc = parse_num(cmd, opt, v, 1, 256, 1, &d))) a->o.beam = (int)d;
         else if (!strcmp(opt, "--alpha") && !(rc = parse_num(cmd, opt, v, 0, 10, 0, &d))) a->o.alpha = d;
         else if (!strcmp(opt, "--nbest") && !(rc = parse_num(cmd, opt, v, 1, 256, 1, &d))) a->o.nbest = (int)d;
@@ -109,6 +118,60 @@ static void unload(Loaded *l) {
     config_free(&l->c);
 }
 
+// Force-decodes the chosen output of one sentence and draws the last decoder
+// layer's cross-attention at every output position.
+static int draw_attention(Loaded *l, const Args *a, const char *line) {
+    int *src = NULL, *out = NULL;
+    int rc = tokenizer_encode(&l->t, SIDE_SRC, line, &src, "stdin", 1);
+    if (rc) return rc;
+    if (arrlen(src) > l->c.max_src_len) arrsetlen(src, l->c.max_src_len);
+    Hypothesis h = {NULL, 0, 0};
+    DecodeOptions o = a->o;
+    o.nbest = 1;
+    translate_ids(&l->m, &src, 1, &o, &h);
+    size_t S = (size_t)arrlen(src) + 1, T = (size_t)arrlen(h.ids) + 1, H = (size_t)l->m.s.heads;
+    for (size_t i = 0; i + 1 < S; i++) arrput(out, src[i]);
+    arrput(out, TOK_EOS);
+    int slen = (int)S;
+    DecodeState *d = decode_state_create(&l->m, 1, 1, S, T + 1);
+    model_decode_begin(&l->m, d, out, &slen, 1, S);
+    float *w = xcalloc(H * T * S, sizeof *w);  // (heads, T, S)
+    int tok = TOK_BOS;
+    for (size_t t = 0; t < T; t++) {
+        model_decode_step(&l->m, d, &tok, t);
+        const real *p = model_decode_cross_attention(d);
+        for (size_t hh = 0; hh < H; hh++)
+            for (size_t j = 0; j < S; j++) w[(hh * T + t) * S + j] = (float)p[hh * S + j];
+        if (t + 1 < T) tok = h.ids[t];
+    }
+    const char **rows = xcalloc(T, sizeof *rows), **cols = xcalloc(S, sizeof *cols);
+    for (size_t t = 0; t < T; t++) rows[t] = t + 1 < T ? tokenizer_token(&l->t, SIDE_TGT, h.ids[t]) : "</s>";
+    for (size_t j = 0; j < S; j++) cols[j] = j + 1 < S ? tokenizer_token(&l->t, SIDE_SRC, src[j]) : "</s>";
+    char title[160];
+    snprintf(title, sizeof title, "cross-attention, decoder layer %d", l->m.s.dec_layers);
+    if (a->attention_heads) {
+        rc = attention_grid_png(a->attention_png, w, (int)H, (int)T, (int)S, rows, cols, title);
+    } else {
+        float *avg = xcalloc(T * S, sizeof *avg);
+        for (size_t i = 0; i < T * S; i++) {
+            double sum = 0;
+            for (size_t hh = 0; hh < H; hh++) sum += w[hh * T * S + i];
+            avg[i] = (float)(sum / (double)H);
+        }
+        snprintf(title, sizeof title, "cross-attention, decoder layer %d, mean of %zu heads", l->m.s.dec_layers, H);
+        rc = attention_png(a->attention_png, avg, (int)T, (int)S, rows, cols, title);
+        free(avg);
+    }
+    free(rows);
+    free(cols);
+    free(w);
+    decode_state_free(d);
+    arrfree(h.ids);
+    arrfree(src);
+    arrfree(out);
+    return rc;
+}
+
 int cmd_translate(int argc, char **argv) {
     Args a;
     int rc = parse_args(&a, argc, argv, 0, TRANSLATE_HELP);
@@ -122,7 +185,10 @@ int cmd_translate(int argc, char **argv) {
     size_t n = (size_t)arrlen(lines), nb = (size_t)a.o.nbest;
     char **out = xcalloc(n * nb + 1, sizeof *out);
     double *scores = xcalloc(n * nb + 1, sizeof *scores);
+    if (!rc && a.attention_png && n != 1)
+        rc = err_set(NMT_ERR_INPUT, "translate: --attention-png needs exactly one input sentence (got %zu)", n);
     if (!rc) rc = translate_lines(&l.m, &l.t, l.c.max_src_len, lines, n, &a.o, "stdin", out, scores, NULL);
+    if (!rc && a.attention_png) rc = draw_attention(&l, &a, lines[0]);
     if (!rc) {
         for (size_t i = 0; i < n * nb; i++) {
             if (nb > 1) printf("%zu ||| %s ||| %.6f\n", i / nb, out[i], scores[i]);

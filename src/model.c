@@ -809,6 +809,11 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
     return d->logits;
 }
 
+const real *model_decode_cross_attention(const DecodeState *d) {
+    // The last attention a step computes is the last layer's cross-attention.
+    return d->probs;
+}
+
 void model_decode_reorder(DecodeState *d, const int *from, size_t t) {
     size_t R = d->rows, row = d->max_tgt * d->C, used = (t + 1) * d->C;
     for (size_t l = 0; l < d->layers; l++)

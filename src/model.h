@@ -89,5 +89,7 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
 // Feeds tokens (one per row) at position t (0 = BOS) and returns the logits of
 // the next position, (rows, tgt_vocab), pointing into the state.
 const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_t t);
+// After a step: the last decoder layer's cross-attention weights, (rows, heads, S).
+const real *model_decode_cross_attention(const DecodeState *d);
 // Beam reordering: row r continues the history of row from[r] (for steps 0..t).
 void model_decode_reorder(DecodeState *d, const int *from, size_t t);

@@ -54,6 +54,11 @@ int tokenizer_encode(const Tokenizer *t, int side, const char *line, int **ids,
     return NMT_OK;
 }
 
+const char *tokenizer_token(const Tokenizer *t, int side, int id) {
+    const char *s = t->kind == TOK_BPE ? bpe_token(t->bpe, id) : vocab_token(t->vocab[side], id);
+    return s ? s : "?";
+}
+
 char *tokenizer_decode(const Tokenizer *t, const int *ids, size_t n) {
     return t->kind == TOK_BPE ? bpe_decode(t->bpe, ids, n) : vocab_decode(t->vocab[1], ids, n);
 }

@@ -89,5 +89,21 @@ printf 'a \377\n' >"$T/in8.txt"
 if [ $? -eq 2 ] && grep -q "stdin:1: invalid UTF-8" "$T/err" && [ ! -s "$T/out" ]; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: invalid UTF-8 on stdin: $(cat "$T/err")"; fi
 
+printf 'a b\nb c\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --attention-png "$T/a.png" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "exactly one input sentence" "$T/err" && [ ! -e "$T/a.png" ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: --attention-png with two lines: $(cat "$T/err")"; fi
+printf 'a b c\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --attention-png "$T/a.png" --attention-heads >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && [ "$(head -c 4 "$T/a.png" | od -An -c | tr -d ' ')" = "211PNG" ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: --attention-png: $(cat "$T/err")"; fi
+# The plot script (when gnuplot is installed).
+if command -v gnuplot >/dev/null; then
+    if sh scripts/plot-log.sh "$T/ck/train_log.jsonl" "$T/log.png" 2>"$T/err" && [ -s "$T/log.png" ]; then pass=$((pass + 1)); else
+        fail=$((fail + 1)); echo "FAIL: plot-log.sh: $(cat "$T/err")"; fi
+    sh scripts/plot-log.sh "$T/missing.jsonl" "$T/log2.png" 2>/dev/null
+    if [ $? -eq 2 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: plot-log.sh on a missing log"; fi
+else
+    echo "cli: gnuplot not installed; plot-log.sh not tested"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
