@@ -182,7 +182,7 @@ class Transformer(nn.Module):
                 b = math.sqrt(6.0 / (fan_in + fan_out))
                 nn.init.uniform_(mod.weight, -b, b)
                 nn.init.zeros_(mod.bias)
-        self.register_buffer("pe", positions(max(c["S"], c["T"]) + 2, d))
+        self.register_buffer("pe", positions(max(c["S"] + 2, c["T"] + 2, 1024), d))  # as nmt
 
     def embed(self, emb, ids):
         x = emb(ids) * math.sqrt(self.d) + self.pe[: ids.shape[1]]

@@ -206,6 +206,7 @@ static int bench_one(const Config *c, const Shape *sh, long steps, long warmup, 
     s.shared_vocab = c->shared_vocab;
     s.src_vocab = s.tgt_vocab = (int)sh->V;
     s.max_len = (int)(sh->S > sh->T ? sh->S : sh->T) + 2;
+    if (s.max_len < 1024) s.max_len = 1024;   // as model_shape_from, so the memory is train's
     s.dropout = (real)c->dropout;
     s.attn_dropout = (real)c->attn_dropout;
     s.ffn_dropout = (real)c->ffn_dropout;
