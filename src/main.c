@@ -2,6 +2,7 @@
 // Only this file prints errors and chooses the exit status:
 // 0 ok, 1 runtime failure, 2 bad usage / config / input.
 #include "average.h"
+#include "bench.h"
 #include "bench_gemm.h"
 #include "checkpoint.h"
 #include "cmd_bleu.h"
@@ -95,6 +96,7 @@ static const char *HELP =
     "  average     average the weights of compatible checkpoints\n"
     "  bleu        corpus BLEU (sacreBLEU-compatible) of stdin against a reference file\n"
     "  bpe         learn, apply and undo byte-pair encoding\n"
+    "  bench       time training steps on synthetic batches (configs/bench-*.json)\n"
     "  bench gemm  time the matrix product against OpenBLAS\n"
     "  config-keys print every config key with its default (Markdown)\n"
     "  --version   print the version\n";
@@ -138,6 +140,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bleu")) return finish(cmd_bleu(argc - 1, argv + 1));
     if (!strcmp(cmd, "bpe")) return finish(cmd_bpe(argc - 1, argv + 1));
     if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "gemm")) return finish(cmd_bench_gemm(argc - 2, argv + 2));
+    if (!strcmp(cmd, "bench")) return finish(cmd_bench(argc - 1, argv + 1));
     if (!strcmp(cmd, "config-keys")) {
         config_print_keys();
         return 0;
