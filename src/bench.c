@@ -7,6 +7,7 @@
 // random ids from a counter-based generator, every sentence full length, no
 // padding, so every step does exactly the same work.
 #include "bench.h"
+#include "checkpoint.h"
 #include "config.h"
 #include "model.h"
 #include "optim.h"
@@ -194,22 +195,8 @@ static int bench_one(const Config *c, const Shape *sh, long steps, long warmup, 
     memset(r, 0, sizeof *r);
     r->rss_per_config = rss_reset_peak();
     r->rss_before_mib = proc_status_mib("VmRSS:");
-    ModelShape s;
-    memset(&s, 0, sizeof s);
-    s.d_model = c->d_model;
-    s.heads = c->heads;
-    s.d_ff = c->d_ff;
-    s.enc_layers = c->enc_layers;
-    s.dec_layers = c->dec_layers;
-    s.pre_norm = c->norm == NORM_PRE;
-    s.tie_output = c->tie_output;
-    s.shared_vocab = c->shared_vocab;
-    s.src_vocab = s.tgt_vocab = (int)sh->V;
-    s.max_len = (int)(sh->S > sh->T ? sh->S : sh->T) + 2;
-    if (s.max_len < 1024) s.max_len = 1024;   // as model_shape_from, so the memory is train's
-    s.dropout = (real)c->dropout;
-    s.attn_dropout = (real)c->attn_dropout;
-    s.ffn_dropout = (real)c->ffn_dropout;
+    // As training would build it (positions table included), so the memory is train's.
+    ModelShape s = model_shape_sized(c, (int)sh->V, (int)sh->V);
 
     Model m;
     int rc = model_create(&m, &s);

@@ -28,6 +28,8 @@ typedef struct {
 
 // The model shape implied by a config and its tokenizer.
 ModelShape model_shape_from(const Config *c, const Tokenizer *t);
+// The same with the vocabulary sizes given (benchmarks on synthetic data).
+ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab);
 
 // Writes atomically. adam may be NULL (weights-only checkpoint, e.g. averages).
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
