@@ -14,10 +14,9 @@
 #                             then shows the median over rounds
 #   BENCH_OUT=build/bench     where the JSON lines are kept
 #   BENCH_NO_TORCH=1          nmt only
-#   BENCH_WAIT_POLICY=PASSIVE OMP_WAIT_POLICY for both programs: OpenMP threads
-#                             that spin at barriers lose whole time slices when
-#                             another process holds a core (measured: 67x slower
-#                             for nmt tiny with 2 threads under load)
+#   BENCH_WAIT_POLICY         OMP_WAIT_POLICY for both programs. Unset: nmt keeps
+#                             its own default (a short spin, GOMP_SPINCOUNT=20000,
+#                             see src/main.c) and PyTorch runs with PASSIVE.
 set -eu
 
 NMT=${NMT:-./nmt}
@@ -26,7 +25,7 @@ SHAPES=${BENCH_SHAPES:-tiny small base}
 THREADS=${BENCH_THREADS:-1 2}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT_DIR=${BENCH_OUT:-build/bench}
-WAIT=${BENCH_WAIT_POLICY:-PASSIVE}
+WAIT=${BENCH_WAIT_POLICY:-}
 HERE=$(dirname "$0")
 
 die() { echo "bench.sh: $*" >&2; exit 2; }
@@ -60,11 +59,14 @@ run() {
     impl=$1 shape=$2 t=$3 steps=$4 warm=$5
     cfg="configs/bench-$shape.json"
     if [ "$impl" = nmt ]; then
-        out=$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm") ||
-            die "nmt bench failed for $cfg"
+        if [ -n "$WAIT" ]; then
+            out=$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm")
+        else
+            out=$(OMP_NUM_THREADS=$t "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm")
+        fi || die "nmt bench failed for $cfg"
     else
         # OpenBLAS (Debian's BLAS for torch) keeps its own thread pool: give it the same count.
-        out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT \
+        out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${WAIT:-PASSIVE} \
             "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t") ||
             die "bench_torch.py failed for $cfg"
     fi
@@ -72,7 +74,7 @@ run() {
     echo "$out" | grep '^{' >>"$RESULTS"
 }
 
-echo "bench.sh: shapes [$SHAPES], threads [$THREADS], $ROUNDS round(s), OMP_WAIT_POLICY=$WAIT; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench.sh: shapes [$SHAPES], threads [$THREADS], $ROUNDS round(s), OMP_WAIT_POLICY nmt=${WAIT:-default} torch=${WAIT:-PASSIVE}; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
     echo "bench.sh: warning: the machine is busy (1-minute load $(cut -d' ' -f1 /proc/loadavg)); the figures will be noisy" >&2
 fi

@@ -6,8 +6,8 @@ data.vocab_size, S = data.max_src_len, T = data.max_tgt_len, B =
 train.batch_tokens // max(S, T)) and times forward + backward + clipping +
 Adam on random full-length batches, written with plain modules (nn.Linear,
 nn.LayerNorm, nn.Embedding, a hand-written multi-head attention and nmt's
-label-smoothed loss), not nn.Transformer. Prints the same two lines as `./nmt bench`: a human line and
-a JSON line per config.
+label-smoothed loss), not nn.Transformer. Prints the same two lines as
+`./nmt bench`: a human line and a JSON line per config.
 
 usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_torch.py \
            [--config FILE ...] [--steps N] [--warmup W] [--threads N] [--json]
@@ -34,8 +34,12 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 def load_config(path):
     """The keys the benchmark uses, with nmt's defaults (src/config.c)."""
-    with open(path) as f:
-        cfg = json.load(f)
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"bench_torch.py: {path}: {e}", file=sys.stderr)
+        sys.exit(2)
     m, d, t = cfg.get("model", {}), cfg.get("data", {}), cfg.get("train", {})
     c = {
         "d_model": m.get("d_model", 512), "heads": m.get("heads", 8), "d_ff": m.get("d_ff", 2048),
@@ -51,10 +55,12 @@ def load_config(path):
         "clip_norm": t.get("clip_norm", 0.0),
     }
     if c["V"] < 5:
-        sys.exit(f"bench_torch.py: {path}: data.vocab_size must be at least 5")
+        print(f"bench_torch.py: {path}: data.vocab_size must be at least 5", file=sys.stderr)
+        sys.exit(2)
     c["B"] = c["batch_tokens"] // max(c["S"], c["T"])
     if c["B"] < 1:
-        sys.exit(f"bench_torch.py: {path}: train.batch_tokens must exceed max_src_len and max_tgt_len")
+        print(f"bench_torch.py: {path}: train.batch_tokens must exceed max_src_len and max_tgt_len", file=sys.stderr)
+        sys.exit(2)
     name = os.path.basename(path)
     name = name[len("bench-"):] if name.startswith("bench-") else name
     c["name"] = name[:-5] if name.endswith(".json") else name
