@@ -462,18 +462,19 @@ double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
 
 // ---------------------------------------------------------------- backward
 
-// Backward through the sublayer wrapper. On entry *gy is the gradient of the
-// stream after the sublayer; on return *gy holds the gradient of the stream
-// before it. dz receives the gradient of F's output; then F's backward runs
-// (callback) and must add the gradient of F's input into du.
+// Backward through the sublayer wrapper, in two halves around F's own backward.
+// On entry g->gy is the gradient of the stream after the sublayer; after
+// sub_backward_end it holds the gradient of the stream before it. In between,
+// g->dz is the gradient of F's output and F adds its input gradient into the
+// buffer sub_backward_begin returned.
 typedef struct {
     real *gy, *dz, *du, *tmp;
 } SubGrads;
 
 // Step 1: from the output gradient to dz (and the residual path into dx).
 // Returns the buffer F must accumulate its input gradient into.
-static real *sub_backward_begin(const Ctx *c, SubActs *s, SubGrads *g, const real *x,
-                                size_t lnw, size_t lnb, size_t N, uint64_t key) {
+static real *sub_backward_begin(const Ctx *c, SubActs *s, SubGrads *g, size_t lnw, size_t lnb, size_t N,
+                                uint64_t key) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, n = N * C;
     memset(g->dz, 0, n * sizeof(real));
@@ -490,7 +491,6 @@ static real *sub_backward_begin(const Ctx *c, SubActs *s, SubGrads *g, const rea
     real *t = g->gy;  // the stream gradient now lives in tmp
     g->gy = g->tmp;
     g->tmp = t;
-    (void)x;
     return g->gy;
 }
 
@@ -562,7 +562,7 @@ static void ffn_sublayer_backward(const Ctx *c, Acts *a, SubGrads *g, SubActs *s
                                   size_t lnw, size_t lnb, size_t w1, size_t b1, size_t w2, size_t b2, size_t N,
                                   int stack, int l) {
     int pre = c->m->s.pre_norm;
-    real *du = sub_backward_begin(c, s, g, x, lnw, lnb, N, site_key(c->key, stack, l, SITE_FFN_OUT));
+    real *du = sub_backward_begin(c, s, g, lnw, lnb, N, site_key(c->key, stack, l, SITE_FFN_OUT));
     ffn_backward(c, a, du, g->dz, h, pre ? s->ln : x, w1, b1, w2, b2, N, site_key(c->key, stack, l, SITE_FFN_H));
     sub_backward_end(c, s, g, x, lnw, lnb, N);
 }
@@ -583,7 +583,7 @@ static void encoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy) {
         const real *x_ffn = m->s.pre_norm ? e->attn.res : e->attn.ln;
         ffn_sublayer_backward(c, a, &g, &e->ffn, x_ffn, e->h, p->ln2_w, p->ln2_b, p->w1, p->b1, p->w2, p->b2, N, 0, l);
         // Self-attention sublayer
-        real *du = sub_backward_begin(c, &e->attn, &g, x_attn, p->ln1_w, p->ln1_b, N, site_key(c->key, 0, l, SITE_ATTN_OUT));
+        real *du = sub_backward_begin(c, &e->attn, &g, p->ln1_w, p->ln1_b, N, site_key(c->key, 0, l, SITE_ATTN_OUT));
         AttnShape as = attn_shape(c, b->B, b->S, b->S, b->src_len, 0, 3 * C, 3 * C, site_key(c->key, 0, l, SITE_ATTN_W));
         self_attn_backward(c, a, du, g.dz, e->qkv, e->att, e->probs, m->s.pre_norm ? e->attn.ln : x_attn,
                            p->wqkv, p->bqkv, p->wo, p->bo, &as, N);
@@ -609,7 +609,7 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
         const real *x_ffn = m->s.pre_norm ? e->cross.res : e->cross.ln;
         ffn_sublayer_backward(c, a, &g, &e->ffn, x_ffn, e->h, p->ln3_w, p->ln3_b, p->w1, p->b1, p->w2, p->b2, N, 1, l);
         // Cross-attention: q from the decoder stream, k/v from the encoder output.
-        real *du = sub_backward_begin(c, &e->cross, &g, x_cross, p->ln2_w, p->ln2_b, N, site_key(c->key, 1, l, SITE_CROSS_OUT));
+        real *du = sub_backward_begin(c, &e->cross, &g, p->ln2_w, p->ln2_b, N, site_key(c->key, 1, l, SITE_CROSS_OUT));
         {
             real *datt = a->g_c;
             memset(datt, 0, N * C * sizeof(real));
@@ -624,7 +624,7 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
         }
         sub_backward_end(c, &e->cross, &g, x_cross, p->ln2_w, p->ln2_b, N);
         // Masked self-attention
-        du = sub_backward_begin(c, &e->self, &g, x_self, p->ln1_w, p->ln1_b, N, site_key(c->key, 1, l, SITE_ATTN_OUT));
+        du = sub_backward_begin(c, &e->self, &g, p->ln1_w, p->ln1_b, N, site_key(c->key, 1, l, SITE_ATTN_OUT));
         AttnShape as = attn_shape(c, b->B, b->T, b->T, b->tgt_len, 1, 3 * C, 3 * C, site_key(c->key, 1, l, SITE_ATTN_W));
         self_attn_backward(c, a, du, g.dz, e->qkv, e->att, e->probs, m->s.pre_norm ? e->self.ln : x_self,
                            p->wqkv, p->bqkv, p->wo, p->bo, &as, N);
