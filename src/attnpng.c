@@ -104,34 +104,23 @@ static const char *ascii_for(unsigned cp, char one[2]) {
     }
 }
 
-// Decodes one UTF-8 sequence at s; an invalid byte decodes as U+FFFD and
-// consumes one byte, so any byte string makes progress.
-static const unsigned char *utf8_next(const unsigned char *s, unsigned *cp) {
-    unsigned c = s[0];
-    int len;
-    unsigned min;
-    if (c < 0x80) { *cp = c; return s + 1; }
-    if ((c & 0xE0) == 0xC0) { len = 2; min = 0x80; c &= 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; min = 0x800; c &= 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; min = 0x10000; c &= 0x07; }
-    else { *cp = 0xFFFD; return s + 1; }
-    for (int k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) { *cp = 0xFFFD; return s + 1; } // also stops at NUL
-        c = (c << 6) | (s[k] & 0x3F);
-    }
-    *cp = (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) ? 0xFFFD : c;
-    return s + len;
-}
-
 // out (cap >= max_chars + 1) gets the ASCII form of the UTF-8 string in,
 // cut to max_chars characters with ".." at the end when it is longer.
 static void to_ascii(char *out, int max_chars, const char *in) {
     int n = 0, cut = 0;
     const unsigned char *s = (const unsigned char *)(in ? in : "");
+    size_t left = strlen((const char *)s);
     while (*s && !cut) {
-        unsigned cp;
+        uint32_t cp;
         char one[2];
-        s = utf8_next(s, &cp);
+        // An invalid byte shows as U+FFFD and consumes one byte, so any label makes progress.
+        int k = utf8_next(s, left, &cp);
+        if (!k) {
+            cp = 0xFFFD;
+            k = 1;
+        }
+        s += k;
+        left -= (size_t)k;
         for (const char *a = ascii_for(cp, one); *a; a++) {
             if (n == max_chars) { cut = 1; break; }
             out[n++] = *a;

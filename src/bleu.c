@@ -44,43 +44,7 @@ static void cps_free(Cps *b) {
     b->n = b->cap = 0;
 }
 
-// Decodes the sequence starting at s[i]; returns its length, or 0 when it is
-// not strict UTF-8 (what Python's 'utf-8' codec accepts).
-static int utf8_next(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    int n;
-    uint32_t v;
-    if (c >= 0xC2 && c <= 0xDF) { n = 2; v = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 3; v = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 4; v = c & 0x07; }
-    else return 0;
-    if (len - i < (size_t)n) return 0;
-    for (int k = 1; k < n; k++) {
-        unsigned d = s[i + k];
-        if ((d & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (d & 0x3F);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10FFFF))) return 0;
-    if (v >= 0xD800 && v <= 0xDFFF) return 0;
-    *cp = v;
-    return n;
-}
-
-long bleu_utf8_check(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        uint32_t cp;
-        int k = utf8_next(u, len, i, &cp);
-        if (!k) return (long)i;
-        i += (size_t)k;
-    }
-    return -1;
-}
+long bleu_utf8_check(const char *s, size_t len) { return utf8_check(s, len); }
 
 // Appends the code points of NUL-terminated `s` to `out`. Returns -1 (and
 // records an error naming `what`) when `s` is not valid UTF-8.
@@ -89,7 +53,7 @@ static int decode(const char *s, const char *what, Cps *out) {
     size_t len = strlen(s), i = 0;
     while (i < len) {
         uint32_t cp;
-        int k = utf8_next(u, len, i, &cp);
+        int k = utf8_next(u + i, len - i, &cp);
         if (!k) {
             err_set(NMT_ERR_INPUT, "%s is not valid UTF-8 (byte %zu)", what, i);
             return -1;

@@ -37,6 +37,11 @@ int make_dirs(const char *path);
 
 
 
-// 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
+// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF; what Python's codec
+// accepts). utf8_next decodes the sequence at s[0..n) into *cp and returns its
+// length, or 0 when it is invalid; utf8_check returns the offset of the first
+// invalid byte of s[0..n), or -1; utf8_valid is utf8_check(...) < 0.
+int utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
+long utf8_check(const char *s, size_t n);
 int utf8_valid(const char *s, size_t n);
 #endif
