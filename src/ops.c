@@ -214,19 +214,25 @@ static void attn_dropout(real *out, const real *p, const AttnShape *s, size_t bh
     for (size_t i = 0; i < n; i++) out[i] = rng_keep(s->drop_key, base + i, th) ? p[i] * keep_scale : 0;
 }
 
+// Offsets of head (b,h) in q, and in k and v (rows share keys/values per kv_group).
+static void head_offsets(const AttnShape *s, size_t b, size_t h, size_t *oq, size_t *ok, size_t *ov) {
+    size_t bq = s->bsq ? s->bsq : s->Tq * s->ldq, bk = s->bskv ? s->bskv : s->Tk * s->ldk;
+    size_t bv = s->bskv ? s->bskv : s->Tk * s->ldv;
+    size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
+    *oq = b * bq + h * s->D;
+    *ok = bkv * bk + h * s->D;
+    *ov = bkv * bv + h * s->D;
+}
+
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
                        const real *v, const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
     #pragma omp parallel for schedule(static)
     for (size_t bh = 0; bh < s->B * H; bh++) {
-        size_t b = bh / H, h = bh % H;
-        size_t bq = s->bsq ? s->bsq : Tq * s->ldq, bk = s->bskv ? s->bskv : Tk * s->ldk;
-        size_t bv = s->bskv ? s->bskv : Tk * s->ldv;
-        const real *qb = q + b * bq + h * D;
-        size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
-        const real *kb = k + bkv * bk + h * D;
-        const real *vb = v + bkv * bv + h * D;
+        size_t b = bh / H, h = bh % H, oq, ok, ov;
+        head_offsets(s, b, h, &oq, &ok, &ov);
+        const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
         real *p = probs + bh * Tq * Tk;
         gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
@@ -260,16 +266,10 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     real scale = 1 / sqrt((real)D);
     #pragma omp parallel for schedule(static)
     for (size_t bh = 0; bh < s->B * H; bh++) {
-        size_t b = bh / H, h = bh % H;
-        size_t bq = s->bsq ? s->bsq : Tq * s->ldq, bk = s->bskv ? s->bskv : Tk * s->ldk;
-        size_t bv = s->bskv ? s->bskv : Tk * s->ldv;
-        const real *qb = q + b * bq + h * D;
-        size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
-        const real *kb = k + bkv * bk + h * D;
-        const real *vb = v + bkv * bv + h * D;
-        real *dqb = dq + b * bq + h * D;
-        real *dkb = dk + b * bk + h * D;
-        real *dvb = dv + b * bv + h * D;
+        size_t b = bh / H, h = bh % H, oq, ok, ov;
+        head_offsets(s, b, h, &oq, &ok, &ov);
+        const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
+        real *dqb = dq + oq, *dkb = dk + ok, *dvb = dv + ov;
         const real *dob = dout + b * Tq * C + h * D;
         const real *p = probs + bh * Tq * Tk;
         real *sc = scratch + bh * Tq * Tk;
@@ -311,7 +311,7 @@ static double row_lse(const real *x, size_t V) {
     return (double)mx + log(sum);
 }
 
-void xent_forward(real *loss, real *nll, const real *logits, const int *targets,
+void xent_forward(real *loss, real *nll, real *lse_out, const real *logits, const int *targets,
                   size_t N, size_t V, int pad, real eps) {
     double off = V > 2 ? (double)eps / (double)(V - 2) : 0;
     #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
@@ -321,9 +321,11 @@ void xent_forward(real *loss, real *nll, const real *logits, const int *targets,
         if (t == pad) {
             if (loss) loss[n] = 0;
             if (nll) nll[n] = 0;
+            if (lse_out) lse_out[n] = 0;
             continue;
         }
         double lse = row_lse(x, V);
+        if (lse_out) lse_out[n] = (real)lse;
         double sum = 0;
         for (size_t j = 0; j < V; j++) sum += (double)x[j];
         double lp_gold = (double)x[t] - lse;
@@ -333,7 +335,7 @@ void xent_forward(real *loss, real *nll, const real *logits, const int *targets,
     }
 }
 
-void xent_backward(real *dlogits, const real *logits, const int *targets,
+void xent_backward(real *dlogits, const real *logits, const real *lse_in, const int *targets,
                    size_t N, size_t V, int pad, real eps, real scale) {
     real off = V > 2 ? eps / (real)(V - 2) : 0;
     #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
@@ -345,7 +347,7 @@ void xent_backward(real *dlogits, const real *logits, const int *targets,
             memset(d, 0, V * sizeof(real));
             continue;
         }
-        real lse = (real)row_lse(x, V);
+        real lse = lse_in ? lse_in[n] : (real)row_lse(x, V);
         for (size_t j = 0; j < V; j++) d[j] = scale * (exp(x[j] - lse) - off);
         d[t] -= scale * (1 - eps - off);
         d[pad] += scale * off;  // pad gets no smoothing mass

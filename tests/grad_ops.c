@@ -214,7 +214,7 @@ Test(grad, attention_causal_dropout) { attention_case(1, 0.25, 5, 5); }
 typedef struct { real *loss, *logits; int *tgt; size_t N, V; real eps; } XeCtx;
 static double xe_loss(void *p) {
     XeCtx *c = p;
-    xent_forward(c->loss, NULL, c->logits, c->tgt, c->N, c->V, 0, c->eps);
+    xent_forward(c->loss, NULL, NULL, c->logits, c->tgt, c->N, c->V, 0, c->eps);
     double s = 0;
     for (size_t i = 0; i < c->N; i++) s += c->loss[i];
     return s * 0.37;
@@ -225,7 +225,7 @@ Test(grad, label_smoothed_xent) {
     int tgt[5] = {3, 0, 6, 1, 0};  // two padding rows
     fill(logits, N * V, 20, -3, 3);
     XeCtx c = {loss, logits, tgt, N, V, 0.1};
-    xent_backward(d, logits, tgt, N, V, 0, 0.1, 0.37);
+    xent_backward(d, logits, NULL, tgt, N, V, 0, 0.1, 0.37);
     check_grad("xent logits", logits, d, N * V, xe_loss, &c);
     xe_loss(&c);
     cr_assert(loss[1] == 0 && loss[4] == 0, "pad rows must contribute nothing");
@@ -248,7 +248,7 @@ Test(grad, xent_in_place) {
     fill(a, N * V, 21, -2, 2);
     memcpy(b, a, sizeof a);
     real d[15];
-    xent_backward(d, a, tgt, N, V, 0, 0.2, 1);
-    xent_backward(b, b, tgt, N, V, 0, 0.2, 1);
+    xent_backward(d, a, NULL, tgt, N, V, 0, 0.2, 1);
+    xent_backward(b, b, NULL, tgt, N, V, 0, 0.2, 1);
     cr_assert(memcmp(b, d, sizeof d) == 0, "in-place xent backward differs");
 }
