@@ -19,25 +19,6 @@ static const char usage[] =
     "  --chrf       also print chrF2 (character 6-grams, beta 2, whitespace removed)\n"
     "  --help       print this text\n";
 
-static char *read_stdin(size_t *len_out) {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (len + 1 >= cap) buf = xrealloc(buf, cap *= 2);
-        size_t got = fread(buf + len, 1, cap - len - 1, stdin);
-        len += got;
-        if (got == 0) break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        err_set(NMT_ERR_INPUT, "bleu: error reading the hypotheses from standard input");
-        return NULL;
-    }
-    buf[len] = 0;
-    *len_out = len;
-    return buf;
-}
-
 // Cuts `text` into lines at '\n' in place (a final newline ends the last line
 // rather than starting an empty one, as Python's line iteration does) and
 // checks that every line is NUL-free UTF-8. `*lines` is malloc'ed.
@@ -94,7 +75,7 @@ int cmd_bleu(int argc, char **argv) {
     char *ref_text = read_file_text(ref_path, &ref_len);
     if (!ref_text) return err_code() ? err_code() : NMT_ERR_INPUT;
     if ((rc = split_lines(ref_text, ref_len, ref_path, &ref, &n_ref))) goto done;
-    if (!(hyp_text = read_stdin(&hyp_len))) { rc = NMT_ERR_INPUT; goto done; }
+    if (!(hyp_text = read_file_text("/dev/stdin", &hyp_len))) { rc = NMT_ERR_INPUT; goto done; }
     if ((rc = split_lines(hyp_text, hyp_len, "<stdin>", &hyp, &n_hyp))) goto done;
     if (n_ref != n_hyp) {
         rc = err_set(NMT_ERR_INPUT, "bleu: %s has %zu line%s but the hypotheses on stdin have %zu", ref_path, n_ref,
