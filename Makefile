@@ -4,7 +4,7 @@ ARCH    ?= native
 SANITIZE ?= 0
 THREADS ?= 2
 
-CFLAGS  := -std=c11 -Wall -Wextra -fopenmp -march=$(ARCH) -D_GNU_SOURCE -MMD -MP
+CFLAGS  := -std=c11 -Wall -Wextra -fno-math-errno -fopenmp -march=$(ARCH) -D_GNU_SOURCE -MMD -MP
 LDLIBS  := -lcjson -lstb -lm
 BUILD   := build
 
@@ -42,13 +42,14 @@ deps:
 $(NMT_BIN): $(BUILD)/float/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/float/%.o: src/%.c | $(BUILD)/float/tests
+# Objects depend on this file too: a changed flag rebuilds them.
+$(BUILD)/float/%.o: src/%.c Makefile | $(BUILD)/float/tests
 	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/double/%.o: src/%.c | $(BUILD)/double/tests
+$(BUILD)/double/%.o: src/%.c Makefile | $(BUILD)/double/tests
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -c -o $@ $<
-$(BUILD)/float/tests/%.o: tests/%.c | $(BUILD)/float/tests
+$(BUILD)/float/tests/%.o: tests/%.c Makefile | $(BUILD)/float/tests
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
-$(BUILD)/double/tests/%.o: tests/%.c | $(BUILD)/double/tests
+$(BUILD)/double/tests/%.o: tests/%.c Makefile | $(BUILD)/double/tests
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
 $(BUILD)/float/tests $(BUILD)/double/tests:
 	mkdir -p $@

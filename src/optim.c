@@ -24,22 +24,35 @@ void adam_free(Adam *a) {
     memset(a, 0, sizeof *a);
 }
 
+// One tensor's update. restrict lets the compiler vectorise it; lanes are
+// independent, so the bits are those of the scalar loop.
+static void adam_update(real *restrict p, const real *restrict g, real *restrict mm, real *restrict vv,
+                        size_t n, real b1, real b2, real eps, real step_size, real inv_sqrt_bc2,
+                        real decay) {
+    for (size_t i = 0; i < n; i++) {
+        mm[i] = b1 * mm[i] + (1 - b1) * g[i];
+        vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i];
+        p[i] -= step_size * mm[i] / (sqrt(vv[i]) * inv_sqrt_bc2 + eps) + decay * p[i];
+    }
+}
+
 void adam_step(Adam *a, Model *m, double lr) {
     a->step++;
     double bc1 = 1 - pow(a->beta1, (double)a->step), bc2 = 1 - pow(a->beta2, (double)a->step);
     real b1 = (real)a->beta1, b2 = (real)a->beta2, eps = (real)a->eps;
     real step_size = (real)(lr / bc1), inv_sqrt_bc2 = (real)(1 / sqrt(bc2));
-    for (ptrdiff_t t = 0; t < arrlen(m->tensors); t++) {
+    // One parallel region for all tensors; each is cut into fixed chunks.
+    enum { CHUNK = 4096 };
+    ptrdiff_t nt = arrlen(m->tensors);
+    #pragma omp parallel
+    for (ptrdiff_t t = 0; t < nt; t++) {
         const Tensor *ten = &m->tensors[t];
         size_t off = ten->offset, n = ten->rows * ten->cols;
         real decay = ten->decay ? (real)(lr * a->weight_decay) : 0;
-        real *p = m->params + off, *g = m->grads + off, *mm = a->m + off, *vv = a->v + off;
-        #pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            mm[i] = b1 * mm[i] + (1 - b1) * g[i];
-            vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i];
-            p[i] -= step_size * mm[i] / (sqrt(vv[i]) * inv_sqrt_bc2 + eps) + decay * p[i];
-        }
+        #pragma omp for schedule(static) nowait
+        for (size_t c = 0; c < n; c += CHUNK)
+            adam_update(m->params + off + c, m->grads + off + c, a->m + off + c, a->v + off + c,
+                        n - c < CHUNK ? n - c : CHUNK, b1, b2, eps, step_size, inv_sqrt_bc2, decay);
     }
 }
 
