@@ -194,7 +194,7 @@ struct Acts {
     real *enc_x0, *dec_x0, *enc_final, *enc_fmean, *enc_frstd, *dec_final, *dec_fmean, *dec_frstd;
     EncActs *enc;
     DecActs *dec;
-    real *logits, *loss, *nll, *lse;
+    real *logits, *loss, *nll, *xent_stats;
     // gradient scratch
     real *g_a, *g_b, *g_c, *g_d, *g_e, *g_enc, *g_wide, *g_wide2, *g_f1, *g_f2, *g_probs, *ffn_scratch;
     int *last_ids;
@@ -254,7 +254,7 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
     a->logits = take(&cur, d->nt * V);
     a->loss = take(&cur, d->nt);
     a->nll = take(&cur, d->nt);
-    a->lse = take(&cur, d->nt);
+    a->xent_stats = take(&cur, 2 * d->nt);
     size_t n = d->ns > d->nt ? d->ns : d->nt;
     size_t pmax = d->pss > d->ptt ? d->pss : d->ptt;
     if (d->pts > pmax) pmax = d->pts;
@@ -451,7 +451,7 @@ double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
     const real *y = decoder_forward(&c, a, b, enc);
     size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab, N = b->B * b->T;
     gemm(0, 1, N, V, C, 1, y, C, P(m->out_proj), C, 0, a->logits, V);
-    xent_forward(a->loss, a->nll, a->lse, a->logits, b->tgt_out, N, V, TOK_PAD, label_smoothing);
+    xent_forward(a->loss, a->nll, a->xent_stats, a->logits, b->tgt_out, N, V, TOK_PAD, label_smoothing);
     double loss = 0, nll = 0;
     for (size_t i = 0; i < N; i++) {  // fixed order: same bits for any thread count
         loss += a->loss[i];
@@ -641,7 +641,7 @@ void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
     const real *y = dec_output(m, a, (size_t)m->s.dec_layers);
     const real *enc = enc_output(m, a, (size_t)m->s.enc_layers);
     // The logits have one consumer: their gradient overwrites them.
-    xent_backward(a->logits, a->logits, a->lse, b->tgt_out, N, V, TOK_PAD, label_smoothing, grad_scale);
+    xent_backward(a->logits, a->logits, a->xent_stats, b->tgt_out, N, V, TOK_PAD, label_smoothing, grad_scale);
     real *gy = a->g_a;
     gemm(0, 0, N, C, V, 1, a->logits, V, P(m->out_proj), C, 0, gy, C);
     gemm(1, 0, V, C, N, 1, a->logits, V, y, C, 1, G(m->out_proj), C);

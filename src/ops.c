@@ -301,17 +301,126 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     }
 }
 
-// log-sum-exp of a row, with the true maximum subtracted. The exponentials
-// are in working precision (expf in float builds), their sum in double.
-static double row_lse(const real *x, size_t V) {
+// ---------------------------------------------------------------- loss
+// The loss reads N x V logits twice (forward and backward), so its
+// exponentials are vectorised where the float build has AVX2: exp8 below.
+// Every row is reduced in one fixed order, whatever the thread count.
+
+#if !defined(NMT_DOUBLE) && defined(__AVX2__) && defined(__FMA__)
+#define XENT_AVX2 1
+#include <immintrin.h>
+
+// e^x for 8 floats, x <= 88: x = n ln2 + r with |r| <= ln2/2 (ln2 in two
+// parts, so n ln2 is exact), e^r by its Taylor polynomial to degree 7
+// (truncation error below 1e-8 relative), times 2^n built in the exponent
+// bits. Below -87.3, where 2^n would leave the normal range, the result is 0.
+static inline __m256 exp8(__m256 x) {
+    const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
+    r = _mm256_fnmadd_ps(n, ln2_lo, r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+// Lanes j < n of a row tail (n < 8): the mask for maskload/maskstore.
+static inline __m256i tail_mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline double hsum4d(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// Adds the 8 floats of v to the double accumulators lo, hi.
+static inline void acc8(__m256d *lo, __m256d *hi, __m256 v) {
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+#endif
+
+// Row statistics: returns the row's maximum mx and sets *log_sum to
+// log(sum exp(x - mx)) (exponentials in working precision, their sum in
+// double) and, if wanted, *row_sum to the row's sum.
+static real row_stats(const real *x, size_t V, double *log_sum, double *row_sum) {
+#ifdef XENT_AVX2
+    size_t j = 0, tail = V % 8;
+    __m256i tm = tail_mask(tail);
+    __m256 vmx = _mm256_set1_ps(x[0]);
+    __m256d s_lo = _mm256_setzero_pd(), s_hi = s_lo;
+    for (; j + 8 <= V; j += 8) {
+        __m256 v = _mm256_loadu_ps(x + j);
+        vmx = _mm256_max_ps(vmx, v);
+        acc8(&s_lo, &s_hi, v);
+    }
+    if (tail) {  // masked lanes read 0; the max uses x[0] there instead
+        __m256 v = _mm256_maskload_ps(x + j, tm);
+        vmx = _mm256_max_ps(vmx, _mm256_blendv_ps(_mm256_set1_ps(x[0]), v, _mm256_castsi256_ps(tm)));
+        acc8(&s_lo, &s_hi, v);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    float mx = _mm_cvtss_f32(m4);
+    if (row_sum) *row_sum = hsum4d(_mm256_add_pd(s_lo, s_hi));
+    __m256 vm = _mm256_set1_ps(mx);
+    __m256d e_lo = _mm256_setzero_pd(), e_hi = e_lo;
+    for (j = 0; j + 8 <= V; j += 8) acc8(&e_lo, &e_hi, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm)));
+    if (tail) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(x + j, tm), vm));
+        acc8(&e_lo, &e_hi, _mm256_and_ps(e, _mm256_castsi256_ps(tm)));
+    }
+    *log_sum = log(hsum4d(_mm256_add_pd(e_lo, e_hi)));
+    return mx;
+#else
     real mx = x[0];
     for (size_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
     double sum = 0;
     for (size_t j = 0; j < V; j++) sum += (double)exp(x[j] - mx);
-    return (double)mx + log(sum);
+    if (row_sum) {
+        double s = 0;
+        for (size_t j = 0; j < V; j++) s += (double)x[j];
+        *row_sum = s;
+    }
+    *log_sum = log(sum);
+    return mx;
+#endif
 }
 
-void xent_forward(real *loss, real *nll, real *lse_out, const real *logits, const int *targets,
+// d[j] = scale * (exp(x[j] - mx - ls) - off) for a whole row. (The maximum
+// and the log-sum stay apart: their sum, rounded, would cost precision when
+// the logits are large.)
+static void row_softmax_minus(real *d, const real *x, size_t V, real mx, real ls, real scale, real off) {
+    size_t j = 0;
+#ifdef XENT_AVX2
+    __m256 vm = _mm256_set1_ps(mx), vl = _mm256_set1_ps(ls), vs = _mm256_set1_ps(scale), vo = _mm256_set1_ps(off);
+    for (; j + 8 <= V; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm), vl));
+        _mm256_storeu_ps(d + j, _mm256_mul_ps(vs, _mm256_sub_ps(e, vo)));
+    }
+    if (j < V) {
+        __m256i tm = tail_mask(V - j);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, tm), vm), vl));
+        _mm256_maskstore_ps(d + j, tm, _mm256_mul_ps(vs, _mm256_sub_ps(e, vo)));
+    }
+#else
+    for (; j < V; j++) d[j] = scale * (exp(x[j] - mx - ls) - off);
+#endif
+}
+
+void xent_forward(real *loss, real *nll, real *stats, const real *logits, const int *targets,
                   size_t N, size_t V, int pad, real eps) {
     double off = V > 2 ? (double)eps / (double)(V - 2) : 0;
     #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
@@ -321,13 +430,16 @@ void xent_forward(real *loss, real *nll, real *lse_out, const real *logits, cons
         if (t == pad) {
             if (loss) loss[n] = 0;
             if (nll) nll[n] = 0;
-            if (lse_out) lse_out[n] = 0;
+            if (stats) stats[2 * n] = stats[2 * n + 1] = 0;
             continue;
         }
-        double lse = row_lse(x, V);
-        if (lse_out) lse_out[n] = (real)lse;
-        double sum = 0;
-        for (size_t j = 0; j < V; j++) sum += (double)x[j];
+        double sum, log_sum;
+        real mx = row_stats(x, V, &log_sum, &sum);
+        if (stats) {
+            stats[2 * n] = mx;
+            stats[2 * n + 1] = (real)log_sum;
+        }
+        double lse = (double)mx + log_sum;
         double lp_gold = (double)x[t] - lse;
         double sum_other = sum - (double)x[t] - (double)x[pad] - (double)(V - 2) * lse;
         if (loss) loss[n] = (real)(-(1 - (double)eps) * lp_gold - off * sum_other);
@@ -335,7 +447,7 @@ void xent_forward(real *loss, real *nll, real *lse_out, const real *logits, cons
     }
 }
 
-void xent_backward(real *dlogits, const real *logits, const real *lse_in, const int *targets,
+void xent_backward(real *dlogits, const real *logits, const real *stats, const int *targets,
                    size_t N, size_t V, int pad, real eps, real scale) {
     real off = V > 2 ? eps / (real)(V - 2) : 0;
     #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
@@ -347,8 +459,16 @@ void xent_backward(real *dlogits, const real *logits, const real *lse_in, const 
             memset(d, 0, V * sizeof(real));
             continue;
         }
-        real lse = lse_in ? lse_in[n] : (real)row_lse(x, V);
-        for (size_t j = 0; j < V; j++) d[j] = scale * (exp(x[j] - lse) - off);
+        real mx, ls;
+        if (stats) {
+            mx = stats[2 * n];
+            ls = stats[2 * n + 1];
+        } else {
+            double log_sum;
+            mx = row_stats(x, V, &log_sum, NULL);
+            ls = (real)log_sum;
+        }
+        row_softmax_minus(d, x, V, mx, ls, scale, off);
         d[t] -= scale * (1 - eps - off);
         d[pad] += scale * off;  // pad gets no smoothing mass
     }

@@ -72,13 +72,14 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
 // Label-smoothed cross entropy. logits (N,V), targets (N); rows whose target is
 // `pad` contribute nothing. The smoothed target puts 1-eps on the gold token and
 // eps/(V-2) on every other token except pad. loss (N): smoothed loss per row;
-// nll (N): -log p(gold) per row (0 for pad rows); lse (N): each row's
-// log-sum-exp, for the backward pass. Any of the three may be NULL.
-void xent_forward(real *loss, real *nll, real *lse, const real *logits, const int *targets,
+// nll (N): -log p(gold) per row (0 for pad rows); stats (N,2): each row's
+// maximum and log(sum exp(x - max)), for the backward pass. Any of the three
+// may be NULL.
+void xent_forward(real *loss, real *nll, real *stats, const real *logits, const int *targets,
                   size_t N, size_t V, int pad, real eps);
 // dlogits (N,V) = scale * (softmax(logits) - q), 0 on pad rows. WRITES (not +=);
-// dlogits may equal logits. lse: the forward pass's (NULL: computed again).
-void xent_backward(real *dlogits, const real *logits, const real *lse, const int *targets,
+// dlogits may equal logits. stats: the forward pass's (NULL: computed again).
+void xent_backward(real *dlogits, const real *logits, const real *stats, const int *targets,
                    size_t N, size_t V, int pad, real eps, real scale);
 
 #endif

@@ -1,0 +1,103 @@
+// test_ops.c — the float build's loss kernels against double-precision
+// references: the vectorised exponential, the label-smoothed loss and its
+// gradient, on row lengths with and without a vector tail.
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "rng.h"
+#include "util.h"
+
+// Distance in units in the last place between two positive floats.
+static int64_t ulps(float a, float b) {
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
+}
+
+// With eps = 0, scale = 1 and row statistics (max 0, log-sum 0), xent_backward writes exp(x) to every
+// element except the target's and pad's: the exponential itself, checked
+// against exp in double over the whole range the loss uses (x <= 0).
+Test(ops, exp_accuracy) {
+    size_t V = 200003;  // odd: the last elements go through the tail path
+    float *x = xcalloc(V, sizeof *x), *d = xcalloc(V, sizeof *d), zero[2] = {0, 0};
+    for (size_t j = 0; j < V; j++) x[j] = (float)(-87.0 * (double)j / (double)(V - 1));
+    int target = 1;  // pad is 0: elements 0 and 1 are adjusted, skip them
+    xent_backward(d, x, zero, &target, 1, V, 0, 0, 1);
+    int64_t worst = 0;
+    size_t at = 0;
+    for (size_t j = 2; j < V; j++) {
+        float want = (float)exp((double)x[j]);
+        int64_t u = ulps(d[j], want);
+        if (u > worst) worst = u, at = j;
+    }
+    cr_expect(worst <= 2, "exp(%.9g) = %.9g, want %.9g (%lld ulp)", (double)x[at], (double)d[at],
+              (double)(float)exp((double)x[at]), (long long)worst);
+    // Far below: 0, never garbage from an exponent underflow.
+    float lo[10] = {-88, -100, -1000, -1e30f, -INFINITY, -90, -87.5f, -200, -3000, -1e10f};
+    float dl[10];
+    xent_backward(dl, lo, zero, &target, 1, 10, 0, 0, 1);
+    for (int j = 2; j < 10; j++) cr_expect(dl[j] >= 0 && dl[j] < 1e-37f, "exp(%g) gave %g", (double)lo[j], (double)dl[j]);
+    free(x);
+    free(d);
+}
+
+// Loss and gradient of random rows against the same formulas in double.
+static void check_xent(size_t V, double spread, double offset) {
+    size_t N = 5;
+    float *x = xcalloc(N * V, sizeof *x), *d = xcalloc(N * V, sizeof *d);
+    float loss[5], nll[5], stats[10];
+    int tgt[5];
+    uint64_t key = rng_key(42, V, (uint64_t)spread);
+    for (size_t i = 0; i < N * V; i++)
+        x[i] = (float)(offset + spread * (rng_uniform(key, i) * 2 - 1));
+    for (size_t n = 0; n < N; n++) tgt[n] = (int)(1 + n % (V - 1));
+    tgt[3] = 0;  // a pad row
+    float eps = 0.1f, scale = 0.37f;
+    xent_forward(loss, nll, stats, x, tgt, N, V, 0, eps);
+    xent_backward(d, x, stats, tgt, N, V, 0, eps, scale);
+    double off = (double)eps / (double)(V - 2);
+    for (size_t n = 0; n < N; n++) {
+        const float *r = x + n * V;
+        if (tgt[n] == 0) {
+            cr_expect(loss[n] == 0 && nll[n] == 0, "pad row has a loss");
+            for (size_t j = 0; j < V; j++) cr_expect(d[n * V + j] == 0, "pad row has a gradient");
+            continue;
+        }
+        double mx = r[0], s = 0;
+        for (size_t j = 1; j < V; j++) mx = fmax(mx, r[j]);
+        for (size_t j = 0; j < V; j++) s += exp((double)r[j] - mx);
+        double l = mx + log(s), want_loss = 0;
+        for (size_t j = 1; j < V; j++)
+            want_loss -= ((int)j == tgt[n] ? 1 - eps : off) * ((double)r[j] - l);
+        double want_nll = l - r[tgt[n]];
+        cr_expect(fabs(loss[n] - want_loss) <= 2e-6 * fmax(1, fabs(want_loss)),
+                  "V=%zu row %zu: loss %.9g, want %.9g", V, n, (double)loss[n], want_loss);
+        cr_expect(fabs(nll[n] - want_nll) <= 2e-6 * fmax(1, fabs(want_nll)),
+                  "V=%zu row %zu: nll %.9g, want %.9g", V, n, (double)nll[n], want_nll);
+        for (size_t j = 0; j < V; j++) {
+            double q = j == 0 ? 0 : ((int)j == tgt[n] ? 1 - eps : off);
+            double want = scale * (exp((double)r[j] - l) - q);
+            // p to 1e-6 relative, plus the rounding of the float result
+            double tol = 1e-6 * scale * exp((double)r[j] - l) + 4 * FLT_EPSILON * (fabs(want) + scale * off);
+            cr_expect(fabs(d[n * V + j] - want) <= tol,
+                      "V=%zu row %zu col %zu: dlogit %.9g, want %.9g", V, n, j, (double)d[n * V + j], want);
+        }
+    }
+    free(x);
+    free(d);
+}
+
+Test(ops, xent_matches_double) {
+    size_t lengths[] = {3, 7, 8, 9, 16, 37, 1000, 8003};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        check_xent(lengths[i], 3, 0);
+        check_xent(lengths[i], 30, 0);      // most probabilities underflow
+        check_xent(lengths[i], 2, 1000);    // the maximum must be subtracted
+    }
+}
