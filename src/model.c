@@ -167,7 +167,7 @@ int model_find_tensor(const Model *m, const char *name) {
 // ---------------------------------------------------------------- activations
 
 typedef struct {
-    real *ln, *mean, *rstd, *res, *z;   // LN output & stats, residual sum, sublayer output
+    real *ln, *mean, *rstd, *res;   // LN output & stats; the sublayer output, then the residual sum in place
 } SubActs;
 
 typedef struct {
@@ -196,7 +196,7 @@ struct Acts {
     DecActs *dec;
     real *logits, *loss, *nll, *xent_stats;
     // gradient scratch
-    real *g_a, *g_b, *g_c, *g_d, *g_e, *g_enc, *g_wide, *g_wide2, *g_f1, *g_f2, *g_probs, *ffn_scratch;
+    real *g_a, *g_b, *g_c, *g_d, *g_e, *g_enc, *g_wide, *g_wide2, *g_f1, *g_probs, *ffn_scratch;
     int *last_ids;
 };
 
@@ -211,7 +211,6 @@ static void carve_sub(SubActs *s, real **cur, size_t n, size_t C) {
     s->mean = take(cur, n);
     s->rstd = take(cur, n);
     s->res = take(cur, n * C);
-    s->z = take(cur, n * C);
 }
 
 // Lays out every view from `base`; returns the number of reals used.
@@ -251,18 +250,26 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
     a->dec_final = take(&cur, d->nt * C);
     a->dec_fmean = take(&cur, d->nt);
     a->dec_frstd = take(&cur, d->nt);
-    a->logits = take(&cur, d->nt * V);
     a->loss = take(&cur, d->nt);
     a->nll = take(&cur, d->nt);
     a->xent_stats = take(&cur, 2 * d->nt);
     size_t n = d->ns > d->nt ? d->ns : d->nt;
     size_t pmax = d->pss > d->ptt ? d->pss : d->ptt;
     if (d->pts > pmax) pmax = d->pts;
-    // Dropout scratch for the forward pass (attention weights, FFN hidden layer).
+    // Dropout scratch (attention weights, FFN hidden layer); the backward pass
+    // uses both as scratch too.
     a->g_probs = take(&cur, H * pmax);
     a->ffn_scratch = take(&cur, n * F);
+    a->last_ids = (int *)take(&cur, d->B);
+    if (a->with_grads) a->g_a = take(&cur, n * C);
+    // The logits live from the end of the forward pass until the backward
+    // pass has turned them into g_a and the output projection's gradient;
+    // only then do the other gradient buffers come into use. They share memory.
+    real *shared = cur;
+    a->logits = take(&cur, d->nt * V);
+    real *logits_end = cur;
+    cur = shared;
     if (a->with_grads) {
-        a->g_a = take(&cur, n * C);
         a->g_b = take(&cur, n * C);
         a->g_c = take(&cur, n * C);
         a->g_d = take(&cur, n * C);
@@ -271,9 +278,8 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
         a->g_wide = take(&cur, n * 3 * C);
         a->g_wide2 = take(&cur, d->ns * 2 * C);
         a->g_f1 = take(&cur, n * F);
-        a->g_f2 = take(&cur, n * F);
     }
-    a->last_ids = (int *)take(&cur, d->B);
+    if (cur < logits_end) cur = logits_end;
     return (size_t)(cur - start);
 }
 
@@ -338,11 +344,13 @@ static const real *sub_input(const Ctx *c, SubActs *s, const real *x, size_t lnw
     return s->ln;
 }
 
-// Sublayer output from s->z: returns the layer stream after this sublayer.
+// Sublayer output, written by F into s->res: dropout and the residual add
+// happen in place (the backward pass needs neither F's output nor the mask,
+// which it draws again). Returns the layer stream after this sublayer.
 static const real *sub_output(const Ctx *c, SubActs *s, const real *x, size_t lnw, size_t lnb, size_t N, uint64_t key) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model;
-    dropout_forward(s->res, s->z, N * C, rate(c, m->s.dropout), key);
+    dropout_forward(s->res, s->res, N * C, rate(c, m->s.dropout), key);
     residual_forward(s->res, x, s->res, N * C);
     if (m->s.pre_norm) return s->res;
     layernorm_forward(s->ln, s->mean, s->rstd, s->res, P(lnw), P(lnb), N, C);
@@ -385,10 +393,10 @@ static const real *encoder_forward(const Ctx *c, Acts *a, const Batch *b) {
         linear_forward(e->qkv, u, P(p->wqkv), P(p->bqkv), N, C, 3 * C);
         AttnShape as = attn_shape(c, b->B, b->S, b->S, b->src_len, 0, 3 * C, 3 * C, site_key(c->key, 0, l, SITE_ATTN_W));
         attention_forward(e->att, e->probs, a->g_probs, e->qkv, e->qkv + C, e->qkv + 2 * C, &as);
-        linear_forward(e->attn.z, e->att, P(p->wo), P(p->bo), N, C, C);
+        linear_forward(e->attn.res, e->att, P(p->wo), P(p->bo), N, C, C);
         x = sub_output(c, &e->attn, x, p->ln1_w, p->ln1_b, N, site_key(c->key, 0, l, SITE_ATTN_OUT));
         u = sub_input(c, &e->ffn, x, p->ln2_w, p->ln2_b, N);
-        ffn_forward(c, e->ffn.z, e->h, a->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, N, site_key(c->key, 0, l, SITE_FFN_H));
+        ffn_forward(c, e->ffn.res, e->h, a->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, N, site_key(c->key, 0, l, SITE_FFN_H));
         x = sub_output(c, &e->ffn, x, p->ln2_w, p->ln2_b, N, site_key(c->key, 0, l, SITE_FFN_OUT));
     }
     if (m->s.pre_norm) {
@@ -411,7 +419,7 @@ static const real *decoder_forward(const Ctx *c, Acts *a, const Batch *b, const 
         linear_forward(e->qkv, u, P(p->wqkv), P(p->bqkv), N, C, 3 * C);
         AttnShape as = attn_shape(c, b->B, b->T, b->T, b->tgt_len, 1, 3 * C, 3 * C, site_key(c->key, 1, l, SITE_ATTN_W));
         attention_forward(e->att, e->probs, a->g_probs, e->qkv, e->qkv + C, e->qkv + 2 * C, &as);
-        linear_forward(e->self.z, e->att, P(p->wo), P(p->bo), N, C, C);
+        linear_forward(e->self.res, e->att, P(p->wo), P(p->bo), N, C, C);
         x = sub_output(c, &e->self, x, p->ln1_w, p->ln1_b, N, site_key(c->key, 1, l, SITE_ATTN_OUT));
 
         u = sub_input(c, &e->cross, x, p->ln2_w, p->ln2_b, N);
@@ -419,11 +427,11 @@ static const real *decoder_forward(const Ctx *c, Acts *a, const Batch *b, const 
         linear_forward(e->kv, enc_out, P(p->ckv_w), P(p->ckv_b), Ns, C, 2 * C);
         AttnShape cs = attn_shape(c, b->B, b->T, b->S, b->src_len, 0, C, 2 * C, site_key(c->key, 1, l, SITE_CROSS_W));
         attention_forward(e->catt, e->cprobs, a->g_probs, e->q, e->kv, e->kv + C, &cs);
-        linear_forward(e->cross.z, e->catt, P(p->co_w), P(p->co_b), N, C, C);
+        linear_forward(e->cross.res, e->catt, P(p->co_w), P(p->co_b), N, C, C);
         x = sub_output(c, &e->cross, x, p->ln2_w, p->ln2_b, N, site_key(c->key, 1, l, SITE_CROSS_OUT));
 
         u = sub_input(c, &e->ffn, x, p->ln3_w, p->ln3_b, N);
-        ffn_forward(c, e->ffn.z, e->h, a->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, N, site_key(c->key, 1, l, SITE_FFN_H));
+        ffn_forward(c, e->ffn.res, e->h, a->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, N, site_key(c->key, 1, l, SITE_FFN_H));
         x = sub_output(c, &e->ffn, x, p->ln3_w, p->ln3_b, N, site_key(c->key, 1, l, SITE_FFN_OUT));
     }
     if (m->s.pre_norm) {
@@ -509,16 +517,17 @@ static void ffn_backward(const Ctx *c, Acts *a, real *du, const real *dz, const 
     size_t C = (size_t)m->s.d_model, F = (size_t)m->s.d_ff, n = N * F;
     real p = rate(c, m->s.ffn_dropout);
     const real *hd = h;
+    real *tmp = a->ffn_scratch;  // the forward pass's dropout scratch
     if (p > 0) {
-        dropout_forward(a->g_f2, h, n, p, key);  // regenerate the dropped hidden layer
-        hd = a->g_f2;
+        dropout_forward(tmp, h, n, p, key);  // regenerate the dropped hidden layer
+        hd = tmp;
     }
     memset(a->g_f1, 0, n * sizeof(real));
     linear_backward(a->g_f1, G(w2), G(b2), dz, hd, P(w2), N, F, C);
-    memset(a->g_f2, 0, n * sizeof(real));
-    dropout_backward(a->g_f2, a->g_f1, n, p, key);
+    memset(tmp, 0, n * sizeof(real));
+    dropout_backward(tmp, a->g_f1, n, p, key);
     memset(a->g_f1, 0, n * sizeof(real));
-    relu_backward(a->g_f1, a->g_f2, h, n);
+    relu_backward(a->g_f1, tmp, h, n);
     linear_backward(du, G(w1), G(b1), a->g_f1, u, P(w1), N, C, F);
 }
 
@@ -572,7 +581,7 @@ static void encoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, N = b->B * b->S;
     // Stream buffers g_a/g_e alternate; g_b, g_d hold dz and du; g_c, g_wide,
-    // g_wide2, g_f1, g_f2 and g_probs are used inside the sublayer backwards.
+    // g_wide2, g_f1, g_probs and ffn_scratch are used inside the sublayer backwards.
     SubGrads g = {gy, a->g_b, a->g_d, a->g_e};
     if (m->s.pre_norm)
         final_norm_backward(c, &g, m->enc_lnf_w, m->enc_lnf_b, a->enc[m->s.enc_layers - 1].ffn.res, a->enc_fmean,
@@ -708,7 +717,6 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
         d->sub[i].mean = xmalloc(R * sizeof(real));
         d->sub[i].rstd = xmalloc(R * sizeof(real));
         d->sub[i].res = xmalloc(R * C * sizeof(real));
-        d->sub[i].z = xmalloc(R * C * sizeof(real));
     }
     size_t pmax = max_tgt > max_src ? max_tgt : max_src;
     d->x = xmalloc(R * C * sizeof(real));
@@ -745,7 +753,6 @@ void decode_state_free(DecodeState *d) {
         free(d->sub[i].mean);
         free(d->sub[i].rstd);
         free(d->sub[i].res);
-        free(d->sub[i].z);
     }
     free(d->x); free(d->qkv); free(d->att); free(d->probs); free(d->scratch); free(d->q);
     free(d->h); free(d->ffn_scratch); free(d->fin); free(d->fmean); free(d->frstd); free(d->logits);
@@ -786,7 +793,7 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
         }
         AttnShape as = {R, 1, t + 1, H, D, 3 * C, C, C, 3 * C, d->max_tgt * C, 0, d->self_len, 0, 0, 0};
         attention_forward(d->att, d->probs, d->scratch, d->qkv, d->kcache[l], d->vcache[l], &as);
-        linear_forward(sa->z, d->att, P(p->wo), P(p->bo), R, C, C);
+        linear_forward(sa->res, d->att, P(p->wo), P(p->bo), R, C, C);
         x = sub_output(&c, sa, x, p->ln1_w, p->ln1_b, R, 0);
         // Cross-attention over the encoder output of each row's source.
         sa = &d->sub[(l + 1) % 2];
@@ -794,12 +801,12 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
         linear_forward(d->q, u, P(p->cq_w), P(p->cq_b), R, C, C);
         AttnShape cs = {R, 1, d->S, H, D, C, 2 * C, 2 * C, C, d->S * 2 * C, d->group, d->cross_len, 0, 0, 0};
         attention_forward(d->att, d->probs, d->scratch, d->q, d->kv[l], d->kv[l] + C, &cs);
-        linear_forward(sa->z, d->att, P(p->co_w), P(p->co_b), R, C, C);
+        linear_forward(sa->res, d->att, P(p->co_w), P(p->co_b), R, C, C);
         x = sub_output(&c, sa, x, p->ln2_w, p->ln2_b, R, 0);
         // FFN
         sa = &d->sub[l % 2];
         u = sub_input(&c, sa, x, p->ln3_w, p->ln3_b, R);
-        ffn_forward(&c, sa->z, d->h, d->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, R, 0);
+        ffn_forward(&c, sa->res, d->h, d->ffn_scratch, u, p->w1, p->b1, p->w2, p->b2, R, 0);
         x = sub_output(&c, sa, x, p->ln3_w, p->ln3_b, R, 0);
     }
     if (s->pre_norm) {
