@@ -175,9 +175,10 @@ static double train_step(Model *m, Acts *acts, Adam *adam, const Batch *b, const
     memset(m->grads, 0, m->nparams * sizeof(real));
     model_backward(m, acts, b, (real)c->label_smoothing, 1, key, (real)(1.0 / (double)b->ntok));
     double t2 = now_seconds();
-    clip_global_norm(m->grads, m->nparams, c->clip_norm);
+    double gnorm = global_norm(m->grads, m->nparams);
     double t3 = now_seconds();
-    adam_step(adam, m, lr_at(c->lr_schedule, step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr));
+    adam_step(adam, m, lr_at(c->lr_schedule, step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr),
+              clip_factor(gnorm, c->clip_norm));
     double t4 = now_seconds();
     ph[PH_FWD] = t1 - t0;
     ph[PH_BWD] = t2 - t1;

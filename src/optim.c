@@ -27,16 +27,17 @@ void adam_free(Adam *a) {
 // One tensor's update. restrict lets the compiler vectorise it; lanes are
 // independent, so the bits are those of the scalar loop.
 static void adam_update(real *restrict p, const real *restrict g, real *restrict mm, real *restrict vv,
-                        size_t n, real b1, real b2, real eps, real step_size, real inv_sqrt_bc2,
+                        size_t n, real gmul, real b1, real b2, real eps, real step_size, real inv_sqrt_bc2,
                         real decay) {
     for (size_t i = 0; i < n; i++) {
-        mm[i] = b1 * mm[i] + (1 - b1) * g[i];
-        vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i];
+        real gi = g[i] * gmul;
+        mm[i] = b1 * mm[i] + (1 - b1) * gi;
+        vv[i] = b2 * vv[i] + (1 - b2) * gi * gi;
         p[i] -= step_size * mm[i] / (sqrt(vv[i]) * inv_sqrt_bc2 + eps) + decay * p[i];
     }
 }
 
-void adam_step(Adam *a, Model *m, double lr) {
+void adam_step(Adam *a, Model *m, double lr, real grad_mul) {
     a->step++;
     double bc1 = 1 - pow(a->beta1, (double)a->step), bc2 = 1 - pow(a->beta2, (double)a->step);
     real b1 = (real)a->beta1, b2 = (real)a->beta2, eps = (real)a->eps;
@@ -52,7 +53,7 @@ void adam_step(Adam *a, Model *m, double lr) {
         #pragma omp for schedule(static) nowait
         for (size_t c = 0; c < n; c += CHUNK)
             adam_update(m->params + off + c, m->grads + off + c, a->m + off + c, a->v + off + c,
-                        n - c < CHUNK ? n - c : CHUNK, b1, b2, eps, step_size, inv_sqrt_bc2, decay);
+                        n - c < CHUNK ? n - c : CHUNK, grad_mul, b1, b2, eps, step_size, inv_sqrt_bc2, decay);
     }
 }
 
@@ -73,8 +74,15 @@ double global_norm(const real *g, size_t n) {
     #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        // Eight running sums (independent chains, which the compiler may
+        // vectorise), added up in a fixed order.
+        double s8[8] = {0};
+        size_t i = lo;
+        for (; i + 8 <= hi; i += 8)
+            for (int j = 0; j < 8; j++) s8[j] += (double)g[i + j] * (double)g[i + j];
         double s = 0;
-        for (size_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+        for (; i < hi; i++) s += (double)g[i] * (double)g[i];
+        for (int j = 0; j < 8; j++) s += s8[j];
         part[c] = s;
     }
     double total = 0;
@@ -82,12 +90,6 @@ double global_norm(const real *g, size_t n) {
     return sqrt(total);
 }
 
-double clip_global_norm(real *g, size_t n, double max_norm) {
-    double norm = global_norm(g, n);
-    if (max_norm > 0 && norm > max_norm) {
-        real s = (real)(max_norm / (norm + 1e-6));
-        #pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) g[i] *= s;
-    }
-    return norm;
+real clip_factor(double norm, double max_norm) {
+    return max_norm > 0 && norm > max_norm ? (real)(max_norm / (norm + 1e-6)) : 1;
 }

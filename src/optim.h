@@ -14,8 +14,9 @@ typedef struct {
 
 void adam_init(Adam *a, size_t n, double beta1, double beta2, double eps, double weight_decay);
 // One update of every parameter with bias-corrected moments; decoupled weight
-// decay only on tensors marked `decay`.
-void adam_step(Adam *a, Model *m, double lr);
+// decay only on tensors marked `decay`. The gradient used is m->grads times
+// grad_mul (the clipping factor: clipping costs no pass of its own).
+void adam_step(Adam *a, Model *m, double lr, real grad_mul);
 void adam_free(Adam *a);
 
 // schedule: 0 = noam: scale * d^-0.5 * min(s^-0.5, s * w^-1.5)
@@ -24,7 +25,8 @@ double lr_at(int schedule, long step, double d_model, double warmup, double scal
 
 // L2 norm of g (n), summed in fixed chunks in a fixed order (thread-count independent).
 double global_norm(const real *g, size_t n);
-// Scales g so its norm is at most max_norm (no-op when max_norm <= 0). Returns the norm before.
-double clip_global_norm(real *g, size_t n, double max_norm);
+// The factor that brings a gradient of this norm down to max_norm: 1 when it
+// is no larger, or when max_norm <= 0 (no clipping).
+real clip_factor(double norm, double max_norm);
 
 #endif

@@ -389,9 +389,9 @@ int train_run(const TrainArgs *args) {
         double nll;
         double loss = model_forward(m, r.acts, &b, (real)c->label_smoothing, 1, key, &nll);
         model_backward(m, r.acts, &b, (real)c->label_smoothing, 1, key, (real)(1.0 / (double)b.ntok));
-        gnorm = clip_global_norm(m->grads, m->nparams, c->clip_norm);
+        gnorm = global_norm(m->grads, m->nparams);
         lr = lr_at(c->lr_schedule, r.st.step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr);
-        adam_step(&r.adam, m, lr);
+        adam_step(&r.adam, m, lr, clip_factor(gnorm, c->clip_norm));
         r.st.step++;
         r.st.epoch = r.tb.epoch;
         r.st.batch_pos = (long)r.tb.pos;
