@@ -211,15 +211,16 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
 
 #ifdef GEMM_AVX2
 // mr, masked and direct are constants after inlining. masked: only the
-// columns in m0 (0..7) and m1 (8..15) of C are touched. direct: A is read in
-// place, row r of the tile at a + r*as (else from a packed panel, a[k*MR + r]).
-// B row k is at b + k*bs. (Named accumulators rather than an array: GCC keeps
-// an array in memory.)
+// columns in m0 (0..7) and m1 (8..15) of C are touched. A(r, k) of the tile is
+// at a[r*ars + k*aks]: direct = 0 means a packed panel (ars = 1, aks = MR, as
+// constants); direct = 1 reads A in place with the strides given. B row k is
+// at b + k*bs. (Named accumulators rather than an array: GCC keeps an array
+// in memory.)
 static inline __attribute__((always_inline)) void
-kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, size_t as,
-            const float *restrict b, size_t bs, float *restrict c, size_t ldc, float alpha,
-            float beta, __m256i m0, __m256i m1) {
-    size_t rs = direct ? as : 1, ks = direct ? 1 : MR;
+kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, size_t ars,
+            size_t aks, const float *restrict b, size_t bs, float *restrict c, size_t ldc,
+            float alpha, float beta, __m256i m0, __m256i m1) {
+    size_t rs = direct ? ars : 1, ks = direct ? aks : MR;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int r = 0; r < mr; r++) {  // C is needed only at the end: fetch it meanwhile
@@ -264,24 +265,24 @@ kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, 
 #undef STORE_ROW
 }
 
-// as == 0: A packed; else A read in place with row stride as.
-static void kernel_full(size_t kc, const float *a, size_t as, const float *b, size_t bs,
-                        float *c, size_t ldc, float alpha, float beta) {
+// A(r, k) at a[r*ars + k*aks]; (1, MR) is a packed panel.
+static void kernel_full(size_t kc, const float *a, size_t ars, size_t aks, const float *b,
+                        size_t bs, float *c, size_t ldc, float alpha, float beta) {
     __m256i none = _mm256_setzero_si256();
-    if (as)
-        kernel_rows(MR, 0, 1, kc, a, as, b, bs, c, ldc, alpha, beta, none, none);
+    if (ars == 1 && aks == MR)
+        kernel_rows(MR, 0, 0, kc, a, 1, MR, b, bs, c, ldc, alpha, beta, none, none);
     else
-        kernel_rows(MR, 0, 0, kc, a, 0, b, bs, c, ldc, alpha, beta, none, none);
+        kernel_rows(MR, 0, 1, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, none, none);
 }
 
-static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, size_t as,
-                        const float *b, size_t bs, float *c, size_t ldc, float alpha,
-                        float beta) {
+static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, size_t ars,
+                        size_t aks, const float *b, size_t bs, float *c, size_t ldc,
+                        float alpha, float beta) {
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
     __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
-#define ROWS(n, d) kernel_rows(n, 1, d, kc, a, as, b, bs, c, ldc, alpha, beta, m0, m1); break
-    if (as) {
+#define ROWS(n, d) kernel_rows(n, 1, d, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, m0, m1); break
+    if (!(ars == 1 && aks == MR)) {
         switch (mr) {
         case 1: ROWS(1, 1); case 2: ROWS(2, 1); case 3: ROWS(3, 1);
         case 4: ROWS(4, 1); case 5: ROWS(5, 1); default: ROWS(6, 1);
@@ -298,14 +299,13 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, size_t 
 // Portable path: plain loops the compiler may vectorise. Lanes are independent,
 // so vectorisation does not change the order of any sum. (Without FMA the
 // multiply and the add round separately; still the same for every element.)
-static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a, size_t as,
-                        const real *restrict b, size_t bs, real *restrict c, size_t ldc,
-                        real alpha, real beta) {
+static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a, size_t ars,
+                        size_t aks, const real *restrict b, size_t bs, real *restrict c,
+                        size_t ldc, real alpha, real beta) {
     real acc[MR][NR] = {{0}};
-    size_t rs = as ? as : 1, ks = as ? 1 : MR;
     for (size_t k = 0; k < kc; k++) {
         for (size_t r = 0; r < mr; r++)
-            for (int j = 0; j < NR; j++) acc[r][j] += a[r * rs + k * ks] * b[j];
+            for (int j = 0; j < NR; j++) acc[r][j] += a[r * ars + k * aks] * b[j];
         b += bs;
     }
     for (size_t r = 0; r < mr; r++) {
@@ -317,9 +317,9 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
     }
 }
 
-static void kernel_full(size_t kc, const real *a, size_t as, const real *b, size_t bs,
-                        real *c, size_t ldc, real alpha, real beta) {
-    kernel_edge(MR, NR, kc, a, as, b, bs, c, ldc, alpha, beta);
+static void kernel_full(size_t kc, const real *a, size_t ars, size_t aks, const real *b,
+                        size_t bs, real *c, size_t ldc, real alpha, real beta) {
+    kernel_edge(MR, NR, kc, a, ars, aks, b, bs, c, ldc, alpha, beta);
 }
 #endif
 
@@ -362,16 +362,19 @@ static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc,
             size_t i = i0 + s * MR;
             size_t mr = min_sz(MR, g->M - i);
             const real *ap = apack + s * MR * kc;
-            size_t as = 0;
-            if (g->direct_a) {
+            size_t ars = 1, aks = MR;  // a packed panel
+            if (g->direct_a && !g->ta) {
                 ap = g->A + i * g->lda + k0;
-                as = g->lda;
+                ars = g->lda, aks = 1;
+            } else if (g->direct_a) {
+                ap = g->A + k0 * g->lda + i;
+                ars = 1, aks = g->lda;
             }
             real *c = g->C + i * g->ldc + j;
             if (mr == MR && nr == NR)
-                kernel_full(kc, ap, as, bp, bs, c, g->ldc, g->alpha, beta);
+                kernel_full(kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta);
             else
-                kernel_edge(mr, nr, kc, ap, as, bp, bs, c, g->ldc, g->alpha, beta);
+                kernel_edge(mr, nr, kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta);
         }
     }
 }
@@ -465,10 +468,11 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     // side (op(B) = B): the kernel then reads B in place. (Where the kernel
     // reads its values from changes no arithmetic.)
     g.direct_b = !trans_b && nic == 1;
-    // Likewise for A when at most four B panels use each A panel and the rows
-    // of op(A) are contiguous in k (op(A) = A): small products such as the
-    // attention heads then skip packing A.
-    g.direct_a = !trans_a && N <= 4 * NR;
+    // Likewise for A when at most four B panels use each A panel: small
+    // products such as the attention heads and the weight gradients of narrow
+    // layers then skip packing A. The kernel reads op(A) = A along rows, and
+    // op(A) = A^T six contiguous values per k.
+    g.direct_a = N <= 4 * NR;
 
     PackBuf *buf = pack_buf();
     g.bpack = grow(&buf->b_raw, &buf->b, &buf->b_cap, np_max * NR * kc_max);
