@@ -26,6 +26,100 @@ static void thread_share(size_t n, size_t *lo, size_t *hi) {
 // Below this many elements a loop is not worth a parallel region.
 #define PAR_MIN 32768
 
+// ---------------------------------------------------------------- exponentials
+// The loss reads N x V logits twice (forward and backward) and attention
+// normalises every score row, so their exponentials are vectorised where the
+// float build has AVX2 (exp8). Sums are taken in one fixed order per row,
+// whatever the thread count.
+
+#if !defined(NMT_DOUBLE) && defined(__AVX2__) && defined(__FMA__)
+#define OPS_AVX2 1
+#include <immintrin.h>
+
+// e^x for 8 floats, x <= 88: x = n ln2 + r with |r| <= ln2/2 (ln2 in two
+// parts, so n ln2 is exact), e^r by its Taylor polynomial to degree 7
+// (truncation error below 1e-8 relative), times 2^n built in the exponent
+// bits. Below -87.3, where 2^n would leave the normal range, the result is 0.
+static inline __m256 exp8(__m256 x) {
+    const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
+    r = _mm256_fnmadd_ps(n, ln2_lo, r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+// Lanes j < n of a row tail (n < 8): the mask for maskload/maskstore.
+static inline __m256i tail_mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline double hsum4d(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// Adds the 8 floats of v to the double accumulators lo, hi.
+static inline void acc8(__m256d *lo, __m256d *hi, __m256 v) {
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+#endif
+
+// Softmax of row[0..n) in place (n >= 1), with the true maximum subtracted.
+static void row_softmax(real *row, size_t n) {
+#ifdef OPS_AVX2
+    size_t j = 0, tail = n % 8;
+    __m256i tm = tail_mask(tail);
+    __m256 vmx = _mm256_set1_ps(row[0]);
+    for (; j + 8 <= n; j += 8) vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(row + j));
+    if (tail)
+        vmx = _mm256_max_ps(vmx, _mm256_blendv_ps(_mm256_set1_ps(row[0]), _mm256_maskload_ps(row + j, tm),
+                                                  _mm256_castsi256_ps(tm)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    __m256 vm = _mm256_set1_ps(_mm_cvtss_f32(m4)), vs = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
+        _mm256_storeu_ps(row + j, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    if (tail) {
+        __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(row + j, tm), vm)), _mm256_castsi256_ps(tm));
+        _mm256_maskstore_ps(row + j, tm, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(vs), _mm256_extractf128_ps(vs, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+    __m256 inv = _mm256_set1_ps(1 / _mm_cvtss_f32(s4));
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
+    if (tail) _mm256_maskstore_ps(row + j, tm, _mm256_mul_ps(_mm256_maskload_ps(row + j, tm), inv));
+#else
+    real mx = row[0];
+    for (size_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    real sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        row[j] = exp(row[j] - mx);
+        sum += row[j];
+    }
+    real inv = 1 / sum;
+    for (size_t j = 0; j < n; j++) row[j] *= inv;
+#endif
+}
+
 void positions_table(real *pe, size_t maxT, size_t C) {
     for (size_t t = 0; t < maxT; t++)
         for (size_t i = 0; i < C; i += 2) {
@@ -253,15 +347,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         for (size_t i = 0; i < Tq; i++) {
             real *row = p + i * Tk;
             size_t n = visible_keys(s, b, i);
-            real mx = row[0];
-            for (size_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-            real sum = 0;
-            for (size_t j = 0; j < n; j++) {
-                row[j] = exp(row[j] - mx);
-                sum += row[j];
-            }
-            real inv = 1 / sum;
-            for (size_t j = 0; j < n; j++) row[j] *= inv;
+            row_softmax(row, n);
             for (size_t j = n; j < Tk; j++) row[j] = 0;
         }
         const real *pd = p;
@@ -317,60 +403,13 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
 }
 
 // ---------------------------------------------------------------- loss
-// The loss reads N x V logits twice (forward and backward), so its
-// exponentials are vectorised where the float build has AVX2: exp8 below.
-// Every row is reduced in one fixed order, whatever the thread count.
 
-#if !defined(NMT_DOUBLE) && defined(__AVX2__) && defined(__FMA__)
-#define XENT_AVX2 1
-#include <immintrin.h>
-
-// e^x for 8 floats, x <= 88: x = n ln2 + r with |r| <= ln2/2 (ln2 in two
-// parts, so n ln2 is exact), e^r by its Taylor polynomial to degree 7
-// (truncation error below 1e-8 relative), times 2^n built in the exponent
-// bits. Below -87.3, where 2^n would leave the normal range, the result is 0.
-static inline __m256 exp8(__m256 x) {
-    const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
-    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
-    r = _mm256_fnmadd_ps(n, ln2_lo, r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
-
-// Lanes j < n of a row tail (n < 8): the mask for maskload/maskstore.
-static inline __m256i tail_mask(size_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-static inline double hsum4d(__m256d v) {
-    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
-
-// Adds the 8 floats of v to the double accumulators lo, hi.
-static inline void acc8(__m256d *lo, __m256d *hi, __m256 v) {
-    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-}
-#endif
 
 // Row statistics: returns the row's maximum mx and sets *log_sum to
 // log(sum exp(x - mx)) (exponentials in working precision, their sum in
 // double) and, if wanted, *row_sum to the row's sum.
 static real row_stats(const real *x, size_t V, double *log_sum, double *row_sum) {
-#ifdef XENT_AVX2
+#ifdef OPS_AVX2
     size_t j = 0, tail = V % 8;
     __m256i tm = tail_mask(tail);
     __m256 vmx = _mm256_set1_ps(x[0]);
@@ -419,7 +458,7 @@ static real row_stats(const real *x, size_t V, double *log_sum, double *row_sum)
 // the logits are large.)
 static void row_softmax_minus(real *d, const real *x, size_t V, real mx, real ls, real scale, real off) {
     size_t j = 0;
-#ifdef XENT_AVX2
+#ifdef OPS_AVX2
     __m256 vm = _mm256_set1_ps(mx), vl = _mm256_set1_ps(ls), vs = _mm256_set1_ps(scale), vo = _mm256_set1_ps(off);
     for (; j + 8 <= V; j += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm), vl));

@@ -101,3 +101,50 @@ Test(ops, xent_matches_double) {
         check_xent(lengths[i], 2, 1000);    // the maximum must be subtracted
     }
 }
+
+// Attention weights and outputs against a double-precision reference: rows
+// of 13 keys (one vector and a tail), padding, and the causal mask.
+static void check_attention(int causal) {
+    enum { B = 2, T = 13, H = 2, D = 4, C = H * D };
+    int klen[B] = {13, 7};
+    float q[B * T * C], k[B * T * C], v[B * T * C], out[B * T * C], probs[B * H * T * T];
+    uint64_t key = rng_key(7, 7, (uint64_t)causal);
+    for (size_t i = 0; i < B * T * C; i++) {
+        q[i] = 3 * (rng_uniform(key, i) * 2 - 1);
+        k[i] = 3 * (rng_uniform(key, i + 1000) * 2 - 1);
+        v[i] = rng_uniform(key, i + 2000) * 2 - 1;
+    }
+    AttnShape s = {B, T, T, H, D, C, C, C, 0, 0, 0, klen, causal, 0, 0};
+    attention_forward(out, probs, NULL, q, k, v, &s);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < H; h++)
+            for (size_t i = 0; i < T; i++) {
+                size_t n = (size_t)klen[b] < T ? (size_t)klen[b] : T;
+                if (causal && i + 1 < n) n = i + 1;
+                double sc[T], mx = -1e300, sum = 0;
+                for (size_t j = 0; j < n; j++) {
+                    double dot = 0;
+                    for (size_t d = 0; d < D; d++) dot += (double)q[(b * T + i) * C + h * D + d] * k[(b * T + j) * C + h * D + d];
+                    sc[j] = dot / sqrt((double)D);
+                    mx = fmax(mx, sc[j]);
+                }
+                for (size_t j = 0; j < n; j++) sum += (sc[j] = exp(sc[j] - mx));
+                const float *p = probs + ((b * H + h) * T + i) * T;
+                for (size_t j = 0; j < T; j++) {
+                    double want = j < n ? sc[j] / sum : 0;
+                    if (j >= n) cr_expect(p[j] == 0, "masked weight (%zu,%zu,%zu,%zu) is %g", b, h, i, j, (double)p[j]);
+                    else cr_expect(fabs(p[j] - want) <= 1e-6 * want + 1e-7, "weight (%zu,%zu,%zu,%zu) %.9g, want %.9g", b, h, i, j, (double)p[j], want);
+                }
+                for (size_t d = 0; d < D; d++) {
+                    double want = 0;
+                    for (size_t j = 0; j < n; j++) want += sc[j] / sum * v[(b * T + j) * C + h * D + d];
+                    double got = out[(b * T + i) * C + h * D + d];
+                    cr_expect(fabs(got - want) <= 1e-5, "output (%zu,%zu,%zu,%zu) %.9g, want %.9g", b, i, h, d, got, want);
+                }
+            }
+}
+
+Test(ops, attention_matches_double) {
+    check_attention(0);
+    check_attention(1);
+}
