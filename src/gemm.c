@@ -484,6 +484,28 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     }
 }
 
+static void gemm_call(const GemmCall *g) {
+    gemm(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
+         g->C, g->ldc);
+}
+
+// Below this many multiply-adds each, the two products of a pair go side by
+// side (tiny and small layers); above it each one is split over all threads.
+#define PAIR_MAX_FMAS 5.4e8
+
+void gemm_pair(const GemmCall *a, const GemmCall *b) {
+    double fa = (double)a->M * (double)a->N * (double)a->K;
+    double fb = (double)b->M * (double)b->N * (double)b->K;
+    if (omp_in_parallel() || omp_get_max_threads() < 2 || fb > PAIR_MAX_FMAS ||
+        fa > PAIR_MAX_FMAS) {
+        gemm_call(a);
+        gemm_call(b);
+        return;
+    }
+#pragma omp parallel num_threads(2)
+    gemm_call(omp_get_thread_num() == 0 ? a : b);
+}
+
 void gemm_reference(int trans_a, int trans_b, size_t M, size_t N, size_t K,
                     real alpha, const real *A, size_t lda, const real *B, size_t ldb,
                     real beta, real *C, size_t ldc) {

@@ -18,6 +18,26 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
           real alpha, const real *A, size_t lda, const real *B, size_t ldb,
           real beta, real *C, size_t ldc);
 
+// The same product as a value, for gemm_pair.
+typedef struct {
+    int trans_a, trans_b;
+    size_t M, N, K;
+    real alpha;
+    const real *A;
+    size_t lda;
+    const real *B;
+    size_t ldb;
+    real beta;
+    real *C;
+    size_t ldc;
+} GemmCall;
+
+// Two independent products (neither reads what the other writes). Small ones
+// run side by side, one thread each, rather than one after the other on all
+// threads: a product too small to split well still keeps a core busy. The
+// results are those of two gemm() calls.
+void gemm_pair(const GemmCall *a, const GemmCall *b);
+
 // Straightforward triple loop with the same contract; the reference in tests.
 void gemm_reference(int trans_a, int trans_b, size_t M, size_t N, size_t K,
                     real alpha, const real *A, size_t lda, const real *B, size_t ldb,

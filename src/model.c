@@ -652,8 +652,9 @@ void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
     // The logits have one consumer: their gradient overwrites them.
     xent_backward(a->logits, a->logits, a->xent_stats, b->tgt_out, N, V, TOK_PAD, label_smoothing, grad_scale);
     real *gy = a->g_a;
-    gemm(0, 0, N, C, V, 1, a->logits, V, P(m->out_proj), C, 0, gy, C);
-    gemm(1, 0, V, C, N, 1, a->logits, V, y, C, 1, G(m->out_proj), C);
+    GemmCall gx = {0, 0, N, C, V, 1, a->logits, V, P(m->out_proj), C, 0, gy, C};
+    GemmCall gw = {1, 0, V, C, N, 1, a->logits, V, y, C, 1, G(m->out_proj), C};
+    gemm_pair(&gx, &gw);
     decoder_backward(&c, a, b, gy, enc);
     // The encoder output's gradient was gathered in g_enc; move it to a stream buffer.
     size_t Ns = b->B * b->S;

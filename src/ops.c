@@ -179,8 +179,13 @@ static void column_sums(real *db, const real *d, size_t N, size_t M) {
 
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
                      const real *w, size_t N, size_t K, size_t M) {
-    if (dinp) gemm(0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K);
-    gemm(1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M);
+    GemmCall gw = {1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M};
+    if (dinp) {
+        GemmCall gx = {0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K};
+        gemm_pair(&gx, &gw);
+    } else {
+        gemm(1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M);
+    }
     if (db) column_sums(db, dout, N, M);
 }
 

@@ -236,6 +236,32 @@ Test(gemm, concurrent_small_products) {
     }
 }
 
+// gemm_pair gives the bits of two gemm() calls, for pairs run side by side
+// (small) and one after the other (large), with 1 and 2 threads.
+Test(gemm, pair_matches_two_calls) {
+    lcg_state = 7;
+    const size_t shapes[][3] = {{37, 50, 70}, {1100, 700, 800}};  // 1100x700x800: past PAIR_MAX_FMAS
+    for (int sh = 0; sh < 2; sh++)
+        for (int threads = 1; threads <= 2; threads++) {
+            const size_t *s = shapes[sh];
+            Prob pa = make_prob(0, 1, s[0], s[1], s[2], 3, 0), pb = make_prob(1, 0, s[1], s[2], s[0], 0, 0);
+            real *wa = run_gemm(&pa, 1, (real)0.5, 0), *wb = run_gemm(&pb, (real)0.25, 1, 0);
+            real *ca = malloc(pa.M * pa.ldc * sizeof(real)), *cb = malloc(pb.M * pb.ldc * sizeof(real));
+            memcpy(ca, pa.C0, pa.M * pa.ldc * sizeof(real));
+            memcpy(cb, pb.C0, pb.M * pb.ldc * sizeof(real));
+            GemmCall ga = {0, 1, pa.M, pa.N, pa.K, 1, pa.A, pa.lda, pa.B, pa.ldb, (real)0.5, ca, pa.ldc};
+            GemmCall gb = {1, 0, pb.M, pb.N, pb.K, (real)0.25, pb.A, pb.lda, pb.B, pb.ldb, 1, cb, pb.ldc};
+            omp_set_num_threads(threads);
+            gemm_pair(&ga, &gb);
+            cr_assert(memcmp(ca, wa, pa.M * pa.ldc * sizeof(real)) == 0, "first product differs (shape %d, %d threads)", sh, threads);
+            cr_assert(memcmp(cb, wb, pb.M * pb.ldc * sizeof(real)) == 0, "second product differs (shape %d, %d threads)", sh, threads);
+            free(ca), free(cb), free(wa), free(wb);
+            free_prob(&pa);
+            free_prob(&pb);
+        }
+    omp_set_num_threads(2);
+}
+
 // `nmt bench gemm` rejects bad arguments with status 2 before doing any work.
 Test(gemm, bench_rejects_bad_arguments) {
     char *bad[][3] = {{"gemm", "--reps", "0"},      {"gemm", "--reps", "x"},
