@@ -524,10 +524,7 @@ static void ffn_backward(const Ctx *c, Acts *a, real *du, const real *dz, const 
     }
     memset(a->g_f1, 0, n * sizeof(real));
     linear_backward(a->g_f1, G(w2), G(b2), dz, hd, P(w2), N, F, C);
-    memset(tmp, 0, n * sizeof(real));
-    dropout_backward(tmp, a->g_f1, n, p, key);
-    memset(a->g_f1, 0, n * sizeof(real));
-    relu_backward(a->g_f1, tmp, h, n);
+    relu_dropout_backward(a->g_f1, h, n, p, key);
     linear_backward(du, G(w1), G(b1), a->g_f1, u, P(w1), N, C, F);
 }
 

@@ -298,6 +298,16 @@ void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t k
         if (rng_keep(key, i, th)) dinp[i] += dout[i] * keep_scale;
 }
 
+void relu_dropout_backward(real *d, const real *h, size_t n, real p, uint64_t key) {
+    real keep_scale = p > 0 ? 1 / (1 - p) : 1;
+    uint32_t th = rng_threshold(p > 0 ? (double)p : 0);
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        if (!(h[i] > 0)) d[i] = 0;
+        else if (p > 0) d[i] = rng_keep(key, i, th) ? d[i] * keep_scale : 0;
+    }
+}
+
 void residual_forward(real *out, const real *a, const real *b, size_t n) {
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];

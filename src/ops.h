@@ -43,6 +43,11 @@ void relu_backward(real *dinp, const real *dout, const real *out, size_t n);
 void dropout_forward(real *out, const real *inp, size_t n, real p, uint64_t key);
 void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t key);
 
+// The FFN hidden layer, dropout(relu(x)), backward IN PLACE: d (n) holds the
+// gradient of the dropped-out output and becomes that of x. h = relu(x).
+// (One pass instead of relu_backward after dropout_backward and two zeroed buffers.)
+void relu_dropout_backward(real *d, const real *h, size_t n, real p, uint64_t key);
+
 // out = a + b;  backward: da += dout, db += dout.
 void residual_forward(real *out, const real *a, const real *b, size_t n);
 void residual_backward(real *da, real *db, const real *dout, size_t n);

@@ -153,6 +153,30 @@ Test(grad, dropout) {
     dropout_backward(d, w, n, 0.3, c.key);
     check_grad("dropout", inp, d, n, ew_loss, &c);
 }
+// dropout(relu(x)), the FFN hidden layer, through relu_dropout_backward.
+typedef struct { real *h, *out, *inp, *w; size_t n; real p; uint64_t key; } RdCtx;
+static double rd_loss(void *p) {
+    RdCtx *c = p;
+    relu_forward(c->h, c->inp, c->n);
+    dropout_forward(c->out, c->h, c->n, c->p, c->key);
+    return wsum(c->out, c->w, c->n);
+}
+Test(grad, relu_dropout) {
+    for (int with_dropout = 0; with_dropout < 2; with_dropout++) {
+        size_t n = 101;
+        real inp[101], h[101], out[101], w[101], d[101];
+        fill(inp, n, 18, -1, 1);
+        for (size_t i = 0; i < n; i++)  // keep away from the kink at 0
+            if (fabs(inp[i]) < 0.05) inp[i] = -0.3;
+        fill(w, n, 19, -1, 1);
+        RdCtx c = {h, out, inp, w, n, with_dropout ? 0.3 : 0, rng_key(5, 6, 8)};
+        rd_loss(&c);
+        memcpy(d, w, sizeof d);
+        relu_dropout_backward(d, h, n, c.p, c.key);
+        check_grad(with_dropout ? "relu+dropout" : "relu+dropout(p=0)", inp, d, n, rd_loss, &c);
+    }
+}
+
 Test(grad, residual) {
     size_t n = 9;
     real a[9], b[9], out[9], w[9], da[9] = {0}, db[9] = {0};
