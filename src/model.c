@@ -486,17 +486,18 @@ static real *sub_backward_begin(const Ctx *c, SubActs *s, SubGrads *g, size_t ln
                                 uint64_t key) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, n = N * C;
-    memset(g->dz, 0, n * sizeof(real));
+    // dz = drop'(.) is written with dropout_forward: the same mask and scale,
+    // and no zeroed buffer to add into.
     if (m->s.pre_norm) {
         // y = x + drop(z): dx = gy (kept in place), dz = drop'(gy); F's input is LN(x).
-        dropout_backward(g->dz, g->gy, n, rate(c, m->s.dropout), key);
+        dropout_forward(g->dz, g->gy, n, rate(c, m->s.dropout), key);
         memset(g->du, 0, n * sizeof(real));
         return g->du;
     }
     // y = LN(r), r = x + drop(z): dr into tmp; dx = dr; F's input is x itself.
     memset(g->tmp, 0, n * sizeof(real));
     layernorm_backward(g->tmp, G(lnw), G(lnb), g->gy, s->res, P(lnw), s->mean, s->rstd, N, C);
-    dropout_backward(g->dz, g->tmp, n, rate(c, m->s.dropout), key);
+    dropout_forward(g->dz, g->tmp, n, rate(c, m->s.dropout), key);
     real *t = g->gy;  // the stream gradient now lives in tmp
     g->gy = g->tmp;
     g->tmp = t;
@@ -559,8 +560,7 @@ static void final_norm_backward(const Ctx *c, SubGrads *g, size_t lnw, size_t ln
 static void embedding_backward(const Ctx *c, SubGrads *g, size_t table, const int *ids, size_t N, uint64_t key) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model;
-    memset(g->tmp, 0, N * C * sizeof(real));
-    dropout_backward(g->tmp, g->gy, N * C, rate(c, m->s.dropout), key);
+    dropout_forward(g->tmp, g->gy, N * C, rate(c, m->s.dropout), key);  // drop'(gy), written
     embed_backward(G(table), g->tmp, ids, N, C, (real)sqrt((double)C));
 }
 
