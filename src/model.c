@@ -190,6 +190,7 @@ struct Acts {
     size_t cap;                  // reals
     Dims max;
     int with_grads;
+    size_t out_rows;             // training: the output layer's chunk of positions
     // views, re-carved per batch
     real *enc_x0, *dec_x0, *enc_final, *enc_fmean, *enc_frstd, *dec_final, *dec_fmean, *dec_frstd;
     EncActs *enc;
@@ -199,6 +200,23 @@ struct Acts {
     real *g_a, *g_b, *g_c, *g_d, *g_e, *g_enc, *g_wide, *g_wide2, *g_f1, *g_probs, *ffn_scratch;
     int *last_ids;
 };
+
+// Training computes the output layer OUT_ROWS target positions at a time, so
+// a training arena holds that many rows of logits rather than all N x V (at
+// base: 256 x 32000 floats instead of 1024 x 32000). An inference arena keeps
+// one row per position: model_next_logits returns a row per sentence.
+enum { OUT_ROWS = 256 };
+static size_t logits_rows(const Acts *a, size_t nt) {
+    return a->with_grads && nt > a->out_rows ? a->out_rows : nt;
+}
+
+void acts_set_output_rows(Acts *a, size_t rows) {
+    if (rows < 1 || rows > OUT_ROWS) {
+        fprintf(stderr, "nmt: internal error: output chunk of %zu rows (1..%d)\n", rows, (int)OUT_ROWS);
+        abort();
+    }
+    a->out_rows = rows;
+}
 
 static real *take(real **cur, size_t n) {
     real *p = *cur;
@@ -266,7 +284,7 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
     // pass has turned them into g_a and the output projection's gradient;
     // only then do the other gradient buffers come into use. They share memory.
     real *shared = cur;
-    a->logits = take(&cur, d->nt * V);
+    a->logits = take(&cur, logits_rows(a, d->nt) * V);
     real *logits_end = cur;
     cur = shared;
     if (a->with_grads) {
@@ -286,6 +304,7 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
 Acts *acts_create(const Model *m, size_t max_tokens, size_t max_src, size_t max_tgt, int with_grads) {
     Acts *a = xcalloc(1, sizeof *a);
     a->with_grads = with_grads;
+    a->out_rows = OUT_ROWS;
     a->enc = xcalloc((size_t)m->s.enc_layers, sizeof *a->enc);
     a->dec = xcalloc((size_t)m->s.dec_layers, sizeof *a->dec);
     // Bounds: B*S <= max_tokens and S <= max_src, so B*S*S <= max_tokens*max_src, etc.
@@ -441,14 +460,40 @@ static const real *decoder_forward(const Ctx *c, Acts *a, const Batch *b, const 
     return x;
 }
 
-// The encoder output and decoder output pointers of the last forward.
-static const real *enc_output(const Model *m, const Acts *a, size_t le) {
-    if (m->s.pre_norm) return a->enc_final;
-    return a->enc[le - 1].ffn.ln;
-}
-static const real *dec_output(const Model *m, const Acts *a, size_t ld) {
-    if (m->s.pre_norm) return a->dec_final;
-    return a->dec[ld - 1].ffn.ln;
+// The output projection and the loss over rows of the decoder output y, a
+// chunk of at most logits_rows() positions at a time, so only one chunk of
+// logits exists. With grad_scale != 0 each chunk's logit gradient (scaled)
+// goes at once into g_a, the gradient of y, and into the output projection's
+// gradient. *fwd_seconds (if given) gets the time spent on the logits and the
+// loss, so that `nmt bench` can still tell forward from backward.
+static double output_layer(Model *m, Acts *a, const Batch *b, const real *y, real label_smoothing,
+                           real grad_scale, double *nll_sum, double *fwd_seconds) {
+    size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab, N = b->B * b->T;
+    size_t rows = logits_rows(a, N);
+    double t_fwd = 0;
+    for (size_t r0 = 0; r0 < N; r0 += rows) {
+        size_t n = N - r0 < rows ? N - r0 : rows;
+        double t0 = fwd_seconds ? now_seconds() : 0;
+        gemm(0, 1, n, V, C, 1, y + r0 * C, C, P(m->out_proj), C, 0, a->logits, V);
+        xent_forward(a->loss + r0, a->nll + r0, a->xent_stats + 2 * r0, a->logits, b->tgt_out + r0, n, V,
+                     TOK_PAD, label_smoothing);
+        if (fwd_seconds) t_fwd += now_seconds() - t0;
+        if (grad_scale == 0) continue;
+        // The logits have one consumer: their gradient overwrites them.
+        xent_backward(a->logits, a->logits, a->xent_stats + 2 * r0, b->tgt_out + r0, n, V, TOK_PAD,
+                      label_smoothing, grad_scale);
+        GemmCall gx = {0, 0, n, C, V, 1, a->logits, V, P(m->out_proj), C, 0, a->g_a + r0 * C, C};
+        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, G(m->out_proj), C};
+        gemm_pair(&gx, &gw);
+    }
+    if (fwd_seconds) *fwd_seconds = t_fwd;
+    double loss = 0, nll = 0;
+    for (size_t i = 0; i < N; i++) {  // fixed order: same bits for any thread count
+        loss += a->loss[i];
+        nll += a->nll[i];
+    }
+    if (nll_sum) *nll_sum = nll;
+    return loss;
 }
 
 double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
@@ -457,16 +502,7 @@ double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
     Ctx c = {m, train, dropout_key};
     const real *enc = encoder_forward(&c, a, b);
     const real *y = decoder_forward(&c, a, b, enc);
-    size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab, N = b->B * b->T;
-    gemm(0, 1, N, V, C, 1, y, C, P(m->out_proj), C, 0, a->logits, V);
-    xent_forward(a->loss, a->nll, a->xent_stats, a->logits, b->tgt_out, N, V, TOK_PAD, label_smoothing);
-    double loss = 0, nll = 0;
-    for (size_t i = 0; i < N; i++) {  // fixed order: same bits for any thread count
-        loss += a->loss[i];
-        nll += a->nll[i];
-    }
-    if (nll_sum) *nll_sum = nll;
-    return loss;
+    return output_layer(m, a, b, y, label_smoothing, 0, nll_sum, NULL);
 }
 
 // ---------------------------------------------------------------- backward
@@ -640,23 +676,29 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
     embedding_backward(c, &g, m->tgt_emb, b->tgt_in, N, site_key(c->key, 1, 0, SITE_EMB_TGT));
 }
 
-void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
-                    int train, uint64_t dropout_key, real grad_scale) {
-    Ctx c = {m, train, dropout_key};
-    size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab, N = b->B * b->T;
-    const real *y = dec_output(m, a, (size_t)m->s.dec_layers);
-    const real *enc = enc_output(m, a, (size_t)m->s.enc_layers);
-    // The logits have one consumer: their gradient overwrites them.
-    xent_backward(a->logits, a->logits, a->xent_stats, b->tgt_out, N, V, TOK_PAD, label_smoothing, grad_scale);
-    real *gy = a->g_a;
-    GemmCall gx = {0, 0, N, C, V, 1, a->logits, V, P(m->out_proj), C, 0, gy, C};
-    GemmCall gw = {1, 0, V, C, N, 1, a->logits, V, y, C, 1, G(m->out_proj), C};
-    gemm_pair(&gx, &gw);
-    decoder_backward(&c, a, b, gy, enc);
+double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
+                              uint64_t dropout_key, real grad_scale, double *nll_sum,
+                              double *fwd_seconds) {
+    if (!a->with_grads || grad_scale == 0) {
+        fprintf(stderr, "nmt: internal error: model_forward_backward needs a training arena and a gradient scale\n");
+        abort();
+    }
+    double t0 = fwd_seconds ? now_seconds() : 0;
+    acts_carve_batch(a, m, b);
+    Ctx c = {m, 1, dropout_key};
+    const real *enc = encoder_forward(&c, a, b);
+    const real *y = decoder_forward(&c, a, b, enc);
+    double t_out = 0;
+    if (fwd_seconds) *fwd_seconds = now_seconds() - t0;
+    double loss = output_layer(m, a, b, y, label_smoothing, grad_scale, nll_sum, fwd_seconds ? &t_out : NULL);
+    if (fwd_seconds) *fwd_seconds += t_out;
+    size_t C = (size_t)m->s.d_model;
+    decoder_backward(&c, a, b, a->g_a, enc);
     // The encoder output's gradient was gathered in g_enc; move it to a stream buffer.
     size_t Ns = b->B * b->S;
     memcpy(a->g_a, a->g_enc, Ns * C * sizeof(real));
     encoder_backward(&c, a, b, a->g_a);
+    return loss;
 }
 
 // ---------------------------------------------------------------- inference
@@ -664,6 +706,10 @@ void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
 const real *model_next_logits(Model *m, Acts *a, const Batch *b) {
     // Straightforward: the whole prefix (and the encoder) are recomputed at
     // every step. Incremental decoding with cached keys/values is decode.c's job.
+    if (logits_rows(a, b->B * b->T) < b->B) {
+        fprintf(stderr, "nmt: internal error: model_next_logits needs an inference arena\n");
+        abort();
+    }
     acts_carve_batch(a, m, b);
     Ctx c = {m, 0, 0};
     const real *enc = encoder_forward(&c, a, b);

@@ -60,20 +60,30 @@ int model_find_tensor(const Model *m, const char *name);  // index or -1
 // of at most max_src / max_tgt tokens; with_grads=0 gives inference only.
 Acts *acts_create(const Model *m, size_t max_tokens, size_t max_src, size_t max_tgt, int with_grads);
 void acts_free(Acts *a);
+// The number of target positions whose logits a training arena holds at once
+// (default 256; 1..256). For tests, which use it to cut tiny batches into chunks.
+void acts_set_output_rows(Acts *a, size_t rows);
 size_t acts_bytes(const Acts *a);
 
-// Training step pieces. Returns the sum of label-smoothed losses over non-pad
-// target tokens; *nll_sum gets the sum of -log p(gold). dropout_key = 0 or
-// train = 0 disables dropout.
+// The loss only: returns the sum of label-smoothed losses over non-pad target
+// tokens; *nll_sum gets the sum of -log p(gold). dropout_key = 0 or train = 0
+// disables dropout.
 double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
                      int train, uint64_t dropout_key, double *nll_sum);
-// Gradients of (loss_sum * grad_scale) accumulated into m->grads.
-void model_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
-                    int train, uint64_t dropout_key, real grad_scale);
+// A training step's forward and backward passes (dropout on unless
+// dropout_key = 0): returns what model_forward(train = 1) returns and
+// accumulates the gradients of (loss_sum * grad_scale, grad_scale != 0) into
+// m->grads. The output layer's forward and backward run together, a chunk of
+// positions at a time, so the N x V logits never exist at once. a: a training
+// arena (with_grads = 1). *fwd_seconds (may be NULL) gets the time spent in
+// forward computations.
+double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
+                              uint64_t dropout_key, real grad_scale, double *nll_sum,
+                              double *fwd_seconds);
 
 // Inference: logits for the last target position of every row (b->tgt_in with
 // b->T columns, each row's length in b->tgt_len). Result (B, tgt_vocab) points
-// into the arena.
+// into the arena, an inference arena (with_grads = 0).
 const real *model_next_logits(Model *m, Acts *a, const Batch *b);
 
 #endif

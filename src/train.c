@@ -387,8 +387,8 @@ int train_run(const TrainArgs *args) {
         memset(m->grads, 0, m->nparams * sizeof(real));
         uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)r.st.step + 1);
         double nll;
-        double loss = model_forward(m, r.acts, &b, (real)c->label_smoothing, 1, key, &nll);
-        model_backward(m, r.acts, &b, (real)c->label_smoothing, 1, key, (real)(1.0 / (double)b.ntok));
+        double loss = model_forward_backward(m, r.acts, &b, (real)c->label_smoothing, key,
+                                             (real)(1.0 / (double)b.ntok), &nll, NULL);
         gnorm = global_norm(m->grads, m->nparams);
         lr = lr_at(c->lr_schedule, r.st.step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr);
         adam_step(&r.adam, m, lr, clip_factor(gnorm, c->clip_norm));
