@@ -156,5 +156,6 @@ for s in shapes:
 print()
 print("ms/step: median over timed steps (median over rounds when BENCH_ROUNDS > 1); tok/s: target tokens;")
 print("GFLOP/s: 6 x multiply-adds of the matrix products per step / median step time; RSS: peak resident set.")
-print("Phases: medians of each part of a step (zeroing the gradients counts as backward).")
+print("Phases: medians of each part of a step (zeroing the gradients counts as backward; nmt computes")
+print("the output layer's forward and backward chunk by chunk and counts each part where it belongs).")
 EOF

@@ -170,7 +170,7 @@ static double train_step(Model *m, Acts *acts, Adam *adam, const Batch *b, const
     double t0 = now_seconds();
     uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)step + 1);
     double nll, fwd;
-    memset(m->grads, 0, m->nparams * sizeof(real));
+    model_zero_grads(m);
     double loss = model_forward_backward(m, acts, b, (real)c->label_smoothing, key,
                                          (real)(1.0 / (double)b->ntok), &nll, &fwd);
     double t2 = now_seconds();

@@ -280,9 +280,9 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
     a->ffn_scratch = take(&cur, n * F);
     a->last_ids = (int *)take(&cur, d->B);
     if (a->with_grads) a->g_a = take(&cur, n * C);
-    // The logits live from the end of the forward pass until the backward
-    // pass has turned them into g_a and the output projection's gradient;
-    // only then do the other gradient buffers come into use. They share memory.
+    // The logits (a chunk of positions, in training) live only inside the
+    // output layer, which has finished with them before the other gradient
+    // buffers come into use: they share memory.
     real *shared = cur;
     a->logits = take(&cur, logits_rows(a, d->nt) * V);
     real *logits_end = cur;
@@ -339,6 +339,19 @@ static void acts_carve_batch(Acts *a, const Model *m, const Batch *b) {
 
 #define P(off) (m->params + (off))
 #define G(off) (m->grads + (off))
+
+// Zeroing and copying the backward pass's buffers (megabytes at the larger
+// shapes) is split over the threads like every other pass.
+static void zero(real *p, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t c = 0; c < n; c += 16384) memset(p + c, 0, (n - c < 16384 ? n - c : 16384) * sizeof(real));
+}
+static void copy(real *dst, const real *src, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t c = 0; c < n; c += 16384) memcpy(dst + c, src + c, (n - c < 16384 ? n - c : 16384) * sizeof(real));
+}
+
+void model_zero_grads(Model *m) { zero(m->grads, m->nparams); }
 
 // Dropout sites: each (layer, place) draws from its own stream.
 enum { SITE_EMB_SRC, SITE_EMB_TGT, SITE_ATTN_OUT, SITE_ATTN_W, SITE_FFN_H, SITE_FFN_OUT,
@@ -527,11 +540,11 @@ static real *sub_backward_begin(const Ctx *c, SubActs *s, SubGrads *g, size_t ln
     if (m->s.pre_norm) {
         // y = x + drop(z): dx = gy (kept in place), dz = drop'(gy); F's input is LN(x).
         dropout_forward(g->dz, g->gy, n, rate(c, m->s.dropout), key);
-        memset(g->du, 0, n * sizeof(real));
+        zero(g->du, n);
         return g->du;
     }
     // y = LN(r), r = x + drop(z): dr into tmp; dx = dr; F's input is x itself.
-    memset(g->tmp, 0, n * sizeof(real));
+    zero(g->tmp, n);
     layernorm_backward(g->tmp, G(lnw), G(lnb), g->gy, s->res, P(lnw), s->mean, s->rstd, N, C);
     dropout_forward(g->dz, g->tmp, n, rate(c, m->s.dropout), key);
     real *t = g->gy;  // the stream gradient now lives in tmp
@@ -559,7 +572,7 @@ static void ffn_backward(const Ctx *c, Acts *a, real *du, const real *dz, const 
         dropout_forward(tmp, h, n, p, key);  // regenerate the dropped hidden layer
         hd = tmp;
     }
-    memset(a->g_f1, 0, n * sizeof(real));
+    zero(a->g_f1, n);
     linear_backward(a->g_f1, G(w2), G(b2), dz, hd, P(w2), N, F, C);
     relu_dropout_backward(a->g_f1, h, n, p, key);
     linear_backward(du, G(w1), G(b1), a->g_f1, u, P(w1), N, C, F);
@@ -572,10 +585,10 @@ static void self_attn_backward(const Ctx *c, Acts *a, real *du, const real *dz, 
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model;
     real *datt = a->g_c;
-    memset(datt, 0, N * C * sizeof(real));
+    zero(datt, N * C);
     linear_backward(datt, G(wo), G(bo), dz, att, P(wo), N, C, C);
     real *dqkv = a->g_wide;
-    memset(dqkv, 0, N * 3 * C * sizeof(real));
+    zero(dqkv, N * 3 * C);
     attention_backward(dqkv, dqkv + C, dqkv + 2 * C, a->g_probs, datt, probs, qkv, qkv + C, qkv + 2 * C, as);
     linear_backward(du, G(wqkv), G(bqkv), dqkv, u, P(wqkv), N, C, 3 * C);
 }
@@ -585,7 +598,7 @@ static void final_norm_backward(const Ctx *c, SubGrads *g, size_t lnw, size_t ln
                                 const real *mean, const real *rstd, size_t N) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model;
-    memset(g->tmp, 0, N * C * sizeof(real));
+    zero(g->tmp, N * C);
     layernorm_backward(g->tmp, G(lnw), G(lnb), g->gy, x, P(lnw), mean, rstd, N, C);
     real *t = g->gy;
     g->gy = g->tmp;
@@ -640,7 +653,7 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, N = b->B * b->T, Ns = b->B * b->S;
     SubGrads g = {gy, a->g_b, a->g_d, a->g_e};
-    memset(a->g_enc, 0, Ns * C * sizeof(real));
+    zero(a->g_enc, Ns * C);
     if (m->s.pre_norm)
         final_norm_backward(c, &g, m->dec_lnf_w, m->dec_lnf_b, a->dec[m->s.dec_layers - 1].ffn.res, a->dec_fmean,
                             a->dec_frstd, N);
@@ -655,11 +668,11 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
         real *du = sub_backward_begin(c, &e->cross, &g, p->ln2_w, p->ln2_b, N, site_key(c->key, 1, l, SITE_CROSS_OUT));
         {
             real *datt = a->g_c;
-            memset(datt, 0, N * C * sizeof(real));
+            zero(datt, N * C);
             linear_backward(datt, G(p->co_w), G(p->co_b), g.dz, e->catt, P(p->co_w), N, C, C);
             real *dq = a->g_wide, *dkv = a->g_wide2;
-            memset(dq, 0, N * C * sizeof(real));
-            memset(dkv, 0, Ns * 2 * C * sizeof(real));
+            zero(dq, N * C);
+            zero(dkv, Ns * 2 * C);
             AttnShape cs = attn_shape(c, b->B, b->T, b->S, b->src_len, 0, C, 2 * C, site_key(c->key, 1, l, SITE_CROSS_W));
             attention_backward(dq, dkv, dkv + C, a->g_probs, datt, e->cprobs, e->q, e->kv, e->kv + C, &cs);
             linear_backward(du, G(p->cq_w), G(p->cq_b), dq, m->s.pre_norm ? e->cross.ln : x_cross, P(p->cq_w), N, C, C);
@@ -696,7 +709,7 @@ double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoo
     decoder_backward(&c, a, b, a->g_a, enc);
     // The encoder output's gradient was gathered in g_enc; move it to a stream buffer.
     size_t Ns = b->B * b->S;
-    memcpy(a->g_a, a->g_enc, Ns * C * sizeof(real));
+    copy(a->g_a, a->g_enc, Ns * C);
     encoder_backward(&c, a, b, a->g_a);
     return loss;
 }

@@ -55,6 +55,7 @@ int model_create(Model *m, const ModelShape *s);   // allocates, does not initia
 void model_init_params(Model *m, uint64_t seed);
 void model_free(Model *m);
 int model_find_tensor(const Model *m, const char *name);  // index or -1
+void model_zero_grads(Model *m);                   // m->grads = 0, on all threads
 
 // Activation arena for batches of at most max_tokens tokens per side, sequences
 // of at most max_src / max_tgt tokens; with_grads=0 gives inference only.

@@ -384,7 +384,7 @@ int train_run(const TrainArgs *args) {
         double t0 = now_seconds();
         Batch b;
         batcher_next(&r.tb, &r.train, &b);
-        memset(m->grads, 0, m->nparams * sizeof(real));
+        model_zero_grads(m);
         uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)r.st.step + 1);
         double nll;
         double loss = model_forward_backward(m, r.acts, &b, (real)c->label_smoothing, key,
