@@ -39,11 +39,12 @@ static void thread_share(size_t n, size_t *lo, size_t *hi) {
 // e^x for 8 floats, x <= 88: x = n ln2 + r with |r| <= ln2/2 (ln2 in two
 // parts, so n ln2 is exact), e^r by its Taylor polynomial to degree 7
 // (truncation error below 1e-8 relative), times 2^n built in the exponent
-// bits. Below -87.3, where 2^n would leave the normal range, the result is 0.
+// bits. Below -87.3, where 2^n would leave the normal range, the result is 0;
+// NaN stays NaN.
 static inline __m256 exp8(__m256 x) {
     const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
     __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);  // this order keeps a NaN: training stops on it
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);

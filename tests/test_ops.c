@@ -93,6 +93,23 @@ static void check_xent(size_t V, double spread, double offset) {
     free(d);
 }
 
+// A NaN logit makes the loss NaN (training stops on a non-finite loss) rather
+// than vanishing in the vectorised exponential; so does one in the gradient.
+Test(ops, xent_nan_propagates) {
+    size_t V = 19;
+    float x[19], d[19], loss, stats[2];
+    int tgt = 2;
+    for (size_t pos = 0; pos < V; pos += 6) {
+        for (size_t j = 0; j < V; j++) x[j] = (float)j / 7;
+        x[pos] = NAN;
+        xent_forward(&loss, NULL, stats, x, &tgt, 1, V, 0, 0.1f);
+        cr_expect(isnan(loss), "NaN logit at %zu gave loss %g", pos, (double)loss);
+        float zero[2] = {0, 0};
+        xent_backward(d, x, zero, &tgt, 1, V, 0, 0.1f, 1);
+        cr_expect(isnan(d[pos]), "NaN logit at %zu gave gradient %g", pos, (double)d[pos]);
+    }
+}
+
 Test(ops, xent_matches_double) {
     size_t lengths[] = {3, 7, 8, 9, 16, 37, 1000, 8003};
     for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
