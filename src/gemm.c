@@ -484,7 +484,7 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     }
 }
 
-static void gemm_call(const GemmCall *g) {
+void gemm_call(const GemmCall *g) {
     gemm(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
          g->C, g->ldc);
 }

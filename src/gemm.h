@@ -32,6 +32,8 @@ typedef struct {
     size_t ldc;
 } GemmCall;
 
+void gemm_call(const GemmCall *g);
+
 // Two independent products (neither reads what the other writes). Small ones
 // run side by side, one thread each, rather than one after the other on all
 // threads: a product too small to split well still keeps a core busy. The

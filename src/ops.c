@@ -66,6 +66,19 @@ static inline __m256i tail_mask(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// Horizontal maximum and sum of 8 floats, and sum of 4 doubles (fixed order).
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
 static inline double hsum4d(__m256d v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -88,10 +101,7 @@ static void row_softmax(real *row, size_t n) {
     if (tail)
         vmx = _mm256_max_ps(vmx, _mm256_blendv_ps(_mm256_set1_ps(row[0]), _mm256_maskload_ps(row + j, tm),
                                                   _mm256_castsi256_ps(tm)));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-    __m256 vm = _mm256_set1_ps(_mm_cvtss_f32(m4)), vs = _mm256_setzero_ps();
+    __m256 vm = _mm256_set1_ps(hmax8(vmx)), vs = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
         _mm256_storeu_ps(row + j, e);
@@ -102,10 +112,7 @@ static void row_softmax(real *row, size_t n) {
         _mm256_maskstore_ps(row + j, tm, e);
         vs = _mm256_add_ps(vs, e);
     }
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(vs), _mm256_extractf128_ps(vs, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
-    __m256 inv = _mm256_set1_ps(1 / _mm_cvtss_f32(s4));
+    __m256 inv = _mm256_set1_ps(1 / hsum8(vs));
     for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
     if (tail) _mm256_maskstore_ps(row + j, tm, _mm256_mul_ps(_mm256_maskload_ps(row + j, tm), inv));
 #else
@@ -185,7 +192,7 @@ void linear_backward(real *dinp, real *dw, real *db, const real *dout, const rea
         GemmCall gx = {0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K};
         gemm_pair(&gx, &gw);
     } else {
-        gemm(1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M);
+        gemm_call(&gw);
     }
     if (db) column_sums(db, dout, N, M);
 }
@@ -420,7 +427,6 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
 
 // ---------------------------------------------------------------- loss
 
-
 // Row statistics: returns the row's maximum mx and sets *log_sum to
 // log(sum exp(x - mx)) (exponentials in working precision, their sum in
 // double) and, if wanted, *row_sum to the row's sum.
@@ -440,10 +446,7 @@ static real row_stats(const real *x, size_t V, double *log_sum, double *row_sum)
         vmx = _mm256_max_ps(vmx, _mm256_blendv_ps(_mm256_set1_ps(x[0]), v, _mm256_castsi256_ps(tm)));
         acc8(&s_lo, &s_hi, v);
     }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-    float mx = _mm_cvtss_f32(m4);
+    float mx = hmax8(vmx);
     if (row_sum) *row_sum = hsum4d(_mm256_add_pd(s_lo, s_hi));
     __m256 vm = _mm256_set1_ps(mx);
     __m256d e_lo = _mm256_setzero_pd(), e_hi = e_lo;
