@@ -40,6 +40,14 @@ enum { MR = 6, NR = 16, KC = 256, MC = 144, NC = 4096 };
 enum { MR = 4, NR = 8, KC = 256, MC = 128, NC = 2048 };
 #endif
 
+// What the kernel does to its sums before storing them: add a bias row (in
+// place of beta * C; the first K block) and/or clamp at zero (the last block).
+// bias points at the tile's first column.
+typedef struct {
+    const real *bias;
+    int relu;
+} Epi;
+
 // Products smaller than this many multiply-adds run on the calling thread:
 // a parallel region costs more than it saves.
 #define PAR_MIN_FMAS 2e6
@@ -219,7 +227,7 @@ static void pack_b(real *restrict bp, const real *restrict B, size_t ldb, int tb
 static inline __attribute__((always_inline)) void
 kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, size_t ars,
             size_t aks, const float *restrict b, size_t bs, float *restrict c, size_t ldc,
-            float alpha, float beta, __m256i m0, __m256i m1) {
+            float alpha, float beta, const Epi *e, __m256i m0, __m256i m1) {
     size_t rs = direct ? ars : 1, ks = direct ? aks : MR;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -240,23 +248,34 @@ kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, 
 #undef FMA_ROW
         b += bs;
     }
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta), zero = _mm256_setzero_ps();
+    __m256 bias0 = zero, bias1 = zero;
+    if (e->bias) {
+        bias0 = masked ? _mm256_maskload_ps(e->bias, m0) : _mm256_loadu_ps(e->bias);
+        bias1 = masked ? _mm256_maskload_ps(e->bias + 8, m1) : _mm256_loadu_ps(e->bias + 8);
+    }
 #define STORE_ROW(r)                                                                  \
     if (mr > r) {                                                                     \
         float *cr = c + r * ldc;                                                      \
         __m256 t0 = _mm256_mul_ps(va, c##r##0), t1 = _mm256_mul_ps(va, c##r##1);      \
+        if (e->bias) {                                                                \
+            t0 = _mm256_add_ps(t0, bias0);                                            \
+            t1 = _mm256_add_ps(t1, bias1);                                            \
+        } else if (beta != 0 && masked) {                                             \
+            t0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr, m0), t0);                 \
+            t1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), t1);             \
+        } else if (beta != 0) {                                                       \
+            t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                        \
+            t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                    \
+        }                                                                             \
+        if (e->relu) { /* max(t, 0) is t > 0 ? t : 0, also for NaN and -0 */         \
+            t0 = _mm256_max_ps(t0, zero);                                             \
+            t1 = _mm256_max_ps(t1, zero);                                             \
+        }                                                                             \
         if (masked) {                                                                 \
-            if (beta != 0) {                                                          \
-                t0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr, m0), t0);             \
-                t1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), t1);         \
-            }                                                                         \
             _mm256_maskstore_ps(cr, m0, t0);                                          \
             _mm256_maskstore_ps(cr + 8, m1, t1);                                      \
         } else {                                                                      \
-            if (beta != 0) {                                                          \
-                t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                    \
-                t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                \
-            }                                                                         \
             _mm256_storeu_ps(cr, t0);                                                 \
             _mm256_storeu_ps(cr + 8, t1);                                             \
         }                                                                             \
@@ -267,21 +286,21 @@ kernel_rows(int mr, int masked, int direct, size_t kc, const float *restrict a, 
 
 // A(r, k) at a[r*ars + k*aks]; (1, MR) is a packed panel.
 static void kernel_full(size_t kc, const float *a, size_t ars, size_t aks, const float *b,
-                        size_t bs, float *c, size_t ldc, float alpha, float beta) {
+                        size_t bs, float *c, size_t ldc, float alpha, float beta, const Epi *e) {
     __m256i none = _mm256_setzero_si256();
     if (ars == 1 && aks == MR)
-        kernel_rows(MR, 0, 0, kc, a, 1, MR, b, bs, c, ldc, alpha, beta, none, none);
+        kernel_rows(MR, 0, 0, kc, a, 1, MR, b, bs, c, ldc, alpha, beta, e, none, none);
     else
-        kernel_rows(MR, 0, 1, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, none, none);
+        kernel_rows(MR, 0, 1, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, e, none, none);
 }
 
 static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, size_t ars,
                         size_t aks, const float *b, size_t bs, float *c, size_t ldc,
-                        float alpha, float beta) {
+                        float alpha, float beta, const Epi *e) {
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
     __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
-#define ROWS(n, d) kernel_rows(n, 1, d, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, m0, m1); break
+#define ROWS(n, d) kernel_rows(n, 1, d, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, e, m0, m1); break
     if (!(ars == 1 && aks == MR)) {
         switch (mr) {
         case 1: ROWS(1, 1); case 2: ROWS(2, 1); case 3: ROWS(3, 1);
@@ -301,7 +320,7 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const float *a, size_t 
 // multiply and the add round separately; still the same for every element.)
 static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a, size_t ars,
                         size_t aks, const real *restrict b, size_t bs, real *restrict c,
-                        size_t ldc, real alpha, real beta) {
+                        size_t ldc, real alpha, real beta, const Epi *e) {
     real acc[MR][NR] = {{0}};
     for (size_t k = 0; k < kc; k++) {
         for (size_t r = 0; r < mr; r++)
@@ -312,14 +331,16 @@ static void kernel_edge(size_t mr, size_t nr, size_t kc, const real *restrict a,
         real *cr = c + r * ldc;
         for (size_t j = 0; j < nr; j++) {
             real t = alpha * acc[r][j];
-            cr[j] = beta != 0 ? beta * cr[j] + t : t;
+            if (e->bias) t = t + e->bias[j];
+            else if (beta != 0) t = beta * cr[j] + t;
+            cr[j] = e->relu && !(t > 0) ? 0 : t;
         }
     }
 }
 
 static void kernel_full(size_t kc, const real *a, size_t ars, size_t aks, const real *b,
-                        size_t bs, real *c, size_t ldc, real alpha, real beta) {
-    kernel_edge(MR, NR, kc, a, ars, aks, b, bs, c, ldc, alpha, beta);
+                        size_t bs, real *c, size_t ldc, real alpha, real beta, const Epi *e) {
+    kernel_edge(MR, NR, kc, a, ars, aks, b, bs, c, ldc, alpha, beta, e);
 }
 #endif
 
@@ -339,6 +360,8 @@ typedef struct {
     int direct_a;  // the kernel reads A in place
     int direct_b;  // the kernel reads full panels of B in place
     real *bpack;  // shared packed B block
+    const real *bias;  // added to every row of C, or NULL
+    int relu;
 } Gemm;
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -347,7 +370,7 @@ static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 // One work item: rows [i0, i0+mc) x micro-panels [t0, t1) of the current
 // B block, for k in [k0, k0+kc).
 static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc, size_t jc,
-                         size_t t0, size_t t1, size_t k0, size_t kc, real beta) {
+                         size_t t0, size_t t1, size_t k0, size_t kc, real beta, int first, int last) {
     size_t nmp = ceil_div(mc, MR);
     for (size_t t = t0; t < t1; t++) {
         size_t j = jc + t * NR;
@@ -358,6 +381,7 @@ static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc,
             bp = g->B + k0 * g->ldb + j;
             bs = g->ldb;
         }
+        Epi e = {first && g->bias ? g->bias + j : NULL, last && g->relu};
         for (size_t s = 0; s < nmp; s++) {
             size_t i = i0 + s * MR;
             size_t mr = min_sz(MR, g->M - i);
@@ -372,9 +396,9 @@ static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc,
             }
             real *c = g->C + i * g->ldc + j;
             if (mr == MR && nr == NR)
-                kernel_full(kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta);
+                kernel_full(kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
             else
-                kernel_edge(mr, nr, kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta);
+                kernel_edge(mr, nr, kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
         }
     }
 }
@@ -418,7 +442,7 @@ static void run(const Gemm *g, int par) {
             packed = ib;                                                            \
         }                                                                           \
         compute_item(g, apack, i0, mc, jc, jp * np / njp, (jp + 1) * np / njp, k0,  \
-                     kc, beta);                                                     \
+                     kc, beta, p == 0, p + 1 == g->nkb);                            \
     } while (0)
             if (par) {
 #pragma omp for schedule(dynamic, 1)
@@ -431,19 +455,21 @@ static void run(const Gemm *g, int par) {
     }
 }
 
-void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
-          real alpha, const real *A, size_t lda, const real *B, size_t ldb,
-          real beta, real *C, size_t ldc) {
+static void product(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                    real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+                    real beta, real *C, size_t ldc, const real *bias, int relu) {
     if (M == 0 || N == 0) return;
-    if (K == 0) {  // C = beta * C
+    if (K == 0) {  // C = beta * C or the bias, then the clamp
         for (size_t i = 0; i < M; i++)
-            for (size_t j = 0; j < N; j++)
-                C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
+            for (size_t j = 0; j < N; j++) {
+                real t = bias ? bias[j] : beta != 0 ? beta * C[i * ldc + j] : 0;
+                C[i * ldc + j] = relu && !(t > 0) ? 0 : t;
+            }
         return;
     }
     Gemm g = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
-              .alpha = alpha, .beta = beta, .A = A, .B = B,
-              .lda = lda, .ldb = ldb, .ldc = ldc, .C = C};
+              .alpha = alpha, .beta = bias ? 0 : beta, .A = A, .B = B,
+              .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .bias = bias, .relu = relu};
     g.nkb = ceil_div(K, KC);
     size_t kc_max = ceil_div(K, g.nkb);
     size_t nc_max = min_sz(NC, N);
@@ -484,9 +510,15 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
     }
 }
 
+void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+          real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+          real beta, real *C, size_t ldc) {
+    product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
+}
+
 void gemm_call(const GemmCall *g) {
-    gemm(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
-         g->C, g->ldc);
+    product(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
+            g->C, g->ldc, g->bias, g->relu);
 }
 
 // Below this many multiply-adds each, the two products of a pair go side by

@@ -18,7 +18,11 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
           real alpha, const real *A, size_t lda, const real *B, size_t ldb,
           real beta, real *C, size_t ldc);
 
-// The same product as a value, for gemm_pair.
+// The same product as a value, for gemm_pair, with an optional epilogue:
+// bias (N values, or NULL) is added to every row in place of beta * C, and
+// relu then clamps C at zero (C = max(0, alpha op(A) op(B) + bias)). Done as
+// the kernel stores C, this saves the passes over C that filling it with the
+// bias first and a separate ReLU would take; the bits are the same.
 typedef struct {
     int trans_a, trans_b;
     size_t M, N, K;
@@ -30,6 +34,8 @@ typedef struct {
     real beta;
     real *C;
     size_t ldc;
+    const real *bias;
+    int relu;
 } GemmCall;
 
 void gemm_call(const GemmCall *g);

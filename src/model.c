@@ -393,8 +393,7 @@ static void ffn_forward(const Ctx *c, real *z, real *h, real *scratch, const rea
                         size_t w1, size_t b1, size_t w2, size_t b2, size_t N, uint64_t key) {
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, F = (size_t)m->s.d_ff;
-    linear_forward(h, u, P(w1), P(b1), N, C, F);
-    relu_forward(h, h, N * F);
+    linear_relu_forward(h, u, P(w1), P(b1), N, C, F);
     const real *hd = h;
     real p = rate(c, m->s.ffn_dropout);
     if (p > 0) {
@@ -495,8 +494,8 @@ static double output_layer(Model *m, Acts *a, const Batch *b, const real *y, rea
         // The logits have one consumer: their gradient overwrites them.
         xent_backward(a->logits, a->logits, a->xent_stats + 2 * r0, b->tgt_out + r0, n, V, TOK_PAD,
                       label_smoothing, grad_scale);
-        GemmCall gx = {0, 0, n, C, V, 1, a->logits, V, P(m->out_proj), C, 0, a->g_a + r0 * C, C};
-        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, G(m->out_proj), C};
+        GemmCall gx = {0, 0, n, C, V, 1, a->logits, V, P(m->out_proj), C, 0, a->g_a + r0 * C, C, NULL, 0};
+        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, G(m->out_proj), C, NULL, 0};
         gemm_pair(&gx, &gw);
     }
     if (fwd_seconds) *fwd_seconds = t_fwd;

@@ -165,11 +165,12 @@ void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, si
 
 void linear_forward(real *out, const real *inp, const real *w, const real *b,
                     size_t N, size_t K, size_t M) {
-    if (b) {
-        #pragma omp parallel for schedule(static) if (N * M > PAR_MIN)
-        for (size_t n = 0; n < N; n++) memcpy(out + n * M, b, M * sizeof(real));
-    }
-    gemm(0, 0, N, M, K, 1, inp, K, w, M, b ? 1 : 0, out, M);
+    gemm_call(&(GemmCall){0, 0, N, M, K, 1, inp, K, w, M, 0, out, M, b, 0});
+}
+
+void linear_relu_forward(real *out, const real *inp, const real *w, const real *b,
+                         size_t N, size_t K, size_t M) {
+    gemm_call(&(GemmCall){0, 0, N, M, K, 1, inp, K, w, M, 0, out, M, b, 1});
 }
 
 // db (M) += column sums of d (N,M); columns split across threads.
@@ -187,9 +188,9 @@ static void column_sums(real *db, const real *d, size_t N, size_t M) {
 
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
                      const real *w, size_t N, size_t K, size_t M) {
-    GemmCall gw = {1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M};
+    GemmCall gw = {1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M, NULL, 0};
     if (dinp) {
-        GemmCall gx = {0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K};
+        GemmCall gx = {0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K, NULL, 0};
         gemm_pair(&gx, &gw);
     } else {
         gemm_call(&gw);

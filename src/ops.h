@@ -23,6 +23,9 @@ void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, si
 // out (N,M) = inp (N,K) . w (K,M) + b (M); b may be NULL.
 void linear_forward(real *out, const real *inp, const real *w, const real *b,
                     size_t N, size_t K, size_t M);
+// out = max(0, inp.w + b): linear_forward then relu_forward in one pass.
+void linear_relu_forward(real *out, const real *inp, const real *w, const real *b,
+                         size_t N, size_t K, size_t M);
 // dinp (N,K) += dout.w^T; dw (K,M) += inp^T.dout; db (M) += column sums. dinp/db may be NULL.
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
                      const real *w, size_t N, size_t K, size_t M);

@@ -249,8 +249,8 @@ Test(gemm, pair_matches_two_calls) {
             real *ca = malloc(pa.M * pa.ldc * sizeof(real)), *cb = malloc(pb.M * pb.ldc * sizeof(real));
             memcpy(ca, pa.C0, pa.M * pa.ldc * sizeof(real));
             memcpy(cb, pb.C0, pb.M * pb.ldc * sizeof(real));
-            GemmCall ga = {0, 1, pa.M, pa.N, pa.K, 1, pa.A, pa.lda, pa.B, pa.ldb, (real)0.5, ca, pa.ldc};
-            GemmCall gb = {1, 0, pb.M, pb.N, pb.K, (real)0.25, pb.A, pb.lda, pb.B, pb.ldb, 1, cb, pb.ldc};
+            GemmCall ga = {0, 1, pa.M, pa.N, pa.K, 1, pa.A, pa.lda, pa.B, pa.ldb, (real)0.5, ca, pa.ldc, NULL, 0};
+            GemmCall gb = {1, 0, pb.M, pb.N, pb.K, (real)0.25, pb.A, pb.lda, pb.B, pb.ldb, 1, cb, pb.ldc, NULL, 0};
             omp_set_num_threads(threads);
             gemm_pair(&ga, &gb);
             cr_assert(memcmp(ca, wa, pa.M * pa.ldc * sizeof(real)) == 0, "first product differs (shape %d, %d threads)", sh, threads);
@@ -259,6 +259,54 @@ Test(gemm, pair_matches_two_calls) {
             free_prob(&pa);
             free_prob(&pb);
         }
+    omp_set_num_threads(2);
+}
+
+// The epilogue (bias row, ReLU) gives the bits of the separate passes it
+// replaces: C filled with the bias, gemm with beta = 1, then x > 0 ? x : 0.
+// Shapes cover edge tiles, several K blocks, several column blocks and the
+// parallel path; C starts as NaN where it must not be read, and one bias value
+// is NaN (the clamp turns it into 0, as relu_forward does).
+Test(gemm, epilogue_matches_separate_passes) {
+    lcg_state = 8;
+    const size_t shapes[][3] = {{37, 50, 70}, {300, 1030, 600}, {7, 4099, 5}, {150, 65, 0}};
+    for (int layout = 0; layout < 4; layout++)
+        for (int sh = 0; sh < 4; sh++)
+            for (int variant = 0; variant < 3; variant++) {  // bias, bias + relu, relu alone
+                const size_t *s = shapes[sh];
+                int has_bias = variant < 2, relu = variant > 0;
+                omp_set_num_threads(1 + (sh + variant) % 2);
+                Prob p = make_prob(layout & 1, layout >> 1, s[0], s[1], s[2], 2, 0);
+                real *bias = malloc(p.N * sizeof(real));
+                for (size_t j = 0; j < p.N; j++) bias[j] = rand_real();
+                bias[p.N / 2] = NAN;
+                real beta = has_bias ? 1 : (real)0.5;
+                real *want = malloc(p.M * p.ldc * sizeof(real)), *got = malloc(p.M * p.ldc * sizeof(real));
+                memcpy(want, p.C0, p.M * p.ldc * sizeof(real));
+                memcpy(got, p.C0, p.M * p.ldc * sizeof(real));
+                for (size_t i = 0; i < p.M; i++)
+                    for (size_t j = 0; j < p.N; j++) {
+                        if (has_bias) want[i * p.ldc + j] = bias[j];
+                        if (has_bias) got[i * p.ldc + j] = NAN;  // not to be read
+                    }
+                gemm(p.ta, p.tb, p.M, p.N, p.K, (real)0.75, p.A, p.lda, p.B, p.ldb, beta, want, p.ldc);
+                if (relu)
+                    for (size_t i = 0; i < p.M; i++)
+                        for (size_t j = 0; j < p.N; j++) {
+                            real x = want[i * p.ldc + j];
+                            want[i * p.ldc + j] = x > 0 ? x : 0;
+                        }
+                GemmCall g = {p.ta, p.tb, p.M, p.N, p.K, (real)0.75, p.A, p.lda, p.B, p.ldb,
+                              has_bias ? 0 : beta, got, p.ldc, has_bias ? bias : NULL, relu};
+                gemm_call(&g);
+                cr_assert(memcmp(got, want, p.M * p.ldc * sizeof(real)) == 0,
+                          "layout %d shape %d variant %d: epilogue differs from separate passes",
+                          layout, sh, variant);
+                if (has_bias && relu)  // the NaN bias column
+                    for (size_t i = 0; i < p.M; i++) cr_assert_eq(got[i * p.ldc + p.N / 2], 0);
+                free(want), free(got), free(bias);
+                free_prob(&p);
+            }
     omp_set_num_threads(2);
 }
 
