@@ -220,9 +220,10 @@ int cmd_bench_gemm(int argc, char **argv) {
                 c.B[i] = (real)((i * 104729) % 1999) / 1000 - 1;
             memset(c.C, 0, c.M * c.ldc * sizeof(real));
 
-            // Small products: repeat so that one timed run lasts about 10 ms.
+            // Repeat products so that one timed run lasts 20-50 ms: on a shared machine a
+            // single 3 ms call is at the mercy of one preemption.
             double fmas = (double)c.M * (double)c.N * (double)c.K;
-            int inner = fmas >= 5e8 ? 1 : (int)(5e8 / fmas);
+            int inner = fmas >= 2e9 ? 1 : (int)(2e9 / fmas + 0.5);
             double ours[2], theirs[2];
             measure(&c, sgemm, reps, inner, ours, theirs);
             char shape_txt[64];
