@@ -744,6 +744,7 @@ struct DecodeState {
     real *kv_tmp;              // reorder scratch (rows, max_tgt, C)
     SubActs sub[2];
     real *x, *qkv, *att, *probs, *scratch, *q, *h, *ffn_scratch, *fin, *fmean, *frstd, *logits;
+    real *out_t;               // the output projection transposed (C, V)
     int *self_len, *cross_len;
 };
 
@@ -787,6 +788,14 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     d->fmean = xmalloc(R * sizeof(real));
     d->frstd = xmalloc(R * sizeof(real));
     d->logits = xmalloc(R * V * sizeof(real));
+    // The logits of a few rows against the (V, C) projection would have the
+    // product pack (transpose) all of it at every step; a (C, V) copy made once
+    // is read in place. The same sums in the same order: the same bits.
+    d->out_t = xmalloc(C * V * sizeof(real));
+    const real *w = P(m->out_proj);
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < C; c++)
+        for (size_t v = 0; v < V; v++) d->out_t[c * V + v] = w[v * C + c];
     d->self_len = xmalloc(R * sizeof(int));
     d->cross_len = xmalloc(R * sizeof(int));
     return d;
@@ -812,6 +821,7 @@ void decode_state_free(DecodeState *d) {
     }
     free(d->x); free(d->qkv); free(d->att); free(d->probs); free(d->scratch); free(d->q);
     free(d->h); free(d->ffn_scratch); free(d->fin); free(d->fmean); free(d->frstd); free(d->logits);
+    free(d->out_t);
     free(d->self_len); free(d->cross_len);
     free(d);
 }
@@ -869,7 +879,7 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
         layernorm_forward(d->fin, d->fmean, d->frstd, x, P(m->dec_lnf_w), P(m->dec_lnf_b), R, C);
         x = d->fin;
     }
-    gemm(0, 1, R, V, C, 1, x, C, P(m->out_proj), C, 0, d->logits, V);
+    gemm(0, 0, R, V, C, 1, x, C, d->out_t, V, 0, d->logits, V);
     return d->logits;
 }
 
