@@ -7,6 +7,7 @@
 // Marian). With beam 1 this is exactly greedy search. A sentence also stops when no live
 // hypothesis can still beat its best finished one.
 #include "decode.h"
+#include "ops.h"
 #include "util.h"
 
 #include <math.h>
@@ -148,14 +149,7 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
             if (!any) break;
             const real *logits = step_logits(&st, tokens, hist, rows, t);
             #pragma omp parallel for schedule(static)
-            for (size_t r = 0; r < rows; r++) {
-                const real *x = logits + r * V;
-                real mx = x[0];
-                for (size_t v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-                double sum = 0;
-                for (size_t v = 0; v < V; v++) sum += exp((double)(x[v] - mx));
-                lse[r] = (double)mx + log(sum);
-            }
+            for (size_t r = 0; r < rows; r++) lse[r] = log_sum_exp(logits + r * V, V);
             for (size_t r = 0; r < rows; r++) from[r] = (int)r;
             for (size_t i = 0; i < nb; i++) {
                 if (!live[i]) continue;

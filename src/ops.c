@@ -473,6 +473,12 @@ static real row_stats(const real *x, size_t V, double *log_sum, double *row_sum)
 #endif
 }
 
+double log_sum_exp(const real *x, size_t n) {
+    double log_sum;
+    real mx = row_stats(x, n, &log_sum, NULL);
+    return (double)mx + log_sum;
+}
+
 // d[j] = scale * (exp(x[j] - mx - ls) - off) for a whole row. (The maximum
 // and the log-sum stay apart: their sum, rounded, would cost precision when
 // the logits are large.)

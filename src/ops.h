@@ -77,6 +77,11 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
                         const real *probs, const real *q, const real *k, const real *v,
                         const AttnShape *s);
 
+// log(sum_j exp(x[j])) over one row of n > 0 values, as the loss computes it:
+// the maximum taken out, the exponentials in working precision (vectorised),
+// their sum in double.
+double log_sum_exp(const real *x, size_t n);
+
 // Label-smoothed cross entropy. logits (N,V), targets (N); rows whose target is
 // `pad` contribute nothing. The smoothed target puts 1-eps on the gold token and
 // eps/(V-2) on every other token except pad. loss (N): smoothed loss per row;
