@@ -890,10 +890,14 @@ const real *model_decode_cross_attention(const DecodeState *d) {
 
 void model_decode_reorder(DecodeState *d, const int *from, size_t t) {
     size_t R = d->rows, row = d->max_tgt * d->C, used = (t + 1) * d->C;
+    // Gather each cache into the spare buffer, which then becomes the cache;
+    // the old cache is the spare for the next one (all have the same size).
     for (size_t l = 0; l < d->layers; l++)
         for (int kv = 0; kv < 2; kv++) {
-            real *cache = kv ? d->vcache[l] : d->kcache[l];
-            for (size_t r = 0; r < R; r++) memcpy(d->kv_tmp + r * row, cache + (size_t)from[r] * row, used * sizeof(real));
-            for (size_t r = 0; r < R; r++) memcpy(cache + r * row, d->kv_tmp + r * row, used * sizeof(real));
+            real **cache = kv ? &d->vcache[l] : &d->kcache[l];
+            for (size_t r = 0; r < R; r++) memcpy(d->kv_tmp + r * row, *cache + (size_t)from[r] * row, used * sizeof(real));
+            real *old = *cache;
+            *cache = d->kv_tmp;
+            d->kv_tmp = old;
         }
 }
