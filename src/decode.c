@@ -108,7 +108,8 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
     int **hist = xcalloc(R, sizeof(int *)), **nhist = xcalloc(R, sizeof(int *));
     Hypothesis **fin = xcalloc(B, sizeof(Hypothesis *));  // stb_ds arrays of finished hypotheses
     Cand *top = xcalloc(K, sizeof(Cand)), *cands = xcalloc(K, sizeof(Cand));
-    double *lse = xcalloc(R, sizeof(double));
+    Cand *row_top = xcalloc(R * K, sizeof(Cand));  // each row's best K candidates
+    int *row_n = xcalloc(R, sizeof(int));
 
     for (size_t lo = 0; lo < n; lo += B) {
         size_t nb = n - lo < B ? n - lo : B, bs = 1;
@@ -148,8 +149,20 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
             for (size_t i = 0; i < nb; i++) any |= live[i] > 0;
             if (!any) break;
             const real *logits = step_logits(&st, tokens, hist, rows, t);
+            // Each live row's best K candidates, rows in parallel. The best k <= K
+            // of a sentence are among the union of its rows' best K, and the
+            // order (score, row, token) is total: the same choice as one scan.
             #pragma omp parallel for schedule(static)
-            for (size_t r = 0; r < rows; r++) lse[r] = log_sum_exp(logits + r * V, V);
+            for (size_t r = 0; r < rows; r++) {
+                row_n[r] = 0;
+                if (r % K >= (size_t)live[r / K]) continue;
+                const real *x = logits + r * V;
+                double base = score[r], lse = log_sum_exp(x, V);
+                for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
+                    Cand c = {base + (double)x[v] - lse, (int)r, (int)v};
+                    offer(row_top + r * K, &row_n[r], (int)K, c);
+                }
+            }
             for (size_t r = 0; r < rows; r++) from[r] = (int)r;
             for (size_t i = 0; i < nb; i++) {
                 if (!live[i]) continue;
@@ -157,14 +170,8 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
                 int k = (int)K - (int)arrlen(fin[i]);
                 size_t cap = max_out_len(o, (size_t)slen[i] - 1, limit);
                 int nt = 0;
-                for (int j = 0; j < live[i]; j++) {
-                    size_t r = i * K + (size_t)j;
-                    const real *x = logits + r * V;
-                    for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
-                        Cand c = {score[r] + (double)x[v] - lse[r], (int)r, (int)v};
-                        offer(top, &nt, k, c);
-                    }
-                }
+                for (size_t r = i * K; r < i * K + (size_t)live[i]; r++)
+                    for (int c = 0; c < row_n[r]; c++) offer(top, &nt, k, row_top[r * K + (size_t)c]);
                 // Finish EOS candidates (and all of them at the length limit).
                 int nl = 0;
                 for (int c = 0; c < nt; c++) {
@@ -244,7 +251,7 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
         arrfree(nhist[r]);
     }
     for (size_t i = 0; i < B; i++) arrfree(fin[i]);
-    free(fin); free(hist); free(nhist); free(top); free(cands); free(lse);
+    free(fin); free(hist); free(nhist); free(top); free(cands); free(row_top); free(row_n);
     free(bsrc); free(slen); free(tokens); free(from); free(live); free(score); free(nscore);
     free(st.rsrc); free(st.rsrc_len); free(st.tin); free(st.tlen);
     acts_free(st.acts);
