@@ -455,9 +455,11 @@ static void run(const Gemm *g, int par) {
     }
 }
 
-static void product(int trans_a, int trans_b, size_t M, size_t N, size_t K,
-                    real alpha, const real *A, size_t lda, const real *B, size_t ldb,
-                    real beta, real *C, size_t ldc, const real *bias, int relu) {
+void gemm_call(const GemmCall *call) {
+    size_t M = call->M, N = call->N, K = call->K, ldc = call->ldc;
+    real beta = call->beta, *C = call->C;
+    const real *bias = call->bias;
+    int relu = call->relu, trans_b = call->trans_b;
     if (M == 0 || N == 0) return;
     if (K == 0) {  // C = beta * C or the bias, then the clamp
         for (size_t i = 0; i < M; i++)
@@ -467,9 +469,9 @@ static void product(int trans_a, int trans_b, size_t M, size_t N, size_t K,
             }
         return;
     }
-    Gemm g = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
-              .alpha = alpha, .beta = bias ? 0 : beta, .A = A, .B = B,
-              .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .bias = bias, .relu = relu};
+    Gemm g = {.ta = call->trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
+              .alpha = call->alpha, .beta = bias ? 0 : beta, .A = call->A, .B = call->B,
+              .lda = call->lda, .ldb = call->ldb, .ldc = ldc, .C = C, .bias = bias, .relu = relu};
     g.nkb = ceil_div(K, KC);
     size_t kc_max = ceil_div(K, g.nkb);
     size_t nc_max = min_sz(NC, N);
@@ -513,12 +515,7 @@ static void product(int trans_a, int trans_b, size_t M, size_t N, size_t K,
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
           real alpha, const real *A, size_t lda, const real *B, size_t ldb,
           real beta, real *C, size_t ldc) {
-    product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
-}
-
-void gemm_call(const GemmCall *g) {
-    product(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
-            g->C, g->ldc, g->bias, g->relu);
+    gemm_call(&(GemmCall){trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0});
 }
 
 // Below this many multiply-adds each, the two products of a pair go side by
