@@ -155,8 +155,7 @@ static Bpe *bpe_new(void) {
     sh_new_arena(b->tok_id);
     sh_new_arena(b->cache);
     b->marker_id = -1;
-    static const char *const specials[4] = {"<pad>", "<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 4; i++) add_token(b, specials[i]);
+    for (int i = 0; i < TOK_SPECIALS; i++) add_token(b, token_special(i));
     for (int i = 0; i < 256; i++) {
         char s[8];
         snprintf(s, sizeof s, "<0x%02X>", i);

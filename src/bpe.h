@@ -12,8 +12,10 @@
 #define NMT_BPE_H
 
 #include <stddef.h>
+#include "tokens.h"
 
-enum { BPE_PAD = 0, BPE_UNK = 1, BPE_BOS = 2, BPE_EOS = 3, BPE_BYTE0 = 4, BPE_FIRST_LEARNED = 260 };
+// The byte tokens follow the specials (tokens.h); learned symbols follow the bytes.
+enum { BPE_BYTE0 = TOK_SPECIALS, BPE_FIRST_LEARNED = BPE_BYTE0 + 256 };
 
 typedef struct Bpe Bpe;
 

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "model.h"
+#include "batch.h"
 #include "tokenizer.h"
 
 typedef struct {

@@ -158,6 +158,11 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
+ParamSet model_param_set(Model *m) {
+    ParamSet p = {m->params, m->grads, m->nparams, m->tensors, (size_t)arrlen(m->tensors)};
+    return p;
+}
+
 int model_find_tensor(const Model *m, const char *name) {
     for (int i = 0; i < (int)arrlen(m->tensors); i++)
         if (strcmp(m->tensors[i].name, name) == 0) return i;

@@ -5,10 +5,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "batch.h"
+#include "params.h"
 #include "real.h"
-
-// Fixed special ids shared by every vocabulary.
-enum { TOK_PAD = 0, TOK_UNK = 1, TOK_BOS = 2, TOK_EOS = 3 };
 
 typedef struct {
     int d_model, heads, d_ff, enc_layers, dec_layers;
@@ -17,14 +16,6 @@ typedef struct {
     int max_len;                       // longest sequence (positions table)
     real dropout, attn_dropout, ffn_dropout;
 } ModelShape;
-
-// One named tensor of the parameter buffer.
-typedef struct {
-    char name[48];
-    size_t offset, rows, cols;         // rows*cols reals at params + offset
-    int decay;                         // AdamW decay applies (not biases, LN gains)
-    real init_bound;                   // uniform(-b, b); 0 = zeros; <0 = ones
-} Tensor;
 
 typedef struct EncParams EncParams;
 typedef struct DecParams DecParams;
@@ -41,14 +32,6 @@ typedef struct {
     real *pe;                          // (max_len, d_model)
 } Model;
 
-// A batch, padded: src (B,S), tgt_in/tgt_out (B,T); lengths count real tokens.
-typedef struct {
-    size_t B, S, T;
-    int *src, *src_len;
-    int *tgt_in, *tgt_out, *tgt_len;
-    size_t ntok;                       // non-pad target tokens
-} Batch;
-
 typedef struct Acts Acts;
 
 int model_create(Model *m, const ModelShape *s);   // allocates, does not initialise
@@ -56,6 +39,8 @@ void model_init_params(Model *m, uint64_t seed);
 void model_free(Model *m);
 int model_find_tensor(const Model *m, const char *name);  // index or -1
 void model_zero_grads(Model *m);                   // m->grads = 0, on all threads
+// The parameters as the optimizer sees them (views of m's buffers and table).
+ParamSet model_param_set(Model *m);
 
 // Activation arena for batches of at most max_tokens tokens per side, sequences
 // of at most max_src / max_tgt tokens; with_grads=0 gives inference only.

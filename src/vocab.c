@@ -1,6 +1,6 @@
 // vocab.c — word vocabulary with an stb_ds string hash map.
 #include "vocab.h"
-#include "model.h"
+#include "tokens.h"
 #include "util.h"
 
 #include <stb/stb_ds.h>
@@ -14,8 +14,6 @@ struct Vocab {
     char **words;      // stb_ds array: id -> word
     WordId *index;     // stb_ds string map: word -> id
 };
-
-static const char *SPECIALS[4] = {"<pad>", "<unk>", "<s>", "</s>"};
 
 static Vocab *vocab_new(void) {
     Vocab *v = xcalloc(1, sizeof *v);
@@ -83,12 +81,12 @@ int vocab_build(Vocab **out, const char *const *paths, int npaths, int min_freq,
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         int special = 0;
-        for (int s = 0; s < 4; s++) special |= strcmp(counts[i].key, SPECIALS[s]) == 0;
+        for (int s = 0; s < TOK_SPECIALS; s++) special |= strcmp(counts[i].key, token_special(s)) == 0;
         if (!special && counts[i].value >= min_freq) e[k++] = (Entry){counts[i].key, counts[i].value};
     }
     qsort(e, k, sizeof *e, by_count);
     Vocab *v = vocab_new();
-    for (int s = 0; s < 4; s++) vocab_add(v, SPECIALS[s]);
+    for (int s = 0; s < TOK_SPECIALS; s++) vocab_add(v, token_special(s));
     for (size_t i = 0; i < k && (max_size <= 0 || (int)arrlen(v->words) < max_size); i++) vocab_add(v, e[i].w);
     free(e);
     shfree(counts);
@@ -133,7 +131,7 @@ char *vocab_decode(const Vocab *v, const int *ids, size_t n) {
     *p = 0;
     for (size_t i = 0; i < n; i++) {
         const char *w = NULL;
-        if (ids[i] == TOK_UNK) w = "<unk>";
+        if (ids[i] == TOK_UNK) w = token_special(TOK_UNK);
         else if (ids[i] > TOK_EOS && ids[i] < vocab_size(v)) w = v->words[ids[i]];
         if (!w) continue;
         if (p != s) *p++ = ' ';
@@ -177,7 +175,7 @@ int vocab_deserialize(Vocab **out, const char *buf, size_t len, const char *what
         }
         memcpy(word, buf + i, wl);
         word[wl] = 0;
-        if ((line <= 4 && strcmp(word, SPECIALS[line - 1]) != 0) || shgeti(v->index, word) >= 0) {
+        if ((line <= TOK_SPECIALS && strcmp(word, token_special(line - 1)) != 0) || shgeti(v->index, word) >= 0) {
             vocab_free(v);
             return err_set(NMT_ERR_INPUT, "%s: vocabulary line %d ('%s') is wrong or repeated", what, line, word);
         }

@@ -1,5 +1,5 @@
 // vocab.h — word vocabulary: whitespace-separated tokens <-> ids.
-// ids 0..3 are <pad> <unk> <s> </s> (as in model.h); words follow, most
+// ids 0..3 are <pad> <unk> <s> </s> (tokens.h); words follow, most
 // frequent first (ties: byte order), so building is deterministic.
 #ifndef NMT_VOCAB_H
 #define NMT_VOCAB_H

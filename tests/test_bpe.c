@@ -132,24 +132,24 @@ Test(bpe, hand_checked_merges) {
 
 Test(bpe, specials_and_bytes) {
     Bpe *b = learn_text(HUG, 1000);
-    cr_assert_eq(BPE_PAD, 0);
-    cr_assert_eq(BPE_UNK, 1);
-    cr_assert_eq(BPE_BOS, 2);
-    cr_assert_eq(BPE_EOS, 3);
-    cr_assert_str_eq(bpe_token(b, BPE_PAD), "<pad>");
-    cr_assert_str_eq(bpe_token(b, BPE_UNK), "<unk>");
-    cr_assert_str_eq(bpe_token(b, BPE_BOS), "<s>");
-    cr_assert_str_eq(bpe_token(b, BPE_EOS), "</s>");
+    cr_assert_eq(TOK_PAD, 0);
+    cr_assert_eq(TOK_UNK, 1);
+    cr_assert_eq(TOK_BOS, 2);
+    cr_assert_eq(TOK_EOS, 3);
+    cr_assert_str_eq(bpe_token(b, TOK_PAD), "<pad>");
+    cr_assert_str_eq(bpe_token(b, TOK_UNK), "<unk>");
+    cr_assert_str_eq(bpe_token(b, TOK_BOS), "<s>");
+    cr_assert_str_eq(bpe_token(b, TOK_EOS), "</s>");
     cr_assert_str_eq(bpe_token(b, 4), "<0x00>");
     cr_assert_str_eq(bpe_token(b, 4 + 0xAB), "<0xAB>");
     cr_assert_str_eq(bpe_token(b, 259), "<0xFF>");
     cr_assert_null(bpe_token(b, -1));
     cr_assert_null(bpe_token(b, bpe_vocab_size(b)));
-    cr_assert_eq(bpe_token_id(b, "<s>"), BPE_BOS);
+    cr_assert_eq(bpe_token_id(b, "<s>"), TOK_BOS);
     cr_assert_eq(bpe_token_id(b, "<0x41>"), 4 + 0x41);
     cr_assert_eq(bpe_token_id(b, "nonexistent"), -1);
     // Decoding skips specials and ids out of range.
-    int ids[] = {BPE_BOS, 270, -5, 99999, BPE_PAD, 273, BPE_EOS};
+    int ids[] = {TOK_BOS, 270, -5, 99999, TOK_PAD, 273, TOK_EOS};
     char *s = bpe_decode(b, ids, 7);
     cr_assert_str_eq(s, "hug pun");
     free(s);
