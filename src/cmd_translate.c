@@ -4,6 +4,7 @@
 #include "bleu.h"
 #include "checkpoint.h"
 #include "data.h"
+#include "decode_state.h"
 #include "translate.h"
 #include "util.h"
 

@@ -7,6 +7,7 @@
 // Marian). With beam 1 this is exactly greedy search. A sentence also stops when no live
 // hypothesis can still beat its best finished one.
 #include "decode.h"
+#include "decode_state.h"
 #include "ops.h"
 #include "util.h"
 

@@ -73,19 +73,3 @@ double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoo
 const real *model_next_logits(Model *m, Acts *a, const Batch *b);
 
 #endif
-
-// Incremental decoding. The encoder runs once; cross-attention keys/values
-// are computed once per source; self-attention keys/values are cached step by
-// step. `rows` decoding rows read source row / group (group = beam size).
-typedef struct DecodeState DecodeState;
-DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t group, size_t max_src, size_t max_tgt);
-void decode_state_free(DecodeState *d);
-// Encodes B sources (src (B,S) padded, src_len (B) with EOS) for B*group rows.
-void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src_len, size_t B, size_t S);
-// Feeds tokens (one per row) at position t (0 = BOS) and returns the logits of
-// the next position, (rows, tgt_vocab), pointing into the state.
-const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_t t);
-// After a step: the last decoder layer's cross-attention weights, (rows, heads, S).
-const real *model_decode_cross_attention(const DecodeState *d);
-// Beam reordering: row r continues the history of row from[r] (for steps 0..t).
-void model_decode_reorder(DecodeState *d, const int *from, size_t t);

@@ -1,0 +1,109 @@
+// decode_state.c — incremental decoding over the training layers (layer.c):
+// the same decoder stack, one position per row, with a key/value cache.
+#include "decode_state.h"
+#include "gemm.h"
+#include "layer.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct DecodeState {
+    size_t group, max_tgt, layers, C, B, S, rows;
+    Acts *a;                   // the encoder over the sources; the decoder over one position per row
+    real *cache_buf;           // every layer's cached keys and values, and the spare: one block
+    KVCache *cache;            // per decoder layer, (max rows, max_tgt, C) each
+    real *spare;               // beam reordering gathers a cache into it
+    real *out_t;               // the output projection transposed (C, V)
+    int *self_len, *cross_len; // per row: positions so far, source length
+};
+
+DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t group, size_t max_src, size_t max_tgt) {
+    const ModelShape *s = &m->s;
+    size_t C = (size_t)s->d_model, V = (size_t)s->tgt_vocab, L = (size_t)s->dec_layers;
+    size_t R = max_sources * group, ns = max_sources * max_src, per = R * max_tgt * C;
+    DecodeState *d = xcalloc(1, sizeof *d);
+    d->group = group;
+    d->max_tgt = max_tgt;
+    d->layers = L;
+    d->C = C;
+    Dims max = {max_sources, ns, R, ns * max_src, R * max_tgt, R * max_src};
+    d->a = acts_create_dims(m, &max, 0);
+    d->cache_buf = xmalloc((2 * L + 1) * ((per + 15) & ~(size_t)15) * sizeof(real));
+    d->cache = xcalloc(L, sizeof *d->cache);
+    real *cur = d->cache_buf;
+    for (size_t l = 0; l < L; l++) {
+        d->cache[l].k = arena_take(&cur, per);
+        d->cache[l].v = arena_take(&cur, per);
+        d->cache[l].cap = max_tgt;
+    }
+    d->spare = arena_take(&cur, per);
+    // The logits of a few rows against the (V, C) projection would have the
+    // product pack (transpose) all of it at every step; a (C, V) copy made once
+    // is read in place. The same sums in the same order: the same bits.
+    d->out_t = xmalloc(C * V * sizeof(real));
+    const real *w = m->params + m->out_proj;
+    #pragma omp parallel for schedule(static)
+    for (size_t v0 = 0; v0 < V; v0 += 16)  // 16 rows of w at a time: whole cache lines both ways
+        for (size_t c = 0; c < C; c++)
+            for (size_t v = v0; v < V && v < v0 + 16; v++) d->out_t[c * V + v] = w[v * C + c];
+    d->self_len = xmalloc(R * sizeof(int));
+    d->cross_len = xmalloc(R * sizeof(int));
+    return d;
+}
+
+void decode_state_free(DecodeState *d) {
+    if (!d) return;
+    acts_free(d->a);
+    free(d->cache_buf);
+    free(d->cache);
+    free(d->out_t);
+    free(d->self_len);
+    free(d->cross_len);
+    free(d);
+}
+
+void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src_len, size_t B, size_t S) {
+    d->B = B;
+    d->S = S;
+    d->rows = B * d->group;
+    Dims dims = {B, B * S, d->rows, B * S * S, d->rows * d->max_tgt, d->rows * S};
+    acts_carve(d->a, m, &dims);
+    Ctx c = {m, 0, 0};
+    Seq q = {B, S, src_len};
+    const real *enc = encoder_forward(&c, d->a, src, &q);
+    decoder_cross_kv(&c, d->a, enc, B * S);
+    for (size_t r = 0; r < d->rows; r++) d->cross_len[r] = src_len[r / d->group];
+}
+
+const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_t t) {
+    size_t C = (size_t)m->s.d_model, R = d->rows, V = (size_t)m->s.tgt_vocab;
+    for (size_t r = 0; r < R; r++) d->self_len[r] = (int)t + 1;
+    for (int l = 0; l < m->s.dec_layers; l++) d->cache[l].pos = t;
+    Ctx c = {m, 0, 0};
+    Seq q = {R, 1, d->self_len};
+    CrossSrc src = {d->S, d->group, d->cross_len};
+    const real *y = decoder_forward(&c, d->a, tokens, &q, t, &src, d->cache);
+    gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
+    return d->a->logits;
+}
+
+const real *model_decode_cross_attention(const DecodeState *d) {
+    // The last attention a step computes is the last layer's cross-attention.
+    return d->a->dec[d->layers - 1].cprobs;
+}
+
+void model_decode_reorder(DecodeState *d, const int *from, size_t t) {
+    size_t row = d->max_tgt * d->C, used = (t + 1) * d->C;
+    // Gather each cache into the spare buffer, which then becomes the cache;
+    // the old cache is the spare for the next one (all have the same size).
+    for (size_t l = 0; l < d->layers; l++)
+        for (int kv = 0; kv < 2; kv++) {
+            real **cache = kv ? &d->cache[l].v : &d->cache[l].k;
+            for (size_t r = 0; r < d->rows; r++)
+                memcpy(d->spare + r * row, *cache + (size_t)from[r] * row, used * sizeof(real));
+            real *old = *cache;
+            *cache = d->spare;
+            d->spare = old;
+        }
+}
