@@ -78,183 +78,243 @@ static const real *step_logits(Stepper *st, const int *tokens, int *const *hist,
     return model_next_logits(st->m, st->acts, &b);
 }
 
-void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
-    size_t K = (size_t)(o->beam > 0 ? o->beam : 1), NB = (size_t)(o->nbest > 0 ? o->nbest : 1);
-    if (NB > K) NB = K;
-    size_t B = (size_t)(o->batch > 0 ? o->batch : 1), V = (size_t)m->s.tgt_vocab;
-    size_t limit = (size_t)m->s.max_len - 2;
-    size_t S = 1, T = 1;
+// The whole search: the logits provider and every per-row and per-sentence
+// buffer, sized once for batches of B sentences of K rows each.
+typedef struct {
+    const DecodeOptions *o;
+    size_t K, NB, B, V, limit;
+    Stepper st;
+    int *bsrc, *slen;            // the batch's sources (B, S) with EOS, and their lengths
+    int *tokens, *from, *live;   // per row: next input, parent row; per sentence: live rows
+    double *score, *nscore;      // per row: cumulative log-probability
+    int **hist, **nhist;         // per row: stb_ds token history
+    Hypothesis **fin;            // per sentence: stb_ds array of finished hypotheses
+    Cand *top, *cands, *row_top; // a sentence's best k; its live ones; each row's best K
+    int *row_n;
+} Search;
+
+static void search_init(Search *se, Model *m, int *const *src, size_t n, const DecodeOptions *o) {
+    memset(se, 0, sizeof *se);
+    se->o = o;
+    se->K = (size_t)(o->beam > 0 ? o->beam : 1);
+    se->NB = (size_t)(o->nbest > 0 ? o->nbest : 1);
+    if (se->NB > se->K) se->NB = se->K;
+    se->B = (size_t)(o->batch > 0 ? o->batch : 1);
+    se->V = (size_t)m->s.tgt_vocab;
+    se->limit = (size_t)m->s.max_len - 2;
+    size_t S = 1, T = 1, K = se->K;
     for (size_t i = 0; i < n; i++) {
         size_t s = (size_t)arrlen(src[i]) + 1;
         if (s > S) S = s;
-        size_t t = max_out_len(o, s - 1, limit) + 1;
+        size_t t = max_out_len(o, s - 1, se->limit) + 1;
         if (t > T) T = t;
     }
-    if (B > n) B = n ? n : 1;
-    size_t R = B * K;
-    Stepper st = {m, o, NULL, NULL, NULL, NULL, NULL, NULL, S, T};
+    if (se->B > n) se->B = n ? n : 1;
+    size_t B = se->B, R = B * K;
+    se->st = (Stepper){m, o, NULL, NULL, NULL, NULL, NULL, NULL, S, T};
     if (o->recompute) {
         size_t wide = S > T ? S : T;
-        st.acts = acts_create(m, R * wide, S, T, 0);
-        st.rsrc = xcalloc(R * S, sizeof(int));
-        st.rsrc_len = xcalloc(R, sizeof(int));
-        st.tin = xcalloc(R * T, sizeof(int));
-        st.tlen = xcalloc(R, sizeof(int));
+        se->st.acts = acts_create(m, R * wide, S, T, 0);
+        se->st.rsrc = xcalloc(R * S, sizeof(int));
+        se->st.rsrc_len = xcalloc(R, sizeof(int));
+        se->st.tin = xcalloc(R * T, sizeof(int));
+        se->st.tlen = xcalloc(R, sizeof(int));
     } else {
-        st.state = decode_state_create(m, B, K, S, T);
+        se->st.state = decode_state_create(m, B, K, S, T);
     }
-    int *bsrc = xcalloc(B * S, sizeof(int)), *slen = xcalloc(B, sizeof(int));
-    int *tokens = xcalloc(R, sizeof(int)), *from = xcalloc(R, sizeof(int)), *live = xcalloc(B, sizeof(int));
-    double *score = xcalloc(R, sizeof(double)), *nscore = xcalloc(R, sizeof(double));
-    int **hist = xcalloc(R, sizeof(int *)), **nhist = xcalloc(R, sizeof(int *));
-    Hypothesis **fin = xcalloc(B, sizeof(Hypothesis *));  // stb_ds arrays of finished hypotheses
-    Cand *top = xcalloc(K, sizeof(Cand)), *cands = xcalloc(K, sizeof(Cand));
-    Cand *row_top = xcalloc(R * K, sizeof(Cand));  // each row's best K candidates
-    int *row_n = xcalloc(R, sizeof(int));
+    se->bsrc = xcalloc(B * S, sizeof(int));
+    se->slen = xcalloc(B, sizeof(int));
+    se->tokens = xcalloc(R, sizeof(int));
+    se->from = xcalloc(R, sizeof(int));
+    se->live = xcalloc(B, sizeof(int));
+    se->score = xcalloc(R, sizeof(double));
+    se->nscore = xcalloc(R, sizeof(double));
+    se->hist = xcalloc(R, sizeof(int *));
+    se->nhist = xcalloc(R, sizeof(int *));
+    se->fin = xcalloc(B, sizeof(Hypothesis *));
+    se->top = xcalloc(K, sizeof(Cand));
+    se->cands = xcalloc(K, sizeof(Cand));
+    se->row_top = xcalloc(R * K, sizeof(Cand));
+    se->row_n = xcalloc(R, sizeof(int));
+}
 
-    for (size_t lo = 0; lo < n; lo += B) {
-        size_t nb = n - lo < B ? n - lo : B, bs = 1;
-        for (size_t i = 0; i < nb; i++)
-            if ((size_t)arrlen(src[lo + i]) + 1 > bs) bs = (size_t)arrlen(src[lo + i]) + 1;
-        memset(bsrc, 0, nb * bs * sizeof(int));
-        for (size_t i = 0; i < nb; i++) {
-            size_t len = (size_t)arrlen(src[lo + i]);
-            if (len) memcpy(bsrc + i * bs, src[lo + i], len * sizeof(int));
-            bsrc[i * bs + len] = TOK_EOS;
-            slen[i] = (int)len + 1;
-            live[i] = 1;
-            arrsetlen(fin[i], 0);
-        }
-        size_t rows = nb * K;
-        if (o->recompute) {
-            st.S = bs;
-            for (size_t r = 0; r < rows; r++) {
-                memcpy(st.rsrc + r * bs, bsrc + (r / K) * bs, bs * sizeof(int));
-                st.rsrc_len[r] = slen[r / K];
-            }
-        } else {
-            model_decode_begin(m, st.state, bsrc, slen, nb, bs);
-        }
+static void search_free(Search *se) {
+    for (size_t r = 0; r < se->B * se->K; r++) {
+        arrfree(se->hist[r]);
+        arrfree(se->nhist[r]);
+    }
+    for (size_t i = 0; i < se->B; i++) arrfree(se->fin[i]);
+    free(se->fin); free(se->hist); free(se->nhist); free(se->top); free(se->cands); free(se->row_top);
+    free(se->row_n); free(se->bsrc); free(se->slen); free(se->tokens); free(se->from); free(se->live);
+    free(se->score); free(se->nscore);
+    Stepper *st = &se->st;
+    free(st->rsrc); free(st->rsrc_len); free(st->tin); free(st->tlen);
+    acts_free(st->acts);
+    decode_state_free(st->state);
+}
+
+// Sentences lo..lo+nb: padded sources, encoder run, one live BOS row each.
+// Returns the longest output any of them may have.
+static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
+    size_t K = se->K, bs = 1;
+    for (size_t i = 0; i < nb; i++)
+        if ((size_t)arrlen(src[lo + i]) + 1 > bs) bs = (size_t)arrlen(src[lo + i]) + 1;
+    memset(se->bsrc, 0, nb * bs * sizeof(int));
+    for (size_t i = 0; i < nb; i++) {
+        size_t len = (size_t)arrlen(src[lo + i]);
+        if (len) memcpy(se->bsrc + i * bs, src[lo + i], len * sizeof(int));
+        se->bsrc[i * bs + len] = TOK_EOS;
+        se->slen[i] = (int)len + 1;
+        se->live[i] = 1;
+        arrsetlen(se->fin[i], 0);
+    }
+    size_t rows = nb * K;
+    Stepper *st = &se->st;
+    if (se->o->recompute) {
+        st->S = bs;
         for (size_t r = 0; r < rows; r++) {
-            tokens[r] = TOK_BOS;
-            score[r] = 0;
-            arrsetlen(hist[r], 0);
+            memcpy(st->rsrc + r * bs, se->bsrc + (r / K) * bs, bs * sizeof(int));
+            st->rsrc_len[r] = se->slen[r / K];
         }
-        size_t tmax = 0;
-        for (size_t i = 0; i < nb; i++) {
-            size_t c = max_out_len(o, (size_t)slen[i] - 1, limit);
-            if (c > tmax) tmax = c;
+    } else {
+        model_decode_begin(st->m, st->state, se->bsrc, se->slen, nb, bs);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        se->tokens[r] = TOK_BOS;
+        se->score[r] = 0;
+        arrsetlen(se->hist[r], 0);
+    }
+    size_t tmax = 0;
+    for (size_t i = 0; i < nb; i++) {
+        size_t c = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
+        if (c > tmax) tmax = c;
+    }
+    return tmax;
+}
+
+// Each live row's best K candidates, rows in parallel. The best k <= K of a
+// sentence are among the union of its rows' best K, and the order (score,
+// row, token) is total: the same choice as one scan.
+static void row_candidates(Search *se, const real *logits, size_t rows) {
+    size_t K = se->K, V = se->V;
+    #pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        se->row_n[r] = 0;
+        if (r % K >= (size_t)se->live[r / K]) continue;
+        const real *x = logits + r * V;
+        double base = se->score[r], lse = log_sum_exp(x, V);
+        for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
+            Cand c = {base + (double)x[v] - lse, (int)r, (int)v};
+            offer(se->row_top + r * K, &se->row_n[r], (int)K, c);
         }
+    }
+}
+
+// Sentence i's best candidates: those ending in EOS (all of them at the
+// length limit) finish; the rest become its live rows, parents in from[].
+static void choose(Search *se, size_t i) {
+    size_t K = se->K;
+    int **hist = se->hist;
+    // Slots left: the beam minus the hypotheses already finished.
+    int k = (int)K - (int)arrlen(se->fin[i]);
+    size_t cap = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
+    int nt = 0, nl = 0;
+    for (size_t r = i * K; r < i * K + (size_t)se->live[i]; r++)
+        for (int c = 0; c < se->row_n[r]; c++) offer(se->top, &nt, k, se->row_top[r * K + (size_t)c]);
+    for (int c = 0; c < nt; c++) {
+        size_t r = (size_t)se->top[c].row;
+        int eos = se->top[c].tok == TOK_EOS;
+        if (eos || (size_t)arrlen(hist[r]) + 1 >= cap) {
+            Hypothesis h = {NULL, se->top[c].score, 0, eos};
+            for (ptrdiff_t j = 0; j < arrlen(hist[r]); j++) arrput(h.ids, hist[r][j]);
+            if (!eos) arrput(h.ids, se->top[c].tok);
+            h.score = h.logprob / length_penalty(se->o->alpha, (size_t)arrlen(h.ids) + (size_t)eos);
+            arrput(se->fin[i], h);
+        } else {
+            se->cands[nl++] = se->top[c];
+        }
+    }
+    // Early stop: no live hypothesis can beat the best finished one
+    // (log-probabilities only fall; the penalty is largest at cap).
+    double best_fin = -INFINITY, bound = -INFINITY;
+    for (ptrdiff_t h = 0; h < arrlen(se->fin[i]); h++)
+        if (se->fin[i][h].score > best_fin) best_fin = se->fin[i][h].score;
+    for (int c = 0; c < nl; c++) {
+        double b = se->cands[c].score / length_penalty(se->o->alpha, cap + 1);
+        if (b > bound) bound = b;
+    }
+    if (arrlen(se->fin[i]) >= (ptrdiff_t)se->NB && best_fin >= bound) nl = 0;
+    for (int c = 0; c < nl; c++) {
+        size_t r = i * K + (size_t)c;
+        se->from[r] = se->cands[c].row;
+        se->nscore[r] = se->cands[c].score;
+        se->tokens[r] = se->cands[c].tok;
+    }
+    for (size_t r = i * K + (size_t)nl; r < (i + 1) * K; r++) se->tokens[r] = TOK_PAD;
+    se->live[i] = nl;
+}
+
+// New histories (and cache rows) follow the chosen parents.
+static void follow_parents(Search *se, size_t rows, size_t t) {
+    size_t K = se->K;
+    for (size_t r = 0; r < rows; r++) {
+        arrsetlen(se->nhist[r], 0);
+        size_t i = r / K;
+        if (r - i * K >= (size_t)se->live[i]) continue;
+        int *h = se->hist[se->from[r]];
+        for (ptrdiff_t j = 0; j < arrlen(h); j++) arrput(se->nhist[r], h[j]);
+        arrput(se->nhist[r], se->tokens[r]);
+        se->score[r] = se->nscore[r];
+    }
+    for (size_t r = 0; r < rows; r++) {
+        int *tmp = se->hist[r];
+        se->hist[r] = se->nhist[r];
+        se->nhist[r] = tmp;
+    }
+    if (!se->o->recompute && K > 1) model_decode_reorder(se->st.state, se->from, t);
+}
+
+// Sentence i's finished hypotheses, best first (score, then log-probability,
+// then shorter), into out[0..NB).
+static void emit(Search *se, size_t i, Hypothesis *out) {
+    Hypothesis *f = se->fin[i];
+    size_t nf = (size_t)arrlen(f);
+    for (size_t a = 1; a < nf; a++)
+        for (size_t b = a; b > 0 && (f[b].score > f[b - 1].score ||
+                                     (f[b].score == f[b - 1].score && arrlen(f[b].ids) < arrlen(f[b - 1].ids)));
+             b--) {
+            Hypothesis tmp = f[b];
+            f[b] = f[b - 1];
+            f[b - 1] = tmp;
+        }
+    for (size_t h = 0; h < se->NB; h++) {
+        if (h < nf) {
+            out[h] = f[h];
+            f[h].ids = NULL;
+        } else {
+            out[h] = (Hypothesis){NULL, -INFINITY, -INFINITY, 0};
+        }
+    }
+    for (size_t h = se->NB; h < nf; h++) arrfree(f[h].ids);
+}
+
+void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+    Search se;
+    search_init(&se, m, src, n, o);
+    for (size_t lo = 0; lo < n; lo += se.B) {
+        size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;
+        size_t tmax = search_begin(&se, src, lo, nb);
         for (size_t t = 0; t <= tmax; t++) {
             int any = 0;
-            for (size_t i = 0; i < nb; i++) any |= live[i] > 0;
+            for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
             if (!any) break;
-            const real *logits = step_logits(&st, tokens, hist, rows, t);
-            // Each live row's best K candidates, rows in parallel. The best k <= K
-            // of a sentence are among the union of its rows' best K, and the
-            // order (score, row, token) is total: the same choice as one scan.
-            #pragma omp parallel for schedule(static)
-            for (size_t r = 0; r < rows; r++) {
-                row_n[r] = 0;
-                if (r % K >= (size_t)live[r / K]) continue;
-                const real *x = logits + r * V;
-                double base = score[r], lse = log_sum_exp(x, V);
-                for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
-                    Cand c = {base + (double)x[v] - lse, (int)r, (int)v};
-                    offer(row_top + r * K, &row_n[r], (int)K, c);
-                }
-            }
-            for (size_t r = 0; r < rows; r++) from[r] = (int)r;
-            for (size_t i = 0; i < nb; i++) {
-                if (!live[i]) continue;
-                // Slots left: the beam minus the hypotheses already finished.
-                int k = (int)K - (int)arrlen(fin[i]);
-                size_t cap = max_out_len(o, (size_t)slen[i] - 1, limit);
-                int nt = 0;
-                for (size_t r = i * K; r < i * K + (size_t)live[i]; r++)
-                    for (int c = 0; c < row_n[r]; c++) offer(top, &nt, k, row_top[r * K + (size_t)c]);
-                // Finish EOS candidates (and all of them at the length limit).
-                int nl = 0;
-                for (int c = 0; c < nt; c++) {
-                    size_t r = (size_t)top[c].row;
-                    int eos = top[c].tok == TOK_EOS;
-                    if (eos || (size_t)arrlen(hist[r]) + 1 >= cap) {
-                        Hypothesis h = {NULL, top[c].score, 0};
-                        for (ptrdiff_t j = 0; j < arrlen(hist[r]); j++) arrput(h.ids, hist[r][j]);
-                        if (!eos) arrput(h.ids, top[c].tok);
-                        h.score = h.logprob / length_penalty(o->alpha, (size_t)arrlen(h.ids) + (size_t)eos);
-                        arrput(fin[i], h);
-                    } else {
-                        cands[nl++] = top[c];
-                    }
-                }
-                // Early stop: no live hypothesis can beat the best finished one
-                // (log-probabilities only fall; the penalty is largest at cap).
-                double best_fin = -INFINITY;
-                for (ptrdiff_t h = 0; h < arrlen(fin[i]); h++)
-                    if (fin[i][h].score > best_fin) best_fin = fin[i][h].score;
-                double bound = -INFINITY;
-                for (int c = 0; c < nl; c++) {
-                    double b = cands[c].score / length_penalty(o->alpha, cap + 1);
-                    if (b > bound) bound = b;
-                }
-                if (arrlen(fin[i]) >= (ptrdiff_t)NB && best_fin >= bound) nl = 0;
-                for (int c = 0; c < nl; c++) {
-                    size_t r = i * K + (size_t)c;
-                    from[r] = cands[c].row;
-                    nscore[r] = cands[c].score;
-                    tokens[r] = cands[c].tok;
-                }
-                for (size_t r = i * K + (size_t)nl; r < (i + 1) * K; r++) tokens[r] = TOK_PAD;
-                live[i] = nl;
-            }
-            // New histories and cache rows follow the chosen parents.
-            for (size_t r = 0; r < rows; r++) {
-                arrsetlen(nhist[r], 0);
-                size_t i = r / K;
-                if (r - i * K >= (size_t)live[i]) continue;
-                for (ptrdiff_t j = 0; j < arrlen(hist[from[r]]); j++) arrput(nhist[r], hist[from[r]][j]);
-                arrput(nhist[r], tokens[r]);
-                score[r] = nscore[r];
-            }
-            for (size_t r = 0; r < rows; r++) {
-                int *tmp = hist[r];
-                hist[r] = nhist[r];
-                nhist[r] = tmp;
-            }
-            if (!o->recompute && K > 1) model_decode_reorder(st.state, from, t);
+            row_candidates(&se, step_logits(&se.st, se.tokens, se.hist, rows, t), rows);
+            for (size_t r = 0; r < rows; r++) se.from[r] = (int)r;
+            for (size_t i = 0; i < nb; i++)
+                if (se.live[i]) choose(&se, i);
+            follow_parents(&se, rows, t);
         }
-        for (size_t i = 0; i < nb; i++) {
-            // Best first: score, then log-probability, then shorter.
-            Hypothesis *f = fin[i];
-            size_t nf = (size_t)arrlen(f);
-            for (size_t a = 1; a < nf; a++)
-                for (size_t b = a; b > 0 && (f[b].score > f[b - 1].score ||
-                                             (f[b].score == f[b - 1].score && arrlen(f[b].ids) < arrlen(f[b - 1].ids)));
-                     b--) {
-                    Hypothesis tmp = f[b];
-                    f[b] = f[b - 1];
-                    f[b - 1] = tmp;
-                }
-            for (size_t h = 0; h < NB; h++) {
-                if (h < nf) {
-                    out[(lo + i) * NB + h] = f[h];
-                    f[h].ids = NULL;
-                } else {
-                    out[(lo + i) * NB + h] = (Hypothesis){NULL, -INFINITY, -INFINITY};
-                }
-            }
-            for (size_t h = NB; h < nf; h++) arrfree(f[h].ids);
-        }
+        for (size_t i = 0; i < nb; i++) emit(&se, i, out + (lo + i) * se.NB);
     }
-    for (size_t r = 0; r < R; r++) {
-        arrfree(hist[r]);
-        arrfree(nhist[r]);
-    }
-    for (size_t i = 0; i < B; i++) arrfree(fin[i]);
-    free(fin); free(hist); free(nhist); free(top); free(cands); free(row_top); free(row_n);
-    free(bsrc); free(slen); free(tokens); free(from); free(live); free(score); free(nscore);
-    free(st.rsrc); free(st.rsrc_len); free(st.tin); free(st.tlen);
-    acts_free(st.acts);
-    decode_state_free(st.state);
+    search_free(&se);
 }

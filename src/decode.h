@@ -19,6 +19,7 @@ typedef struct {
     int *ids;               // stb_ds array of target ids, without EOS
     double logprob;         // sum of log-probabilities (EOS included when emitted)
     double score;           // logprob / length penalty
+    int eos;                // 1 when it ended with EOS, 0 when the length limit stopped it
 } Hypothesis;
 
 DecodeOptions decode_defaults(void);

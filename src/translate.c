@@ -34,7 +34,7 @@ int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *line
             // Empty input lines give empty output lines.
             texts[i] = arrlen(src[i / nb]) ? tokenizer_decode(t, h[i].ids, (size_t)arrlen(h[i].ids)) : xstrdup("");
             if (scores) scores[i] = h[i].score;
-            if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + 1;
+            if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + (size_t)h[i].eos;
             arrfree(h[i].ids);
         }
         free(h);

@@ -102,7 +102,7 @@ Test(decode, beam1_is_greedy) {
             if (best == TOK_EOS) break;
             arrput(out, best);
         }
-        Hypothesis g = {out, 0, 0};
+        Hypothesis g = {out, 0, 0, 1};
         cr_assert(same_ids(&h[i], &g), "sentence %zu: beam 1 (%td tokens) differs from greedy (%td tokens)", i,
                   arrlen(h[i].ids), arrlen(out));
         arrfree(out);
