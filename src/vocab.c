@@ -90,6 +90,13 @@ int vocab_build(Vocab **out, const char *const *paths, int npaths, int min_freq,
     for (size_t i = 0; i < k && (max_size <= 0 || (int)arrlen(v->words) < max_size); i++) vocab_add(v, e[i].w);
     free(e);
     shfree(counts);
+    // A vocabulary of specials alone could not be loaded back from a checkpoint.
+    if (vocab_size(v) == TOK_SPECIALS) {
+        vocab_free(v);
+        return err_set(NMT_ERR_INPUT, "%s%s: no word is left in the vocabulary (min_freq %d, size limit %d, "
+                       "specials included): lower data.min_freq or raise data.vocab_size",
+                       npaths ? paths[0] : "(no files)", npaths > 1 ? " and the other files" : "", min_freq, max_size);
+    }
     *out = v;
     return NMT_OK;
 }

@@ -111,14 +111,15 @@ Test(vocab, min_freq_drops_rare_words_to_unk) {
     v = build1(p, 5, 0);
     expect_words(v, BY_FREQ, 1);
     vocab_free(v);
-    v = build1(p, 6, 0);  // no word left: the specials only
-    expect_words(v, BY_FREQ, 0);
-    vocab_free(v);
+    Vocab *none = NULL;  // no word left: refused (see every_built_vocabulary_loads_back)
+    cr_assert_eq(vocab_build(&none, &p, 1, 6, 0), NMT_ERR_INPUT);
+    cr_assert_null(none);
+    err_clear();
 }
 
 Test(vocab, max_size_caps_the_ids) {
     const char *p = write_tmp("counts.txt", COUNTS);
-    for (int max = TOK_SPECIALS; max <= TOK_SPECIALS + 9; max++) {
+    for (int max = TOK_SPECIALS + 1; max <= TOK_SPECIALS + 9; max++) {
         Vocab *v = build1(p, 1, max);
         int words = max - TOK_SPECIALS < 7 ? max - TOK_SPECIALS : 7;
         expect_words(v, BY_FREQ, words);  // the most frequent ones
@@ -298,23 +299,25 @@ Test(vocab, deserialize_checks_specials_and_duplicates) {
     vocab_free(v);
 }
 
-// BUG: a vocabulary that vocab_build returns (NMT_OK) can fail to load back:
-// when min_freq or max_size leave no word, vocab_build gives the four specials
-// alone, and vocab_deserialize rejects that ("vocabulary has no words"). In a
-// run, data.min_freq above every word's count (or data.vocab_size <= 4 with the
-// word tokenizer) trains and saves checkpoints that cannot be loaded. Disabled
-// until vocab_build refuses such a vocabulary or vocab_deserialize accepts it.
-Test(vocab, every_built_vocabulary_loads_back, .disabled = true) {
+// A vocabulary that vocab_build returns loads back: when min_freq or max_size
+// leave no word, vocab_build refuses (a checkpoint of specials alone could
+// not be loaded).
+Test(vocab, every_built_vocabulary_loads_back) {
     const char *p = write_tmp("counts.txt", COUNTS);
     static const int limits[][2] = {{1, 0}, {5, 0}, {6, 0}, {1, 5}, {1, 4}, {100, 100}};
+    int built = 0, refused = 0;
     for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
         Vocab *v = NULL;
         int rc = vocab_build(&v, &p, 1, limits[k][0], limits[k][1]);
-        if (rc != NMT_OK) {  // refusing to build is fine too
+        if (rc != NMT_OK) {  // only when no word is left; the message names the file
+            cr_assert_eq(rc, NMT_ERR_INPUT);
             cr_assert_null(v);
+            cr_assert(strstr(err_msg(), p) && strstr(err_msg(), "no word is left"), "%s", err_msg());
             err_clear();
+            refused++;
             continue;
         }
+        built++;
         size_t len = 0;
         char *buf = vocab_serialize(v, &len);
         Vocab *w = NULL;
@@ -326,4 +329,5 @@ Test(vocab, every_built_vocabulary_loads_back, .disabled = true) {
         free(buf);
         vocab_free(v);
     }
+    cr_assert(built > 0 && refused > 0, "built %d, refused %d: both paths must be exercised", built, refused);
 }
