@@ -1,6 +1,7 @@
 // checkpoint.c — the sections of a checkpoint, on top of ckptfile.
 #include "checkpoint.h"
 #include "ckptfile.h"
+#include "model_config.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -9,31 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-ModelShape model_shape_from(const Config *c, const Tokenizer *t) {
-    return model_shape_sized(c, tokenizer_vocab_size(t, SIDE_SRC), tokenizer_vocab_size(t, SIDE_TGT));
-}
-
-ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab) {
-    ModelShape s;
-    memset(&s, 0, sizeof s);
-    s.d_model = c->d_model;
-    s.heads = c->heads;
-    s.d_ff = c->d_ff;
-    s.enc_layers = c->enc_layers;
-    s.dec_layers = c->dec_layers;
-    s.pre_norm = c->norm == NORM_PRE;
-    s.tie_output = c->tie_output;
-    s.shared_vocab = c->shared_vocab;
-    s.src_vocab = src_vocab;
-    s.tgt_vocab = tgt_vocab;
-    int longest = c->max_src_len > c->max_tgt_len ? c->max_src_len : c->max_tgt_len;
-    s.max_len = longest + 2 > 1024 ? longest + 2 : 1024;
-    s.dropout = (real)c->dropout;
-    s.attn_dropout = (real)c->attn_dropout;
-    s.ffn_dropout = (real)c->ffn_dropout;
-    return s;
-}
 
 static char *tensor_table(const Model *m, size_t *len) {
     size_t cap = 256 + (size_t)arrlen(m->tensors) * 128;
@@ -69,22 +45,20 @@ static char *state_json(const TrainState *st) {
 }
 
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
-                    const Adam *adam, const TrainState *st) {
+                    const Optimizer *opt, const TrainState *st) {
     char *cfg = config_to_json(c);
     size_t tok_len, tab_len;
     char *tok = tokenizer_serialize(t, &tok_len);
     char *tab = tensor_table(m, &tab_len);
     char *state = state_json(st);
-    CkptSection sec[7];
+    CkptSection sec[5 + OPTIM_MAX_STATE];
     int n = 0;
     sec[n++] = (CkptSection){"config", cfg, strlen(cfg)};
     sec[n++] = (CkptSection){"tokenizer", tok, tok_len};
     sec[n++] = (CkptSection){"tensors", tab, tab_len};
     sec[n++] = (CkptSection){"params", m->params, m->nparams * sizeof(real)};
-    if (adam) {
-        sec[n++] = (CkptSection){"adam_m", adam->m, adam->n * sizeof(real)};
-        sec[n++] = (CkptSection){"adam_v", adam->v, adam->n * sizeof(real)};
-    }
+    for (int i = 0; opt && i < opt->nstate; i++)
+        sec[n++] = (CkptSection){opt->state_name[i], opt->state[i], opt->n * sizeof(real)};
     sec[n++] = (CkptSection){"state", state, strlen(state)};
     int rc = ckpt_write(path, sec, n);
     free(cfg);
@@ -171,11 +145,11 @@ static int parse_state(TrainState *st, const char *text, const char *path) {
     return NMT_OK;
 }
 
-int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Adam *adam, TrainState *st) {
+int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st) {
     memset(c, 0, sizeof *c);
     memset(t, 0, sizeof *t);
     memset(m, 0, sizeof *m);
-    if (adam) memset(adam, 0, sizeof *adam);
+    if (opt) memset(opt, 0, sizeof *opt);
     CkptFile *f = NULL;
     int rc = ckpt_open(&f, path);
     if (rc) return rc;
@@ -200,22 +174,21 @@ int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Adam *a
     if (!table) { rc = err_code(); goto done; }
     rc = check_tensor_table(m, table, path);
     if (!rc) rc = copy_array(m->params, m->nparams, f, "params", path);
-    if (!rc && adam) {
-        adam_init(adam, m->nparams, c->beta1, c->beta2, c->eps, c->weight_decay);
-        rc = copy_array(adam->m, adam->n, f, "adam_m", path);
-        if (!rc) rc = copy_array(adam->v, adam->n, f, "adam_v", path);
+    if (!rc && opt) {
+        optim_init(opt, c, m->nparams);
+        for (int i = 0; !rc && i < opt->nstate; i++) rc = copy_array(opt->state[i], opt->n, f, opt->state_name[i], path);
     }
     state = section_text(f, "state", path);
     if (!rc && !state) rc = err_code();
     if (!rc) rc = parse_state(st, state, path);
-    if (!rc && adam) adam->step = st->step;
+    if (!rc && opt) opt->step = st->step;
 done:
     free(cfg);
     free(state);
     free(table);
     ckpt_close(f);
     if (rc) {
-        if (adam && adam->m) adam_free(adam);
+        if (opt) optim_free(opt);
         if (have_model) model_free(m);
         if (have_tok) tokenizer_free(t);
         if (have_cfg) config_free(c);

@@ -4,7 +4,8 @@
 //   tokenizer  vocabularies or the BPE model
 //   tensors    the parameter table: "name rows cols offset decay" per line
 //   params     every parameter, raw little-endian floats
-//   adam_m, adam_v   Adam moments (training checkpoints)
+//   one section per state buffer the optimizer names (training checkpoints):
+//              adam_m, adam_v (Adam); momentum (SGD with momentum)
 //   state      JSON: step, data cursor, log accumulators, best validation loss
 #ifndef NMT_CHECKPOINT_H
 #define NMT_CHECKPOINT_H
@@ -13,32 +14,17 @@
 #include "model.h"
 #include "optim.h"
 #include "tokenizer.h"
+#include "train_step.h"
 
-typedef struct {
-    long step;                 // optimizer steps done
-    long epoch;                // data cursor: epoch and next position in its order
-    long batch_pos;
-    double best_valid_loss;    // +inf until validation runs
-    double best_valid_bleu;    // -1 until validation BLEU runs
-    long bad_evals;            // validations since the best one (early stopping)
-    double log_loss, log_nll, log_tokens;  // accumulators since the last log record
-    double elapsed;            // training seconds so far
-    long tokens_seen;          // target tokens trained on
-} TrainState;
-
-// The model shape implied by a config and its tokenizer.
-ModelShape model_shape_from(const Config *c, const Tokenizer *t);
-// The same with the vocabulary sizes given (benchmarks on synthetic data).
-ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab);
-
-// Writes atomically. adam may be NULL (weights-only checkpoint, e.g. averages).
+// Writes atomically. opt may be NULL (weights-only checkpoint, e.g. averages).
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
-                    const Adam *adam, const TrainState *st);
+                    const Optimizer *opt, const TrainState *st);
 
 // Reads and verifies everything, then builds the config, tokenizer and model
-// (and, if adam != NULL, the optimizer state, which must be present).
+// (and, if opt != NULL, the optimizer the checkpoint's config names, with its
+// state, which must be present, and its step count).
 // Nothing is returned half-built: on error all outputs are left empty.
-int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Adam *adam, TrainState *st);
+int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st);
 
 // `nmt info FILE`: prints header, sections, config, step and sizes.
 int checkpoint_info(const char *path);

@@ -65,10 +65,12 @@ static const Key KEYS[] = {
     {"train.lr_scale", K_NUM, OFF(lr_scale), 1.0, 0, 0, 1e6, 0, 0, "noam: multiplier"},
     {"train.lr", K_NUM, OFF(lr), 5e-4, 0, 0, 10, 0, 0, "inverse_sqrt: peak learning rate"},
     {"train.warmup_steps", K_NUM, OFF(warmup_steps), 4000, 0, 1, 1e9, 0, 0, "learning-rate warmup steps"},
+    {"train.optimizer", K_ENUM, OFF(optimizer), OPT_ADAM, 0, 0, 0, "adam|sgd_momentum", 0, "adam: Adam with bias correction (train.adam_*); sgd_momentum: SGD with heavy-ball momentum (train.momentum); a resumed run keeps its optimizer"},
     {"train.adam_beta1", K_NUM, OFF(beta1), 0.9, 0, 0, 0.999999, 0, 0, "Adam beta1"},
     {"train.adam_beta2", K_NUM, OFF(beta2), 0.98, 0, 0, 0.999999999, 0, 0, "Adam beta2"},
     {"train.adam_eps", K_NUM, OFF(eps), 1e-9, 0, 0, 1, 0, 0, "Adam epsilon"},
-    {"train.weight_decay", K_NUM, OFF(weight_decay), 0.0, 0, 0, 1, 0, 0, "decoupled weight decay (AdamW); not applied to biases and LayerNorm gains"},
+    {"train.momentum", K_NUM, OFF(momentum), 0.9, 0, 0, 0.999999, 0, 0, "sgd_momentum: momentum (the buffer is momentum * buffer + gradient)"},
+    {"train.weight_decay", K_NUM, OFF(weight_decay), 0.0, 0, 0, 1, 0, 0, "decoupled weight decay (AdamW-style, either optimizer): p -= lr * weight_decay * p; not applied to biases and LayerNorm gains"},
     {"train.clip_norm", K_NUM, OFF(clip_norm), 0.0, 0, 0, 1e9, 0, 0, "clip gradients to this global L2 norm (0 = off)"},
 };
 #undef OFF

@@ -10,6 +10,7 @@ enum { NORM_POST = 0, NORM_PRE = 1 };
 enum { TOK_WORD = 0, TOK_BPE = 1 };
 enum { LR_NOAM = 0, LR_INVSQRT = 1 };
 enum { BEST_LOSS = 0, BEST_BLEU = 1 };
+enum { OPT_ADAM = 0, OPT_SGD_MOMENTUM = 1 };   // train.optimizer (src/optim.c)
 
 typedef struct {
     // model
@@ -33,7 +34,8 @@ typedef struct {
     double label_smoothing;
     int lr_schedule;       // LR_NOAM | LR_INVSQRT
     double lr_scale, lr, warmup_steps;
-    double beta1, beta2, eps, weight_decay, clip_norm;
+    int optimizer;         // OPT_ADAM | OPT_SGD_MOMENTUM
+    double beta1, beta2, eps, momentum, weight_decay, clip_norm;
 } Config;
 
 // Fills `c` with the defaults.

@@ -1,30 +1,19 @@
-// optim.c — Adam with bias correction, schedules, clipping.
+// optim.c — the optimizers (Adam with bias correction, SGD with momentum),
+// schedules, clipping. An optimizer is a row of KINDS: its name, the names of
+// its state buffers and its update; a new one is a row and an update here plus
+// its config key.
 #include "optim.h"
 #include "util.h"
 
 #include <math.h>
-#include <stb/stb_ds.h>
 #include <stdlib.h>
 #include <string.h>
 
-void adam_init(Adam *a, size_t n, double beta1, double beta2, double eps, double weight_decay) {
-    memset(a, 0, sizeof *a);
-    a->m = xcalloc(n, sizeof(real));
-    a->v = xcalloc(n, sizeof(real));
-    a->n = n;
-    a->beta1 = beta1;
-    a->beta2 = beta2;
-    a->eps = eps;
-    a->weight_decay = weight_decay;
-}
+// The update runs over each tensor in chunks of this many reals: one parallel
+// region for all tensors, a fixed split whatever the thread count.
+enum { CHUNK = 4096 };
 
-void adam_free(Adam *a) {
-    free(a->m);
-    free(a->v);
-    memset(a, 0, sizeof *a);
-}
-
-// One tensor's update. restrict lets the compiler vectorise it; lanes are
+// One chunk of a tensor. restrict lets the compiler vectorise it; lanes are
 // independent, so the bits are those of the scalar loop.
 static void adam_update(real *restrict p, const real *restrict g, real *restrict mm, real *restrict vv,
                         size_t n, real gmul, real b1, real b2, real eps, real step_size, real inv_sqrt_bc2,
@@ -37,29 +26,101 @@ static void adam_update(real *restrict p, const real *restrict g, real *restrict
     }
 }
 
-void adam_step(Adam *a, Model *m, double lr, real grad_mul) {
-    a->step++;
-    double bc1 = 1 - pow(a->beta1, (double)a->step), bc2 = 1 - pow(a->beta2, (double)a->step);
-    real b1 = (real)a->beta1, b2 = (real)a->beta2, eps = (real)a->eps;
+static void adam_step(Optimizer *o, const ParamSet *ps, double lr, real grad_mul) {
+    const OptimSettings *s = &o->set;
+    double bc1 = 1 - pow(s->beta1, (double)o->step), bc2 = 1 - pow(s->beta2, (double)o->step);
+    real b1 = (real)s->beta1, b2 = (real)s->beta2, eps = (real)s->eps;
     real step_size = (real)(lr / bc1), inv_sqrt_bc2 = (real)(1 / sqrt(bc2));
-    // One parallel region for all tensors; each is cut into fixed chunks.
-    enum { CHUNK = 4096 };
-    ptrdiff_t nt = arrlen(m->tensors);
+    real *m = o->state[0], *v = o->state[1];
     #pragma omp parallel
-    for (ptrdiff_t t = 0; t < nt; t++) {
-        const Tensor *ten = &m->tensors[t];
+    for (size_t t = 0; t < ps->ntensors; t++) {
+        const Tensor *ten = &ps->tensors[t];
         size_t off = ten->offset, n = ten->rows * ten->cols;
-        real decay = ten->decay ? (real)(lr * a->weight_decay) : 0;
+        real decay = ten->decay ? (real)(lr * s->weight_decay) : 0;
         #pragma omp for schedule(static) nowait
         for (size_t c = 0; c < n; c += CHUNK)
-            adam_update(m->params + off + c, m->grads + off + c, a->m + off + c, a->v + off + c,
+            adam_update(ps->value + off + c, ps->grad + off + c, m + off + c, v + off + c,
                         n - c < CHUNK ? n - c : CHUNK, grad_mul, b1, b2, eps, step_size, inv_sqrt_bc2, decay);
     }
 }
 
+// Heavy-ball momentum without dampening (PyTorch's SGD): b = mu*b + g; p -= lr*b.
+static void sgd_update(real *restrict p, const real *restrict g, real *restrict b, size_t n, real gmul, real mu,
+                       real lr, real decay) {
+    for (size_t i = 0; i < n; i++) {
+        b[i] = mu * b[i] + g[i] * gmul;
+        p[i] -= lr * b[i] + decay * p[i];
+    }
+}
+
+static void sgd_momentum_step(Optimizer *o, const ParamSet *ps, double lr, real grad_mul) {
+    real mu = (real)o->set.momentum, rlr = (real)lr, *buf = o->state[0];
+    #pragma omp parallel
+    for (size_t t = 0; t < ps->ntensors; t++) {
+        const Tensor *ten = &ps->tensors[t];
+        size_t off = ten->offset, n = ten->rows * ten->cols;
+        real decay = ten->decay ? (real)(lr * o->set.weight_decay) : 0;
+        #pragma omp for schedule(static) nowait
+        for (size_t c = 0; c < n; c += CHUNK)
+            sgd_update(ps->value + off + c, ps->grad + off + c, buf + off + c, n - c < CHUNK ? n - c : CHUNK,
+                       grad_mul, mu, rlr, decay);
+    }
+}
+
+typedef struct {
+    const char *name;                          // train.optimizer's value
+    const char *state[OPTIM_MAX_STATE];        // buffer names = checkpoint sections
+    void (*step)(Optimizer *o, const ParamSet *ps, double lr, real grad_mul);  // after o->step++
+} Kind;
+
+// Indexed by the config's enum. Adam's sections keep the names they always
+// had, so old checkpoints load.
+static const Kind KINDS[] = {
+    [OPT_ADAM] = {"adam", {"adam_m", "adam_v"}, adam_step},
+    [OPT_SGD_MOMENTUM] = {"sgd_momentum", {"momentum"}, sgd_momentum_step},
+};
+
+// The one place the optimizer's config keys are read.
+static OptimSettings settings_from(const Config *c) {
+    OptimSettings s = {c->optimizer, c->beta1, c->beta2, c->eps, c->momentum, c->weight_decay};
+    return s;
+}
+
+void optim_init(Optimizer *o, const Config *c, size_t n) {
+    memset(o, 0, sizeof *o);
+    o->set = settings_from(c);
+    const Kind *k = &KINDS[o->set.type];
+    o->name = k->name;
+    o->n = n;
+    while (o->nstate < OPTIM_MAX_STATE && k->state[o->nstate]) {
+        o->state_name[o->nstate] = k->state[o->nstate];
+        o->state[o->nstate] = xcalloc(n, sizeof(real));
+        o->nstate++;
+    }
+}
+
+int optim_configure(Optimizer *o, const Config *c, const char *what) {
+    OptimSettings s = settings_from(c);
+    if (s.type != o->set.type)
+        return err_set(NMT_ERR_INPUT, "%s: train.optimizer: the checkpoint holds the state of \"%s\", the config asks for "
+                       "\"%s\" (a run keeps its optimizer; start a new run to change it)", what, o->name, KINDS[s.type].name);
+    o->set = s;
+    return NMT_OK;
+}
+
+void optim_step(Optimizer *o, const ParamSet *p, double lr, real grad_mul) {
+    o->step++;
+    KINDS[o->set.type].step(o, p, lr, grad_mul);
+}
+
+void optim_free(Optimizer *o) {
+    for (int i = 0; i < o->nstate; i++) free(o->state[i]);
+    memset(o, 0, sizeof *o);
+}
+
 double lr_at(int schedule, long step, double d_model, double warmup, double scale, double peak) {
     double s = step < 1 ? 1 : (double)step;
-    if (schedule == 0) return scale / sqrt(d_model) * fmin(1 / sqrt(s), s * pow(warmup, -1.5));
+    if (schedule == LR_NOAM) return scale / sqrt(d_model) * fmin(1 / sqrt(s), s * pow(warmup, -1.5));
     return peak * fmin(s / warmup, sqrt(warmup / s));
 }
 

@@ -1,26 +1,52 @@
-// optim.h — Adam/AdamW, learning-rate schedules, global-norm clipping.
+// optim.h — optimizers, learning-rate schedules, global-norm clipping.
+// An optimizer sees a parameter set (flat buffers and named tensors with decay
+// flags), never the model. Its state is a few buffers of n reals, each with a
+// name; checkpoints save and load them as sections of those names. Which
+// optimizer and its settings come from the config (train.optimizer and its
+// keys), read in one place: optim_init and optim_configure.
 #ifndef NMT_OPTIM_H
 #define NMT_OPTIM_H
 
 #include <stddef.h>
-#include "model.h"
+#include "config.h"
+#include "params.h"
+
+enum { OPTIM_MAX_STATE = 4 };
 
 typedef struct {
-    real *m, *v;          // first and second moments, one buffer each
-    size_t n;
-    long step;            // updates done
-    double beta1, beta2, eps, weight_decay;
-} Adam;
+    int type;                          // train.optimizer: OPT_ADAM | OPT_SGD_MOMENTUM
+    double beta1, beta2, eps;          // adam
+    double momentum;                   // sgd_momentum
+    double weight_decay;               // decoupled; only tensors marked decay
+} OptimSettings;
 
-void adam_init(Adam *a, size_t n, double beta1, double beta2, double eps, double weight_decay);
-// One update of every parameter with bias-corrected moments; decoupled weight
-// decay only on tensors marked `decay`. The gradient used is m->grads times
-// grad_mul (the clipping factor: clipping costs no pass of its own).
-void adam_step(Adam *a, Model *m, double lr, real grad_mul);
-void adam_free(Adam *a);
+typedef struct {
+    const char *name;                  // as train.optimizer spells it ("adam")
+    OptimSettings set;
+    long step;                         // updates done
+    size_t n;                          // reals in each state buffer (the parameter set's n)
+    int nstate;
+    const char *state_name[OPTIM_MAX_STATE];   // "adam_m", "adam_v"; "momentum"
+    real *state[OPTIM_MAX_STATE];      // zeros at first
+} Optimizer;
 
-// schedule: 0 = noam: scale * d^-0.5 * min(s^-0.5, s * w^-1.5)
-//           1 = inverse_sqrt: peak * min(s / w, sqrt(w / s))
+// The optimizer the config names, with zeroed state for n parameters.
+void optim_init(Optimizer *o, const Config *c, size_t n);
+// Takes the config's settings (on resume the config given then wins). The
+// state cannot change hands: NMT_ERR_INPUT, naming `what` and train.optimizer,
+// when the config names another optimizer.
+int optim_configure(Optimizer *o, const Config *c, const char *what);
+// One update of every parameter in p (p->n == o->n) at learning rate lr, with
+// the gradient taken as p->grad times grad_mul (the clipping factor: clipping
+// costs no pass of its own). Decoupled weight decay, lr * weight_decay * p,
+// only on tensors marked decay.
+//   adam:         bias-corrected moments m, v; p -= lr/bc1 * m / (sqrt(v/bc2) + eps)
+//   sgd_momentum: b = momentum * b + g; p -= lr * b
+void optim_step(Optimizer *o, const ParamSet *p, double lr, real grad_mul);
+void optim_free(Optimizer *o);
+
+// schedule: LR_NOAM: scale * d^-0.5 * min(s^-0.5, s * w^-1.5)
+//           LR_INVSQRT: peak * min(s / w, sqrt(w / s))      (s < 1 counts as 1)
 double lr_at(int schedule, long step, double d_model, double warmup, double scale, double peak);
 
 // L2 norm of g (n), summed in fixed chunks in a fixed order (thread-count independent).

@@ -5,9 +5,10 @@
 #include "config.h"
 #include "data.h"
 #include "model.h"
+#include "model_config.h"
 #include "optim.h"
-#include "rng.h"
 #include "tokenizer.h"
+#include "train_step.h"
 #include "translate.h"
 #include "util.h"
 
@@ -51,7 +52,7 @@ typedef struct {
     Config cfg;
     Tokenizer tok;
     Model model;
-    Adam adam;
+    Optimizer opt;
     TrainState st;
     Corpus train, valid;
     Batcher tb, vb;
@@ -75,7 +76,7 @@ static void run_free(Run *r) {
         corpus_free(&r->valid);
     }
     corpus_free(&r->train);
-    adam_free(&r->adam);
+    optim_free(&r->opt);
     model_free(&r->model);
     tokenizer_free(&r->tok);
     config_free(&r->cfg);
@@ -83,12 +84,15 @@ static void run_free(Run *r) {
 
 // Loads the checkpoint to resume from and checks it against the config.
 static int resume_from(Run *r, const char *path, const Config *want) {
-    int rc = checkpoint_load(path, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+    int rc = checkpoint_load(path, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
     if (rc) return rc;
     char diff[1024];
     if (config_diff(&r->cfg, want, 1, diff, sizeof diff))
         return err_set(NMT_ERR_INPUT, "%s: checkpoint does not match the config: %s differ%s", path, diff,
                        strchr(diff, ',') ? "" : "s");
+    // The config given now wins for the optimizer's settings too (not for which optimizer it is).
+    rc = optim_configure(&r->opt, want, path);
+    if (rc) return rc;
     if (config_diff(&r->cfg, want, 0, diff, sizeof diff))
         fprintf(stderr, "nmt: resuming with changed settings: %s\n", diff);
     // The config given now wins for everything that may change.
@@ -96,10 +100,6 @@ static int resume_from(Run *r, const char *path, const Config *want) {
     char *j = config_to_json(want);
     rc = config_parse(&r->cfg, j, "config", NULL, 0);
     free(j);
-    r->adam.beta1 = r->cfg.beta1;
-    r->adam.beta2 = r->cfg.beta2;
-    r->adam.eps = r->cfg.eps;
-    r->adam.weight_decay = r->cfg.weight_decay;
     return rc;
 }
 
@@ -157,7 +157,7 @@ static void prune_step_checkpoints(const char *dir, int keep_last) {
 static int save(Run *r, int step_file) {
     char last[4200], tmp[4300], named[4200], name[64];
     path_in(last, sizeof last, r->cfg.checkpoint_dir, "last.ckpt");
-    int rc = checkpoint_save(last, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+    int rc = checkpoint_save(last, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
     if (rc || !step_file) return rc;
     snprintf(name, sizeof name, "step-%ld.ckpt", r->st.step);
     path_in(named, sizeof named, r->cfg.checkpoint_dir, name);
@@ -211,7 +211,7 @@ static int run_validation(Run *r, int *stop) {
     if (best) {
         char path[4200];
         path_in(path, sizeof path, r->cfg.checkpoint_dir, "best.ckpt");
-        rc = checkpoint_save(path, &r->cfg, &r->tok, &r->model, &r->adam, &r->st);
+        rc = checkpoint_save(path, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
     }
     if (r->cfg.patience > 0 && r->st.bad_evals >= r->cfg.patience) *stop = 1;
     return rc;
@@ -270,7 +270,7 @@ static int setup(Run *r, const TrainArgs *args) {
             ModelShape s = model_shape_from(&r->cfg, &r->tok);
             model_create(&r->model, &s);
             model_init_params(&r->model, (uint64_t)r->cfg.seed);
-            adam_init(&r->adam, r->model.nparams, r->cfg.beta1, r->cfg.beta2, r->cfg.eps, r->cfg.weight_decay);
+            optim_init(&r->opt, &r->cfg, r->model.nparams);
             r->st.best_valid_loss = INFINITY;
             r->st.best_valid_bleu = -1;
         }
@@ -304,10 +304,10 @@ static int setup(Run *r, const TrainArgs *args) {
     }
     if (args->dry_run) {
         char *j = config_to_json(c);
-        double state = 4.0 * (double)r->model.nparams * sizeof(real);
+        double state = (2.0 + r->opt.nstate) * (double)r->model.nparams * sizeof(real);
         printf("resolved config:\n%s\n", j);
-        printf("parameters: %zu (%.1f MiB; with gradients and Adam moments %.1f MiB)\n", r->model.nparams,
-               (double)r->model.nparams * sizeof(real) / (1 << 20), state / (1 << 20));
+        printf("parameters: %zu (%.1f MiB; with gradients and %s state %.1f MiB)\n", r->model.nparams,
+               (double)r->model.nparams * sizeof(real) / (1 << 20), r->opt.name, state / (1 << 20));
         printf("activations: %.1f MiB for batches of up to %zu tokens (source <= %zu, target <= %zu)\n",
                (double)acts_bytes(r->acts) / (1 << 20), max_tok, max_src, max_tgt);
         printf("memory: about %.0f MiB in all; dry run: nothing written\n",
@@ -369,7 +369,6 @@ int train_run(const TrainArgs *args) {
         return rc == DRY_RUN ? NMT_OK : rc;
     }
     const Config *c = &r.cfg;
-    Model *m = &r.model;
     stop_requested = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -377,26 +376,21 @@ int train_run(const TrainArgs *args) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0, lr = 0, gnorm = 0;
+    double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0;
     int saved_now = 0, early = 0;
     long first_step = r.st.step;
     while (r.st.step < c->max_steps && !stop_requested && !early) {
         double t0 = now_seconds();
         Batch b;
         batcher_next(&r.tb, &r.train, &b);
-        model_zero_grads(m);
-        uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)r.st.step + 1);
-        double nll;
-        double loss = model_forward_backward(m, r.acts, &b, (real)c->label_smoothing, key,
-                                             (real)(1.0 / (double)b.ntok), &nll, NULL);
-        gnorm = global_norm(m->grads, m->nparams);
-        lr = lr_at(c->lr_schedule, r.st.step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr);
-        adam_step(&r.adam, m, lr, clip_factor(gnorm, c->clip_norm));
+        StepStats ss;
+        train_step(&ss, NULL, &r.model, r.acts, &r.opt, &b, c, r.st.step);
+        double loss = ss.loss;
         r.st.step++;
         r.st.epoch = r.tb.epoch;
         r.st.batch_pos = (long)r.tb.pos;
         r.st.log_loss += loss;
-        r.st.log_nll += nll;
+        r.st.log_nll += ss.nll;
         r.st.log_tokens += (double)b.ntok;
         r.st.tokens_seen += (long)b.ntok;
         tokens_since_log += (double)b.ntok;
@@ -410,11 +404,11 @@ int train_run(const TrainArgs *args) {
         saved_now = 0;
         if (r.tty && !r.quiet && now - t_shown > 0.25) {
             double done = (double)(r.st.step - first_step);
-            progress(&r, loss / (double)b.ntok, lr, gnorm, tokens_since_log / (now - t_log + 1e-9), (now - t_run) / done);
+            progress(&r, loss / (double)b.ntok, ss.lr, ss.gnorm, tokens_since_log / (now - t_log + 1e-9), (now - t_run) / done);
             t_shown = now;
         }
         if (r.st.step % c->log_every == 0) {
-            write_log(&r, lr, gnorm, tokens_since_log / (now - t_log));
+            write_log(&r, ss.lr, ss.gnorm, tokens_since_log / (now - t_log));
             t_log = now;
             tokens_since_log = 0;
         }

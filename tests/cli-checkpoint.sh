@@ -1,8 +1,9 @@
 #!/bin/sh
 # cli-checkpoint.sh — checkpoints never lose work: exact resume after SIGKILL
 # (1 and 2 threads), SIGINT saves and exits 0, every section's corruption and
-# truncation is caught, a kill during a save leaves last.ckpt loadable, and
-# averaging copies of one checkpoint returns its weights. Run by `make test`.
+# truncation is caught, a kill during a save leaves last.ckpt loadable, a run
+# cannot be resumed with another optimizer, and averaging copies of one
+# checkpoint returns its weights. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 T=$(mktemp -d /tmp/nmt-ckpt-XXXXXX)
@@ -133,6 +134,14 @@ for at in 1 5000 60000; do
 done
 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/crash" --set train.max_steps=$((before + 2)) --quiet >/dev/null 2>&1 &&
     [ "$("$NMT" info "$T/crash/last.ckpt" | awk '/^step:/ { print $2 }')" = $((before + 2)) ] && ok || bad "save after crashes"
+
+# A run keeps its optimizer: an SGD run's checkpoint holds its momentum, and
+# resuming it with Adam is refused (exit 2, naming the file and the key).
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/sgd" --set train.optimizer=sgd_momentum \
+    --set train.max_steps=2 --quiet >/dev/null 2>&1 || bad "sgd_momentum run"
+"$NMT" info "$T/sgd/last.ckpt" | grep -q '^  momentum ' && ok || bad "no momentum section in an sgd_momentum checkpoint"
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/sgd" --set train.max_steps=4 --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "$T/sgd/last.ckpt: train.optimizer" "$T/err"; then ok; else bad "resume with another optimizer: $(cat "$T/err")"; fi
 
 # Averaging copies of one checkpoint returns its weights; incompatible inputs are refused.
 "$NMT" average --output "$T/avg.ckpt" "$CK" "$CK" "$CK" >/dev/null 2>"$T/err"
