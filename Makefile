@@ -16,8 +16,14 @@ else
   CFLAGS += -O3 -g
 endif
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+# The library is src/*.c; the command line (src/cli/, which the library never
+# includes) links on top of it. The tests link the library only, plus the
+# option parser that tests/test_options.c checks.
+LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/float/%.o)
+CLI_SRC := $(wildcard src/cli/*.c)
+CLI_OBJ := $(CLI_SRC:src/cli/%.c=$(BUILD)/float/cli/%.o)
+OPT_OBJ := $(BUILD)/float/cli/options.o
 # bench_gemm times the float kernel against OpenBLAS: not part of the double build.
 DBL_OBJ := $(patsubst src/%.c,$(BUILD)/double/%.o,$(filter-out src/bench_gemm.c,$(LIB_SRC)))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -39,22 +45,24 @@ help:
 deps:
 	@sh scripts/install-deps.sh
 
-$(NMT_BIN): $(BUILD)/float/main.o $(LIB_OBJ)
+$(NMT_BIN): $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Objects depend on this file too: a changed flag rebuilds them.
 $(BUILD)/float/%.o: src/%.c Makefile | $(BUILD)/float/tests
 	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/float/cli/%.o: src/cli/%.c Makefile | $(BUILD)/float/cli
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 $(BUILD)/double/%.o: src/%.c Makefile | $(BUILD)/double/tests
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -c -o $@ $<
 $(BUILD)/float/tests/%.o: tests/%.c Makefile | $(BUILD)/float/tests
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 $(BUILD)/double/tests/%.o: tests/%.c Makefile | $(BUILD)/double/tests
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
-$(BUILD)/float/tests $(BUILD)/double/tests:
+$(BUILD)/float/tests $(BUILD)/double/tests $(BUILD)/float/cli:
 	mkdir -p $@
 
-$(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ)
+$(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion

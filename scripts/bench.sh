@@ -31,7 +31,7 @@ HERE=$(dirname "$0")
 die() { echo "bench.sh: $*" >&2; exit 2; }
 
 [ -x "$NMT" ] || die "$NMT not found (run: make)"
-"$NMT" bench --help >/dev/null 2>&1 || die "$NMT does not know 'bench' (src/main.c must dispatch it to cmd_bench)"
+"$NMT" bench --help >/dev/null 2>&1 || die "$NMT does not know 'bench' (src/cli/main.c must dispatch it to cli_bench)"
 for s in $SHAPES; do
     [ -f "configs/bench-$s.json" ] || die "configs/bench-$s.json not found (BENCH_SHAPES=\"$SHAPES\")"
 done

@@ -7,52 +7,16 @@
 #include "tokenizer.h"
 #include "util.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *HELP =
-    "usage: nmt average --output OUT.ckpt IN1.ckpt IN2.ckpt ...\n"
-    "  writes the element-wise mean of the inputs' weights; the inputs must have the same\n"
-    "  model shape and vocabulary. The output has no optimizer state: translate with it,\n"
-    "  or start a new run from it by hand.\n";
-
-int cmd_average(int argc, char **argv) {
-    const char *out = NULL;
-    const char **in = xcalloc((size_t)argc, sizeof *in);
-    int nin = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(HELP, stdout);
-            free(in);
-            return NMT_OK;
-        }
-        if (!strcmp(argv[i], "--output")) {
-            if (i + 1 >= argc) {
-                free(in);
-                return err_set(NMT_ERR_INPUT, "average: --output needs a value (see: nmt average --help)");
-            }
-            out = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            free(in);
-            return err_set(NMT_ERR_INPUT, "average: unknown option '%s' (see: nmt average --help)", argv[i]);
-        } else {
-            in[nin++] = argv[i];
-        }
-    }
-    if (!out || nin < 1) {
-        free(in);
-        return err_set(NMT_ERR_INPUT, "average: needs --output OUT and at least one input (see: nmt average --help)");
-    }
+int checkpoint_average(const char *out, const char *const *in, int nin) {
     Config c0;
     Tokenizer t0;
     Model m0;
     TrainState st0;
     int rc = checkpoint_load(in[0], &c0, &t0, &m0, NULL, &st0);
-    if (rc) {
-        free(in);
-        return rc;
-    }
+    if (rc) return rc;
     size_t tl0;
     char *tok0 = tokenizer_serialize(&t0, &tl0);
     double *sum = xcalloc(m0.nparams, sizeof *sum);
@@ -85,11 +49,9 @@ int cmd_average(int argc, char **argv) {
         TrainState st = st0;
         st.step = step;
         rc = checkpoint_save(out, &c0, &t0, &m0, NULL, &st);
-        if (!rc) printf("nmt: averaged %d checkpoints into %s\n", nin, out);
     }
     free(sum);
     free(tok0);
-    free(in);
     model_free(&m0);
     tokenizer_free(&t0);
     config_free(&c0);

@@ -1,14 +1,37 @@
-// bench.h — `nmt bench`: speed of whole training steps (forward, backward,
-// clipping, Adam) on synthetic batches of a fixed shape.
+// bench.h — the speed of whole training steps (forward, backward, gradient
+// norm, optimizer update) on synthetic batches of a fixed shape (`nmt bench`).
+// A bench config is an ordinary config; its data files are never read.
 #ifndef NMT_BENCH_H
 #define NMT_BENCH_H
 
-// argv[0] is "bench"; options: --config FILE (repeatable; one result per
-// config), --steps N (timed steps), --warmup W (untimed steps first), --json
-// (only the JSON lines). The batch shape comes from the config's own keys:
-// V = data.vocab_size, S = data.max_src_len, T = data.max_tgt_len,
-// B = train.batch_tokens / max(S, T). Uses OMP_NUM_THREADS threads.
-// Returns 0, or NMT_ERR_INPUT (2) with err_set() on bad arguments or configs.
-int cmd_bench(int argc, char **argv);
+#include <stddef.h>
+#include "config.h"
+
+typedef struct {
+    char name[64];  // the config's file name without directory, "bench-" and ".json"
+    size_t B, S, T, V;
+} BenchShape;
+
+enum { BENCH_FWD, BENCH_BWD, BENCH_CLIP, BENCH_UPDATE, BENCH_NPHASE };  // parts of a step, timed separately
+
+typedef struct {
+    double ms_phase[BENCH_NPHASE];  // medians of each part
+    double ms_median, ms_min, ms_max, tok_per_s, gflop_step, gflops, rss_mib, alloc_mib;
+    double rss_before_mib;          // resident before the model exists (the program itself)
+    double loss_first, loss_last;
+    size_t nparams;                 // sum of tensor sizes (without alignment padding)
+    int rss_per_config;             // 1 if the peak was reset before this config
+} BenchResult;
+
+// The batch shape from the config's own keys: V = data.vocab_size,
+// S = data.max_src_len, T = data.max_tgt_len, B = train.batch_tokens / max(S, T).
+// NMT_ERR_INPUT naming `path` when V < 5 or the shape cannot fit in memory.
+int bench_shape(BenchShape *sh, const Config *c, const char *path);
+
+// Times `warmup` untimed then `steps` timed training steps (steps >= 1) on
+// random full-length batches; GFLOP/s counts 6 x the multiply-adds of the
+// matrix products; peak RSS is VmHWM, reset first when the kernel allows it.
+// Uses OMP_NUM_THREADS threads. NMT_ERR_RUNTIME when the loss is not finite.
+int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, BenchResult *r);
 
 #endif

@@ -1,6 +1,6 @@
-// bench_gemm.c — `nmt bench gemm`: times gemm() at the shapes the model uses
-// and, when OpenBLAS is installed, cblas_sgemm at the same shapes
-// (cblas_dgemm in the double build).
+// bench_gemm.c — times gemm() at the shapes the model uses and, when
+// OpenBLAS is installed, cblas_sgemm at the same shapes (cblas_dgemm in the
+// double build).
 //
 // OpenBLAS is loaded with dlopen so the build does not depend on it; its own
 // thread pool is set to the OpenMP thread count so both use the same cores.
@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,10 +18,6 @@
 #include "util.h"
 
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
-// cblas_sgemm, or cblas_dgemm in the double build (where real is double).
-typedef void (*SgemmFn)(int order, int ta, int tb, int M, int N, int K, real alpha,
-                        const real *A, int lda, const real *B, int ldb, real beta,
-                        real *C, int ldc);
 #ifdef NMT_DOUBLE
 #define CBLAS_GEMM "cblas_dgemm"
 #else
@@ -30,25 +25,22 @@ typedef void (*SgemmFn)(int order, int ta, int tb, int M, int N, int K, real alp
 #endif
 typedef void (*SetThreadsFn)(int n);
 
-typedef struct {
-    size_t M, N, K;
-    size_t ld;  // > 0: A and B rows are this wide (one attention head of a wider matrix)
-} Shape;
-
-static const Shape default_shapes[] = {
+static const GemmShape default_shapes[] = {
     {4096, 256, 256, 0},  {4096, 1024, 256, 0}, {4096, 256, 1024, 0},
     {4096, 8000, 256, 0}, {4096, 2048, 512, 0}, {4096, 768, 256, 0},
     {32, 32, 32, 768},    {32, 32, 64, 768},
 };
-enum { MAX_SHAPES = 32, MAX_REPS = 1000 };
 
-static const char *layout_names[] = {"NN", "NT", "TN"};
+const GemmShape *bench_gemm_default_shapes(size_t *n) {
+    *n = sizeof default_shapes / sizeof default_shapes[0];
+    return default_shapes;
+}
 
 typedef struct {
     int ta, tb;
     size_t M, N, K, lda, ldb, ldc;
     real *A, *B, *C;
-    SgemmFn sgemm;  // NULL: run gemm()
+    CblasGemm sgemm;  // NULL: run gemm()
 } Case;
 
 static void run_case(const Case *c) {
@@ -97,9 +89,9 @@ static void let_pool_sleep(int openblas) {
 // after a warm-up: the median in [0] and the best run in [1] (on a shared
 // machine, the best run is the one least disturbed). The two libraries
 // alternate run by run, so that the load of a shared machine hits both alike.
-static void measure(Case *c, SgemmFn sgemm, int reps, int inner, double ours[2],
+static void measure(Case *c, CblasGemm sgemm, int reps, int inner, double ours[2],
                     double theirs[2]) {
-    double t_ours[MAX_REPS], t_theirs[MAX_REPS];
+    double t_ours[GEMM_BENCH_MAX_REPS], t_theirs[GEMM_BENCH_MAX_REPS];
     double flop = 2.0 * (double)c->M * (double)c->N * (double)c->K;
     for (int r = -1; r < reps; r++) {  // r == -1: warm-up
         c->sgemm = NULL;
@@ -129,7 +121,7 @@ static int parse_size(const char *s, size_t *out) {
     return (int)(end - s);
 }
 
-static int parse_shape(const char *s, Shape *sh) {
+int bench_gemm_parse_shape(const char *s, GemmShape *sh) {
     size_t v[3];
     const char *p = s;
     for (int i = 0; i < 3; i++) {
@@ -146,112 +138,42 @@ static int parse_shape(const char *s, Shape *sh) {
     // OpenBLAS's int arguments in range.
     const size_t cap = (size_t)1 << 28;
     if (v[0] * v[2] > cap || v[2] * v[1] > cap || v[0] * v[1] > cap) return -1;
-    *sh = (Shape){v[0], v[1], v[2], 0};
+    *sh = (GemmShape){v[0], v[1], v[2], 0};
     return 0;
 }
 
-int cmd_bench_gemm(int argc, char **argv) {
-    int reps = 5;
-    Shape shapes[MAX_SHAPES];
-    size_t nshapes = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || v < 1 || v > MAX_REPS)
-                return err_set(NMT_ERR_INPUT, "bench gemm: --reps wants 1..1000, got '%s'",
-                               argv[i]);
-            reps = (int)v;
-        } else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
-            if (nshapes == MAX_SHAPES)
-                return err_set(NMT_ERR_INPUT, "bench gemm: at most %d --shape options",
-                               MAX_SHAPES);
-            if (parse_shape(argv[++i], &shapes[nshapes]) != 0)
-                return err_set(NMT_ERR_INPUT,
-                               "bench gemm: --shape wants MxNxK (each 1..1048576, each "
-                               "matrix at most 2^28 elements), got '%s'",
-                               argv[i]);
-            nshapes++;
-        } else {
-            return err_set(NMT_ERR_INPUT,
-                           "bench gemm: unknown or incomplete option '%s' "
-                           "(options: --reps N, --shape MxNxK)",
-                           argv[i]);
-        }
-    }
-    if (nshapes == 0) {
-        nshapes = sizeof default_shapes / sizeof default_shapes[0];
-        memcpy(shapes, default_shapes, sizeof default_shapes);
-    }
-
-    int nt = omp_get_max_threads();
-    SgemmFn sgemm = NULL;
+CblasGemm bench_gemm_openblas(int threads) {
     void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (lib) {
-        sgemm = (SgemmFn)dlsym(lib, CBLAS_GEMM);
-        SetThreadsFn set_threads = (SetThreadsFn)dlsym(lib, "openblas_set_num_threads");
-        if (set_threads) set_threads(nt);
-    }
-    printf("gemm benchmark: %d thread%s, median of %d runs, %s\n", nt, nt == 1 ? "" : "s",
-           reps, REAL_NAME);
-    if (!sgemm) printf("(OpenBLAS not found: libopenblas.so.0 could not be loaded)\n");
-    printf("%-28s%s   %s\n", "GFLOP/s", "-------- median ---------", "------- best run --------");
-    printf("%-20s %-6s %8s %9s %6s   %8s %9s %6s\n", "M x N x K", "layout", "nmt",
-           "OpenBLAS", "ratio", "nmt", "OpenBLAS", "ratio");
-
-    double log_ratio_sum = 0, log_best_sum = 0;
-    int nratio = 0;
-    for (size_t s = 0; s < nshapes; s++) {
-        const Shape *sh = &shapes[s];
-        for (int l = 0; l < 3; l++) {
-            Case c = {.ta = l == 2, .tb = l == 1, .M = sh->M, .N = sh->N, .K = sh->K};
-            // Rows of the stored A and B, and their widths.
-            size_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
-            size_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
-            c.lda = sh->ld > a_cols ? sh->ld : a_cols;
-            c.ldb = sh->ld > b_cols ? sh->ld : b_cols;
-            c.ldc = c.N;
-            c.A = xmalloc(a_rows * c.lda * sizeof(real));
-            c.B = xmalloc(b_rows * c.ldb * sizeof(real));
-            c.C = xmalloc(c.M * c.ldc * sizeof(real));
-            for (size_t i = 0; i < a_rows * c.lda; i++)
-                c.A[i] = (real)((i * 7919) % 2001) / 1000 - 1;
-            for (size_t i = 0; i < b_rows * c.ldb; i++)
-                c.B[i] = (real)((i * 104729) % 1999) / 1000 - 1;
-            memset(c.C, 0, c.M * c.ldc * sizeof(real));
-
-            // Repeat products so that one timed run lasts 20-50 ms: on a shared machine a
-            // single 3 ms call is at the mercy of one preemption.
-            double fmas = (double)c.M * (double)c.N * (double)c.K;
-            int inner = fmas >= 2e9 ? 1 : (int)(2e9 / fmas + 0.5);
-            double ours[2], theirs[2];
-            measure(&c, sgemm, reps, inner, ours, theirs);
-            char shape_txt[64];
-            int len = snprintf(shape_txt, sizeof shape_txt, "%zux%zux%zu", c.M, c.N, c.K);
-            if (sh->ld) snprintf(shape_txt + len, sizeof shape_txt - (size_t)len, " ld%zu", sh->ld);
-            if (sgemm) {
-                if (fmas >= 1e8) {  // the big shapes
-                    log_ratio_sum += log(ours[0] / theirs[0]);
-                    log_best_sum += log(ours[1] / theirs[1]);
-                    nratio++;
-                }
-                printf("%-20s %-6s %8.1f %9.1f %6.2f   %8.1f %9.1f %6.2f\n", shape_txt,
-                       layout_names[l], ours[0], theirs[0], ours[0] / theirs[0], ours[1],
-                       theirs[1], ours[1] / theirs[1]);
-            } else {
-                printf("%-20s %-6s %8.1f %9s %6s   %8.1f %9s %6s\n", shape_txt,
-                       layout_names[l], ours[0], "-", "-", ours[1], "-", "-");
-            }
-            fflush(stdout);
-            free(c.A);
-            free(c.B);
-            free(c.C);
-        }
-    }
-    if (nratio)
-        printf("geometric mean of nmt/OpenBLAS over the %d big cases: %.2f (medians), "
-               "%.2f (best runs)\n",
-               nratio, exp(log_ratio_sum / nratio), exp(log_best_sum / nratio));
+    if (!lib) return NULL;
+    SetThreadsFn set_threads = (SetThreadsFn)dlsym(lib, "openblas_set_num_threads");
+    if (set_threads) set_threads(threads);
     // OpenBLAS stays loaded: unloading a library with live pool threads is unsafe.
-    return 0;
+    return (CblasGemm)dlsym(lib, CBLAS_GEMM);
+}
+
+GemmTiming bench_gemm_time(const GemmShape *sh, int layout, CblasGemm blas, int reps) {
+    Case c = {.ta = layout == 2, .tb = layout == 1, .M = sh->M, .N = sh->N, .K = sh->K};
+    // Rows of the stored A and B, and their widths.
+    size_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+    size_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+    c.lda = sh->ld > a_cols ? sh->ld : a_cols;
+    c.ldb = sh->ld > b_cols ? sh->ld : b_cols;
+    c.ldc = c.N;
+    c.A = xmalloc(a_rows * c.lda * sizeof(real));
+    c.B = xmalloc(b_rows * c.ldb * sizeof(real));
+    c.C = xmalloc(c.M * c.ldc * sizeof(real));
+    for (size_t i = 0; i < a_rows * c.lda; i++) c.A[i] = (real)((i * 7919) % 2001) / 1000 - 1;
+    for (size_t i = 0; i < b_rows * c.ldb; i++) c.B[i] = (real)((i * 104729) % 1999) / 1000 - 1;
+    memset(c.C, 0, c.M * c.ldc * sizeof(real));
+
+    // Repeat products so that one timed run lasts 20-50 ms: on a shared machine a
+    // single 3 ms call is at the mercy of one preemption.
+    double fmas = (double)c.M * (double)c.N * (double)c.K;
+    int inner = fmas >= 2e9 ? 1 : (int)(2e9 / fmas + 0.5);
+    double ours[2], theirs[2];
+    measure(&c, blas, reps, inner, ours, theirs);
+    free(c.A);
+    free(c.B);
+    free(c.C);
+    return (GemmTiming){ours[0], ours[1], theirs[0], theirs[1]};
 }

@@ -727,3 +727,65 @@ ChrfResult chrf_result(const ChrfStats *s) {
 void chrf_format(const ChrfResult *r, char *buf, size_t n) {
     if (n) snprintf(buf, n, "chrF%g = %.2f", r->beta, r->score);
 }
+
+// ---------------------------------------------------------------------------
+// Files of segments
+
+// Cuts `text` into lines at '\n' in place (a final newline ends the last line
+// rather than starting an empty one, as Python's line iteration does) and
+// checks that every line is NUL-free UTF-8. `*lines` is malloc'ed.
+static int split_lines(char *text, size_t len, const char *name, char ***lines, size_t *n) {
+    size_t cap = 0, cnt = 0, start = 0;
+    char **v = NULL;
+    *lines = NULL;
+    *n = 0;
+    while (start < len) {
+        char *nl = memchr(text + start, '\n', len - start);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        if (memchr(text + start, 0, end - start)) {
+            free(v);
+            return err_set(NMT_ERR_INPUT, "%s:%zu: line contains a NUL byte", name, cnt + 1);
+        }
+        long bad = bleu_utf8_check(text + start, end - start);
+        if (bad >= 0) {
+            free(v);
+            return err_set(NMT_ERR_INPUT, "%s:%zu: invalid UTF-8 at byte %ld of the line", name, cnt + 1, bad + 1);
+        }
+        if (cnt == cap) v = xrealloc(v, (cap = cap ? 2 * cap : 1024) * sizeof *v);
+        text[end] = 0;  // the '\n' (or the terminating NUL already there)
+        v[cnt++] = text + start;
+        start = end + 1;
+    }
+    *lines = v;
+    *n = cnt;
+    return NMT_OK;
+}
+
+int bleu_read_segments(const char *path, const char *name, char **text, char ***lines, size_t *n) {
+    size_t len = 0;
+    *lines = NULL;
+    *n = 0;
+    if (!(*text = read_file_text(path, &len))) return err_code() ? err_code() : NMT_ERR_INPUT;
+    int rc = split_lines(*text, len, name, lines, n);
+    if (rc) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+int bleu_score_segments(const char *const *hyp, const char *const *ref, size_t n, int lowercase,
+                        BleuResult *bleu, ChrfResult *chrf) {
+    BleuStats bs;
+    ChrfStats cs;
+    bleu_stats_init(&bs, lowercase);
+    chrf_stats_init(&cs, lowercase);
+    for (size_t i = 0; i < n; i++) {
+        int rc = bleu_add(&bs, hyp[i], ref[i]);
+        if (!rc && chrf) rc = chrf_add(&cs, hyp[i], ref[i]);
+        if (rc) return rc;
+    }
+    *bleu = bleu_result(&bs);
+    if (chrf) *chrf = chrf_result(&cs);
+    return NMT_OK;
+}

@@ -106,4 +106,15 @@ ChrfResult chrf_result(const ChrfStats *s);
 // "chrF2 = 59.73"
 void chrf_format(const ChrfResult *r, char *buf, size_t n);
 
+// Corpus scores of n (hypothesis, reference) pairs with sacreBLEU's defaults:
+// BLEU, and chrF2 when `chrf` is not NULL. NMT_ERR_INPUT for invalid UTF-8.
+int bleu_score_segments(const char *const *hyp, const char *const *ref, size_t n, int lowercase,
+                        BleuResult *bleu, ChrfResult *chrf);
+
+// The segments of a file as sacreBLEU reads them: lines cut at '\n' (a final
+// newline ends the last line rather than starting an empty one), each NUL-free
+// UTF-8; `name` names the file in those errors ("NAME:LINE: invalid UTF-8 ...").
+// *text is malloc'ed, *lines a malloc'ed array of n pointers into it.
+int bleu_read_segments(const char *path, const char *name, char **text, char ***lines, size_t *n);
+
 #endif

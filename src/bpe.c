@@ -822,3 +822,64 @@ int bpe_load(Bpe **out, const char *path) {
     free(s);
     return rc;
 }
+
+// ---------------------------------------------------------------------------
+// Streams of lines
+
+// One line without its newline; NUL bytes are refused.
+static int read_line(FILE *in, const char *name, char **line, size_t *cap, long lineno, int *eof) {
+    ssize_t n = getline(line, cap, in);
+    if (n < 0) {
+        *eof = 1;
+        return ferror(in) ? err_set(NMT_ERR_RUNTIME, "bpe: read error on %s", name) : NMT_OK;
+    }
+    if (n > 0 && (*line)[n - 1] == '\n') (*line)[--n] = 0;
+    if (strlen(*line) != (size_t)n) return err_set(NMT_ERR_INPUT, "%s:%ld: NUL byte in line", name, lineno);
+    return NMT_OK;
+}
+
+int bpe_encode_stream(const Bpe *b, FILE *in, FILE *out, const char *name) {
+    char *line = NULL;
+    size_t cap = 0;
+    int *ids = NULL, rc = NMT_OK, eof = 0;
+    for (long lineno = 1; rc == NMT_OK; lineno++) {
+        if ((rc = read_line(in, name, &line, &cap, lineno, &eof)) || eof) break;
+        arrsetlen(ids, 0);
+        if ((rc = bpe_encode_at(b, line, &ids, name, lineno))) break;
+        for (ptrdiff_t i = 0; i < arrlen(ids); i++) {
+            if (i) fputc(' ', out);
+            fputs(bpe_token(b, ids[i]), out);
+        }
+        fputc('\n', out);
+    }
+    free(line);
+    arrfree(ids);
+    return rc;
+}
+
+int bpe_decode_stream(const Bpe *b, FILE *in, FILE *out, const char *name) {
+    char *line = NULL;
+    size_t cap = 0;
+    int *ids = NULL, rc = NMT_OK, eof = 0;
+    for (long lineno = 1; rc == NMT_OK; lineno++) {
+        if ((rc = read_line(in, name, &line, &cap, lineno, &eof)) || eof) break;
+        arrsetlen(ids, 0);
+        for (char *s = line, *tok; (tok = strsep(&s, " ")) != NULL;) {
+            if (!*tok) continue;
+            int id = bpe_token_id(b, tok);
+            if (id < 0) {
+                rc = err_set(NMT_ERR_INPUT, "%s:%ld: unknown token '%.60s'", name, lineno, tok);
+                break;
+            }
+            arrpush(ids, id);
+        }
+        if (rc) break;
+        char *text = bpe_decode(b, ids, arrlenu(ids));
+        fputs(text, out);
+        fputc('\n', out);
+        free(text);
+    }
+    free(line);
+    arrfree(ids);
+    return rc;
+}

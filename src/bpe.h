@@ -12,6 +12,7 @@
 #define NMT_BPE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "tokens.h"
 
 // The byte tokens follow the specials (tokens.h); learned symbols follow the bytes.
@@ -47,6 +48,13 @@ int bpe_encode(const Bpe *b, const char *line, int **ids);
 int bpe_encode_at(const Bpe *b, const char *line, int **ids, const char *file, long lineno);
 // malloc'ed text of the ids; specials and out-of-range ids are skipped.
 char *bpe_decode(const Bpe *b, const int *ids, size_t n);
+
+// Line by line from `in` to `out` (`name` names `in` in errors, "NAME:LINE:
+// ..."): encode writes each line's tokens separated by spaces, decode turns
+// such lines back into text (its exact inverse). NUL bytes, invalid UTF-8 and
+// unknown tokens are NMT_ERR_INPUT; lines before the bad one are written.
+int bpe_encode_stream(const Bpe *b, FILE *in, FILE *out, const char *name);
+int bpe_decode_stream(const Bpe *b, FILE *in, FILE *out, const char *name);
 
 void bpe_free(Bpe *b);
 

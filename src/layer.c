@@ -32,6 +32,15 @@ static AttnShape attn_shape(const Ctx *c, size_t B, size_t Tq, size_t Tk, const 
 
 // ---------------------------------------------------------------- forward
 
+// Every forward matrix product of a layer goes through here: out (N, M) =
+// relu?(in (N, K) . w + b). The one place where another kind of product
+// (e.g. int8 weights for decoding) would be chosen.
+static void linear(const Ctx *c, real *out, const real *in, const LinearParams *p, size_t N, size_t K, size_t M,
+                   int relu) {
+    if (relu) linear_relu_forward(out, in, P(p->w), P(p->b), N, K, M);
+    else linear_forward(out, in, P(p->w), P(p->b), N, K, M);
+}
+
 // Sublayer input: post-norm feeds x itself, pre-norm feeds LN(x).
 static const real *sub_input(const Ctx *c, SubActs *s, const real *x, const NormParams *n, size_t N) {
     if (!c->m->s.pre_norm) return x;
@@ -63,7 +72,7 @@ static const real *self_attn_forward(const Ctx *c, const SelfAttnParams *p, SubA
                                      const KVCache *cache, int stack, int l) {
     size_t C = width(c), N = q->B * q->T;
     const real *u = sub_input(c, s, x, &p->norm, N);
-    linear_forward(qkv, u, P(p->qkv.w), P(p->qkv.b), N, C, 3 * C);
+    linear(c, qkv, u, &p->qkv, N, C, 3 * C, 0);
     AttnShape as = attn_shape(c, q->B, q->T, q->T, q->len, causal, 3 * C, 3 * C, site_key(c, stack, l, SITE_ATTN_W));
     const real *k = qkv + C, *v = qkv + 2 * C;
     if (cache) {
@@ -80,14 +89,14 @@ static const real *self_attn_forward(const Ctx *c, const SelfAttnParams *p, SubA
         v = cache->v;
     }
     attention_forward(att, probs, scratch, qkv, k, v, &as);
-    linear_forward(s->res, att, P(p->out.w), P(p->out.b), N, C, C);
+    linear(c, s->res, att, &p->out, N, C, C, 0);
     return sub_output(c, s, x, &p->norm, N, site_key(c, stack, l, SITE_ATTN_OUT));
 }
 
 void cross_kv_forward(const Ctx *c, int l, Acts *a, const real *enc, size_t Ns) {
     const CrossAttnParams *p = &c->m->dec[l].cross;
     size_t C = width(c);
-    linear_forward(a->dec[l].kv, enc, P(p->kv.w), P(p->kv.b), Ns, C, 2 * C);
+    linear(c, a->dec[l].kv, enc, &p->kv, Ns, C, 2 * C, 0);
 }
 
 static const real *cross_attn_forward(const Ctx *c, int l, Acts *a, const real *x, const Seq *q,
@@ -96,11 +105,11 @@ static const real *cross_attn_forward(const Ctx *c, int l, Acts *a, const real *
     DecActs *e = &a->dec[l];
     size_t C = width(c), N = q->B * q->T;
     const real *u = sub_input(c, &e->cross, x, &p->norm, N);
-    linear_forward(e->q, u, P(p->q.w), P(p->q.b), N, C, C);
+    linear(c, e->q, u, &p->q, N, C, C, 0);
     AttnShape cs = attn_shape(c, q->B, q->T, src->S, src->len, 0, C, 2 * C, site_key(c, STACK_DEC, l, SITE_CROSS_W));
     cs.kv_group = src->group;
     attention_forward(e->catt, e->cprobs, a->g_probs, e->q, e->kv, e->kv + C, &cs);
-    linear_forward(e->cross.res, e->catt, P(p->out.w), P(p->out.b), N, C, C);
+    linear(c, e->cross.res, e->catt, &p->out, N, C, C, 0);
     return sub_output(c, &e->cross, x, &p->norm, N, site_key(c, STACK_DEC, l, SITE_CROSS_OUT));
 }
 
@@ -109,14 +118,14 @@ static const real *ffn_forward(const Ctx *c, const FfnParams *p, SubActs *s, rea
                                const real *x, size_t N, int stack, int l) {
     size_t C = width(c), F = (size_t)c->m->s.d_ff;
     const real *u = sub_input(c, s, x, &p->norm, N);
-    linear_relu_forward(h, u, P(p->in.w), P(p->in.b), N, C, F);
+    linear(c, h, u, &p->in, N, C, F, 1);
     const real *hd = h;
     real pd = drop_rate(c, c->m->s.ffn_dropout);
     if (pd > 0) {
         dropout_forward(scratch, h, N * F, pd, site_key(c, stack, l, SITE_FFN_H));
         hd = scratch;
     }
-    linear_forward(s->res, hd, P(p->out.w), P(p->out.b), N, F, C);
+    linear(c, s->res, hd, &p->out, N, F, C, 0);
     return sub_output(c, s, x, &p->norm, N, site_key(c, stack, l, SITE_FFN_OUT));
 }
 

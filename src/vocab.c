@@ -93,6 +93,9 @@ int vocab_build(Vocab **out, const char *const *paths, int npaths, int min_freq,
     // A vocabulary of specials alone could not be loaded back from a checkpoint.
     if (vocab_size(v) == TOK_SPECIALS) {
         vocab_free(v);
+        if (n == 0)
+            return err_set(NMT_ERR_INPUT, "%s%s: no words: the files hold no sentences", npaths ? paths[0] : "(no files)",
+                           npaths > 1 ? " and the other files" : "");
         return err_set(NMT_ERR_INPUT, "%s%s: no word is left in the vocabulary (min_freq %d, size limit %d, "
                        "specials included): lower data.min_freq or raise data.vocab_size",
                        npaths ? paths[0] : "(no files)", npaths > 1 ? " and the other files" : "", min_freq, max_size);

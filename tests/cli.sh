@@ -95,6 +95,73 @@ if [ $? -eq 2 ] && grep -q "exactly one input sentence" "$T/err" && [ ! -e "$T/a
 printf 'a b c\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --attention-png "$T/a.png" --attention-heads >/dev/null 2>"$T/err"
 if [ $? -eq 0 ] && [ "$(head -c 4 "$T/a.png" | od -An -c | tr -d ' ')" = "211PNG" ]; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: --attention-png: $(cat "$T/err")"; fi
+# One option parser for every subcommand: `--opt value` and `--opt=value`, one
+# wording for usage errors (exit 2), and --help from each command's table.
+"$NMT" train --config="$T/ok.json" --set=train.max_steps=2 --set model.d_ff=8 --set=train.checkpoint_dir="$T/ck2" --dry-run >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && grep -q '"d_ff":[[:space:]]*8' "$T/out" && grep -q '"max_steps":[[:space:]]*2' "$T/out" && [ ! -e "$T/ck2" ]; then
+    pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: train --config=... --set=...: $(cat "$T/err")"; fi
+printf 'a b c\nb a\n' | "$NMT" translate --checkpoint="$T/ck/last.ckpt" --beam=3 --nbest=2 --alpha=0.6 >"$T/nb2" 2>"$T/err"
+if [ $? -eq 0 ] && cmp -s "$T/nb" "$T/nb2"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: translate --checkpoint=... --beam=...: $(cat "$T/err")"; fi
+"$NMT" eval --checkpoint="$T/ck/last.ckpt" --src="$T/s.txt" --ref "$T/t.txt" --beam=2 --output="$T/hyp2" >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "^BLEU = " "$T/out" && cmp -s "$T/hyp" "$T/hyp2"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: eval --opt=value: $(cat "$T/err")"; fi
+"$NMT" average --output="$T/avg.ckpt" "$T/ck/last.ckpt" >"$T/out" 2>"$T/err" && "$NMT" info "$T/avg.ckpt" >/dev/null 2>&1
+if [ $? -eq 0 ] && grep -q "averaged 1 checkpoints into $T/avg.ckpt" "$T/out"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: average --output=...: $(cat "$T/err")"; fi
+for cmd in train translate eval info average bleu bpe bench "bench gemm" config-keys; do
+    # shellcheck disable=SC2086  # "bench gemm" is two words
+    expect 2 "nmt $cmd: unknown option '--bogus' (see: nmt $cmd --help)" -- "$NMT" $cmd --bogus=1
+    # shellcheck disable=SC2086
+    "$NMT" $cmd --help >"$T/out" 2>"$T/err"
+    if [ $? -eq 0 ] && grep -q "^usage: nmt $cmd" "$T/out" && grep -q -- "-h, --help" "$T/out" && [ ! -s "$T/err" ]; then
+        pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: nmt $cmd --help: $(head -c 300 "$T/out")"; fi
+done
+expect 2 "nmt train: --config needs a value (see: nmt train --help)" -- "$NMT" train --config=
+expect 2 "nmt train: --quiet takes no value (see: nmt train --help)" -- "$NMT" train --config "$T/ok.json" --quiet=yes
+expect 2 "nmt train: --config FILE is required (see: nmt train --help)" -- "$NMT" train --dry-run
+expect 2 "nmt train: unexpected argument 'extra' (see: nmt train --help)" -- "$NMT" train --config "$T/ok.json" extra
+expect 2 "nmt translate: --checkpoint needs a value (see: nmt translate --help)" -- "$NMT" translate --checkpoint
+expect 2 "nmt translate: --checkpoint FILE is required (see: nmt translate --help)" -- "$NMT" translate --beam 2
+expect 2 "nmt translate: --beam: 'x' is not a whole number in [1, 256] (see: nmt translate --help)" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam=x
+expect 2 "nmt translate: --alpha: '11' is not a number in [0, 10]" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --alpha 11
+expect 2 "nmt eval: --batch: '0' is not a whole number in [1, 4096]" -- "$NMT" eval --checkpoint "$T/ck/last.ckpt" --batch=0
+expect 2 "nmt eval: unknown option '--attention-png'" -- "$NMT" eval --checkpoint "$T/ck/last.ckpt" --attention-png x.png
+expect 2 "nmt translate: unknown option '--lowercase'" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --lowercase
+expect 2 "nmt average: --output needs a value (see: nmt average --help)" -- "$NMT" average "$T/ck/last.ckpt" --output
+expect 2 "nmt average: needs --output OUT and at least one input" -- "$NMT" average --output "$T/avg9.ckpt"
+expect 2 "nmt info: expects exactly one checkpoint file" -- "$NMT" info "$T/ck/last.ckpt" "$T/ck/last.ckpt"
+expect 2 "nmt bench: --steps: '0' is not a whole number in [1, 1000000] (see: nmt bench --help)" -- "$NMT" bench --steps=0
+expect 2 "nmt bench: --warmup needs a value" -- "$NMT" bench --warmup
+expect 2 "nmt bench gemm: --reps: '0' is not a whole number in [1, 1000] (see: nmt bench gemm --help)" -- "$NMT" bench gemm --reps 0
+expect 2 "nmt bench gemm: --reps: 'x' is not a whole number" -- "$NMT" bench gemm --reps=x
+expect 2 "nmt bench gemm: --reps needs a value" -- "$NMT" bench gemm --reps
+for shape in 4x4 0x4x4 4x-4x4 100000x100000x100000; do
+    expect 2 "nmt bench gemm: --shape wants MxNxK" -- "$NMT" bench gemm --shape "$shape"
+done
+expect 2 "nmt bpe: --vocab-size: '0' is not a whole number in [1, 16777216]" -- "$NMT" bpe learn --vocab-size=0 --input "$T/s.txt" --output "$T/m.bpe"
+expect 2 "nmt bpe: missing subcommand (learn, encode or decode)" -- "$NMT" bpe
+expect 2 "nmt bpe: unknown subcommand 'frob'" -- "$NMT" bpe frob
+expect 2 "nmt bpe: learn needs --vocab-size N" -- "$NMT" bpe learn --input "$T/s.txt" --output "$T/m.bpe"
+expect 2 "nmt bpe: encode takes only --model (text comes from stdin)" -- "$NMT" bpe encode --model "$T/m.bpe" --input "$T/s.txt"
+expect 2 "nmt bpe: --model needs a value" -- "$NMT" bpe decode --model=
+expect 2 "nmt config-keys: unexpected argument 'x'" -- "$NMT" config-keys x
+if "$NMT" bpe learn --vocab-size=300 --input="$T/s.txt" --input "$T/t.txt" --output="$T/m.bpe" 2>"$T/err" &&
+   "$NMT" bpe encode --model="$T/m.bpe" <"$T/s.txt" >"$T/s.tok" && "$NMT" bpe decode --model "$T/m.bpe" <"$T/s.tok" >"$T/s.dec" &&
+   cmp -s "$T/s.txt" "$T/s.dec"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: bpe with --opt=value: $(cat "$T/err")"; fi
+
+# nmt bleu: the command line around bleu_read_segments / bleu_score_segments.
+printf 'The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n' >"$T/ref.txt"
+printf 'The dog bit the man.\nIt wasn'"'"'t surprising.\nThe man had just bitten him.\n' | "$NMT" bleu "$T/ref.txt" --chrf >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && [ "$(cat "$T/out")" = "BLEU = 45.07 70.6/42.9/36.4/37.5 (BP = 1.000 ratio = 1.000 hyp_len = 17 ref_len = 17)
+chrF2 = 50.04" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: bleu --chrf: $(cat "$T/out" "$T/err")"; fi
+expect 2 "nmt bleu: missing REF_FILE (see: nmt bleu --help)" -- "$NMT" bleu --chrf
+expect 2 "nmt bleu: unknown option '--smooth'" -- "$NMT" bleu "$T/ref.txt" --smooth
+expect 2 "nmt bleu: unexpected argument '$T/ref.txt' (one REF_FILE only" -- "$NMT" bleu "$T/ref.txt" "$T/ref.txt"
+expect 2 "nmt bleu: --lowercase takes no value" -- "$NMT" bleu "$T/ref.txt" --lowercase=1
+expect 2 "/nonexistent/ref.txt" -- "$NMT" bleu /nonexistent/ref.txt
+expect 2 "bleu: $T/ref.txt has 3 lines but the hypotheses on stdin have 0" -- "$NMT" bleu "$T/ref.txt"
+expect 2 "bleu: $T/empty.txt is empty: nothing to score" -- "$NMT" bleu "$T/empty.txt"
 # The plot script (when gnuplot is installed).
 if command -v gnuplot >/dev/null; then
     if sh scripts/plot-log.sh "$T/ck/train_log.jsonl" "$T/log.png" 2>"$T/err" && [ -s "$T/log.png" ]; then pass=$((pass + 1)); else

@@ -1,7 +1,7 @@
 // test_bleu.c — BLEU / chrF: hand-computed cases, the 13a tokenizer, the
-// numbers sacreBLEU's own test suite publishes, and the `bleu` subcommand.
+// numbers sacreBLEU's own test suite publishes, and reading and scoring files
+// as `nmt bleu` does (its command line is checked by tests/cli.sh).
 #include <criterion/criterion.h>
-#include <criterion/redirect.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "bleu.h"
-#include "cmd_bleu.h"
 #include "util.h"
 
 // ---------------------------------------------------------------------------
@@ -532,7 +531,7 @@ Test(sacrebleu_published, chrf_sentence_level_czech) {  // test_chrf_sentence_le
 }
 
 // ---------------------------------------------------------------------------
-// `nmt bleu`
+// Files of segments, as `nmt bleu` reads and scores them
 
 static char *write_temp(const char *text) {
     char *path = xstrdup("/tmp/nmt_test_bleu_XXXXXX");
@@ -544,101 +543,109 @@ static char *write_temp(const char *text) {
     return path;
 }
 
-// Runs `nmt bleu ARGS...` with `hyp` on stdin.
-static int run_bleu(const char *hyp, int argc, char **argv) {
-    char *hp = write_temp(hyp);
-    cr_assert(freopen(hp, "r", stdin) != NULL);
+typedef struct {
+    char *text;
+    char **lines;
+    size_t n;
+} Segments;
+
+// Reads `content` back through a temporary file named `name` in errors.
+static int read_segments(const char *content, const char *name, Segments *s) {
+    char *path = write_temp(content);
     err_clear();
-    int rc = cmd_bleu(argc, argv);
-    unlink(hp);
-    free(hp);
+    int rc = bleu_read_segments(path, name ? name : path, &s->text, &s->lines, &s->n);
+    unlink(path);
+    free(path);
     return rc;
 }
 
-Test(cmd_bleu, scores_a_corpus, .init = cr_redirect_stdout) {
-    char *ref = write_temp("The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n");
-    char *argv[] = {"bleu", ref, "--chrf", NULL};
-    int rc = run_bleu("The dog bit the man.\nIt wasn't surprising.\nThe man had just bitten him.\n", 3, argv);
-    unlink(ref);
-    free(ref);
-    cr_assert_eq(rc, 0, "%s", err_msg());
-    fflush(stdout);
+static void free_segments(Segments *s) {
+    free(s->lines);
+    free(s->text);
+}
+
+// The score line(s) `nmt bleu` prints for these two texts.
+static void score_texts(const char *hyp, const char *ref, int lowercase, int chrf, char *out, size_t n) {
+    Segments h, r;
+    cr_assert_eq(read_segments(hyp, "<stdin>", &h), 0, "%s", err_msg());
+    cr_assert_eq(read_segments(ref, NULL, &r), 0, "%s", err_msg());
+    cr_assert_eq(h.n, r.n);
+    BleuResult br;
+    ChrfResult cr;
+    cr_assert_eq(bleu_score_segments((const char *const *)h.lines, (const char *const *)r.lines, r.n, lowercase, &br,
+                                     chrf ? &cr : NULL),
+                 0);
+    bleu_format(&br, out, n);
+    if (chrf) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "\n");
+        chrf_format(&cr, out + len + 1, n - len - 1);
+    }
+    free_segments(&h);
+    free_segments(&r);
+}
+
+Test(bleu_files, scores_a_corpus) {
+    char line[512];
+    score_texts("The dog bit the man.\nIt wasn't surprising.\nThe man had just bitten him.\n",
+                "The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n", 0, 1, line, sizeof line);
     // The single-reference score, cross-checked by hand: 12/17, 6/14, 4/11, 3/8.
-    cr_expect_stdout_eq_str("BLEU = 45.07 70.6/42.9/36.4/37.5 (BP = 1.000 ratio = 1.000 hyp_len = 17 ref_len = 17)\n"
-                            "chrF2 = 50.04\n");
+    cr_expect_str_eq(line, "BLEU = 45.07 70.6/42.9/36.4/37.5 (BP = 1.000 ratio = 1.000 hyp_len = 17 ref_len = 17)\n"
+                           "chrF2 = 50.04");
 }
 
-Test(cmd_bleu, lowercase_and_crlf, .init = cr_redirect_stdout) {
-    char *ref = write_temp("the quick brown fox\r\njumps over it\r\n");
-    char *argv[] = {"bleu", "--lowercase", ref, NULL};
-    int rc = run_bleu("THE QUICK BROWN FOX\nJUMPS OVER IT", 3, argv);  // no final newline
-    unlink(ref);
-    free(ref);
-    cr_assert_eq(rc, 0, "%s", err_msg());
-    fflush(stdout);
-    cr_expect_stdout_eq_str("BLEU = 100.00 100.0/100.0/100.0/100.0 (BP = 1.000 ratio = 1.000 hyp_len = 7 ref_len = 7)\n");
+Test(bleu_files, lowercase_and_crlf) {
+    char line[512];
+    score_texts("THE QUICK BROWN FOX\nJUMPS OVER IT", "the quick brown fox\r\njumps over it\r\n", 1, 0, line,
+                sizeof line);  // no final newline on the hypotheses
+    cr_expect_str_eq(line, "BLEU = 100.00 100.0/100.0/100.0/100.0 (BP = 1.000 ratio = 1.000 hyp_len = 7 ref_len = 7)");
 }
 
-Test(cmd_bleu, help, .init = cr_redirect_stdout) {
-    char *argv[] = {"bleu", "--help", NULL};
-    cr_expect_eq(cmd_bleu(2, argv), 0);
-    fflush(stdout);
-    cr_expect_stdout_neq_str("");
-}
-
-Test(cmd_bleu, missing_ref_file) {
-    char *argv[] = {"bleu", "/nonexistent/ref.txt", NULL};
-    cr_expect_eq(run_bleu("x\n", 2, argv), NMT_ERR_INPUT);
+Test(bleu_files, missing_file) {
+    char *text = NULL, **lines = NULL;
+    size_t n = 0;
+    err_clear();
+    cr_expect_eq(bleu_read_segments("/nonexistent/ref.txt", "/nonexistent/ref.txt", &text, &lines, &n),
+                 NMT_ERR_INPUT);
     cr_expect(strstr(err_msg(), "/nonexistent/ref.txt") != NULL, "message: %s", err_msg());
+    cr_expect(text == NULL && lines == NULL && n == 0);
 }
 
-Test(cmd_bleu, missing_argument_and_unknown_option) {
-    char *a1[] = {"bleu", NULL};
-    cr_expect_eq(run_bleu("x\n", 1, a1), NMT_ERR_INPUT);
-    cr_expect(strstr(err_msg(), "REF_FILE") != NULL, "message: %s", err_msg());
-    char *ref = write_temp("x\n");
-    char *a2[] = {"bleu", ref, "--smooth", NULL};
-    cr_expect_eq(run_bleu("x\n", 3, a2), NMT_ERR_INPUT);
-    cr_expect(strstr(err_msg(), "--smooth") != NULL, "message: %s", err_msg());
-    char *a3[] = {"bleu", ref, ref, NULL};
-    cr_expect_eq(run_bleu("x\n", 3, a3), NMT_ERR_INPUT);
-    unlink(ref);
-    free(ref);
+Test(bleu_files, lines_as_python_reads_them) {
+    Segments s;
+    cr_assert_eq(read_segments("a\n\nb\n", NULL, &s), 0);
+    cr_expect_eq(s.n, 3);
+    cr_expect_str_eq(s.lines[1], "");
+    cr_expect_str_eq(s.lines[2], "b");
+    free_segments(&s);
+    cr_assert_eq(read_segments("", NULL, &s), 0);
+    cr_expect_eq(s.n, 0);
+    free_segments(&s);
 }
 
-Test(cmd_bleu, line_count_mismatch) {
-    char *ref = write_temp("a\nb\nc\n");
-    char *argv[] = {"bleu", ref, NULL};
-    cr_expect_eq(run_bleu("a\nb\n", 2, argv), NMT_ERR_INPUT);
-    cr_expect(strstr(err_msg(), ref) && strstr(err_msg(), "3 lines") && strstr(err_msg(), "have 2"), "message: %s",
-              err_msg());
-    unlink(ref);
-    free(ref);
-}
-
-Test(cmd_bleu, invalid_utf8_names_file_and_line) {
-    char *ref = write_temp("fine\nalso fine\nbad \xC3\x28 here\n");
-    char *argv[] = {"bleu", ref, NULL};
-    cr_expect_eq(run_bleu("a\nb\nc\n", 2, argv), NMT_ERR_INPUT);
+Test(bleu_files, invalid_utf8_and_nul_name_file_and_line) {
+    char *path = write_temp("fine\nalso fine\nbad \xC3\x28 here\n");
+    char *text, **lines;
+    size_t n;
+    err_clear();
+    cr_expect_eq(bleu_read_segments(path, path, &text, &lines, &n), NMT_ERR_INPUT);
     char want[256];
-    snprintf(want, sizeof want, "%s:3:", ref);
+    snprintf(want, sizeof want, "%s:3:", path);
     cr_expect(strstr(err_msg(), want) && strstr(err_msg(), "UTF-8"), "message: %s", err_msg());
-    unlink(ref);
-    free(ref);
+    unlink(path);
+    free(path);
 
-    ref = write_temp("a\nb\n");
-    char *a2[] = {"bleu", ref, NULL};
-    cr_expect_eq(run_bleu("ok\n\xFF\n", 2, a2), NMT_ERR_INPUT);
+    Segments s;
+    cr_expect_eq(read_segments("ok\n\xFF\n", "<stdin>", &s), NMT_ERR_INPUT);
     cr_expect(strstr(err_msg(), "<stdin>:2:") != NULL, "message: %s", err_msg());
-    unlink(ref);
-    free(ref);
-}
-
-Test(cmd_bleu, empty_input) {
-    char *ref = write_temp("");
-    char *argv[] = {"bleu", ref, NULL};
-    cr_expect_eq(run_bleu("", 2, argv), NMT_ERR_INPUT);
-    cr_expect(strstr(err_msg(), "empty") != NULL, "message: %s", err_msg());
-    unlink(ref);
-    free(ref);
+    path = write_temp("x");
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fwrite("a\nb\0c\n", 1, 6, f);
+    fclose(f);
+    err_clear();
+    cr_expect_eq(bleu_read_segments(path, "nul", &text, &lines, &n), NMT_ERR_INPUT);
+    cr_expect(strstr(err_msg(), "nul:2: line contains a NUL byte") != NULL, "message: %s", err_msg());
+    unlink(path);
+    free(path);
 }

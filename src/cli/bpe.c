@@ -1,15 +1,16 @@
-// cmd_bpe.c — `nmt bpe learn|encode|decode`: the command-line face of bpe.c.
-#include "cmd_bpe.h"
+// bpe.c — `nmt bpe learn|encode|decode`: the command-line face of bpe.h.
+#include "cli.h"
+#include "options.h"
+
 #include "bpe.h"
 #include "util.h"
 
 #include <libgen.h>
-#include <stdarg.h>
+#include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <stb/stb_ds.h>
 
 static const char USAGE[] =
     "usage: nmt bpe learn --vocab-size N --input FILE [--input FILE ...] --output MODEL\n"
@@ -19,164 +20,87 @@ static const char USAGE[] =
     "learn   learns a joint byte-pair vocabulary of N ids (4 specials + 256 byte\n"
     "        tokens + characters + merges) from plain UTF-8 text, one sentence a line.\n"
     "encode  prints each input line as space-separated token strings.\n"
-    "decode  turns lines of token strings back into text (exact inverse of encode).\n";
+    "decode  turns lines of token strings back into text (exact inverse of encode).\n"
+    "\n";
 
 typedef struct {
     const char *sub, *output, *model;
-    const char **inputs; // stb array
+    const char **inputs; // stb_ds array
     int vocab_size;      // 0 = not given
-} Options;
+} Args;
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return err_set(NMT_ERR_INPUT, "bpe: %s (see 'nmt bpe --help')", msg);
-}
-
-static int parse_options(int argc, char **argv, Options *o) {
-    o->sub = argv[1];
-    if (strcmp(o->sub, "learn") && strcmp(o->sub, "encode") && strcmp(o->sub, "decode"))
-        return usage_error("unknown subcommand '%s'", o->sub);
-    for (int i = 2; i < argc; i++) {
-        const char *opt = argv[i], *val;
-        const char *eq = strchr(opt, '=');
-        char name[32];
-        size_t n = eq ? (size_t)(eq - opt) : strlen(opt);
-        if (strncmp(opt, "--", 2) != 0 || n >= sizeof name) return usage_error("unexpected argument '%s'", opt);
-        memcpy(name, opt, n);
-        name[n] = 0;
-        if (strcmp(name, "--vocab-size") && strcmp(name, "--input") && strcmp(name, "--output") &&
-            strcmp(name, "--model"))
-            return usage_error("unknown option '%s'", opt);
-        if (eq) val = eq + 1;
-        else if (i + 1 < argc) val = argv[++i];
-        else return usage_error("missing value for %s", name);
-        if (!strcmp(name, "--vocab-size")) {
-            char *end;
-            long v = strtol(val, &end, 10);
-            if (!*val || *end || v <= 0 || v > 1 << 24)
-                return usage_error("--vocab-size needs a positive integer (at most 16777216), got '%s'", val);
-            o->vocab_size = (int)v;
-        } else if (!strcmp(name, "--input")) arrpush(o->inputs, val);
-        else if (!strcmp(name, "--output")) o->output = val;
-        else o->model = val;
+// What each of learn / encode / decode needs and refuses.
+static int check(const OptSpec *spec, const Args *a) {
+    if (!strcmp(a->sub, "learn")) {
+        if (a->model) return options_error(spec, "learn takes no --model");
+        if (!a->vocab_size) return options_error(spec, "learn needs --vocab-size N");
+        if (!arrlen(a->inputs)) return options_error(spec, "learn needs at least one --input FILE");
+        if (!a->output) return options_error(spec, "learn needs --output MODEL");
+        return NMT_OK;
     }
-    if (!strcmp(o->sub, "learn")) {
-        if (o->model) return usage_error("learn takes no --model");
-        if (!o->vocab_size) return usage_error("learn needs --vocab-size N");
-        if (!arrlen(o->inputs)) return usage_error("learn needs at least one --input FILE");
-        if (!o->output) return usage_error("learn needs --output MODEL");
-    } else {
-        if (o->vocab_size || o->inputs || o->output)
-            return usage_error("%s takes only --model (text comes from stdin)", o->sub);
-        if (!o->model) return usage_error("%s needs --model MODEL", o->sub);
-    }
+    if (strcmp(a->sub, "encode") && strcmp(a->sub, "decode"))
+        return options_error(spec, "unknown subcommand '%s'", a->sub);
+    if (a->vocab_size || a->inputs || a->output)
+        return options_error(spec, "%s takes only --model (text comes from stdin)", a->sub);
+    if (!a->model) return options_error(spec, "%s needs --model MODEL", a->sub);
     return NMT_OK;
 }
 
-static int learn(const Options *o) {
+static int learn(const Args *a) {
     // Fail before spending the learning time on an unwritable destination.
-    char *copy = xstrdup(o->output);
+    char *copy = xstrdup(a->output);
     const char *dir = dirname(copy);
     int ok = access(dir, W_OK) == 0;
-    if (!ok) err_set(NMT_ERR_INPUT, "bpe: cannot write --output %s: directory %s is missing or read-only", o->output, dir);
+    if (!ok) err_set(NMT_ERR_INPUT, "bpe: cannot write --output %s: directory %s is missing or read-only", a->output, dir);
     free(copy);
     if (!ok) return NMT_ERR_INPUT;
     double t0 = now_seconds();
     Bpe *b;
-    int rc = bpe_learn(&b, o->inputs, (int)arrlen(o->inputs), o->vocab_size);
+    int rc = bpe_learn(&b, a->inputs, (int)arrlen(a->inputs), a->vocab_size);
     if (rc) return rc;
     double t1 = now_seconds();
-    rc = bpe_save(b, o->output);
+    rc = bpe_save(b, a->output);
     if (!rc)
         fprintf(stderr, "bpe: learned %d ids (requested %d) in %.2f s, wrote %s\n", bpe_vocab_size(b),
-                o->vocab_size, t1 - t0, o->output);
+                a->vocab_size, t1 - t0, a->output);
     bpe_free(b);
     return rc;
 }
 
-// Reads stdin line by line, without the newline; rejects NUL bytes.
-static int read_line(char **line, size_t *cap, long lineno, int *eof) {
-    ssize_t n = getline(line, cap, stdin);
-    if (n < 0) {
-        *eof = 1;
-        return ferror(stdin) ? err_set(NMT_ERR_RUNTIME, "bpe: read error on stdin") : NMT_OK;
-    }
-    if (n > 0 && (*line)[n - 1] == '\n') (*line)[--n] = 0;
-    if (strlen(*line) != (size_t)n) return err_set(NMT_ERR_INPUT, "stdin:%ld: NUL byte in line", lineno);
-    return NMT_OK;
-}
-
-static int encode(const Bpe *b) {
-    char *line = NULL;
-    size_t cap = 0;
-    int *ids = NULL, rc = NMT_OK, eof = 0;
-    for (long lineno = 1; rc == NMT_OK; lineno++) {
-        if ((rc = read_line(&line, &cap, lineno, &eof)) || eof) break;
-        arrsetlen(ids, 0);
-        if ((rc = bpe_encode_at(b, line, &ids, "stdin", lineno))) break;
-        for (ptrdiff_t i = 0; i < arrlen(ids); i++) {
-            if (i) putchar(' ');
-            fputs(bpe_token(b, ids[i]), stdout);
-        }
-        putchar('\n');
-    }
-    free(line);
-    arrfree(ids);
-    return rc;
-}
-
-static int decode(const Bpe *b) {
-    char *line = NULL;
-    size_t cap = 0;
-    int *ids = NULL, rc = NMT_OK, eof = 0;
-    for (long lineno = 1; rc == NMT_OK; lineno++) {
-        if ((rc = read_line(&line, &cap, lineno, &eof)) || eof) break;
-        arrsetlen(ids, 0);
-        for (char *s = line, *tok; (tok = strsep(&s, " ")) != NULL;) {
-            if (!*tok) continue;
-            int id = bpe_token_id(b, tok);
-            if (id < 0) {
-                rc = err_set(NMT_ERR_INPUT, "stdin:%ld: unknown token '%.60s'", lineno, tok);
-                break;
-            }
-            arrpush(ids, id);
-        }
-        if (rc) break;
-        char *text = bpe_decode(b, ids, arrlenu(ids));
-        fputs(text, stdout);
-        putchar('\n');
-        free(text);
-    }
-    free(line);
-    arrfree(ids);
-    return rc;
-}
-
-int cmd_bpe(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return NMT_OK;
-        }
-    if (argc < 2) return usage_error("missing subcommand (learn, encode or decode)");
-    Options o = {0};
-    int rc = parse_options(argc, argv, &o);
-    if (!rc && !strcmp(o.sub, "learn")) rc = learn(&o);
-    else if (!rc) {
+static int run(const Args *a) {
+    int rc;
+    if (!strcmp(a->sub, "learn")) rc = learn(a);
+    else {
         Bpe *b;
-        rc = bpe_load(&b, o.model);
+        rc = bpe_load(&b, a->model);
         if (!rc) {
-            rc = !strcmp(o.sub, "encode") ? encode(b) : decode(b);
+            rc = !strcmp(a->sub, "encode") ? bpe_encode_stream(b, stdin, stdout, "stdin")
+                                           : bpe_decode_stream(b, stdin, stdout, "stdin");
             bpe_free(b);
         }
     }
-    arrfree(o.inputs);
-    if (fflush(stdout) != 0 || ferror(stdout))
-        rc = err_set(NMT_ERR_RUNTIME, "bpe: write error on stdout");
+    if (fflush(stdout) != 0 || ferror(stdout)) rc = err_set(NMT_ERR_RUNTIME, "bpe: write error on stdout");
+    return rc;
+}
+
+int cli_bpe(int argc, char **argv) {
+    Args a = {0};
+    const char **words = NULL;  // stb_ds array: the subcommand
+    const Option opts[] = {
+        {"--vocab-size", OPT_INT, &a.vocab_size, 1, 1 << 24, "N", "learn: ids in the vocabulary", NULL},
+        {"--input", OPT_STRINGS, &a.inputs, 0, 0, "FILE", "learn: a training text file (repeatable)", NULL},
+        {"--output", OPT_STRING, &a.output, 0, 0, "MODEL", "learn: the model file to write", NULL},
+        {"--model", OPT_STRING, &a.model, 0, 0, "MODEL", "encode, decode: the model file to use", NULL},
+    };
+    const OptSpec spec = {"bpe", USAGE, opts, sizeof opts / sizeof opts[0], 1, NULL};
+    int rc = options_parse(&spec, argc, argv, &words);
+    if (!rc && arrlen(words) == 0) rc = options_error(&spec, "missing subcommand (learn, encode or decode)");
+    if (!rc && arrlen(words) > 1) rc = options_error(&spec, "unexpected argument '%s'", words[1]);
+    if (!rc) a.sub = words[0];
+    if (!rc) rc = check(&spec, &a);
+    if (rc) rc = options_report(&spec, rc);
+    else rc = cli_finish(run(&a));
+    arrfree(a.inputs);
+    arrfree(words);
     return rc;
 }

@@ -1,21 +1,11 @@
-// main.c — subcommand dispatch, argument parsing, exit codes.
-// Only this file prints errors and chooses the exit status:
-// 0 ok, 1 runtime failure, 2 bad usage / config / input.
-#include "average.h"
-#include "bench.h"
-#include "bench_gemm.h"
-#include "checkpoint.h"
-#include "cmd_bleu.h"
-#include "cmd_bpe.h"
-#include "cmd_translate.h"
-#include "decode.h"
-#include "config.h"
-#include "data.h"
-#include "train.h"
+// main.c — `nmt`: subcommand dispatch, --help and --version.
+// Each subcommand (cli.h) prints its own results and errors and returns the
+// exit status: 0 ok, 1 runtime failure, 2 bad usage / config / input.
+#include "cli.h"
+
+#include "real.h"
 #include "util.h"
 
-#include <math.h>
-#include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,67 +13,9 @@
 
 #define NMT_VERSION "0.1.0"
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg) {
-    fprintf(stderr, "nmt %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see: nmt %s --help)\n", cmd);
-    return NMT_ERR_INPUT;
-}
-
-static int finish(int rc) {
+int cli_finish(int rc) {
     if (rc) fprintf(stderr, "nmt: error: %s\n", err_msg()[0] ? err_msg() : "failed");
     return rc;
-}
-
-static const char *TRAIN_HELP =
-    "usage: nmt train --config FILE [--set key.path=value ...] [--resume CKPT] [--quiet] [--dry-run]\n"
-    "  --config FILE        JSON config (every key is listed in README.md)\n"
-    "  --set key=value      override a config key, e.g. --set train.max_steps=200\n"
-    "  --resume CKPT        continue from this checkpoint (default: <checkpoint_dir>/last.ckpt if it exists)\n"
-    "  --quiet              print only warnings, errors and the final summary\n"
-    "  --dry-run            check the config and the data, print the resolved config, the parameter\n"
-    "                       count and the memory the run will use; write nothing\n";
-
-static int cmd_train(int argc, char **argv) {
-    TrainArgs a;
-    memset(&a, 0, sizeof a);
-    const char **sets = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            fputs(TRAIN_HELP, stdout);
-            arrfree(sets);
-            return 0;
-        }
-        if (!strcmp(o, "--quiet")) { a.quiet = 1; continue; }
-        if (!strcmp(o, "--dry-run")) { a.dry_run = 1; continue; }
-        if (!strcmp(o, "--config") || !strcmp(o, "--set") || !strcmp(o, "--resume")) {
-            if (i + 1 >= argc) { arrfree(sets); return usage_error("train", "%s needs a value", o); }
-            const char *v = argv[++i];
-            if (!strcmp(o, "--config")) a.config_path = v;
-            else if (!strcmp(o, "--resume")) a.resume = v;
-            else arrput(sets, v);
-            continue;
-        }
-        arrfree(sets);
-        return usage_error("train", "unknown option '%s'", o);
-    }
-    if (!a.config_path) { arrfree(sets); return usage_error("train", "%s", "--config FILE is required"); }
-    a.sets = sets;
-    a.nset = (int)arrlen(sets);
-    int rc = train_run(&a);
-    arrfree(sets);
-    return finish(rc);
-}
-
-static int cmd_info(int argc, char **argv) {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: nmt info CHECKPOINT\n  prints the header, sections, config, step and sizes; verifies every checksum\n"
-             "  exit status 0 when valid, 2 when corrupt");
-        return 0;
-    }
-    if (argc != 2) return usage_error("info", "%s", "expects exactly one checkpoint file");
-    return finish(checkpoint_info(argv[1]));
 }
 
 static const char *HELP =
@@ -100,6 +32,17 @@ static const char *HELP =
     "  bench gemm  time the matrix product against OpenBLAS\n"
     "  config-keys print every config key with its default (Markdown)\n"
     "  --version   print the version\n";
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} Command;
+
+static const Command COMMANDS[] = {
+    {"train", cli_train}, {"translate", cli_translate}, {"eval", cli_eval},
+    {"info", cli_info},   {"average", cli_average},     {"bleu", cli_bleu},
+    {"bpe", cli_bpe},     {"bench", cli_bench},         {"config-keys", cli_config_keys},
+};
 
 // OpenMP threads that spin long while waiting steal the CPU from everything
 // else on a shared machine (measured here: beam search 20x slower next to a
@@ -132,19 +75,9 @@ int main(int argc, char **argv) {
         printf("nmt %s (%s)\n", NMT_VERSION, REAL_NAME);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "translate")) return finish(cmd_translate(argc - 1, argv + 1));
-    if (!strcmp(cmd, "eval")) return finish(cmd_eval(argc - 1, argv + 1));
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "average")) return finish(cmd_average(argc - 1, argv + 1));
-    if (!strcmp(cmd, "bleu")) return finish(cmd_bleu(argc - 1, argv + 1));
-    if (!strcmp(cmd, "bpe")) return finish(cmd_bpe(argc - 1, argv + 1));
-    if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "gemm")) return finish(cmd_bench_gemm(argc - 2, argv + 2));
-    if (!strcmp(cmd, "bench")) return finish(cmd_bench(argc - 1, argv + 1));
-    if (!strcmp(cmd, "config-keys")) {
-        config_print_keys();
-        return 0;
-    }
+    if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "gemm")) return cli_bench_gemm(argc - 2, argv + 2);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(cmd, COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "nmt: unknown command '%s' (see: nmt --help)\n", cmd);
     return NMT_ERR_INPUT;
 }

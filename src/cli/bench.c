@@ -1,0 +1,91 @@
+// bench.c — `nmt bench`: training-step timings per config (bench.h), one
+// human-readable line and one JSON line each.
+#include "cli.h"
+#include "options.h"
+
+#include "bench.h"
+#include "config.h"
+#include "util.h"
+
+#include <omp.h>
+#include <stb/stb_ds.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char USAGE[] =
+    "usage: nmt bench [--config FILE ...] [--steps N] [--warmup W] [--json]\n"
+    "  times whole training steps (forward, backward, clip, optimizer) on random batches of a fixed shape\n";
+static const char EPILOG[] =
+    "  threads: OMP_NUM_THREADS. GFLOP/s counts 6 x the multiply-adds of the matrix products\n"
+    "  (README: Speed); peak RSS is VmHWM, reset before each config when the kernel allows it.\n";
+
+// The line format scripts/bench_torch.py prints too.
+static void report(const Config *c, const BenchShape *sh, long steps, long warmup, const BenchResult *r,
+                   int json_only) {
+    int threads = omp_get_max_threads();
+    if (!json_only)
+        printf("nmt   %-6s %d thr | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
+               "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f | fwd %.1f bwd %.1f clip %.1f adam %.1f ms\n",
+               sh->name, threads, sh->B, sh->S, sh->T, sh->V, r->ms_median, steps, r->tok_per_s, r->gflops,
+               r->rss_mib, r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD],
+               r->ms_phase[BENCH_CLIP], r->ms_phase[BENCH_UPDATE]);
+    printf("{\"impl\": \"nmt\", \"shape\": \"%s\", \"threads\": %d, \"B\": %zu, \"S\": %zu, \"T\": %zu, \"V\": %zu, "
+           "\"d_model\": %d, \"heads\": %d, \"d_ff\": %d, \"enc_layers\": %d, \"dec_layers\": %d, \"params\": %zu, "
+           "\"steps\": %ld, \"warmup\": %ld, \"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, "
+           "\"tokens_per_s\": %.1f, \"gflop_per_step\": %.4f, \"gflops\": %.3f, \"peak_rss_mib\": %.1f, "
+           "\"rss_scope\": \"%s\", \"rss_before_mib\": %.1f, \"alloc_mib\": %.1f, \"loss_first\": %.6f, "
+           "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f}\n",
+           sh->name, threads, sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
+           c->dec_layers, r->nparams, steps, warmup, r->ms_median, r->ms_min, r->ms_max, r->tok_per_s, r->gflop_step,
+           r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
+           r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD], r->ms_phase[BENCH_CLIP],
+           r->ms_phase[BENCH_UPDATE]);
+    fflush(stdout);
+}
+
+// Every config is checked before anything is timed.
+static int run(const char *const *configs, int nconf, long steps, long warmup, int json_only) {
+    Config *cfg = xcalloc((size_t)nconf, sizeof *cfg);
+    BenchShape *sh = xcalloc((size_t)nconf, sizeof *sh);
+    int loaded = 0, rc = NMT_OK;  // loaded: configs to free
+    for (int i = 0; !rc && i < nconf; i++) {
+        rc = config_load(&cfg[i], configs[i], NULL, 0);  // frees on its own errors
+        if (rc) break;
+        loaded++;
+        rc = bench_shape(&sh[i], &cfg[i], configs[i]);
+    }
+    for (int i = 0; !rc && i < nconf; i++) {
+        BenchResult r;
+        rc = bench_run(&cfg[i], &sh[i], steps, warmup, &r);
+        if (!rc) report(&cfg[i], &sh[i], steps, warmup, &r, json_only);
+    }
+    for (int i = 0; i < loaded; i++) config_free(&cfg[i]);
+    free(cfg);
+    free(sh);
+    return rc;
+}
+
+int cli_bench(int argc, char **argv) {
+    const char **configs = NULL;  // stb_ds array
+    int steps = 20, warmup = 3, json_only = 0;
+    const Option opts[] = {
+        {"--config", OPT_STRINGS, &configs, 0, 0, "FILE",
+         "an nmt config giving the model and the shape (repeatable; one result each):\n"
+         "V = data.vocab_size, S = data.max_src_len, T = data.max_tgt_len,\n"
+         "B = train.batch_tokens / max(S, T)",
+         "configs/bench-small.json"},
+        {"--steps", OPT_INT, &steps, 1, 1000000, "N", "timed steps; the median is reported", OPT_CURRENT},
+        {"--warmup", OPT_INT, &warmup, 0, 1000000, "W", "untimed steps before them", OPT_CURRENT},
+        {"--json", OPT_FLAG, &json_only, 0, 0, NULL, "print only the JSON line of each config", NULL},
+    };
+    const OptSpec spec = {"bench", USAGE, opts, sizeof opts / sizeof opts[0], 0, EPILOG};
+    int rc = options_parse(&spec, argc, argv, NULL);
+    if (rc) {
+        arrfree(configs);
+        return options_report(&spec, rc);
+    }
+    if (arrlen(configs) == 0) arrput(configs, "configs/bench-small.json");
+    rc = cli_finish(run(configs, (int)arrlen(configs), steps, warmup, json_only));
+    arrfree(configs);
+    return rc;
+}

@@ -1,0 +1,199 @@
+// translate.c — `nmt translate` (stdin -> stdout) and `nmt eval` (files -> BLEU):
+// their options, the checkpoint in, the results out.
+#include "cli.h"
+#include "options.h"
+
+#include "attnmap.h"
+#include "bleu.h"
+#include "checkpoint.h"
+#include "data.h"
+#include "translate.h"
+#include "util.h"
+
+#include <stb/stb_ds.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char TRANSLATE_USAGE[] =
+    "usage: nmt translate --checkpoint FILE [options] < SOURCE > TRANSLATION\n"
+    "  reads sentences from stdin (UTF-8, one per line), writes one translation per line, in order\n";
+
+static const char EVAL_USAGE[] =
+    "usage: nmt eval --checkpoint FILE --src SOURCE --ref REFERENCE [options]\n"
+    "  translates SOURCE and prints corpus BLEU (sacreBLEU defaults) and chrF2 against REFERENCE\n";
+
+typedef struct {
+    const char *checkpoint, *src, *ref, *output, *attention_png;
+    int lowercase, attention_heads;
+    DecodeOptions o;
+} Args;
+
+enum { MAX_OPTIONS = 12 };
+
+// The option table of translate, or of eval; returns its length.
+static int option_table(Args *a, Option *t, int eval) {
+    int n = 0;
+    t[n++] = (Option){"--checkpoint", OPT_STRING, &a->checkpoint, 0, 0, "FILE",
+                      "a checkpoint written by nmt train (required)", NULL};
+    if (eval) {
+        t[n++] = (Option){"--src", OPT_STRING, &a->src, 0, 0, "FILE", "source sentences (required)", NULL};
+        t[n++] = (Option){"--ref", OPT_STRING, &a->ref, 0, 0, "FILE", "their reference translations (required)", NULL};
+        t[n++] = (Option){"--output", OPT_STRING, &a->output, 0, 0, "FILE", "also write the translations to FILE", NULL};
+    }
+    t[n++] = (Option){"--beam", OPT_INT, &a->o.beam, 1, 256, "K", "beam size; 1 = greedy", OPT_CURRENT};
+    t[n++] = (Option){"--alpha", OPT_DOUBLE, &a->o.alpha, 0, 10, "A", "length penalty ((5+len)/6)^A in beam search",
+                      OPT_CURRENT};
+    t[n++] = (Option){"--nbest", OPT_INT, &a->o.nbest, 1, 256, "N",
+                      eval ? "as for nmt translate; eval scores the best hypothesis only"
+                           : "print N hypotheses per sentence as 'index ||| text ||| score'",
+                      OPT_CURRENT};
+    t[n++] = (Option){"--batch", OPT_INT, &a->o.batch, 1, 4096, "N",
+                      "sentences decoded together; the output does not depend on it", OPT_CURRENT};
+    t[n++] = (Option){"--max-len-a", OPT_DOUBLE, &a->o.max_len_a, 0, 100, "A",
+                      "output length limit A * source length + B", OPT_CURRENT};
+    t[n++] = (Option){"--max-len-b", OPT_INT, &a->o.max_len_b, 0, 10000, "B", "the B of --max-len-a", OPT_CURRENT};
+    if (eval) {
+        t[n++] = (Option){"--lowercase", OPT_FLAG, &a->lowercase, 0, 0, NULL, "case-insensitive BLEU", NULL};
+    } else {
+        t[n++] = (Option){"--attention-png", OPT_STRING, &a->attention_png, 0, 0, "FILE",
+                          "for one input sentence: draw the last decoder layer's cross-attention\n"
+                          "(averaged over heads) as a heatmap, source along the top, output down the side",
+                          NULL};
+        t[n++] = (Option){"--attention-heads", OPT_FLAG, &a->attention_heads, 0, 0, NULL,
+                          "with --attention-png: a grid of every head plus their average", NULL};
+    }
+    return n;
+}
+
+// Options common to translate and eval; eval adds --src/--ref/--output/--lowercase.
+static int parse_args(Args *a, Option *opts, OptSpec *spec, int argc, char **argv, int eval) {
+    memset(a, 0, sizeof *a);
+    a->o = decode_defaults();
+    *spec = (OptSpec){eval ? "eval" : "translate", eval ? EVAL_USAGE : TRANSLATE_USAGE, opts,
+                      option_table(a, opts, eval), 0, NULL};
+    int rc = options_parse(spec, argc, argv, NULL);
+    if (rc) return rc;
+    if (!a->checkpoint) return options_error(spec, "--checkpoint FILE is required");
+    if (eval && (!a->src || !a->ref)) return options_error(spec, "--src and --ref are required");
+    if (a->o.nbest > a->o.beam)
+        return options_error(spec, "--nbest (%d) cannot exceed --beam (%d)", a->o.nbest, a->o.beam);
+    return NMT_OK;
+}
+
+typedef struct {
+    Config c;
+    Tokenizer t;
+    Model m;
+} Loaded;
+
+static int load(Loaded *l, const char *path) {
+    TrainState st;
+    return checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &st);
+}
+
+static void unload(Loaded *l) {
+    model_free(&l->m);
+    tokenizer_free(&l->t);
+    config_free(&l->c);
+}
+
+static int translate(const Args *a) {
+    Loaded l;
+    int rc = load(&l, a->checkpoint);
+    if (rc) return rc;
+    // All of stdin is read (and checked) before anything is written.
+    char *text = NULL, **lines = NULL;
+    rc = read_lines("/dev/stdin", &text, &lines);
+    size_t n = (size_t)arrlen(lines), nb = (size_t)a->o.nbest;
+    char **out = xcalloc(n * nb + 1, sizeof *out);
+    double *scores = xcalloc(n * nb + 1, sizeof *scores);
+    if (!rc && a->attention_png && n != 1)
+        rc = err_set(NMT_ERR_INPUT, "translate: --attention-png needs exactly one input sentence (got %zu)", n);
+    if (!rc) rc = translate_lines(&l.m, &l.t, l.c.max_src_len, lines, n, &a->o, "stdin", out, scores, NULL);
+    if (!rc && a->attention_png)
+        rc = attention_map_png(a->attention_png, &l.m, &l.t, l.c.max_src_len, lines[0], &a->o, a->attention_heads);
+    if (!rc) {
+        for (size_t i = 0; i < n * nb; i++) {
+            if (nb > 1) printf("%zu ||| %s ||| %.6f\n", i / nb, out[i], scores[i]);
+            else puts(out[i]);
+        }
+        if (fflush(stdout) != 0) rc = err_set(NMT_ERR_RUNTIME, "stdout: write failed");
+    }
+    for (size_t i = 0; i < n * nb; i++) free(out[i]);
+    free(out);
+    free(scores);
+    arrfree(lines);
+    free(text);
+    unload(&l);
+    return rc;
+}
+
+static int write_lines(const char *path, char *const *lines, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += strlen(lines[i]) + 1;
+    char *buf = xmalloc(len + 1), *p = buf;
+    for (size_t i = 0; i < n; i++) p += sprintf(p, "%s\n", lines[i]);
+    int rc = write_file_atomic(path, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int eval(Args *a) {
+    a->o.nbest = 1;
+    char *stext = NULL, **src = NULL, *rtext = NULL, **ref = NULL;
+    int rc = read_lines(a->src, &stext, &src);
+    if (!rc) rc = read_lines(a->ref, &rtext, &ref);
+    if (!rc && arrlen(src) != arrlen(ref))
+        rc = err_set(NMT_ERR_INPUT, "%s has %td lines but %s has %td", a->src, arrlen(src), a->ref, arrlen(ref));
+    Loaded l;
+    int loaded = 0;
+    if (!rc) {
+        rc = load(&l, a->checkpoint);
+        loaded = !rc;
+    }
+    size_t n = (size_t)arrlen(src);
+    char **hyp = xcalloc(n + 1, sizeof *hyp);
+    TranslateStats ts = {0, 0, 0};
+    if (!rc) rc = translate_lines(&l.m, &l.t, l.c.max_src_len, src, n, &a->o, a->src, hyp, NULL, &ts);
+    BleuResult br;
+    ChrfResult cr;
+    if (!rc)
+        rc = bleu_score_segments((const char *const *)hyp, (const char *const *)ref, n, a->lowercase, &br, &cr);
+    if (!rc && a->output) rc = write_lines(a->output, hyp, n);
+    if (!rc) {
+        char line[512];
+        bleu_format(&br, line, sizeof line);
+        printf("%s\n", line);
+        chrf_format(&cr, line, sizeof line);
+        printf("%s\n", line);
+        printf("%zu sentences in %.2f s (%.1f sentences/s, %.0f target tokens/s), beam %d\n", ts.sentences,
+               ts.seconds, (double)ts.sentences / ts.seconds, (double)ts.tokens / ts.seconds, a->o.beam);
+    }
+    for (size_t i = 0; i < n; i++) free(hyp[i]);
+    free(hyp);
+    arrfree(src);
+    arrfree(ref);
+    free(stext);
+    free(rtext);
+    if (loaded) unload(&l);
+    return rc;
+}
+
+int cli_translate(int argc, char **argv) {
+    Args a;
+    Option opts[MAX_OPTIONS];
+    OptSpec spec;
+    int rc = parse_args(&a, opts, &spec, argc, argv, 0);
+    if (rc) return options_report(&spec, rc);
+    return cli_finish(translate(&a));
+}
+
+int cli_eval(int argc, char **argv) {
+    Args a;
+    Option opts[MAX_OPTIONS];
+    OptSpec spec;
+    int rc = parse_args(&a, opts, &spec, argc, argv, 1);
+    if (rc) return options_report(&spec, rc);
+    return cli_finish(eval(&a));
+}
