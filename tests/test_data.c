@@ -12,43 +12,9 @@
 #include "rng.h"
 #include "util.h"
 #include "vocab.h"
-
-// A fresh directory per test (Criterion runs each test in its own process).
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nmt_test_data_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    err_clear();
-}
-
-static void remove_tmpdir(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+#include "tmpdir.h"
 
 TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 30);
-
-// tmpdir/name (static storage, 8 slots).
-static const char *tmp_path(const char *name) {
-    static char paths[8][128];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 128, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static const char *write_bytes(const char *name, const char *text, size_t len) {
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(text, 1, len, f), len);
-    fclose(f);
-    return p;
-}
-
-static const char *write_tmp(const char *name, const char *text) { return write_bytes(name, text, strlen(text)); }
 
 // A word tokenizer with one vocabulary per side, built from the given files
 // (every word kept).

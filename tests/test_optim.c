@@ -18,6 +18,7 @@
 #include "train.h"
 #include "train_step.h"
 #include "util.h"
+#include "copy_corpus.h"
 
 // ---------------------------------------------------------------- a tiny parameter set
 
@@ -273,32 +274,10 @@ Test(optim, clip_factor_edges) {
 
 // ---------------------------------------------------------------- checkpoints and resume
 
-// n random sentences of t0..t{V-1}, 3..maxlen tokens, the same on both sides.
-static void write_copy_corpus(const char *dir, int n, int V, int maxlen) {
-    char sp[512], tp[512];
-    snprintf(sp, sizeof sp, "%s/train.src", dir);
-    snprintf(tp, sizeof tp, "%s/train.tgt", dir);
-    FILE *s = fopen(sp, "w"), *t = fopen(tp, "w");
-    cr_assert(s && t);
-    uint64_t key = rng_key(5, 1, 2), k = 0;
-    for (int i = 0; i < n; i++) {
-        int len = 3 + (int)(rng_u64(key, k++) % (uint64_t)(maxlen - 2));
-        for (int j = 0; j < len; j++) {
-            int w = (int)(rng_u64(key, k++) % (uint64_t)V);
-            fprintf(s, "%st%d", j ? " " : "", w);
-            fprintf(t, "%st%d", j ? " " : "", w);
-        }
-        fputs("\n", s);
-        fputs("\n", t);
-    }
-    fclose(s);
-    fclose(t);
-}
-
 static char *tiny_run_dir(void) {
     char *d = xstrdup("/tmp/nmt-optim-XXXXXX");
     cr_assert(mkdtemp(d));
-    write_copy_corpus(d, 200, 10, 8);
+    write_copy_corpus(d, "train", 200, 10, 8, 5);
     char path[512];
     snprintf(path, sizeof path, "%s/cfg.json", d);
     FILE *f = fopen(path, "w");

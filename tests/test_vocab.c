@@ -10,37 +10,9 @@
 #include "tokens.h"
 #include "util.h"
 #include "vocab.h"
-
-// A fresh directory per test (Criterion runs each test in its own process).
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nmt_test_vocab_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    err_clear();
-}
-
-static void remove_tmpdir(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+#include "tmpdir.h"
 
 TestSuite(vocab, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 30);
-
-// Writes `text` to tmpdir/name; returns the path (static storage, 8 slots).
-static const char *write_tmp(const char *name, const char *text) {
-    static char paths[8][128];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 128, "%s/%s", tmpdir, name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f);
-    size_t len = strlen(text);
-    cr_assert_eq(fwrite(text, 1, len, f), len);
-    fclose(f);
-    return p;
-}
 
 static Vocab *build1(const char *path, int min_freq, int max_size) {
     Vocab *v = NULL;
