@@ -634,10 +634,25 @@ char *bpe_decode(const Bpe *b, const int *ids, size_t n) {
             else arrpush(out, *t++);
         }
     }
-    size_t len = arrlenu(out);
-    char *s = xmalloc(len + 1);
-    if (len) memcpy(s, out, len);
-    s[len] = 0;
+    // Byte tokens a model emits need not form whole UTF-8 sequences: each
+    // byte that does not (and NUL, which would end the text) becomes U+FFFD,
+    // so what decoding returns is always valid UTF-8 text.
+    size_t len = arrlenu(out), o = 0;
+    char *s = xmalloc(3 * len + 1);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_next((const unsigned char *)out + i, len - i, &cp);
+        if (k > 0 && cp != 0) {
+            memcpy(s + o, out + i, (size_t)k);
+            o += (size_t)k;
+            i += (size_t)k;
+        } else {
+            memcpy(s + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    s[o] = 0;
     arrfree(out);
     return s;
 }

@@ -156,6 +156,24 @@ Test(bpe, specials_and_bytes) {
     bpe_free(b);
 }
 
+// Byte tokens that form whole characters decode to them; stray ones (a lead
+// byte without its continuation, a lone continuation, NUL) become U+FFFD.
+Test(bpe, decoded_bytes_are_always_utf8) {
+    Bpe *b = learn_text(HUG, 1000);
+    int e_acute[] = {BPE_BYTE0 + 0xC3, BPE_BYTE0 + 0xA9}, stray[] = {BPE_BYTE0 + 0xC3, 270, BPE_BYTE0 + 0xA9},
+        nul[] = {BPE_BYTE0 + 'a', BPE_BYTE0, BPE_BYTE0 + 'b'};
+    char *s = bpe_decode(b, e_acute, 2);
+    cr_assert_str_eq(s, "\xc3\xa9");
+    free(s);
+    s = bpe_decode(b, stray, 3);
+    cr_assert_str_eq(s, "\xef\xbf\xbd hug\xef\xbf\xbd");
+    free(s);
+    s = bpe_decode(b, nul, 3);
+    cr_assert_str_eq(s, "a\xef\xbf\xbd" "b");
+    free(s);
+    bpe_free(b);
+}
+
 Test(bpe, vocab_too_small) {
     const char *path = write_tmp("c.txt", HUG, strlen(HUG));
     Bpe *b = NULL;
