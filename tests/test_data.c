@@ -14,7 +14,7 @@
 #include "vocab.h"
 #include "tmpdir.h"
 
-TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 30);
+TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir);
 
 // A word tokenizer with one vocabulary per side, built from the given files
 // (every word kept).

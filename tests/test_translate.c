@@ -18,7 +18,7 @@
 #include "vocab.h"
 #include "tmpdir.h"
 
-TestSuite(translate, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 60);
+TestSuite(translate, .init = make_tmpdir, .fini = remove_tmpdir);
 
 static const char SRC_TEXT[] =
     "ein mann fährt ein rad\n"

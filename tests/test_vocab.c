@@ -12,7 +12,7 @@
 #include "vocab.h"
 #include "tmpdir.h"
 
-TestSuite(vocab, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 30);
+TestSuite(vocab, .init = make_tmpdir, .fini = remove_tmpdir);
 
 static Vocab *build1(const char *path, int min_freq, int max_size) {
     Vocab *v = NULL;
