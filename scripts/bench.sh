@@ -16,7 +16,7 @@
 #   BENCH_NO_TORCH=1          nmt only
 #   BENCH_WAIT_POLICY         OMP_WAIT_POLICY for both programs. Unset: nmt keeps
 #                             its own default (a short spin, GOMP_SPINCOUNT=20000,
-#                             see src/main.c) and PyTorch runs with PASSIVE.
+#                             see src/cli/main.c) and PyTorch runs with PASSIVE.
 set -eu
 
 NMT=${NMT:-./nmt}
