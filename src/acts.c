@@ -40,9 +40,18 @@ static void carve_sub(SubActs *s, real **cur, size_t n, size_t C) {
     s->res = arena_take(cur, n * C);
 }
 
+// A training arena keeps every layer's activations for the backward pass. An
+// inference arena (no backward) gives every layer the same buffers, except
+// the decoder's cross keys/values: a layer reads its input (the previous
+// layer's output) only before it overwrites the buffer that held it.
 static void carve_layers(Acts *a, const ModelShape *s, real **cur, const Dims *d) {
     size_t C = (size_t)s->d_model, F = (size_t)s->d_ff, H = (size_t)s->heads;
+    int share = !a->with_grads;
     for (int l = 0; l < s->enc_layers; l++) {
+        if (share && l > 0) {
+            a->enc[l] = a->enc[0];
+            continue;
+        }
         EncActs *e = &a->enc[l];
         carve_sub(&e->attn, cur, d->ns, C);
         carve_sub(&e->ffn, cur, d->ns, C);
@@ -52,6 +61,11 @@ static void carve_layers(Acts *a, const ModelShape *s, real **cur, const Dims *d
         e->h = arena_take(cur, d->ns * F);
     }
     for (int l = 0; l < s->dec_layers; l++) {
+        if (share && l > 0) {
+            a->dec[l] = a->dec[0];
+            a->dec[l].kv = arena_take(cur, d->ns * 2 * C);
+            continue;
+        }
         DecActs *e = &a->dec[l];
         carve_sub(&e->self, cur, d->nt, C);
         carve_sub(&e->cross, cur, d->nt, C);

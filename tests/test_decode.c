@@ -164,3 +164,40 @@ Test(decode, beam_finds_at_least_greedy_logprob) {
     free_all(src, g, n, n);
     model_free(&m);
 }
+
+// An inference arena gives every layer the same activation buffers (acts.c);
+// a training arena keeps each layer's. With dropout off both must give the
+// same loss bits, post-norm and pre-norm, with three layers per stack.
+static void shared_layers_match(int pre_norm) {
+    ModelShape s = {.d_model = 24, .heads = 3, .d_ff = 40, .enc_layers = 3, .dec_layers = 3,
+                    .pre_norm = pre_norm, .tie_output = 1, .src_vocab = 30, .tgt_vocab = 25, .max_len = 64};
+    Model m;
+    model_create(&m, &s);
+    model_init_params(&m, 5 + (uint64_t)pre_norm);
+    enum { B = 3, S = 7, T = 6 };
+    int src[B * S], tin[B * T], tout[B * T], slen[B] = {7, 4, 2}, tlen[B] = {6, 3, 5};
+    uint64_t key = rng_key(9, 9, 9), k = 0;
+    size_t ntok = 0;
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < S; j++) src[b * S + j] = j < slen[b] - 1 ? 4 + (int)(rng_u64(key, k++) % 26) : j == slen[b] - 1 ? TOK_EOS : TOK_PAD;
+        for (int j = 0; j < T; j++) {
+            tout[b * T + j] = j < tlen[b] - 1 ? 4 + (int)(rng_u64(key, k++) % 21) : j == tlen[b] - 1 ? TOK_EOS : TOK_PAD;
+            tin[b * T + j] = j == 0 ? TOK_BOS : j < tlen[b] ? tout[b * T + j - 1] : TOK_PAD;
+        }
+        ntok += (size_t)tlen[b];
+    }
+    Batch batch = {B, S, T, src, slen, tin, tout, tlen, ntok};
+    Acts *train = acts_create(&m, B * S, S, T, 1), *infer = acts_create(&m, B * S, S, T, 0);
+    double nll_t, nll_i;
+    double loss_t = model_forward(&m, train, &batch, 0.1f, 0, 0, &nll_t);
+    double loss_i = model_forward(&m, infer, &batch, 0.1f, 0, 0, &nll_i);
+    cr_assert(loss_t == loss_i && nll_t == nll_i, "pre_norm %d: loss %.17g / %.17g, nll %.17g / %.17g", pre_norm,
+              loss_t, loss_i, nll_t, nll_i);
+    cr_assert(isfinite(loss_t) && loss_t > 0);
+    acts_free(train);
+    acts_free(infer);
+    model_free(&m);
+}
+
+Test(decode, inference_arena_shares_layer_buffers_post_norm) { shared_layers_match(0); }
+Test(decode, inference_arena_shares_layer_buffers_pre_norm) { shared_layers_match(1); }
