@@ -23,10 +23,19 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
 // Reads and verifies everything, then builds the config, tokenizer and model
 // (and, if opt != NULL, the optimizer the checkpoint's config names, with its
 // state, which must be present, and its step count).
+// A file with valid checksums is still untrusted: every length in it is
+// checked without overflow, and the sections must agree (config <-> tokenizer
+// kind and vocabulary sizes <-> parameter count, computed before anything is
+// allocated <-> tensor table <-> params and optimizer-state bytes), with
+// every parameter and optimizer value finite. The optimizer's state sections
+// are checked whenever present (all or none), also when opt == NULL.
+// Any failure is NMT_ERR_INPUT "PATH: ...".
 // Nothing is returned half-built: on error all outputs are left empty.
 int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st);
 
-// `nmt info FILE`: prints header, sections, config, step and sizes.
+// `nmt info FILE`: prints header, sections, config, step and sizes, after
+// exactly the verification checkpoint_load does (its status: NMT_ERR_INPUT
+// for a corrupt or inconsistent file, non-finite values included).
 int checkpoint_info(const char *path);
 
 #endif

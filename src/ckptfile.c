@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,6 +109,19 @@ static void maybe_crash(const Out *o, int at_end) {
     }
 }
 
+// " (...)" after strerror for a write that a full disk or the file size
+// limit stopped, so the message says what to do.
+static const char *write_hint(int e, char *buf, size_t n) {
+    struct rlimit rl;
+    if (e == EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        snprintf(buf, n, " (the file size limit, ulimit -f, is %llu bytes)", (unsigned long long)rl.rlim_cur);
+    else if (e == ENOSPC || e == EDQUOT)
+        snprintf(buf, n, " (free some space or use another directory)");
+    else
+        buf[0] = 0;
+    return buf;
+}
+
 static int out_pwrite(Out *o, const void *data, size_t n, uint64_t off) {
     const unsigned char *p = data;
     while (n > 0) {
@@ -116,9 +130,12 @@ static int out_pwrite(Out *o, const void *data, size_t n, uint64_t off) {
         if (o->crash && o->crash_at - o->written < chunk) chunk = (size_t)(o->crash_at - o->written);
         ssize_t w = pwrite(o->fd, p, chunk, (off_t)off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            return err_set(NMT_ERR_RUNTIME, "%s: write failed: %s", o->tmp,
-                           w < 0 ? strerror(errno) : "no progress");
+        if (w <= 0) {
+            int e = errno;
+            char hint[96];
+            return err_set(NMT_ERR_RUNTIME, "%s: write failed: %s%s", o->tmp, w < 0 ? strerror(e) : "no progress",
+                           w < 0 ? write_hint(e, hint, sizeof hint) : "");
+        }
         p += w;
         n -= (size_t)w;
         off += (uint64_t)w;
@@ -239,9 +256,18 @@ int ckpt_write(const char *path, const CkptSection *sections, int count) {
     char *tmp = xmalloc(tn);
     snprintf(tmp, tn, "%s.tmp", path);
     o.tmp = tmp;
+    // Past the file size limit (ulimit -f) a write raises SIGXFSZ, which would
+    // kill the process with no message and leave PATH.tmp behind: ignored
+    // while writing, the write fails with EFBIG and is handled as a full disk.
+    struct sigaction ign, old_xfsz;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGXFSZ, &ign, &old_xfsz);
     o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (o.fd < 0) {
         rc = err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
+        sigaction(SIGXFSZ, &old_xfsz, NULL);
         free(tmp);
         free(offs);
         return rc;
@@ -249,14 +275,19 @@ int ckpt_write(const char *path, const CkptSection *sections, int count) {
     maybe_crash(&o, 0);
     rc = write_body(&o, sections, count, offs, table_end, end);
     if (!rc) maybe_crash(&o, 1);
-    if (!rc && fsync(o.fd) != 0) rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(o.fd) != 0 && !rc) rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s", tmp, strerror(errno));
+    char hint[96];
+    int e = 0;
+    if (!rc && fsync(o.fd) != 0 && (e = errno))
+        rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
+    if (close(o.fd) != 0 && !rc && (e = errno))
+        rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
     if (!rc && rename(tmp, path) != 0)
         rc = err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
     if (rc)
         unlink(tmp);  // a failed save leaves PATH as it was and no litter
     else
         fsync_dir_of(path);
+    sigaction(SIGXFSZ, &old_xfsz, NULL);
     free(tmp);
     free(offs);
     return rc;

@@ -6,11 +6,13 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum { K_INT, K_NUM, K_BOOL, K_STR, K_ENUM } KeyType;
 
@@ -72,6 +74,8 @@ static const Key KEYS[] = {
     {"train.momentum", K_NUM, OFF(momentum), 0.9, 0, 0, 0.999999, 0, 0, "sgd_momentum: momentum (the buffer is momentum * buffer + gradient)"},
     {"train.weight_decay", K_NUM, OFF(weight_decay), 0.0, 0, 0, 1, 0, 0, "decoupled weight decay (AdamW-style, either optimizer): p -= lr * weight_decay * p; not applied to biases and LayerNorm gains"},
     {"train.clip_norm", K_NUM, OFF(clip_norm), 0.0, 0, 0, 1e9, 0, 0, "clip gradients to this global L2 norm (0 = off)"},
+    {"train.diverge_factor", K_NUM, OFF(diverge_factor), 10, 0, 0, 1e9, 0, 0, "a log record whose mean training loss is this many times ln(target vocabulary), where training starts, says the run diverged: it warns and writes no checkpoint while so (0 = never)"},
+    {"train.diverge_patience", K_INT, OFF(diverge_patience), 3, 0, 1, 1e9, 0, 0, "stop with exit 1 after this many diverged log records in a row"},
 };
 #undef OFF
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
@@ -129,39 +133,69 @@ static const Key *find_key(const char *path) {
     return NULL;
 }
 
-// Stores one JSON value into the field for key k.
-static int set_value(Config *c, const Key *k, const cJSON *v, const char *what) {
+// Where a value came from, for messages: the config file or a --set.
+typedef struct {
+    const char *what;          // the file's name
+    const char *const *sets;   // "a.b=value" overrides
+    int nset;
+} Origin;
+
+static int from_set(const Origin *o, const char *path) {
+    size_t n = strlen(path);
+    for (int i = 0; i < o->nset; i++)
+        if (strncmp(o->sets[i], path, n) == 0 && o->sets[i][n] == '=') return 1;
+    return 0;
+}
+
+// "cfg.json: a.b" or "--set a.b": the prefix of a message about key `path`.
+static const char *blame(const Origin *o, const char *path, char *buf, size_t n) {
+    if (from_set(o, path)) snprintf(buf, n, "--set %s", path);
+    else snprintf(buf, n, "%s: %s", o->what, path);
+    return buf;
+}
+
+// ' (got "text")' for a string given where another type is expected.
+static const char *got(const cJSON *v, char *buf, size_t n) {
+    buf[0] = 0;
+    if (cJSON_IsString(v)) snprintf(buf, n, " (got \"%.60s%s\")", v->valuestring, strlen(v->valuestring) > 60 ? "..." : "");
+    return buf;
+}
+
+// Stores one JSON value into the field for key k; `who` names the key and
+// where its value came from.
+static int set_value(Config *c, const Key *k, const cJSON *v, const char *who) {
     char *f = (char *)c + k->offset;
+    char g[80];
     switch (k->type) {
     case K_INT: {
         if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-            return err_set(NMT_ERR_INPUT, "%s: %s: expected an integer", what, k->path);
+            return err_set(NMT_ERR_INPUT, "%s: expected an integer%s", who, got(v, g, sizeof g));
         double d = v->valuedouble;
         if (d < k->lo || d > k->hi)
-            return err_set(NMT_ERR_INPUT, "%s: %s: %.17g is out of range [%.17g, %.17g]", what, k->path, d, k->lo, k->hi);
+            return err_set(NMT_ERR_INPUT, "%s: %.17g is out of range [%.17g, %.17g]", who, d, k->lo, k->hi);
         *(int *)f = (int)d;
         return NMT_OK;
     }
     case K_NUM: {
-        if (!cJSON_IsNumber(v)) return err_set(NMT_ERR_INPUT, "%s: %s: expected a number", what, k->path);
+        if (!cJSON_IsNumber(v)) return err_set(NMT_ERR_INPUT, "%s: expected a number%s", who, got(v, g, sizeof g));
         double d = v->valuedouble;
         if (!(d >= k->lo && d <= k->hi))
-            return err_set(NMT_ERR_INPUT, "%s: %s: %.17g is out of range [%.17g, %.17g]", what, k->path, d, k->lo, k->hi);
+            return err_set(NMT_ERR_INPUT, "%s: %.17g is out of range [%.17g, %.17g]", who, d, k->lo, k->hi);
         *(double *)f = d;
         return NMT_OK;
     }
     case K_BOOL:
-        if (!cJSON_IsBool(v)) return err_set(NMT_ERR_INPUT, "%s: %s: expected true or false", what, k->path);
+        if (!cJSON_IsBool(v)) return err_set(NMT_ERR_INPUT, "%s: expected true or false%s", who, got(v, g, sizeof g));
         *(int *)f = cJSON_IsTrue(v);
         return NMT_OK;
     case K_STR:
-        if (!cJSON_IsString(v)) return err_set(NMT_ERR_INPUT, "%s: %s: expected a string", what, k->path);
+        if (!cJSON_IsString(v)) return err_set(NMT_ERR_INPUT, "%s: expected a string", who);
         free(*(char **)f);
         *(char **)f = xstrdup(v->valuestring);
         return NMT_OK;
     case K_ENUM: {
         int idx = cJSON_IsString(v) ? enum_index(k->choices, v->valuestring) : -1;
-        if (idx < 0) return err_set(NMT_ERR_INPUT, "%s: %s: expected one of \"%s\"", what, k->path, k->choices);
+        if (idx < 0) return err_set(NMT_ERR_INPUT, "%s: expected one of \"%s\"%s", who, k->choices, got(v, g, sizeof g));
         *(int *)f = idx;
         return NMT_OK;
     }
@@ -170,7 +204,7 @@ static int set_value(Config *c, const Key *k, const cJSON *v, const char *what) 
 }
 
 // Walks a JSON object; `prefix` is the dotted path of `obj`.
-static int walk(Config *c, const cJSON *obj, const char *prefix, const char *what) {
+static int walk(Config *c, const cJSON *obj, const char *prefix, const Origin *o) {
     for (const cJSON *it = obj->child; it; it = it->next) {
         char path[256];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", it->string ? it->string : "");
@@ -180,21 +214,74 @@ static int walk(Config *c, const cJSON *obj, const char *prefix, const char *wha
             size_t plen = strlen(path);
             for (size_t i = 0; i < NKEYS; i++)
                 if (strncmp(KEYS[i].path, path, plen) == 0 && KEYS[i].path[plen] == '.') is_section = 1;
-            if (!is_section) return err_set(NMT_ERR_INPUT, "%s: unknown key '%s'", what, path);
-            int rc = walk(c, it, path, what);
+            if (!is_section) return err_set(NMT_ERR_INPUT, "%s: unknown key '%s'", o->what, path);
+            int rc = walk(c, it, path, o);
             if (rc) return rc;
             continue;
         }
         const Key *k = find_key(path);
-        if (!k) return err_set(NMT_ERR_INPUT, "%s: unknown key '%s'", what, path);
-        int rc = set_value(c, k, it, what);
+        if (!k) return err_set(NMT_ERR_INPUT, "%s: unknown key '%s'", o->what, path);
+        char who[300];
+        int rc = set_value(c, k, it, blame(o, path, who, sizeof who));
         if (rc) return rc;
     }
     return NMT_OK;
 }
 
-// Applies "a.b=value" to the JSON tree: value is parsed as JSON when it is
-// valid JSON (numbers, true/false, "quoted"), else taken as a plain string.
+// A key or section given twice: cJSON keeps both, and which one wins would
+// depend on the walk. Refused, naming it.
+static int check_duplicates(const cJSON *obj, const char *prefix, const char *what) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        if (!it->string) continue;
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", it->string);
+        for (const cJSON *jt = it->next; jt; jt = jt->next)
+            if (jt->string && strcmp(it->string, jt->string) == 0)
+                return err_set(NMT_ERR_INPUT, "%s: duplicate %s '%s'", what,
+                               cJSON_IsObject(it) || cJSON_IsObject(jt) ? "section" : "key", path);
+        if (cJSON_IsObject(it)) {
+            int rc = check_duplicates(it, path, what);
+            if (rc) return rc;
+        }
+    }
+    return NMT_OK;
+}
+
+// Line and column (1-based, in bytes) of text + off.
+static void line_col(const char *text, size_t off, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') { (*line)++; *col = 1; }
+        else (*col)++;
+    }
+}
+
+// Offset of the first \u0000 escape inside a JSON string of (valid JSON)
+// `text`, or -1. cJSON would end the C string there: "d_model\u0000x" would
+// become the key d_model.
+static long find_nul_escape(const char *text) {
+    int in_string = 0;
+    for (size_t i = 0; text[i]; i++) {
+        if (!in_string) {
+            in_string = text[i] == '"';
+            continue;
+        }
+        if (text[i] == '"') in_string = 0;
+        else if (text[i] == '\\') {
+            if (text[i + 1] == 'u' && strncmp(text + i + 2, "0000", 4) == 0) return (long)i;
+            if (text[i + 1]) i++;
+        }
+    }
+    return -1;
+}
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+
+// Applies "a.b=value" to the JSON tree. The whole value is the value: for
+// string and enum keys, a JSON string ("quoted") or else the text as it is;
+// for numbers and booleans, the whole text must be one JSON value (else it is
+// kept as a string, and set_value says what was expected).
 static int apply_set(cJSON *root, const char *set) {
     const char *eq = strchr(set, '=');
     if (!eq || eq == set) return err_set(NMT_ERR_INPUT, "--set %s: expected key.path=value", set);
@@ -203,12 +290,20 @@ static int apply_set(cJSON *root, const char *set) {
     if (plen >= sizeof path) return err_set(NMT_ERR_INPUT, "--set %s: key too long", set);
     memcpy(path, set, plen);
     path[plen] = 0;
-    if (!find_key(path)) return err_set(NMT_ERR_INPUT, "--set: unknown key '%s'", path);
-    cJSON *val = cJSON_Parse(eq + 1);
-    if (!val || cJSON_IsObject(val) || cJSON_IsArray(val)) {
+    const Key *k = find_key(path);
+    if (!k) return err_set(NMT_ERR_INPUT, "--set: unknown key '%s'", path);
+    const char *text = eq + 1;
+    cJSON *val = cJSON_ParseWithOpts(text, NULL, 1);
+    int textual = k->type == K_STR || k->type == K_ENUM;
+    if (val && (textual ? !cJSON_IsString(val) : cJSON_IsObject(val) || cJSON_IsArray(val))) {
         cJSON_Delete(val);
-        val = cJSON_CreateString(eq + 1);
+        val = NULL;
     }
+    if (val && cJSON_IsString(val) && find_nul_escape(text) >= 0) {
+        cJSON_Delete(val);
+        return err_set(NMT_ERR_INPUT, "--set %s: \\u0000 (NUL) is not allowed in a string", path);
+    }
+    if (!val) val = cJSON_CreateString(text);
     cJSON *node = root;
     char *save = NULL, *tok = strtok_r(path, ".", &save);
     while (tok) {
@@ -226,6 +321,15 @@ static int apply_set(cJSON *root, const char *set) {
         node = child;
         tok = next;
     }
+    return NMT_OK;
+}
+
+// Values that are in range but cannot work.
+static int check_values(const Config *c, const Origin *o) {
+    char who[300];
+    if (c->eps == 0)
+        return err_set(NMT_ERR_INPUT, "%s: must be greater than 0 (adam_eps 0 divides 0 by 0 for parameters "
+                       "with zero gradient)", blame(o, "train.adam_eps", who, sizeof who));
     return NMT_OK;
 }
 
@@ -252,7 +356,8 @@ static int check_consistency(const Config *c, const char *what) {
 
 int config_parse(Config *c, const char *json_text, const char *what, const char *const *sets, int nset) {
     config_defaults(c);
-    cJSON *root = cJSON_Parse(json_text);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json_text, &end, 0);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         int line = 1;
@@ -261,24 +366,93 @@ int config_parse(Config *c, const char *json_text, const char *what, const char 
         return err_set(NMT_ERR_INPUT, "%s:%d: malformed JSON", what, line);
     }
     int rc = NMT_OK;
+    Origin o = {what, sets, nset};
     if (!cJSON_IsObject(root)) rc = err_set(NMT_ERR_INPUT, "%s: top level must be a JSON object", what);
+    if (!rc) {
+        const char *p = end;
+        while (is_blank(*p)) p++;
+        if (*p) {
+            int line, col;
+            line_col(json_text, (size_t)(p - json_text), &line, &col);
+            rc = err_set(NMT_ERR_INPUT, "%s:%d:%d: data after the closing brace", what, line, col);
+        }
+    }
+    if (!rc) {
+        long at = find_nul_escape(json_text);
+        if (at >= 0) {
+            int line, col;
+            line_col(json_text, (size_t)at, &line, &col);
+            rc = err_set(NMT_ERR_INPUT, "%s:%d:%d: \\u0000 (NUL) is not allowed in a key or string", what, line, col);
+        }
+    }
+    if (!rc) rc = check_duplicates(root, "", what);
     for (int i = 0; !rc && i < nset; i++) rc = apply_set(root, sets[i]);
-    if (!rc) rc = walk(c, root, "", what);
+    if (!rc) rc = walk(c, root, "", &o);
+    if (!rc) rc = check_values(c, &o);
     if (!rc) rc = check_consistency(c, what);
     cJSON_Delete(root);
     if (rc) config_free(c);
     return rc;
 }
 
+// A directory where a file is expected (or a file where the checkpoint
+// directory goes) is named with its key. Missing files are the trainer's to
+// report (a BPE model, for one, is learned when missing).
+static int check_paths(const Config *c, const Origin *o) {
+    static const char *const FILES[] = {"data.train_src", "data.train_tgt", "data.valid_src", "data.valid_tgt",
+                                        "data.bpe_model"};
+    char who[300];
+    struct stat st;
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        const char *p = *(char *const *)((const char *)c + find_key(FILES[i])->offset);
+        if (p[0] && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            return err_set(NMT_ERR_INPUT, "%s: '%s' is a directory (a file is expected)", blame(o, FILES[i], who, sizeof who), p);
+    }
+    if (stat(c->checkpoint_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return err_set(NMT_ERR_INPUT, "%s: '%s' is not a directory", blame(o, "train.checkpoint_dir", who, sizeof who),
+                       c->checkpoint_dir);
+    return NMT_OK;
+}
+
 int config_load(Config *c, const char *path, const char *const *sets, int nset) {
-    char *text = read_file_text(path, NULL);
+    size_t len = 0;
+    char *text = read_file_text(path, &len);
     if (!text) {
         memset(c, 0, sizeof *c);
         return NMT_ERR_INPUT;
     }
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        int line, col;
+        line_col(text, (size_t)(nul - text), &line, &col);
+        free(text);
+        memset(c, 0, sizeof *c);
+        return err_set(NMT_ERR_INPUT, "%s:%d:%d: NUL byte in the file", path, line, col);
+    }
     int rc = config_parse(c, text, path, sets, nset);
     free(text);
+    if (!rc) {
+        Origin o = {path, sets, nset};
+        rc = check_paths(c, &o);
+        if (rc) config_free(c);
+    }
     return rc;
+}
+
+// d as JSON text that reads back as exactly d: cJSON's own form (an int, or
+// 15 significant digits) when that is exact, else 16 or 17 digits. (cJSON
+// accepts a 15-digit text within an epsilon, so 0.30000000000000004 would be
+// written as 0.3.)
+static cJSON *exact_number(double d) {
+    char buf[40];
+    if (fabs(d) < 2e9 && d == (double)(int)d) snprintf(buf, sizeof buf, "%d", (int)d);
+    else
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%1.*g", prec, d);
+            double back = strtod(buf, NULL);
+            if (memcmp(&back, &d, sizeof d) == 0) break;
+        }
+    return cJSON_CreateRaw(buf);
 }
 
 static cJSON *value_json(const Config *c, const Key *k) {
@@ -286,7 +460,7 @@ static cJSON *value_json(const Config *c, const Key *k) {
     char buf[64];
     switch (k->type) {
     case K_INT: return cJSON_CreateNumber(*(const int *)f);
-    case K_NUM: return cJSON_CreateNumber(*(const double *)f);
+    case K_NUM: return exact_number(*(const double *)f);
     case K_BOOL: return cJSON_CreateBool(*(const int *)f);
     case K_STR: return cJSON_CreateString(*(char *const *)f);
     case K_ENUM: enum_name(k->choices, *(const int *)f, buf, sizeof buf); return cJSON_CreateString(buf);

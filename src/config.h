@@ -36,6 +36,8 @@ typedef struct {
     double lr_scale, lr, warmup_steps;
     int optimizer;         // OPT_ADAM | OPT_SGD_MOMENTUM
     double beta1, beta2, eps, momentum, weight_decay, clip_norm;
+    double diverge_factor; // diverged: log-record loss > this x ln(target vocab) (0 = never)
+    int diverge_patience;  // stop after this many diverged log records in a row
 } Config;
 
 // Fills `c` with the defaults.
@@ -43,14 +45,22 @@ void config_defaults(Config *c);
 
 // Parses JSON text (named `what` in messages), applies `nset` overrides of the
 // form "a.b=value", validates everything. On error: NMT_ERR_INPUT with a
-// message naming `what` and the key. `sets` may be NULL.
+// message naming `what` and the key ("--set a.b" instead of `what` when the
+// value came from a --set). `sets` may be NULL. Refused besides wrong keys,
+// types and ranges: duplicate keys or sections, \u0000 in any string, and
+// anything but blank space after the closing brace. An override's value is
+// the whole text after '=': for string and enum keys a JSON "string" or else
+// the text itself; for numbers and booleans exactly one JSON value.
 int config_parse(Config *c, const char *json_text, const char *what,
                  const char *const *sets, int nset);
 
-// Reads and parses a config file.
+// Reads and parses a config file (a NUL byte in it is refused), then checks
+// that no data.* file is a directory and that train.checkpoint_dir, when it
+// exists, is one (missing files are left to the trainer).
 int config_load(Config *c, const char *path, const char *const *sets, int nset);
 
-// The resolved config as JSON text (every key). Caller frees.
+// The resolved config as JSON text (every key). Numbers are written with the
+// fewest digits that read back to the same double. Caller frees.
 char *config_to_json(const Config *c);
 
 // Names of keys whose values differ between a and b, comma-separated into buf

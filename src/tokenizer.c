@@ -4,6 +4,7 @@
 #include "util.h"
 #include "vocab.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,30 +90,65 @@ char *tokenizer_serialize(const Tokenizer *t, size_t *len) {
     return out;
 }
 
+// A decimal size of at most 20 digits, no sign, stopped by `end`; the value
+// must fit in size_t. *p advances past `end`. Returns 0 when malformed.
+static int read_size(const char **p, const char *lim, char end, size_t *out) {
+    const char *s = *p;
+    size_t v = 0;
+    int digits = 0;
+    for (; s < lim && *s >= '0' && *s <= '9'; s++, digits++) {
+        size_t d = (size_t)(*s - '0');
+        if (digits >= 20 || v > (SIZE_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    if (digits == 0 || s >= lim || *s != end) return 0;
+    *p = s + 1;
+    *out = v;
+    return 1;
+}
+
+// The header "nmt-tokenizer KIND LEN0 LEN1\n", read within the first
+// 128 bytes of buf (never past len: the section is not NUL-terminated).
+static int read_header(const char *buf, size_t len, char kind[16], size_t *l0, size_t *l1, size_t *hl) {
+    static const char PREFIX[] = "nmt-tokenizer ";
+    const size_t np = sizeof PREFIX - 1;
+    const char *lim = buf + (len < 128 ? len : 128);
+    if ((size_t)(lim - buf) <= np || memcmp(buf, PREFIX, np) != 0) return 0;
+    const char *p = buf + np;
+    size_t k = 0;
+    while (p < lim && k < 15 && ((*p >= 'a' && *p <= 'z') || *p == '-')) kind[k++] = *p++;
+    kind[k] = 0;
+    if (k == 0 || p >= lim || *p++ != ' ') return 0;
+    if (!read_size(&p, lim, ' ', l0) || !read_size(&p, lim, '\n', l1)) return 0;
+    *hl = (size_t)(p - buf);
+    return 1;
+}
+
 int tokenizer_deserialize(Tokenizer *t, const char *buf, size_t len, const char *what) {
     memset(t, 0, sizeof *t);
     char kind[16];
-    size_t l0, l1;
-    int hl = 0;
-    const char *nl = memchr(buf, '\n', len < 128 ? len : 128);
-    if (!nl || sscanf(buf, "nmt-tokenizer %15s %zu %zu\n%n", kind, &l0, &l1, &hl) != 3 || hl <= 0 ||
-        (size_t)hl + l0 + l1 != len)
-        return err_set(NMT_ERR_INPUT, "%s: tokenizer section is malformed", what);
+    size_t l0, l1, hl;
+    // The two parts must fill the section exactly; compared by subtraction,
+    // since the lengths are the file's and may be anything up to 2^64 - 1.
+    if (!read_header(buf, len, kind, &l0, &l1, &hl) || l0 > len - hl || l1 != len - hl - l0)
+        return err_set(NMT_ERR_INPUT, "%s: tokenizer section is malformed (its header's lengths do not add up to the "
+                       "section's %zu bytes)", what, len);
     const char *p = buf + hl;
-    if (strcmp(kind, "bpe") == 0) {
+    int word = strcmp(kind, "word") == 0, shared = strcmp(kind, "word-shared") == 0, bpe = strcmp(kind, "bpe") == 0;
+    if (!word && !shared && !bpe) return err_set(NMT_ERR_INPUT, "%s: unknown tokenizer kind '%s'", what, kind);
+    if (!word && l1 != 0)
+        return err_set(NMT_ERR_INPUT, "%s: tokenizer section is malformed (a second part of %zu bytes for kind '%s')",
+                       what, l1, kind);
+    if (bpe) {
         t->kind = TOK_BPE;
         return bpe_deserialize(&t->bpe, p, l0, what);
     }
     t->kind = TOK_WORD;
     int rc = vocab_deserialize(&t->vocab[0], p, l0, what);
     if (rc) return rc;
-    if (strcmp(kind, "word-shared") == 0) {
+    if (shared) {
         t->vocab[1] = t->vocab[0];
         return NMT_OK;
-    }
-    if (strcmp(kind, "word") != 0) {
-        tokenizer_free(t);
-        return err_set(NMT_ERR_INPUT, "%s: unknown tokenizer kind '%s'", what, kind);
     }
     rc = vocab_deserialize(&t->vocab[1], p + l0, l1, what);
     if (rc) tokenizer_free(t);

@@ -14,12 +14,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,10 +63,18 @@ typedef struct {
     int have_valid, quiet, tty;
     char *vsrc_text, *vref_text, **vsrc, **vref;   // validation text for BLEU
     double last_bleu;
+    int lock_fd;          // <checkpoint_dir>/train.lock, held (flock) for the whole run; -1 = none
+    long *lineage;        // steps of this run's step-N.ckpt files (stb_ds array), from train_log.jsonl
+    long good_step;       // step of the last checkpoint known good (saved or resumed from); -1 = none
+    char good_path[4200]; // that checkpoint's file
+    int bad_records;      // log records in a row whose loss says the run diverged
+    double last_loss;     // mean loss of the last log record (NAN before the first)
 } Run;
 
 static void run_free(Run *r) {
     if (r->log) fclose(r->log);
+    if (r->lock_fd >= 0) close(r->lock_fd);  // releases the lock
+    arrfree(r->lineage);
     arrfree(r->vsrc);
     arrfree(r->vref);
     free(r->vsrc_text);
@@ -123,49 +133,208 @@ static void path_in(char *out, size_t n, const char *dir, const char *name) {
     snprintf(out, n, "%s/%s", dir, name);
 }
 
-// Keeps the newest keep_last step-N.ckpt files.
-static void prune_step_checkpoints(const char *dir, int keep_last) {
-    if (keep_last <= 0) return;
-    DIR *d = opendir(dir);
-    if (!d) return;
+// ---------------------------------------------------------------- never lose good work
+
+// The run's lock: flock on <checkpoint_dir>/train.lock, held until the process
+// ends (a killed process releases it). The file holds the holder's pid, so a
+// second run can name it. The file is left in place: unlinking it would let a
+// third run lock a new file while a second still holds the old one.
+static int lock_checkpoint_dir(Run *r, const char *dir) {
+    if (r->lock_fd >= 0) return NMT_OK;
+    char path[4200];
+    path_in(path, sizeof path, dir, "train.lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return err_set(NMT_ERR_INPUT, "%s: cannot open the run's lock file: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char buf[32] = {0};
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+        close(fd);
+        if (e != EWOULDBLOCK) return err_set(NMT_ERR_RUNTIME, "%s: cannot lock: %s", path, strerror(e));
+        char who[48] = "pid not yet recorded";
+        if (pid > 0) snprintf(who, sizeof who, "pid %ld", pid);
+        return err_set(NMT_ERR_INPUT, "%s: another nmt train (%s) is using this checkpoint directory (it holds %s); "
+                       "wait for it to finish, stop it, or set another train.checkpoint_dir", dir, who, path);
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) { /* the lock holds without the pid */ }
+    r->lock_fd = fd;
+    return NMT_OK;
+}
+
+static int in_lineage(const Run *r, long step) {
+    for (ptrdiff_t i = 0; i < arrlen(r->lineage); i++)
+        if (r->lineage[i] == step) return 1;
+    return 0;
+}
+
+// The step-N.ckpt files in dir (stb_ds array of N).
+static long *step_files(const char *dir) {
     long *steps = NULL;
-    size_t n = 0, cap = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
         long s;
         char tail[8];
-        if (sscanf(e->d_name, "step-%ld.%7s", &s, tail) == 2 && strcmp(tail, "ckpt") == 0) {
-            if (n == cap) steps = xrealloc(steps, (cap = cap ? 2 * cap : 16) * sizeof *steps);
-            steps[n++] = s;
-        }
+        if (sscanf(e->d_name, "step-%ld.%7s", &s, tail) == 2 && strcmp(tail, "ckpt") == 0) arrput(steps, s);
     }
     closedir(d);
+    return steps;
+}
+
+// Keeps the newest keep_last step-N.ckpt files of this run's lineage (the
+// ones train_log.jsonl records it saving). Files of other runs (an abandoned
+// run that got further, or a fresh start in a used directory) are never
+// deleted: their step numbers say nothing about this run's work.
+static void prune_step_checkpoints(Run *r) {
+    int keep_last = r->cfg.keep_last;
+    if (keep_last <= 0) return;
+    size_t n = (size_t)arrlen(r->lineage), kept = 0;
+    long *steps = r->lineage;
     for (size_t i = 0; i < n; i++) {
         size_t newer = 0;
         for (size_t j = 0; j < n; j++) newer += steps[j] > steps[i];
-        if (newer >= (size_t)keep_last) {
-            char name[64], path[4200];
-            snprintf(name, sizeof name, "step-%ld.ckpt", steps[i]);
-            path_in(path, sizeof path, dir, name);
-            unlink(path);
-        }
+        if (newer < (size_t)keep_last) continue;
+        char name[64], path[4200];
+        snprintf(name, sizeof name, "step-%ld.ckpt", steps[i]);
+        path_in(path, sizeof path, r->cfg.checkpoint_dir, name);
+        unlink(path);
+        steps[i] = -1;  // deleted
     }
-    free(steps);
+    for (size_t i = 0; i < n; i++)
+        if (steps[i] >= 0) steps[kept++] = steps[i];
+    arrsetlen(r->lineage, kept);
 }
 
-// last.ckpt, and step-N.ckpt as a hard link to the same bytes.
+// Names the step-N.ckpt files that are not this run's (once, at the start).
+static void note_foreign_step_files(const Run *r) {
+    long *steps = step_files(r->cfg.checkpoint_dir);
+    long lo = 0, hi = 0, n = 0;
+    for (ptrdiff_t i = 0; i < arrlen(steps); i++) {
+        if (in_lineage(r, steps[i])) continue;
+        if (!n || steps[i] < lo) lo = steps[i];
+        if (!n || steps[i] > hi) hi = steps[i];
+        n++;
+    }
+    arrfree(steps);
+    if (!n) return;
+    char range[64];
+    if (n > 1) snprintf(range, sizeof range, "%ld files, steps %ld to %ld, are", n, lo, hi);
+    else snprintf(range, sizeof range, "step-%ld.ckpt is", lo);
+    fprintf(stderr,
+            "nmt: note: in %s, %s not from this run (an earlier, abandoned run's): pruning never deletes "
+            "them; this run replaces a step-N.ckpt only when it saves that step N itself\n", r->cfg.checkpoint_dir,
+            range);
+}
+
+// Non-finite values in x[0..n).
+static size_t count_nonfinite(const real *x, size_t n) {
+    size_t bad = 0;
+    #pragma omp parallel for reduction(+ : bad) schedule(static)
+    for (size_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+    return bad;
+}
+
+// The name of the tensor holding flat index i.
+static const char *tensor_at(const Model *m, size_t i) {
+    for (ptrdiff_t t = 0; t < arrlen(m->tensors); t++)
+        if (i >= m->tensors[t].offset && i < m->tensors[t].offset + m->tensors[t].rows * m->tensors[t].cols)
+            return m->tensors[t].name;
+    return "?";
+}
+
+static void describe_good(const Run *r, char *buf, size_t n) {
+    if (r->good_step < 0) snprintf(buf, n, "no checkpoint of this run was written");
+    else snprintf(buf, n, "the last good checkpoint is %s (step %ld)", r->good_path, r->good_step);
+}
+
+// Before anything is saved: every weight and every optimizer state value must
+// be finite. (Per step, train_run checks the loss and the gradient norm,
+// which are computed anyway: with a finite gradient Adam's update is finite;
+// this scan, at save time only, catches whatever else made a value non-finite,
+// e.g. an SGD update that overflowed.)
+static int check_finite(Run *r) {
+    const Model *m = &r->model;
+    size_t bad = count_nonfinite(m->params, m->nparams);
+    const char *where = "weights";
+    if (!bad)
+        for (int i = 0; i < r->opt.nstate && !bad; i++)
+            if ((bad = count_nonfinite(r->opt.state[i], r->opt.n))) where = r->opt.state_name[i];
+    if (!bad) return NMT_OK;
+    const real *x = m->params;
+    for (int i = 0; i < r->opt.nstate; i++)
+        if (strcmp(where, r->opt.state_name[i]) == 0) x = r->opt.state[i];
+    size_t first = 0;
+    while (first + 1 < m->nparams && isfinite(x[first])) first++;
+    char good[4400];
+    describe_good(r, good, sizeof good);
+    return err_set(NMT_ERR_RUNTIME,
+                   "step %ld: %zu value%s of the %s %s not finite after the update (the first in tensor '%s'); not saved, and "
+                   "no checkpoint was pruned: %s. Likely cause: the optimizer's update overflowed (learning rate "
+                   "too high for these gradients): lower train.lr or train.lr_scale, set train.clip_norm, or "
+                   "lengthen train.warmup_steps, then resume",
+                   r->st.step, bad, bad > 1 ? "s" : "", where, bad > 1 ? "are" : "is", tensor_at(m, first), good);
+}
+
+// Where a fresh model's loss starts: a uniform guess over the target vocabulary.
+static double start_loss(const Run *r) { return log((double)r->model.s.tgt_vocab); }
+
+// A mean loss per token that says the run diverged (NaN included).
+static int loss_diverged(const Run *r, double loss) {
+    return r->cfg.diverge_factor > 0 && !(loss <= r->cfg.diverge_factor * start_loss(r));
+}
+
+// Is the run diverged now: its last log record, or the steps since then?
+static int diverged_now(const Run *r) {
+    if (r->bad_records > 0) return 1;
+    return r->st.log_tokens > 0 && loss_diverged(r, r->st.log_loss / r->st.log_tokens);
+}
+
+static void warn_not_saving(const Run *r, const char *what) {
+    fprintf(stderr, "%snmt: warning: step %ld: not writing %s: the run looks diverged (see above)\n",
+            r->tty && !r->quiet ? "\r\033[K" : "", r->st.step, what);
+}
+
+// Records in train_log.jsonl that this run saved step-N.ckpt: the log is
+// trimmed to the run being continued, so these records are its lineage.
+static int log_saved(Run *r) {
+    fprintf(r->log, "{\"step\": %ld, \"checkpoint\": \"step-%ld.ckpt\"}\n", r->st.step, r->st.step);
+    if (fflush(r->log) != 0)
+        return err_set(NMT_ERR_RUNTIME, "%s/train_log.jsonl: write failed: %s", r->cfg.checkpoint_dir, strerror(errno));
+    return NMT_OK;
+}
+
+// last.ckpt, and step-N.ckpt as a hard link to the same bytes. Nothing is
+// written while the run looks diverged or holds a non-finite value.
 static int save(Run *r, int step_file) {
+    if (diverged_now(r)) {
+        warn_not_saving(r, step_file ? "last.ckpt and step-N.ckpt" : "last.ckpt");
+        return NMT_OK;
+    }
+    int rc = check_finite(r);
+    if (rc) return rc;
     char last[4200], tmp[4300], named[4200], name[64];
     path_in(last, sizeof last, r->cfg.checkpoint_dir, "last.ckpt");
-    int rc = checkpoint_save(last, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
-    if (rc || !step_file) return rc;
+    rc = checkpoint_save(last, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
+    if (rc) return rc;
+    r->good_step = r->st.step;
+    snprintf(r->good_path, sizeof r->good_path, "%s", last);
+    if (!step_file) return NMT_OK;
     snprintf(name, sizeof name, "step-%ld.ckpt", r->st.step);
     path_in(named, sizeof named, r->cfg.checkpoint_dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", named);
     unlink(tmp);
-    if (link(last, tmp) != 0 || rename(tmp, named) != 0)
-        return err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", named, strerror(errno));
-    prune_step_checkpoints(r->cfg.checkpoint_dir, r->cfg.keep_last);
+    if ((rc = log_saved(r))) return rc;
+    if (link(last, tmp) != 0 || rename(tmp, named) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", named, strerror(e));
+    }
+    if (!in_lineage(r, r->st.step)) arrput(r->lineage, r->st.step);
+    prune_step_checkpoints(r);
     return NMT_OK;
 }
 
@@ -197,8 +366,11 @@ static int run_validation(Run *r, int *stop) {
     if (loss < r->st.best_valid_loss) r->st.best_valid_loss = loss;
     if (bleu > r->st.best_valid_bleu) r->st.best_valid_bleu = bleu;
     r->st.bad_evals = best ? 0 : r->st.bad_evals + 1;
-    fprintf(r->log, "{\"step\": %ld, \"valid_loss\": %.9g, \"valid_nll\": %.9g, \"valid_ppl\": %.9g", r->st.step,
-            loss, nll, exp(nll));
+    // JSON has no inf: a perplexity that overflows is written as null.
+    char ppl[32] = "null";
+    if (isfinite(exp(nll))) snprintf(ppl, sizeof ppl, "%.9g", exp(nll));
+    fprintf(r->log, "{\"step\": %ld, \"valid_loss\": %.9g, \"valid_nll\": %.9g, \"valid_ppl\": %s", r->st.step,
+            loss, nll, ppl);
     if (bleu >= 0) fprintf(r->log, ", \"valid_bleu\": %.4f", bleu);
     fprintf(r->log, "}\n");
     fflush(r->log);
@@ -208,7 +380,9 @@ static int run_validation(Run *r, int *stop) {
         printf("%s\n", best ? " | best" : "");
         fflush(stdout);
     }
-    if (best) {
+    if (best && diverged_now(r)) {
+        warn_not_saving(r, "best.ckpt");
+    } else if (best && !(rc = check_finite(r))) {
         char path[4200];
         path_in(path, sizeof path, r->cfg.checkpoint_dir, "best.ckpt");
         rc = checkpoint_save(path, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
@@ -219,7 +393,8 @@ static int run_validation(Run *r, int *stop) {
 
 // After a crash the log may hold records from steps the checkpoint never saw:
 // drop them, so the log always agrees with the run being continued.
-static int trim_log(const char *path, long step, int quiet) {
+// The "checkpoint" records kept are this run's step-N.ckpt files (its lineage).
+static int trim_log(Run *r, const char *path, long step, int quiet) {
     if (!file_exists(path)) return NMT_OK;
     size_t len;
     char *text = read_file_text(path, &len);
@@ -234,6 +409,8 @@ static int trim_log(const char *path, long step, int quiet) {
         if (s <= step) {
             memcpy(o, p, n);
             o += n;
+            const char *ck = strstr(p, "\"checkpoint\": \"step-");
+            if (ck && ck < p + n && !in_lineage(r, s)) arrput(r->lineage, s);
         } else {
             dropped++;
         }
@@ -256,6 +433,11 @@ static int setup(Run *r, const TrainArgs *args) {
     int rc = config_load(&want, args->config_path, args->sets, args->nset);
     if (rc) return rc;
     rc = check_data_files(&want, args->config_path);
+    // One run per checkpoint directory: locked before last.ckpt is read (a
+    // directory that does not exist yet is locked once it is made, below).
+    struct stat dst;
+    if (!rc && !args->dry_run && stat(want.checkpoint_dir, &dst) == 0 && S_ISDIR(dst.st_mode))
+        rc = lock_checkpoint_dir(r, want.checkpoint_dir);
     char last[4200];
     path_in(last, sizeof last, want.checkpoint_dir, "last.ckpt");
     const char *from = args->resume ? args->resume : (file_exists(last) ? last : NULL);
@@ -265,7 +447,13 @@ static int setup(Run *r, const TrainArgs *args) {
     } else if (!rc) {
         r->cfg = want;
         memset(&want, 0, sizeof want);
-        rc = tokenizer_build(&r->tok, &r->cfg, !args->dry_run);
+        // Learning BPE writes <checkpoint_dir>/bpe.model: lock first. (Otherwise
+        // the directory is made and locked once the data has loaded, so a run
+        // that fails on its data writes nothing.)
+        if (!args->dry_run && r->cfg.tokenizer == TOK_BPE && !r->cfg.bpe_model[0] &&
+            !(rc = make_dirs(r->cfg.checkpoint_dir)))
+            rc = lock_checkpoint_dir(r, r->cfg.checkpoint_dir);
+        if (!rc) rc = tokenizer_build(&r->tok, &r->cfg, !args->dry_run);
         if (!rc) {
             ModelShape s = model_shape_from(&r->cfg, &r->tok);
             model_create(&r->model, &s);
@@ -316,29 +504,58 @@ static int setup(Run *r, const TrainArgs *args) {
         return DRY_RUN;
     }
     rc = make_dirs(c->checkpoint_dir);
+    if (!rc) rc = lock_checkpoint_dir(r, c->checkpoint_dir);
     if (rc) return rc;
+    r->good_step = from ? r->st.step : -1;
+    if (from) snprintf(r->good_path, sizeof r->good_path, "%s", from);
     char logpath[4200];
     path_in(logpath, sizeof logpath, c->checkpoint_dir, "train_log.jsonl");
-    rc = trim_log(logpath, r->st.step, r->quiet);
+    rc = trim_log(r, logpath, r->st.step, r->quiet);
     if (rc) return rc;
     r->log = fopen(logpath, "a");
     if (!r->log) return err_set(NMT_ERR_RUNTIME, "%s: cannot open for appending: %s", logpath, strerror(errno));
+    note_foreign_step_files(r);
     return NMT_OK;
 }
 
+// Writes a training record; counts it as diverged (and warns) when its loss is
+// train.diverge_factor times the starting loss or more.
 static void write_log(Run *r, double lr, double gnorm, double tok_per_s) {
     double loss = r->st.log_loss / r->st.log_tokens, nll = r->st.log_nll / r->st.log_tokens;
+    r->last_loss = loss;
     fprintf(r->log,
             "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.9g, \"nll\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
             "\"tokens_per_s\": %.1f, \"elapsed\": %.3f}\n",
             r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed);
     fflush(r->log);
     if (!r->quiet)
-        printf("%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s\n",
+        printf(exp(nll) < 1e9 ? "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s\n"
+                              : "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.3g | lr %.3g | |g| %.3f | %.0f tok/s\n",
                r->tty ? "\r\033[K" : "", r->st.step, r->cfg.max_steps, r->st.epoch + 1, loss, exp(nll), lr, gnorm,
                tok_per_s);
     fflush(stdout);
     r->st.log_loss = r->st.log_nll = r->st.log_tokens = 0;
+    if (!loss_diverged(r, loss)) {
+        r->bad_records = 0;
+        return;
+    }
+    r->bad_records++;
+    fprintf(stderr,
+            "%snmt: warning: step %ld: training loss %.4g is %.3g times where training starts (%.3g = ln of the "
+            "target vocabulary)%s: the run looks diverged (%d of train.diverge_patience %d log records); no checkpoint "
+            "is written while it is\n",
+            r->tty && !r->quiet ? "\r\033[K" : "", r->st.step, loss, loss / start_loss(r), start_loss(r),
+            isfinite(exp(nll)) ? "" : ", perplexity overflows", r->bad_records, r->cfg.diverge_patience);
+}
+
+static int diverged_error(const Run *r, const char *when) {
+    char good[4400];
+    describe_good(r, good, sizeof good);
+    return err_set(NMT_ERR_RUNTIME,
+                   "step %ld: training diverged (%s; last logged loss %.4g, above train.diverge_factor %g x the "
+                   "starting loss %.3g); stopped without saving, and no checkpoint was pruned: %s. Lower train.lr or "
+                   "train.lr_scale, set train.clip_norm or lengthen train.warmup_steps, then resume",
+                   r->st.step, when, r->last_loss, r->cfg.diverge_factor, start_loss(r), good);
 }
 
 static void format_duration(char *buf, size_t n, double s) {
@@ -359,6 +576,9 @@ static void progress(Run *r, double loss, double lr, double gnorm, double tok_s,
 int train_run(const TrainArgs *args) {
     Run r;
     memset(&r, 0, sizeof r);
+    r.lock_fd = -1;
+    r.good_step = -1;
+    r.last_loss = NAN;
     r.quiet = args->quiet;
     r.tty = isatty(STDOUT_FILENO);
     r.last_bleu = -1;
@@ -375,6 +595,12 @@ int train_run(const TrainArgs *args) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // Past the file size limit (ulimit -f) a write raises SIGXFSZ, which kills
+    // silently: ignored, the write fails (EFBIG) and is reported.
+    struct sigaction ign, old_xfsz;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &ign, &old_xfsz);
 
     double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0;
     int saved_now = 0, early = 0;
@@ -396,9 +622,19 @@ int train_run(const TrainArgs *args) {
         tokens_since_log += (double)b.ntok;
         double now = now_seconds();
         r.st.elapsed += now - t0;
-        if (!isfinite(loss)) {
-            rc = err_set(NMT_ERR_RUNTIME, "step %ld: loss is not finite (%g); lower the learning rate or clip gradients",
-                         r.st.step, loss);
+        // The loss and the gradient norm are computed anyway. A finite gradient
+        // norm means every gradient is finite; a non-finite one made this
+        // step's update non-finite, so nothing from it may be saved.
+        if (!isfinite(loss) || !isfinite(ss.gnorm)) {
+            char good[4400];
+            describe_good(&r, good, sizeof good);
+            rc = err_set(NMT_ERR_RUNTIME,
+                         "step %ld: %s is not finite (%g), so this step's update made weights non-finite; nothing "
+                         "from it was saved and no checkpoint was pruned: %s. Likely cause: the learning rate is too "
+                         "high or the gradients exploded: lower train.lr or train.lr_scale, set train.clip_norm, or "
+                         "lengthen train.warmup_steps, then resume",
+                         r.st.step, isfinite(loss) ? "the gradient norm" : "the loss", isfinite(loss) ? ss.gnorm : loss,
+                         good);
             break;
         }
         saved_now = 0;
@@ -411,6 +647,16 @@ int train_run(const TrainArgs *args) {
             write_log(&r, ss.lr, ss.gnorm, tokens_since_log / (now - t_log));
             t_log = now;
             tokens_since_log = 0;
+            if (ferror(r.log)) {
+                rc = err_set(NMT_ERR_RUNTIME, "%s/train_log.jsonl: write failed (disk full or ulimit -f?)", c->checkpoint_dir);
+                break;
+            }
+            if (r.bad_records >= c->diverge_patience) {
+                char when[96];
+                snprintf(when, sizeof when, "%d log record%s in a row", r.bad_records, r.bad_records > 1 ? "s" : "");
+                rc = diverged_error(&r, when);
+                break;
+            }
         }
         if (c->eval_every && r.st.step % c->eval_every == 0 && (rc = run_validation(&r, &early))) break;
         if (c->save_every && r.st.step % c->save_every == 0) {
@@ -419,6 +665,8 @@ int train_run(const TrainArgs *args) {
         }
     }
     const char *why = early ? "early stopping" : stop_requested ? "signal" : "train.max_steps reached";
+    if (!rc && r.st.step != first_step && diverged_now(&r))
+        rc = diverged_error(&r, stop_requested ? "when a signal stopped it" : "at the end of the run");
     if (!rc && r.st.step == first_step) {
         if (!r.quiet) printf("nmt: already at step %ld (train.max_steps %d); nothing to do\n", r.st.step, c->max_steps);
     } else if (!rc) {
@@ -441,6 +689,7 @@ int train_run(const TrainArgs *args) {
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    sigaction(SIGXFSZ, &old_xfsz, NULL);
     run_free(&r);
     return rc;
 }

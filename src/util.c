@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,19 +76,31 @@ char *read_file_text(const char *path, size_t *len_out) {
         err_set(NMT_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
+    // fopen succeeds on a directory; reading it fails with EISDIR. Say so.
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        err_set(NMT_ERR_INPUT, "%s: cannot read: is a directory", path);
+        return NULL;
+    }
     size_t cap = 1 << 16, len = 0;
     char *buf = xmalloc(cap);
+    int read_errno = 0;
     for (;;) {
         if (len + 1 >= cap) buf = xrealloc(buf, cap *= 2);
+        errno = 0;
         size_t got = fread(buf + len, 1, cap - len - 1, f);
         len += got;
-        if (got == 0) break;
+        if (got == 0) {
+            read_errno = errno;
+            break;
+        }
     }
     int bad = ferror(f);
     fclose(f);
     if (bad) {
         free(buf);
-        err_set(NMT_ERR_INPUT, "%s: read error", path);
+        err_set(NMT_ERR_INPUT, "%s: cannot read: %s", path, read_errno ? strerror(read_errno) : "read error");
         return NULL;
     }
     buf[len] = 0;
@@ -104,46 +118,64 @@ static int fsync_parent_dir(const char *path) {
     return rc;
 }
 
+// " (...)" after strerror when a full disk or the file size limit stopped a write.
+static const char *write_hint(int e, char *buf, size_t n) {
+    struct rlimit rl;
+    if (e == EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        snprintf(buf, n, " (the file size limit, ulimit -f, is %llu bytes)", (unsigned long long)rl.rlim_cur);
+    else if (e == ENOSPC || e == EDQUOT)
+        snprintf(buf, n, " (free some space or use another directory)");
+    else
+        buf[0] = 0;
+    return buf;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len) {
     size_t n = strlen(path) + 5;
     char *tmp = xmalloc(n);
     snprintf(tmp, n, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return NMT_ERR_RUNTIME;
-    }
+    // Past the file size limit (ulimit -f) a write raises SIGXFSZ, which would
+    // kill the process silently and leave NAME.tmp: ignored while writing, the
+    // write fails with EFBIG and is handled like a full disk.
+    struct sigaction ign, old_xfsz;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGXFSZ, &ign, &old_xfsz);
+    int rc = NMT_OK, created = 0;
+    char hint[96];
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) rc = err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
+    else created = 1;
     const char *p = data;
     size_t left = len;
-    while (left > 0) {
+    while (!rc && left > 0) {
         ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            err_set(NMT_ERR_RUNTIME, "%s: write failed: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return NMT_ERR_RUNTIME;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            rc = err_set(NMT_ERR_RUNTIME, "%s: write failed: %s%s", tmp, w < 0 ? strerror(e) : "no progress",
+                         w < 0 ? write_hint(e, hint, sizeof hint) : "");
+            break;
         }
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        err_set(NMT_ERR_RUNTIME, "%s: fsync/close failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return NMT_ERR_RUNTIME;
+    if (!rc && fsync(fd) != 0) {
+        int e = errno;
+        rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
     }
-    if (rename(tmp, path) != 0) {
-        err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return NMT_ERR_RUNTIME;
+    if (fd >= 0 && close(fd) != 0 && !rc) {
+        int e = errno;
+        rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
     }
+    if (!rc && rename(tmp, path) != 0)
+        rc = err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
+    if (rc && created) unlink(tmp);  // a failed write leaves PATH as it was and no NAME.tmp
+    sigaction(SIGXFSZ, &old_xfsz, NULL);
     free(tmp);
-    fsync_parent_dir(path);
-    return NMT_OK;
+    if (!rc) fsync_parent_dir(path);
+    return rc;
 }
 
 int make_dirs(const char *path) {

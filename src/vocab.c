@@ -3,6 +3,7 @@
 #include "tokens.h"
 #include "util.h"
 
+#include <limits.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +44,23 @@ static void for_words(const char *line, void (*fn)(const char *, size_t, void *)
 
 typedef struct { char *key; long value; } WordCount;
 
-static void count_word(const char *w, size_t n, void *ctx) {
-    WordCount **counts = ctx;
-    char buf[1024];
-    if (n >= sizeof buf) n = sizeof buf - 1;
+// The word w[0..n) as a C string: in `stack` when it fits, else in a heap
+// buffer the caller frees (no word is cut: a cut could split a UTF-8
+// character, and two long words would count as one).
+static char *word_str(const char *w, size_t n, char *stack, size_t cap) {
+    char *buf = n < cap ? stack : xmalloc(n + 1);
     memcpy(buf, w, n);
     buf[n] = 0;
+    return buf;
+}
+
+static void count_word(const char *w, size_t n, void *ctx) {
+    WordCount **counts = ctx;
+    char stack[1024];
+    char *buf = word_str(w, n, stack, sizeof stack);
     long c = shget(*counts, buf);
     shput(*counts, buf, c + 1);
+    if (buf != stack) free(buf);
 }
 
 typedef struct { const char *w; long c; } Entry;
@@ -119,11 +129,10 @@ int vocab_id(const Vocab *v, const char *word) {
 typedef struct { const Vocab *v; int **ids; } EncodeCtx;
 static void encode_word(const char *w, size_t n, void *ctx) {
     EncodeCtx *c = ctx;
-    char buf[1024];
-    if (n >= sizeof buf) n = sizeof buf - 1;
-    memcpy(buf, w, n);
-    buf[n] = 0;
+    char stack[1024];
+    char *buf = word_str(w, n, stack, sizeof stack);
     arrput(*c->ids, vocab_id(c->v, buf));
+    if (buf != stack) free(buf);
 }
 
 void vocab_encode(const Vocab *v, const char *line, int **ids) {
@@ -174,22 +183,32 @@ int vocab_deserialize(Vocab **out, const char *buf, size_t len, const char *what
     size_t i = 0;
     int line = 0;
     while (i < len) {
-        size_t j = i;
-        while (j < len && buf[j] != '\n') j++;
+        // Ids are ints: a section of more lines than that is not a vocabulary.
+        if (line == INT_MAX - 1) {
+            vocab_free(v);
+            return err_set(NMT_ERR_INPUT, "%s: vocabulary has too many lines", what);
+        }
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t j = nl ? (size_t)(nl - buf) : len;
         line++;
-        char word[1024];
+        // No length limit: vocab_build keeps long words whole.
         size_t wl = j - i;
-        if (j >= len || wl == 0 || wl >= sizeof word || memchr(buf + i, ' ', wl) || memchr(buf + i, 0, wl)) {
+        if (j >= len || wl == 0 || memchr(buf + i, ' ', wl) || memchr(buf + i, 0, wl)) {
             vocab_free(v);
             return err_set(NMT_ERR_INPUT, "%s: vocabulary line %d is malformed", what, line);
         }
+        char stack[1024], *word = wl < sizeof stack ? stack : xmalloc(wl + 1);
         memcpy(word, buf + i, wl);
         word[wl] = 0;
         if ((line <= TOK_SPECIALS && strcmp(word, token_special(line - 1)) != 0) || shgeti(v->index, word) >= 0) {
             vocab_free(v);
-            return err_set(NMT_ERR_INPUT, "%s: vocabulary line %d ('%s') is wrong or repeated", what, line, word);
+            err_set(NMT_ERR_INPUT, "%s: vocabulary line %d ('%.80s%s') is wrong or repeated", what, line, word,
+                    wl > 80 ? "..." : "");
+            if (word != stack) free(word);
+            return NMT_ERR_INPUT;
         }
         vocab_add(v, word);
+        if (word != stack) free(word);
         i = j + 1;
     }
     if (vocab_size(v) < 5) {

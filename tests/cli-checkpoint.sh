@@ -153,5 +153,58 @@ if cmp -s "$T/pa" "$T/pb"; then ok; else bad "average of 3 copies differs: $(cat
 "$NMT" average --output "$T/avg3.ckpt" "$CK" "$T/other/last.ckpt" >/dev/null 2>"$T/err"
 if [ $? -eq 2 ] && grep -q "model.d_model" "$T/err" && [ ! -e "$T/avg3.ckpt" ]; then ok; else bad "incompatible average: $(cat "$T/err")"; fi
 
+
+# Untrusted content behind valid checksums (tests/test_untrusted.c has the rest):
+# a NaN written into the weights, with the params CRC and the header CRC
+# recomputed (gzip's trailer holds the same CRC-32), is refused by info and
+# translate (exit 2, naming the tensor); info on a valid file says what it checked.
+crc32_le() { gzip -c | tail -c 8 | head -c 4; }
+put_at() { dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+"$NMT" info "$CK" >"$T/info.ok" && grep -q '^verified: ' "$T/info.ok" && grep -q '^optimizer state: adam$' "$T/info.ok" &&
+    ok || bad "info on a valid checkpoint: $(cat "$T/info.ok")"
+nsec=$(awk '/^  [a-z_]+ +offset/ { n++ } END { print n }' "$T/info.ok")
+set -- $(awk '/^  [a-z_]+ +offset/ { if ($1 == "params") print i, $3, $5; i++ }' "$T/info.ok")
+cp "$CK" "$T/nan.ckpt"
+printf '\000\000\300\177' | put_at "$T/nan.ckpt" "$2"
+tail -c +$(($2 + 1)) "$T/nan.ckpt" | head -c "$3" | crc32_le | put_at "$T/nan.ckpt" $((32 + 56 * $1 + 48))
+printf '\000\000\000\000' | put_at "$T/nan.ckpt" 20
+head -c $((32 + 56 * nsec)) "$T/nan.ckpt" | crc32_le | put_at "$T/nan.ckpt" 20
+"$NMT" info "$T/nan.ckpt" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "nan.ckpt: section 'params' holds 1 non-finite values in 1 tensor; the first: tensor 'src_emb' \[0, 0\] is nan" "$T/err"
+then ok; else bad "info on NaN weights: $(cat "$T/err")"; fi
+echo "w1 w2" | "$NMT" translate --checkpoint "$T/nan.ckpt" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "tensor 'src_emb'" "$T/err"; then ok; else bad "translate with NaN weights: $(cat "$T/err")"; fi
+
+# Never lose good work (tests/test_safety.c has the rest): a second run on one
+# checkpoint_dir exits 2 naming the directory and the holder's pid, and a
+# killed holder releases the lock; a file size limit (ulimit -f) during a save
+# gives exit 1 and a clear message, with last.ckpt intact and no .tmp left; a
+# diverged run stops with exit 1 without replacing last.ckpt.
+export OMP_NUM_THREADS=2
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/locked" --set train.max_steps=100000 --quiet >/dev/null 2>&1 &
+pid=$!
+i=0
+while ! grep -q '"step": 10,' "$T/locked/train_log.jsonl" 2>/dev/null && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/locked" --set train.max_steps=20 --quiet >/dev/null 2>"$T/err"
+st=$?
+if [ $st -eq 2 ] && grep -q "$T/locked" "$T/err" && grep -q "pid $pid" "$T/err"; then ok; else bad "second run on one directory: exit $st: $(cat "$T/err")"; fi
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/locked" --set train.max_steps=20 --quiet >/dev/null 2>"$T/err" &&
+    ok || bad "a run after the holder was killed: $(cat "$T/err")"
+cp -r "$T/full1" "$T/safe"
+before=$("$NMT" info "$T/safe/last.ckpt" | awk '/^step:/ { print $2 }')
+(ulimit -f 64 && exec "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/safe" \
+    --set train.max_steps=$((before + 2)) --quiet) >/dev/null 2>"$T/err"
+st=$?
+after=$("$NMT" info "$T/safe/last.ckpt" 2>/dev/null | awk '/^step:/ { print $2 }')
+if [ $st -eq 1 ] && grep -q "File too large (the file size limit" "$T/err" && [ "$after" = "$before" ] &&
+    ! ls "$T/safe" | grep -q '\.tmp$'; then ok; else bad "ulimit -f: exit $st, step '$after' (want $before): $(ls "$T/safe"): $(cat "$T/err")"; fi
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/safe" --set train.max_steps=$((before + 60)) \
+    --set train.lr_schedule=inverse_sqrt --set train.lr=10 --set train.warmup_steps="$before" --quiet >/dev/null 2>"$T/err"
+st=$?
+after=$("$NMT" info "$T/safe/last.ckpt" 2>/dev/null | awk '/^step:/ { print $2 }')
+if [ $st -eq 1 ] && grep -q "training diverged" "$T/err" && grep -q "warning: step .*looks diverged" "$T/err" &&
+    [ "$after" = "$before" ]; then ok; else bad "diverged run: exit $st, step '$after' (want $before): $(cat "$T/err")"; fi
 echo "cli-checkpoint: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -172,5 +172,31 @@ else
     echo "cli: gnuplot not installed; plot-log.sh not tested"
 fi
 
+# Config strictness ("say what is wrong, exactly"): --set values are taken whole
+# and errors in them name the --set; duplicates, \u0000 and trailing data are
+# refused; a directory for a file names the key; numbers round-trip on resume.
+expect 2 "--set train.max_steps: expected an integer (got \"5 garbage\")" -- "$NMT" train --config "$T/ok.json" --set train.max_steps='5 garbage'
+expect 2 "--set model.dropout: 2 is out of range" -- "$NMT" train --config "$T/ok.json" --set model.dropout=2
+"$NMT" train --config "$T/ok.json" --set train.checkpoint_dir=2024-run --dry-run >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && grep -q '"checkpoint_dir":[[:space:]]*"2024-run"' "$T/out" && [ ! -e 2024-run ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: --set train.checkpoint_dir=2024-run: $(cat "$T/err")"; fi
+sed 's/"d_ff": 16,/"d_ff": 16, "d_ff": 32,/' "$T/ok.json" >"$T/dupkey.json"
+expect 2 "dupkey.json: duplicate key 'model.d_ff'" -- "$NMT" train --config "$T/dupkey.json"
+{ cat "$T/ok.json"; echo '"train": {}}'; } >"$T/trail.json"
+expect 2 "trail.json:4:1: data after the closing brace" -- "$NMT" train --config "$T/trail.json"
+sed 's/"d_ff": 16,/"d_ff": 16, "d_ff\\u0000x": 8,/' "$T/ok.json" >"$T/nul.json"
+expect 2 "nul.json:1:" -- "$NMT" train --config "$T/nul.json"
+expect 2 "(NUL) is not allowed" -- "$NMT" train --config "$T/nul.json"
+mkdir -p "$T/adir"
+expect 2 "--set data.train_src: '$T/adir' is a directory" -- "$NMT" train --config "$T/ok.json" --set data.train_src="$T/adir"
+expect 2 "$T/adir: cannot read: is a directory" -- "$NMT" train --config "$T/adir"
+expect 2 "--set train.adam_eps: must be greater than 0 (adam_eps 0 divides 0 by 0" -- "$NMT" train --config "$T/ok.json" --set train.adam_eps=0
+if OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/rt" --set train.max_steps=2 \
+       --set train.label_smoothing=0.30000000000000004 --quiet >"$T/out" 2>"$T/err" &&
+   OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/rt" --set train.max_steps=3 \
+       --set train.label_smoothing=0.30000000000000004 --quiet >"$T/out" 2>"$T/err" &&
+   grep -q "resuming with changed settings: train.max_steps$" "$T/err"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: a resume with the same label_smoothing reports it changed: $(cat "$T/err")"; fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

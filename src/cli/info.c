@@ -9,8 +9,11 @@
 
 static const char USAGE[] =
     "usage: nmt info CHECKPOINT\n"
-    "  prints the header, sections, config, step and sizes; verifies every checksum\n"
-    "  exit status 0 when valid, 2 when corrupt\n";
+    "  prints the header, sections, config, step and sizes; verifies the checkpoint\n"
+    "  exactly as loading it does (checksums; config, tokenizer, tensor table, parameter\n"
+    "  and optimizer-state sizes agreeing; every weight and optimizer value finite)\n"
+    "  exit status 0 when valid, 2 when corrupt or inconsistent (the error names the\n"
+    "  section, and for a non-finite value the tensor and element)\n";
 
 int cli_info(int argc, char **argv) {
     const char **files = NULL;  // stb_ds array

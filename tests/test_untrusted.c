@@ -1,0 +1,606 @@
+// test_untrusted.c — a checkpoint whose checksums are all valid is still
+// untrusted input. Each test builds a tiny valid checkpoint in memory, changes
+// one section, writes the file again with ckpt_write (so every CRC is valid)
+// and checks that loading (for translate and for a resume) and `nmt info`
+// refuse it with NMT_ERR_INPUT and a message naming the file and the problem,
+// without reading past a buffer (run under ASan) and without allocating what
+// the file asks for. Covered: tokenizer header lengths that wrap (-1, 2^64-1)
+// for word and BPE, a header that is the last bytes of the file, shared_vocab
+// with vocabularies of two sizes, a config that asks for terabytes, tensor
+// table / params / optimizer-state sizes that disagree, non-finite weights and
+// optimizer state, state counts that are not counts. Valid checkpoints (word,
+// shared word, BPE) still load with the same bits.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stb/stb_ds.h>
+
+#include "checkpoint.h"
+#include "ckptfile.h"
+#include "model_config.h"
+#include "optim.h"
+#include "tokenizer.h"
+#include "util.h"
+#include "tmpdir.h"
+
+TestSuite(untrusted, .init = make_tmpdir, .fini = remove_tmpdir);
+
+// ---------------------------------------------------------------- a tiny checkpoint
+
+enum { K_WORD, K_SHARED, K_BPE };
+
+static const char *const WORDS[] = {"a", "b", "c", "d", "e", "f", "g"};
+
+// One vocabulary text: the specials and the first n words.
+static void put_vocab(char *out, size_t cap, int n) {
+    snprintf(out, cap, "<pad>\n<unk>\n<s>\n</s>\n");
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s\n", WORDS[i]);
+    }
+}
+
+static const char BPE_MODEL[] = "nmt-bpe 1\nsize 261\nchars 1\n\xe2\x96\x81\nmerges 0\nend\n";
+
+// The tokenizer section of a kind (word: source 4+5 ids, target 4+3 ids).
+static char *tokenizer_text(int kind, size_t *len) {
+    char v0[256], v1[256], *s = xmalloc(1024);
+    if (kind == K_BPE) {
+        snprintf(s, 1024, "nmt-tokenizer bpe %zu 0\n%s", strlen(BPE_MODEL), BPE_MODEL);
+    } else if (kind == K_SHARED) {
+        put_vocab(v0, sizeof v0, 6);
+        snprintf(s, 1024, "nmt-tokenizer word-shared %zu 0\n%s", strlen(v0), v0);
+    } else {
+        put_vocab(v0, sizeof v0, 5);
+        put_vocab(v1, sizeof v1, 3);
+        snprintf(s, 1024, "nmt-tokenizer word %zu %zu\n%s%s", strlen(v0), strlen(v1), v0, v1);
+    }
+    *len = strlen(s);
+    return s;
+}
+
+static void tiny_config(Config *c, int kind) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"d_model\": 16, \"heads\": 2, \"d_ff\": 32, \"encoder_layers\": 1, \"decoder_layers\": 1,"
+             " \"shared_vocab\": %s, \"tie_output\": true},"
+             " \"data\": {\"train_src\": \"s.txt\", \"train_tgt\": \"t.txt\", \"tokenizer\": \"%s\", \"vocab_size\": %d},"
+             " \"train\": {\"checkpoint_dir\": \"ck\"}}",
+             kind == K_SHARED ? "true" : "false", kind == K_BPE ? "bpe" : "word", kind == K_BPE ? 300 : 0);
+    cr_assert_eq(config_parse(c, json, "tiny", NULL, 0), NMT_OK, "%s", err_msg());
+}
+
+// Writes a valid training checkpoint (Adam state, step 2) of the kind to path;
+// *out_params (may be NULL) gets a copy of its weights.
+static void write_tiny(const char *path, int kind, real **out_params, size_t *out_n) {
+    Config c;
+    tiny_config(&c, kind);
+    size_t len;
+    char *text = tokenizer_text(kind, &len);
+    Tokenizer t;
+    cr_assert_eq(tokenizer_deserialize(&t, text, len, "tiny tokenizer"), NMT_OK, "%s", err_msg());
+    free(text);
+    ModelShape s = model_shape_from(&c, &t);
+    Model m;
+    model_create(&m, &s);
+    model_init_params(&m, 7);
+    Optimizer o;
+    optim_init(&o, &c, m.nparams);
+    for (size_t i = 0; i < o.n; i++) o.state[0][i] = (real)(i % 7) * 0.25f, o.state[1][i] = (real)(i % 5);
+    o.step = 2;
+    TrainState st;
+    memset(&st, 0, sizeof st);
+    st.step = 2, st.epoch = 0, st.batch_pos = 2, st.best_valid_loss = INFINITY, st.best_valid_bleu = -1;
+    cr_assert_eq(checkpoint_save(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    if (out_params) {
+        *out_params = xmalloc(m.nparams * sizeof(real));
+        memcpy(*out_params, m.params, m.nparams * sizeof(real));
+        *out_n = m.nparams;
+    }
+    optim_free(&o);
+    model_free(&m);
+    tokenizer_free(&t);
+    config_free(&c);
+}
+
+// ---------------------------------------------------------------- sections, edited and written back
+
+typedef struct {
+    char name[32];
+    char *data;
+    uint64_t size;
+} Sec;
+
+typedef struct {
+    Sec s[16];
+    int n;
+} Secs;
+
+static void read_secs(const char *path, Secs *out) {
+    CkptFile *f = NULL;
+    cr_assert_eq(ckpt_open(&f, path), NMT_OK, "%s", err_msg());
+    memset(out, 0, sizeof *out);
+    out->n = ckpt_section_count(f);
+    cr_assert(out->n <= 16);
+    for (int i = 0; i < out->n; i++) {
+        Sec *s = &out->s[i];
+        snprintf(s->name, sizeof s->name, "%s", ckpt_section_name(f, i));
+        const void *p = ckpt_section(f, s->name, &s->size);
+        s->data = xmalloc((size_t)s->size + 1);
+        memcpy(s->data, p, (size_t)s->size);
+        s->data[s->size] = 0;
+    }
+    ckpt_close(f);
+}
+
+static Sec *sec_get(Secs *x, const char *name) {
+    for (int i = 0; i < x->n; i++)
+        if (strcmp(x->s[i].name, name) == 0) return &x->s[i];
+    cr_assert_fail("no section %s", name);
+    return NULL;
+}
+
+// Replaces a section's bytes (a copy of data).
+static void sec_set(Secs *x, const char *name, const void *data, size_t size) {
+    Sec *s = sec_get(x, name);
+    free(s->data);
+    s->data = xmalloc(size + 1);
+    memcpy(s->data, data, size);
+    s->data[size] = 0;
+    s->size = size;
+}
+
+static void sec_drop(Secs *x, const char *name) {
+    Sec *s = sec_get(x, name);
+    free(s->data);
+    int i = (int)(s - x->s);
+    memmove(&x->s[i], &x->s[i + 1], (size_t)(x->n - i - 1) * sizeof *s);
+    x->n--;
+}
+
+// Moves a section to the end of the file.
+static void sec_last(Secs *x, const char *name) {
+    Sec tmp = *sec_get(x, name);
+    int i = (int)(sec_get(x, name) - x->s);
+    memmove(&x->s[i], &x->s[i + 1], (size_t)(x->n - i - 1) * sizeof tmp);
+    x->s[x->n - 1] = tmp;
+}
+
+static void write_secs(const char *path, Secs *x) {
+    CkptSection cs[16];
+    for (int i = 0; i < x->n; i++) cs[i] = (CkptSection){x->s[i].name, x->s[i].data, x->s[i].size};
+    cr_assert_eq(ckpt_write(path, cs, x->n), NMT_OK, "%s", err_msg());
+    for (int i = 0; i < x->n; i++) free(x->s[i].data);
+    x->n = 0;
+}
+
+// Replaces the first occurrence of `from` in a text section by `to`.
+static void sec_replace(Secs *x, const char *name, const char *from, const char *to) {
+    Sec *s = sec_get(x, name);
+    char *at = strstr(s->data, from);
+    cr_assert_not_null(at, "'%s' not in section %s", from, name);
+    size_t n = s->size - strlen(from) + strlen(to), k = (size_t)(at - s->data);
+    char *d = xmalloc(n + 1);
+    memcpy(d, s->data, k);
+    memcpy(d + k, to, strlen(to));
+    memcpy(d + k + strlen(to), at + strlen(from), s->size - k - strlen(from));
+    d[n] = 0;
+    free(s->data);
+    s->data = d;
+    s->size = n;
+}
+
+// ---------------------------------------------------------------- the verdicts
+
+// Loading for translate, for a resume, and `nmt info` all refuse the file
+// with NMT_ERR_INPUT, naming it and saying `what` (and `what2` if given).
+static void expect_refused(const char *path, const char *what, const char *what2) {
+    Config c;
+    Tokenizer t;
+    Model m;
+    Optimizer o;
+    TrainState st;
+    for (int with_opt = 0; with_opt < 2; with_opt++) {
+        err_clear();
+        int rc = checkpoint_load(path, &c, &t, &m, with_opt ? &o : NULL, &st);
+        if (rc == NMT_OK) {
+            model_free(&m), tokenizer_free(&t), config_free(&c);
+            if (with_opt) optim_free(&o);
+        }
+        cr_assert_eq(rc, NMT_ERR_INPUT, "%s was loaded (%s)", path, with_opt ? "resume" : "translate");
+        cr_assert(strstr(err_msg(), path), "message does not name the file: %s", err_msg());
+        cr_assert(strstr(err_msg(), what), "message does not say '%s': %s", what, err_msg());
+        if (what2) cr_assert(strstr(err_msg(), what2), "message does not say '%s': %s", what2, err_msg());
+    }
+    err_clear();
+    fflush(stdout);
+    FILE *saved = freopen("/dev/null", "w", stdout);
+    cr_assert_not_null(saved);
+    int rc = checkpoint_info(path);
+    cr_assert_eq(rc, NMT_ERR_INPUT, "info calls %s valid", path);
+    cr_assert(strstr(err_msg(), what), "info's message does not say '%s': %s", what, err_msg());
+}
+
+// A fresh tiny checkpoint's sections, of the kind.
+static const char *fresh(Secs *x, int kind) {
+    const char *path = tmp_path("bad.ckpt");
+    write_tiny(path, kind, NULL, NULL);
+    read_secs(path, x);
+    return path;
+}
+
+// A tokenizer section of header `head` (printf format taking the part
+// lengths' values) over the body of the valid one.
+static void set_tokenizer_header(Secs *x, const char *head) {
+    Sec *s = sec_get(x, "tokenizer");
+    const char *body = strchr(s->data, '\n') + 1;
+    size_t blen = s->size - (size_t)(body - s->data);
+    char *d = xmalloc(strlen(head) + blen + 1);
+    memcpy(d, head, strlen(head));
+    memcpy(d + strlen(head), body, blen);
+    sec_set(x, "tokenizer", d, strlen(head) + blen);
+    free(d);
+}
+
+// A header "nmt-tokenizer KIND L0 L1\n" with L0 spelled l0_text (worth l0)
+// and L1 such that L0 + L1 wraps around 2^64 to the body's real size: the old
+// check (hl + l0 + l1 == len) accepted it. The body loses its last newline
+// and the section goes last in the file, so a reader trusting L0 runs off the
+// end of the file buffer looking for that newline.
+static void wrapping_header(Secs *x, const char *kind, const char *l0_text, uint64_t l0) {
+    Sec *s = sec_get(x, "tokenizer");
+    cr_assert_eq(s->data[s->size - 1], '\n');
+    s->size--;
+    const char *body = strchr(s->data, '\n') + 1;
+    uint64_t blen = s->size - (uint64_t)(body - s->data);
+    uint64_t l1 = blen - l0;  // mod 2^64
+    char head[128];
+    snprintf(head, sizeof head, "nmt-tokenizer %s %s %llu\n", kind, l0_text, (unsigned long long)l1);
+    cr_assert_eq(l0 + l1, blen);
+    set_tokenizer_header(x, head);
+    sec_last(x, "tokenizer");
+}
+
+// ---------------------------------------------------------------- valid files
+
+Test(untrusted, valid_checkpoints_still_load_bit_for_bit) {
+    for (int kind = K_WORD; kind <= K_BPE; kind++) {
+        const char *path = tmp_path("ok.ckpt");
+        real *want;
+        size_t n;
+        write_tiny(path, kind, &want, &n);
+        Config c;
+        Tokenizer t;
+        Model m;
+        Optimizer o;
+        TrainState st;
+        cr_assert_eq(checkpoint_load(path, &c, &t, &m, &o, &st), NMT_OK, "kind %d: %s", kind, err_msg());
+        cr_assert_eq(m.nparams, n);
+        cr_assert(memcmp(m.params, want, n * sizeof(real)) == 0);
+        cr_assert_eq(o.step, 2);
+        cr_assert_eq(o.state[1][3], 3);
+        optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
+        fflush(stdout);
+        cr_assert_not_null(freopen("/dev/null", "w", stdout));
+        cr_assert_eq(checkpoint_info(path), NMT_OK, "%s", err_msg());
+        free(want);
+    }
+}
+
+// model_param_count, which bounds what loading allocates, follows
+// model_create's layout exactly.
+Test(untrusted, param_count_matches_model_create) {
+    for (int pre = 0; pre < 2; pre++)
+        for (int tie = 0; tie < 2; tie++)
+            for (int shared = 0; shared <= tie; shared++) {
+                ModelShape s;
+                memset(&s, 0, sizeof s);
+                s.d_model = 24, s.heads = 2, s.d_ff = 40, s.enc_layers = 2, s.dec_layers = 3;
+                s.pre_norm = pre, s.tie_output = tie, s.shared_vocab = shared;
+                s.src_vocab = 37, s.tgt_vocab = shared ? 37 : 29, s.max_len = 8;
+                Model m;
+                model_create(&m, &s);
+                size_t nt;
+                cr_assert_eq(model_param_count(&s, &nt), m.nparams, "pre %d tie %d shared %d", pre, tie, shared);
+                cr_assert_eq(nt, (size_t)arrlen(m.tensors));
+                model_free(&m);
+            }
+    ModelShape big;
+    memset(&big, 0, sizeof big);
+    big.d_model = 65536, big.d_ff = 1 << 20, big.enc_layers = big.dec_layers = 64;
+    big.src_vocab = big.tgt_vocab = INT32_MAX;
+    size_t n = model_param_count(&big, NULL);
+    cr_assert(n == 0 || n > ((size_t)1 << 40));  // counted exactly (64-bit) or refused, never wrapped
+    big.d_model = 0;
+    cr_assert_eq(model_param_count(&big, NULL), 0);
+}
+
+// ---------------------------------------------------------------- the tokenizer section
+
+// `%zu` took "-1": the lengths wrapped to the section size and the
+// vocabulary reader ran past the file buffer.
+Test(untrusted, tokenizer_length_minus_one) {
+    Secs x;
+    const char *path = fresh(&x, K_SHARED);
+    wrapping_header(&x, "word-shared", "-1", UINT64_MAX);
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+}
+
+Test(untrusted, tokenizer_length_2_64_minus_1_word_and_bpe) {
+    Secs x;
+    const char *path = fresh(&x, K_SHARED);
+    wrapping_header(&x, "word-shared", "18446744073709551615", UINT64_MAX);
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+    // The BPE line reader, with a length of 2^64 - 16.
+    path = fresh(&x, K_BPE);
+    wrapping_header(&x, "bpe", "18446744073709551600", UINT64_MAX - 15);
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+}
+
+// Lengths too large by a little, past the end of the section (and of the
+// file: the tokenizer section is moved to the end).
+Test(untrusted, tokenizer_lengths_past_the_section_at_the_end_of_the_file) {
+    Secs x;
+    const char *path = fresh(&x, K_SHARED);
+    Sec *s = sec_get(&x, "tokenizer");
+    size_t body = s->size - (size_t)(strchr(s->data, '\n') + 1 - s->data);
+    char head[128];
+    snprintf(head, sizeof head, "nmt-tokenizer word-shared %zu 0\n", body + 100);
+    set_tokenizer_header(&x, head);
+    sec_last(&x, "tokenizer");
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+    // A header alone, with nothing after it: no NUL follows the section.
+    path = fresh(&x, K_SHARED);
+    sec_set(&x, "tokenizer", "nmt-tokenizer word-shared 0 0\n\n\n", 32);
+    sec_last(&x, "tokenizer");
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+    path = fresh(&x, K_SHARED);
+    sec_set(&x, "tokenizer", "nmt-tokenizer word-shared 1", 27);
+    sec_last(&x, "tokenizer");
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+}
+
+// A second part for a kind that has one, and a kind that does not exist.
+Test(untrusted, tokenizer_kind_and_parts) {
+    Secs x;
+    const char *path = fresh(&x, K_SHARED);
+    Sec *s = sec_get(&x, "tokenizer");
+    size_t body = s->size - (size_t)(strchr(s->data, '\n') + 1 - s->data);
+    char head[128];
+    snprintf(head, sizeof head, "nmt-tokenizer word-shared %zu 9\n", body - 9);
+    set_tokenizer_header(&x, head);
+    write_secs(path, &x);
+    expect_refused(path, "tokenizer section is malformed", NULL);
+    path = fresh(&x, K_SHARED);
+    sec_replace(&x, "tokenizer", "word-shared", "wordy-share");
+    write_secs(path, &x);
+    expect_refused(path, "unknown tokenizer kind 'wordy-share'", NULL);
+}
+
+// ---------------------------------------------------------------- config <-> tokenizer
+
+// shared_vocab with two vocabularies of different sizes: the model has one
+// embedding of the source size and target ids beyond it (translate read past
+// the parameters, a resume wrote past the gradients). Written with
+// checkpoint_save, so the table and parameters agree with that model.
+Test(untrusted, shared_vocab_with_vocabularies_of_two_sizes) {
+    const char *path = tmp_path("shared.ckpt");
+    Config c;
+    tiny_config(&c, K_SHARED);
+    size_t len;
+    char *text = tokenizer_text(K_WORD, &len);  // source 9 ids, target 7
+    Tokenizer t;
+    cr_assert_eq(tokenizer_deserialize(&t, text, len, "tok"), NMT_OK, "%s", err_msg());
+    free(text);
+    ModelShape s = model_shape_from(&c, &t);
+    Model m;
+    model_create(&m, &s);
+    model_init_params(&m, 3);
+    Optimizer o;
+    optim_init(&o, &c, m.nparams);
+    TrainState st;
+    memset(&st, 0, sizeof st);
+    st.step = 1, st.best_valid_loss = INFINITY, st.best_valid_bleu = -1;
+    cr_assert_eq(checkpoint_save(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
+    expect_refused(path, "shared_vocab", "source 9, target 7");
+    // The same sizes but two tables: also not what shared_vocab means.
+    Secs x;
+    path = fresh(&x, K_SHARED);
+    Sec *tok = sec_get(&x, "tokenizer");
+    const char *body = strchr(tok->data, '\n') + 1;
+    size_t bl = tok->size - (size_t)(body - tok->data);
+    char *two = xmalloc(2 * bl + 128);
+    int hl = sprintf(two, "nmt-tokenizer word %zu %zu\n", bl, bl);
+    memcpy(two + hl, body, bl);
+    memcpy(two + hl + bl, body, bl);
+    sec_set(&x, "tokenizer", two, (size_t)hl + 2 * bl);
+    free(two);
+    write_secs(path, &x);
+    expect_refused(path, "shared_vocab", "two vocabularies");
+}
+
+Test(untrusted, tokenizer_kind_differs_from_the_config) {
+    Secs x, y;
+    const char *path = fresh(&x, K_WORD);
+    const char *bpe = tmp_path("bpe.ckpt");
+    write_tiny(bpe, K_BPE, NULL, NULL);
+    read_secs(bpe, &y);
+    Sec *t = sec_get(&y, "tokenizer");
+    sec_set(&x, "tokenizer", t->data, t->size);
+    write_secs(bpe, &y);
+    write_secs(path, &x);
+    expect_refused(path, "BPE tokenizer", "data.tokenizer");
+}
+
+// ---------------------------------------------------------------- config <-> parameters
+
+// A config asking for ~32 TB of parameters (every key in its range): refused
+// as corrupt before anything is allocated (it used to exit "out of memory").
+Test(untrusted, config_asking_for_terabytes) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    sec_replace(&x, "config", "\"d_model\":\t16", "\"d_model\":\t65536");
+    sec_replace(&x, "config", "\"d_ff\":\t32", "\"d_ff\":\t1048576");
+    sec_replace(&x, "config", "\"encoder_layers\":\t1", "\"encoder_layers\":\t64");
+    sec_replace(&x, "config", "\"decoder_layers\":\t1", "\"decoder_layers\":\t64");
+    write_secs(path, &x);
+    expect_refused(path, "'params'", "the config's model needs");
+}
+
+// A config one size off: the parameter section is the wrong size.
+Test(untrusted, config_and_params_disagree) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    sec_replace(&x, "config", "\"d_ff\":\t32", "\"d_ff\":\t48");
+    write_secs(path, &x);
+    expect_refused(path, "'params'", NULL);
+    // Not a whole number of reals.
+    path = fresh(&x, K_WORD);
+    Sec *p = sec_get(&x, "params");
+    p->size -= 1;
+    write_secs(path, &x);
+    expect_refused(path, "'params'", NULL);
+}
+
+// ---------------------------------------------------------------- the tensor table
+
+Test(untrusted, tensor_table_mismatches) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    sec_replace(&x, "tensors", "src_emb 9 16", "src_emb -1 16");
+    write_secs(path, &x);
+    expect_refused(path, "parameter table", "src_emb");
+    path = fresh(&x, K_WORD);
+    sec_replace(&x, "tensors", "src_emb 9 16", "src_emb 18446744073709551625 16");
+    write_secs(path, &x);
+    expect_refused(path, "parameter table", "src_emb");
+    path = fresh(&x, K_WORD);
+    sec_replace(&x, "tensors", "src_emb 9 16 0 1", "src_emb 9 16 0 0");
+    write_secs(path, &x);
+    expect_refused(path, "src_emb", "weight-decay");
+    path = fresh(&x, K_WORD);
+    sec_replace(&x, "tensors", "tgt_emb 7 16", "tgt_emb 16 7");
+    write_secs(path, &x);
+    expect_refused(path, "tgt_emb", "does not match");
+    path = fresh(&x, K_WORD);
+    Sec *t = sec_get(&x, "tensors");
+    char *more = xmalloc(t->size + 32);
+    memcpy(more, t->data, t->size);
+    memcpy(more + t->size, "extra 1 1 0 0\n", 14);
+    sec_set(&x, "tensors", more, t->size + 14);
+    free(more);
+    write_secs(path, &x);
+    expect_refused(path, "extra tensors", NULL);
+}
+
+// ---------------------------------------------------------------- optimizer state
+
+// A truncated Adam moment was ignored by translate and by info.
+Test(untrusted, optimizer_state_size_is_checked_by_every_load) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    Sec *v = sec_get(&x, "adam_v");
+    v->size -= 64;
+    write_secs(path, &x);
+    expect_refused(path, "'adam_v'", "bytes");
+    // Half of Adam's state.
+    path = fresh(&x, K_WORD);
+    sec_drop(&x, "adam_m");
+    write_secs(path, &x);
+    expect_refused(path, "adam_m", NULL);
+}
+
+// A weights-only checkpoint (no optimizer state) is valid: translate and info
+// load it, a resume is refused for want of the state.
+Test(untrusted, weights_only_checkpoint) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    sec_drop(&x, "adam_m");
+    sec_drop(&x, "adam_v");
+    write_secs(path, &x);
+    Config c;
+    Tokenizer t;
+    Model m;
+    Optimizer o;
+    TrainState st;
+    cr_assert_eq(checkpoint_load(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
+    model_free(&m), tokenizer_free(&t), config_free(&c);
+    cr_assert_eq(checkpoint_load(path, &c, &t, &m, &o, &st), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "no 'adam_m' section"), "%s", err_msg());
+    fflush(stdout);
+    cr_assert_not_null(freopen("/dev/null", "w", stdout));
+    cr_assert_eq(checkpoint_info(path), NMT_OK, "%s", err_msg());
+}
+
+// ---------------------------------------------------------------- values
+
+static void poison(Secs *x, const char *section, size_t at, real v) {
+    Sec *s = sec_get(x, section);
+    cr_assert((at + 1) * sizeof(real) <= s->size);
+    memcpy(s->data + at * sizeof(real), &v, sizeof v);
+}
+
+Test(untrusted, non_finite_weights_name_the_tensor) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    // tgt_emb (7 x 16) follows src_emb (9 x 16 = 144 reals, 144 with padding).
+    poison(&x, "params", 144 + 2 * 16 + 5, NAN);
+    poison(&x, "params", 144 + 3 * 16, INFINITY);
+    write_secs(path, &x);
+    expect_refused(path, "'params'", "tensor 'tgt_emb' [2, 5] is nan");
+    path = fresh(&x, K_WORD);
+    poison(&x, "adam_v", 1, -INFINITY);
+    write_secs(path, &x);
+    expect_refused(path, "'adam_v'", "tensor 'src_emb' [0, 1] is -inf");
+}
+
+// ---------------------------------------------------------------- the state section
+
+Test(untrusted, state_counts_must_be_counts) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    sec_replace(&x, "state", "\"step\":2", "\"step\":1e300");
+    write_secs(path, &x);
+    expect_refused(path, "step", "not a count");
+    path = fresh(&x, K_WORD);
+    sec_replace(&x, "state", "\"batch_pos\":2", "\"batch_pos\":2.5");
+    write_secs(path, &x);
+    expect_refused(path, "batch_pos", NULL);
+    path = fresh(&x, K_WORD);
+    sec_replace(&x, "state", "\"elapsed\":0", "\"elapsed\":1e999");
+    write_secs(path, &x);
+    expect_refused(path, "elapsed", "finite");
+}
+
+// A vocabulary word of any length loads (vocab_build keeps long words whole),
+// and serializes back to the same bytes.
+Test(untrusted, long_vocabulary_word_round_trips) {
+    size_t n = 3000;
+    static const char SPECIALS[] = "<pad>\n<unk>\n<s>\n</s>\na\n";
+    char *text = xmalloc(n + 256), *p = text;
+    p += sprintf(p, "nmt-tokenizer word-shared %zu 0\n%s", strlen(SPECIALS) + n + 1, SPECIALS);
+    memset(p, 'x', n);
+    p[n] = '\n';
+    p += n + 1;
+    size_t len = (size_t)(p - text);
+    Tokenizer t;
+    cr_assert_eq(tokenizer_deserialize(&t, text, len, "long"), NMT_OK, "%s", err_msg());
+    cr_assert_eq(tokenizer_vocab_size(&t, SIDE_SRC), 6);
+    cr_assert_eq(strlen(tokenizer_token(&t, SIDE_SRC, 5)), n);
+    size_t len2;
+    char *again = tokenizer_serialize(&t, &len2);
+    cr_assert(len2 == len && memcmp(again, text, len) == 0);
+    free(again);
+    tokenizer_free(&t);
+    free(text);
+}
