@@ -32,7 +32,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test bench clean help
+.PHONY: all deps run test bench clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
@@ -40,6 +40,8 @@ help:
 	@echo "make run        install missing packages, build, train the toy model, translate, score"
 	@echo "make test       build and run the test suite (SANITIZE=1 for ASan+UBSan)"
 	@echo "make bench      build ./nmt, then time training steps beside PyTorch (scripts/bench.sh; BENCH_SHAPES=\"tiny small\")"
+	@echo "make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) into build/fuzz/ (fuzz/README.md)"
+	@echo "make fuzz-run   build and run each harness FUZZ_SECONDS (default 30), or FUZZ_RUNS executions, on fuzz/corpus/"
 	@echo "make clean      remove build outputs"
 
 deps:
@@ -84,6 +86,53 @@ run: deps
 
 bench: $(NMT_BIN)
 	NMT=./$(NMT_BIN) sh scripts/bench.sh
+
+# Fuzzing: libFuzzer harnesses (fuzz/fuzz_*.c) on the library built with clang,
+# -fsanitize=fuzzer-no-link,address,undefined into build/fuzz/ (fuzz/README.md).
+# fuzz_checkpoint_crc is fuzz_checkpoint.c with -DFUZZ_FIX_CRC.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_RUNS    ?=
+FUZZ_RSS_MB  ?= 2048
+FUZZ_BUILD   := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -fno-math-errno -fopenmp -march=$(ARCH) -D_GNU_SOURCE -MMD -MP \
+                -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_NAMES   := checkpoint checkpoint_crc config bpe tokenizer corpus bleu
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o)
+
+fuzz: fuzz-deps $(FUZZ_BINS)
+
+fuzz-deps:
+	@sh scripts/install-deps.sh fuzz
+
+$(FUZZ_BUILD)/lib/%.o: src/%.c Makefile | $(FUZZ_BUILD)/lib
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+$(FUZZ_BUILD)/fuzz_checkpoint_crc.o: fuzz/fuzz_checkpoint.c Makefile | $(FUZZ_BUILD)/lib
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -DFUZZ_FIX_CRC -Isrc -c -o $@ $<
+$(FUZZ_BUILD)/fuzz_%.o: fuzz/fuzz_%.c Makefile | $(FUZZ_BUILD)/lib
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -DFUZZ_DATA_DIR='"$(CURDIR)/fuzz/data"' -Isrc -c -o $@ $<
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+.SECONDARY: $(FUZZ_BINS:=.o)
+$(FUZZ_BUILD)/lib:
+	mkdir -p $@
+
+# Each harness FUZZ_SECONDS (or, when FUZZ_RUNS is set, FUZZ_RUNS executions:
+# the long run) on a scratch corpus (build/fuzz/corpus/NAME) seeded from the
+# committed one; findings go to build/fuzz/crashes/NAME/ and fail the target.
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
+fuzz-run: fuzz
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    s=$$(case $$n in checkpoint_crc) echo checkpoint;; *) echo $$n;; esac); \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/crashes/$$n; \
+	    echo "fuzz-run: fuzz_$$n $(FUZZ_LIMIT)"; \
+	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz_$$n $(FUZZ_LIMIT) -timeout=10 \
+	        -rss_limit_mb=$(FUZZ_RSS_MB) -dict=fuzz/dict/$$s.dict -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$n/ $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$s \
+	        2>$(FUZZ_BUILD)/fuzz_$$n.log || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$n.log; exit 1; }; \
+	    grep -E 'stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' $(FUZZ_BUILD)/fuzz_$$n.log | tr -s ' \n' ' '; echo; \
+	done
 
 clean:
 	rm -rf build nmt

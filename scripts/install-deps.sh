@@ -1,8 +1,12 @@
 #!/bin/sh
 # Installs the distribution packages nmt needs, only those missing.
 # Debian/Ubuntu (apt-get). Runs apt-get through sudo when not root.
+# `install-deps.sh fuzz` also installs what `make fuzz` needs: clang, its
+# libFuzzer and sanitizer runtimes (libclang-rt-dev; clang itself does not pull
+# them in) and its OpenMP runtime (libomp-dev), all for Debian's default clang.
 set -e
 PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev"
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
