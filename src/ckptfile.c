@@ -109,19 +109,6 @@ static void maybe_crash(const Out *o, int at_end) {
     }
 }
 
-// " (...)" after strerror for a write that a full disk or the file size
-// limit stopped, so the message says what to do.
-static const char *write_hint(int e, char *buf, size_t n) {
-    struct rlimit rl;
-    if (e == EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        snprintf(buf, n, " (the file size limit, ulimit -f, is %llu bytes)", (unsigned long long)rl.rlim_cur);
-    else if (e == ENOSPC || e == EDQUOT)
-        snprintf(buf, n, " (free some space or use another directory)");
-    else
-        buf[0] = 0;
-    return buf;
-}
-
 static int out_pwrite(Out *o, const void *data, size_t n, uint64_t off) {
     const unsigned char *p = data;
     while (n > 0) {
@@ -134,7 +121,7 @@ static int out_pwrite(Out *o, const void *data, size_t n, uint64_t off) {
             int e = errno;
             char hint[96];
             return err_set(NMT_ERR_RUNTIME, "%s: write failed: %s%s", o->tmp, w < 0 ? strerror(e) : "no progress",
-                           w < 0 ? write_hint(e, hint, sizeof hint) : "");
+                           w < 0 ? write_error_hint(e, hint, sizeof hint) : "");
         }
         p += w;
         n -= (size_t)w;
@@ -278,9 +265,9 @@ int ckpt_write(const char *path, const CkptSection *sections, int count) {
     char hint[96];
     int e = 0;
     if (!rc && fsync(o.fd) != 0 && (e = errno))
-        rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
+        rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_error_hint(e, hint, sizeof hint));
     if (close(o.fd) != 0 && !rc && (e = errno))
-        rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
+        rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_error_hint(e, hint, sizeof hint));
     if (!rc && rename(tmp, path) != 0)
         rc = err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
     if (rc)

@@ -573,6 +573,47 @@ static void progress(Run *r, double loss, double lr, double gnorm, double tok_s,
     fflush(stdout);
 }
 
+// The error for a step whose loss or gradient norm is not finite.
+static int nonfinite_step_error(Run *r, double loss, double gnorm) {
+    char good[4400];
+    describe_good(r, good, sizeof good);
+    return err_set(NMT_ERR_RUNTIME,
+                   "step %ld: %s is not finite (%g), so this step's update made weights non-finite; nothing "
+                   "from it was saved and no checkpoint was pruned: %s. Likely cause: the learning rate is too "
+                   "high or the gradients exploded: lower train.lr or train.lr_scale, set train.clip_norm, or "
+                   "lengthen train.warmup_steps, then resume",
+                   r->st.step, isfinite(loss) ? "the gradient norm" : "the loss", isfinite(loss) ? gnorm : loss, good);
+}
+
+// After the loop: the last validation and save, and the summary. Returns the run's status.
+static int finish(Run *r, int rc, long first_step, int saved_now, int early, double wall0) {
+    const Config *c = &r->cfg;
+    const char *why = early ? "early stopping" : stop_requested ? "signal" : "train.max_steps reached";
+    if (!rc && r->st.step != first_step && diverged_now(r))
+        rc = diverged_error(r, stop_requested ? "when a signal stopped it" : "at the end of the run");
+    if (!rc && r->st.step == first_step) {
+        if (!r->quiet) printf("nmt: already at step %ld (train.max_steps %d); nothing to do\n", r->st.step, c->max_steps);
+    } else if (!rc) {
+        if (stop_requested && !r->quiet) printf("%snmt: stopping at step %ld on a signal; saving\n", r->tty ? "\r\033[K" : "", r->st.step);
+        if (!stop_requested && !early && !(c->eval_every && r->st.step % c->eval_every == 0)) rc = run_validation(r, &early);
+        if (!rc && !saved_now) rc = save(r, 0);
+        if (!rc) {
+            char wall[32];
+            format_duration(wall, sizeof wall, now_seconds() - wall0);
+            printf("%snmt: stopped (%s) at step %ld after %s; %ld target tokens trained on in %.1f s of steps\n",
+                   r->tty && !r->quiet ? "\r\033[K" : "", why, r->st.step, wall, r->st.tokens_seen, r->st.elapsed);
+            if (isfinite(r->st.best_valid_loss)) {
+                printf("nmt: best validation loss %.4f", r->st.best_valid_loss);
+                if (r->st.best_valid_bleu >= 0) printf(", best validation BLEU %.2f", r->st.best_valid_bleu);
+                printf(" (best.ckpt follows %s)\n", c->best_metric == BEST_BLEU ? "BLEU" : "the loss");
+            }
+            printf("nmt: checkpoints and train_log.jsonl in %s/ (last.ckpt%s)\n", c->checkpoint_dir,
+                   r->have_valid ? ", best.ckpt" : "");
+        }
+    }
+    return rc;
+}
+
 int train_run(const TrainArgs *args) {
     Run r;
     memset(&r, 0, sizeof r);
@@ -626,15 +667,7 @@ int train_run(const TrainArgs *args) {
         // norm means every gradient is finite; a non-finite one made this
         // step's update non-finite, so nothing from it may be saved.
         if (!isfinite(loss) || !isfinite(ss.gnorm)) {
-            char good[4400];
-            describe_good(&r, good, sizeof good);
-            rc = err_set(NMT_ERR_RUNTIME,
-                         "step %ld: %s is not finite (%g), so this step's update made weights non-finite; nothing "
-                         "from it was saved and no checkpoint was pruned: %s. Likely cause: the learning rate is too "
-                         "high or the gradients exploded: lower train.lr or train.lr_scale, set train.clip_norm, or "
-                         "lengthen train.warmup_steps, then resume",
-                         r.st.step, isfinite(loss) ? "the gradient norm" : "the loss", isfinite(loss) ? ss.gnorm : loss,
-                         good);
+            rc = nonfinite_step_error(&r, loss, ss.gnorm);
             break;
         }
         saved_now = 0;
@@ -664,29 +697,7 @@ int train_run(const TrainArgs *args) {
             saved_now = 1;
         }
     }
-    const char *why = early ? "early stopping" : stop_requested ? "signal" : "train.max_steps reached";
-    if (!rc && r.st.step != first_step && diverged_now(&r))
-        rc = diverged_error(&r, stop_requested ? "when a signal stopped it" : "at the end of the run");
-    if (!rc && r.st.step == first_step) {
-        if (!r.quiet) printf("nmt: already at step %ld (train.max_steps %d); nothing to do\n", r.st.step, c->max_steps);
-    } else if (!rc) {
-        if (stop_requested && !r.quiet) printf("%snmt: stopping at step %ld on a signal; saving\n", r.tty ? "\r\033[K" : "", r.st.step);
-        if (!stop_requested && !early && !(c->eval_every && r.st.step % c->eval_every == 0)) rc = run_validation(&r, &early);
-        if (!rc && !saved_now) rc = save(&r, 0);
-        if (!rc) {
-            char wall[32];
-            format_duration(wall, sizeof wall, now_seconds() - wall0);
-            printf("%snmt: stopped (%s) at step %ld after %s; %ld target tokens trained on in %.1f s of steps\n",
-                   r.tty && !r.quiet ? "\r\033[K" : "", why, r.st.step, wall, r.st.tokens_seen, r.st.elapsed);
-            if (isfinite(r.st.best_valid_loss)) {
-                printf("nmt: best validation loss %.4f", r.st.best_valid_loss);
-                if (r.st.best_valid_bleu >= 0) printf(", best validation BLEU %.2f", r.st.best_valid_bleu);
-                printf(" (best.ckpt follows %s)\n", c->best_metric == BEST_BLEU ? "BLEU" : "the loss");
-            }
-            printf("nmt: checkpoints and train_log.jsonl in %s/ (last.ckpt%s)\n", c->checkpoint_dir,
-                   r.have_valid ? ", best.ckpt" : "");
-        }
-    }
+    rc = finish(&r, rc, first_step, saved_now, early, wall0);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     sigaction(SIGXFSZ, &old_xfsz, NULL);

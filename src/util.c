@@ -118,8 +118,7 @@ static int fsync_parent_dir(const char *path) {
     return rc;
 }
 
-// " (...)" after strerror when a full disk or the file size limit stopped a write.
-static const char *write_hint(int e, char *buf, size_t n) {
+const char *write_error_hint(int e, char *buf, size_t n) {
     struct rlimit rl;
     if (e == EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         snprintf(buf, n, " (the file size limit, ulimit -f, is %llu bytes)", (unsigned long long)rl.rlim_cur);
@@ -155,7 +154,7 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
         if (w <= 0) {
             int e = errno;
             rc = err_set(NMT_ERR_RUNTIME, "%s: write failed: %s%s", tmp, w < 0 ? strerror(e) : "no progress",
-                         w < 0 ? write_hint(e, hint, sizeof hint) : "");
+                         w < 0 ? write_error_hint(e, hint, sizeof hint) : "");
             break;
         }
         p += w;
@@ -163,11 +162,11 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     }
     if (!rc && fsync(fd) != 0) {
         int e = errno;
-        rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
+        rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_error_hint(e, hint, sizeof hint));
     }
     if (fd >= 0 && close(fd) != 0 && !rc) {
         int e = errno;
-        rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_hint(e, hint, sizeof hint));
+        rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_error_hint(e, hint, sizeof hint));
     }
     if (!rc && rename(tmp, path) != 0)
         rc = err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));

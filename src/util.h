@@ -32,6 +32,10 @@ char *read_file_text(const char *path, size_t *len_out);
 // Writes `len` bytes to `path` atomically: NAME.tmp, fsync, rename, fsync dir.
 int write_file_atomic(const char *path, const void *data, size_t len);
 
+// What to append after strerror(errnum) when a write failed: " (...)" saying
+// what to do about a full disk or the file size limit (ulimit -f), else "".
+const char *write_error_hint(int errnum, char *buf, size_t n);
+
 // mkdir -p. Returns 0 or records an error.
 int make_dirs(const char *path);
 
