@@ -218,6 +218,12 @@ static int check_finite(const Model *m, const real *v, const char *section, cons
     return NMT_OK;
 }
 
+int checkpoint_check_finite(const Model *m, const Optimizer *opt, const char *what) {
+    int rc = check_finite(m, m->params, "params", what);
+    for (int i = 0; !rc && opt && i < opt->nstate; i++) rc = check_finite(m, opt->state[i], opt->state_name[i], what);
+    return rc;
+}
+
 // A whole number in [0, 2^53] (a double holds those exactly), or def when absent.
 static int count_or(const cJSON *o, const char *key, long def, long *out, const char *path) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);

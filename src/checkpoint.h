@@ -33,6 +33,11 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
 // Nothing is returned half-built: on error all outputs are left empty.
 int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st);
 
+// Every value of the weights and of the optimizer state (opt may be NULL)
+// finite, as checkpoint_load requires; else NMT_ERR_INPUT "WHAT: section 'S'
+// holds N non-finite values ...; the first: tensor 'T' [i, j] is nan".
+int checkpoint_check_finite(const Model *m, const Optimizer *opt, const char *what);
+
 // `nmt info FILE`: prints header, sections, config, step and sizes, after
 // exactly the verification checkpoint_load does (its status: NMT_ERR_INPUT
 // for a corrupt or inconsistent file, non-finite values included).

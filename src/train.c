@@ -230,22 +230,6 @@ static void note_foreign_step_files(const Run *r) {
             range);
 }
 
-// Non-finite values in x[0..n).
-static size_t count_nonfinite(const real *x, size_t n) {
-    size_t bad = 0;
-    #pragma omp parallel for reduction(+ : bad) schedule(static)
-    for (size_t i = 0; i < n; i++) bad += !isfinite(x[i]);
-    return bad;
-}
-
-// The name of the tensor holding flat index i.
-static const char *tensor_at(const Model *m, size_t i) {
-    for (ptrdiff_t t = 0; t < arrlen(m->tensors); t++)
-        if (i >= m->tensors[t].offset && i < m->tensors[t].offset + m->tensors[t].rows * m->tensors[t].cols)
-            return m->tensors[t].name;
-    return "?";
-}
-
 static void describe_good(const Run *r, char *buf, size_t n) {
     if (r->good_step < 0) snprintf(buf, n, "no checkpoint of this run was written");
     else snprintf(buf, n, "the last good checkpoint is %s (step %ld)", r->good_path, r->good_step);
@@ -257,26 +241,16 @@ static void describe_good(const Run *r, char *buf, size_t n) {
 // this scan, at save time only, catches whatever else made a value non-finite,
 // e.g. an SGD update that overflowed.)
 static int check_finite(Run *r) {
-    const Model *m = &r->model;
-    size_t bad = count_nonfinite(m->params, m->nparams);
-    const char *where = "weights";
-    if (!bad)
-        for (int i = 0; i < r->opt.nstate && !bad; i++)
-            if ((bad = count_nonfinite(r->opt.state[i], r->opt.n))) where = r->opt.state_name[i];
-    if (!bad) return NMT_OK;
-    const real *x = m->params;
-    for (int i = 0; i < r->opt.nstate; i++)
-        if (strcmp(where, r->opt.state_name[i]) == 0) x = r->opt.state[i];
-    size_t first = 0;
-    while (first + 1 < m->nparams && isfinite(x[first])) first++;
-    char good[4400];
+    if (!checkpoint_check_finite(&r->model, &r->opt, "the model in memory")) return NMT_OK;
+    char what[512], good[4400];
+    snprintf(what, sizeof what, "%s", err_msg());
+    err_clear();
     describe_good(r, good, sizeof good);
     return err_set(NMT_ERR_RUNTIME,
-                   "step %ld: %zu value%s of the %s %s not finite after the update (the first in tensor '%s'); not saved, and "
-                   "no checkpoint was pruned: %s. Likely cause: the optimizer's update overflowed (learning rate "
-                   "too high for these gradients): lower train.lr or train.lr_scale, set train.clip_norm, or "
-                   "lengthen train.warmup_steps, then resume",
-                   r->st.step, bad, bad > 1 ? "s" : "", where, bad > 1 ? "are" : "is", tensor_at(m, first), good);
+                   "step %ld: values are not finite after the update (%s); not saved, and no checkpoint was pruned: "
+                   "%s. Likely cause: the optimizer's update overflowed (learning rate too high for these gradients): "
+                   "lower train.lr or train.lr_scale, set train.clip_norm, or lengthen train.warmup_steps, then resume",
+                   r->st.step, what, good);
 }
 
 // Where a fresh model's loss starts: a uniform guess over the target vocabulary.
