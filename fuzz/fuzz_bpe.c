@@ -4,7 +4,8 @@
 // Oracles when a model is accepted: serialize -> deserialize -> serialize is
 // a fixed point; bpe_token and bpe_token_id are inverse over every id; a few
 // fixed lines (and every token's own text) encode to in-range ids and decode
-// back to exactly the line (bpe.h: decode(encode(s)) == s for valid UTF-8).
+// back to exactly the line (bpe.h: decode(encode(s)) == s for valid UTF-8),
+// and bpe_encode_prefix gives a prefix of those ids.
 #include "fuzz.h"
 
 #include <stb/stb_ds.h>
@@ -27,6 +28,16 @@ static void round_trip(const Bpe *b, const char *line) {
     char *back = bpe_decode(b, ids, (size_t)arrlen(ids));
     FUZZ_CHECK(strcmp(back, line) == 0, "decode(encode('%s')) = '%s'", line, back);
     free(back);
+    // A prefix of the ids is what encoding with a limit gives.
+    size_t max = (size_t)arrlen(ids) / 2 + 1;
+    int *head = NULL, cut;
+    rc = bpe_encode_prefix(b, line, max, &head, &cut, "line", 1);
+    FUZZ_CHECK(rc == NMT_OK, "encode_prefix '%s': %s", line, err_msg());
+    size_t want = max < (size_t)arrlen(ids) ? max : (size_t)arrlen(ids);
+    FUZZ_CHECK((size_t)arrlen(head) == want && (!want || memcmp(head, ids, want * sizeof *ids) == 0) &&
+                   cut == (want < (size_t)arrlen(ids)),
+               "encode_prefix '%s' with max %zu is not the prefix of encode", line, max);
+    arrfree(head);
     arrfree(ids);
 }
 

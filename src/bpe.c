@@ -253,20 +253,22 @@ typedef struct { int64_t count; int pair; } HeapEnt;
 typedef struct {
     int a, b;
     int64_t count;
-    int *words;   // stb array: words that held the pair at some point (stale entries are harmless)
+    int *at;      // stb array: nodes where the pair began at some point (stale entries are checked)
     int stamp;    // merge step that last touched it
     int merged;
 } Pair;
 
+// All word types' symbols as one array of nodes; each word is a doubly
+// linked list (-1 ends it), so a merge touches only its own occurrences and
+// their neighbours: learning is linear in the corpus plus the merges, even
+// for one very long word.
 typedef struct {
     Bpe *b;
-    int *sym;     // symbols of all word types; word w at sym + off[w], len[w] of them
-    size_t *off;
-    int *len;
-    int64_t *freq;
-    int *wstamp;
-    int nwords;
-    Pair *pairs;  // stb array
+    int *sym;      // symbol of each node, -1 once merged into its left neighbour
+    int *prev, *next;
+    int *word;     // word type of each node
+    int64_t *freq; // per word type
+    Pair *pairs;   // stb array
     PairIdx *pair_idx;
     HeapEnt *heap; // stb array, max-heap
     int *touched;
@@ -333,43 +335,49 @@ static int pair_get(Learner *L, int a, int b) {
     return idx;
 }
 
-// Merges every occurrence of pair pi into symbol c, updating pair counts: the
-// old pairs of each affected word are subtracted and the new ones added.
+// Adds df occurrences of the pair starting at node i (and records where it
+// is when it grows: only pairs with the new symbol grow during a merge).
+static void pair_add(Learner *L, int i, int64_t df) {
+    int p = pair_get(L, L->sym[i], L->sym[L->next[i]]);
+    L->pairs[p].count += df;
+    if (df < 0) return;
+    arrpush(L->pairs[p].at, i);
+    if (L->pairs[p].stamp != L->stamp) {
+        L->pairs[p].stamp = L->stamp;
+        arrpush(L->touched, p);
+    }
+}
+
+static int int_cmp(const void *x, const void *y) {
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a > b) - (a < b);
+}
+
+// Merges every occurrence of pair pi into symbol c, left to right within a
+// word (so "aaa" becomes "c a"), updating the counts of the neighbouring pairs.
 static void apply_merge(Learner *L, int pi, int c) {
     int a = L->pairs[pi].a, b = L->pairs[pi].b;
-    int *words = L->pairs[pi].words; // detached: every occurrence goes away now
-    L->pairs[pi].words = NULL;
+    int *at = L->pairs[pi].at; // detached: every occurrence goes away now
+    L->pairs[pi].at = NULL;
     L->stamp++;
     arrsetlen(L->touched, 0);
-    for (ptrdiff_t k = 0; k < arrlen(words); k++) {
-        int w = words[k];
-        if (L->wstamp[w] == L->stamp) continue;
-        L->wstamp[w] = L->stamp;
-        int *s = L->sym + L->off[w];
-        int len = L->len[w], found = 0;
-        for (int i = 0; i + 1 < len && !found; i++) found = s[i] == a && s[i + 1] == b;
-        if (!found) continue;
-        int64_t f = L->freq[w];
-        for (int i = 0; i + 1 < len; i++) L->pairs[pair_get(L, s[i], s[i + 1])].count -= f;
-        int j = 0;
-        for (int i = 0; i < len;) {
-            if (i + 1 < len && s[i] == a && s[i + 1] == b) { s[j++] = c; i += 2; }
-            else s[j++] = s[i++];
-        }
-        L->len[w] = len = j;
-        for (int i = 0; i + 1 < len; i++) {
-            int p = pair_get(L, s[i], s[i + 1]);
-            L->pairs[p].count += f;
-            if (s[i] != c && s[i + 1] != c) continue; // only pairs with c are new
-            if (arrlen(L->pairs[p].words) == 0 || arrlast(L->pairs[p].words) != w)
-                arrpush(L->pairs[p].words, w);
-            if (L->pairs[p].stamp != L->stamp) {
-                L->pairs[p].stamp = L->stamp;
-                arrpush(L->touched, p);
-            }
-        }
+    qsort(at, arrlenu(at), sizeof *at, int_cmp); // node order is text order
+    for (ptrdiff_t k = 0; k < arrlen(at); k++) {
+        int i = at[k], j = L->next[i];
+        if ((k > 0 && at[k - 1] == i) || L->sym[i] != a || j < 0 || L->sym[j] != b) continue;
+        int64_t f = L->freq[L->word[i]];
+        int h = L->prev[i], n = L->next[j];
+        if (h >= 0) pair_add(L, h, -f);
+        if (n >= 0) pair_add(L, j, -f);
+        L->pairs[pi].count -= f;
+        L->sym[i] = c;
+        L->sym[j] = -1;
+        L->next[i] = n;
+        if (n >= 0) L->prev[n] = i;
+        if (h >= 0) pair_add(L, h, f);
+        if (n >= 0) pair_add(L, i, f);
     }
-    arrfree(words);
+    arrfree(at);
     for (ptrdiff_t k = 0; k < arrlen(L->touched); k++) {
         int p = L->touched[k];
         if (L->pairs[p].count > 0) heap_push(L, (HeapEnt){L->pairs[p].count, p});
@@ -420,16 +428,47 @@ static int count_words(const char *const *paths, int npaths, StrCount **wc) {
 }
 
 static void learner_free(Learner *L) {
-    for (ptrdiff_t i = 0; i < arrlen(L->pairs); i++) arrfree(L->pairs[i].words);
+    for (ptrdiff_t i = 0; i < arrlen(L->pairs); i++) arrfree(L->pairs[i].at);
     arrfree(L->pairs);
     hmfree(L->pair_idx);
     arrfree(L->heap);
     arrfree(L->touched);
     free(L->sym);
-    free(L->off);
-    free(L->len);
+    free(L->prev);
+    free(L->next);
+    free(L->word);
     free(L->freq);
-    free(L->wstamp);
+}
+
+// Links the symbols of every word type into nodes and counts their pairs.
+static void learner_init(Learner *L, Bpe *b, const StrCount *wc, int nwords, size_t nsym) {
+    L->b = b;
+    L->sym = xmalloc(nsym * sizeof *L->sym);
+    L->prev = xmalloc(nsym * sizeof *L->prev);
+    L->next = xmalloc(nsym * sizeof *L->next);
+    L->word = xmalloc(nsym * sizeof *L->word);
+    L->freq = xmalloc((size_t)nwords * sizeof *L->freq);
+    int node = 0;
+    for (int w = 0; w < nwords; w++) {
+        const unsigned char *s = (const unsigned char *)wc[w].key;
+        size_t n = strlen(wc[w].key);
+        L->freq[w] = wc[w].value;
+        int first = node;
+        for (size_t i = 0; i < n; node++) {
+            uint32_t cp;
+            i += (size_t)utf8_next(s + i, n - i, &cp);
+            L->sym[node] = lookup_char(b, cp);
+            L->word[node] = w;
+            L->prev[node] = node == first ? -1 : node - 1;
+            L->next[node] = i < n ? node + 1 : -1;
+            if (L->prev[node] >= 0) {
+                int p = pair_get(L, L->sym[node - 1], L->sym[node]);
+                L->pairs[p].count += wc[w].value;
+                arrpush(L->pairs[p].at, node - 1);
+            }
+        }
+    }
+    for (ptrdiff_t p = 0; p < arrlen(L->pairs); p++) heap_push(L, (HeapEnt){L->pairs[p].count, (int)p});
 }
 
 int bpe_learn(Bpe **out, const char *const *paths, int npaths, int vocab_size) {
@@ -466,6 +505,12 @@ int bpe_learn(Bpe **out, const char *const *paths, int npaths, int vocab_size) {
             nsym++;
         }
     }
+    if (nsym >= INT_MAX) {
+        hmfree(cc);
+        shfree(wc);
+        return err_set(NMT_ERR_INPUT, "bpe: %zu characters in distinct words is too many to learn from "
+                       "(at most %d)", nsym, INT_MAX - 1);
+    }
     int nchars = (int)hmlen(cc);
     CharFreq *cf = xmalloc((size_t)nchars * sizeof *cf);
     for (int i = 0; i < nchars; i++) cf[i] = (CharFreq){cc[i].key, cc[i].value};
@@ -483,33 +528,8 @@ int bpe_learn(Bpe **out, const char *const *paths, int npaths, int vocab_size) {
     free(cf);
 
     Learner L = {0};
-    L.b = b;
-    L.nwords = nwords;
-    L.sym = xmalloc(nsym * sizeof *L.sym);
-    L.off = xmalloc((size_t)nwords * sizeof *L.off);
-    L.len = xmalloc((size_t)nwords * sizeof *L.len);
-    L.freq = xmalloc((size_t)nwords * sizeof *L.freq);
-    L.wstamp = xcalloc((size_t)nwords, sizeof *L.wstamp);
-    size_t at = 0;
-    for (int w = 0; w < nwords; w++) {
-        const unsigned char *s = (const unsigned char *)wc[w].key;
-        size_t n = strlen(wc[w].key);
-        L.off[w] = at;
-        L.freq[w] = wc[w].value;
-        for (size_t i = 0; i < n;) {
-            uint32_t cp;
-            i += (size_t)utf8_next(s + i, n - i, &cp);
-            L.sym[at++] = lookup_char(b, cp);
-        }
-        L.len[w] = (int)(at - L.off[w]);
-        for (int i = 0; i + 1 < L.len[w]; i++) {
-            int p = pair_get(&L, L.sym[L.off[w] + i], L.sym[L.off[w] + i + 1]);
-            L.pairs[p].count += L.freq[w];
-            if (arrlen(L.pairs[p].words) == 0 || arrlast(L.pairs[p].words) != w) arrpush(L.pairs[p].words, w);
-        }
-    }
+    learner_init(&L, b, wc, nwords, nsym);
     shfree(wc);
-    for (ptrdiff_t p = 0; p < arrlen(L.pairs); p++) heap_push(&L, (HeapEnt){L.pairs[p].count, (int)p});
 
     while (b->n < vocab_size) {
         int p = heap_best(&L);
@@ -532,11 +552,51 @@ int bpe_learn(Bpe **out, const char *const *paths, int npaths, int vocab_size) {
 
 // ---- encoding and decoding ---------------------------------------------------
 
+// A candidate merge of the symbols at nodes i and next[i], as they were when
+// it was queued; ordered by rank, then position (leftmost first).
+typedef struct { int rank, i, x, y; } Cand;
+
+static int cand_before(Cand p, Cand q) { return p.rank != q.rank ? p.rank < q.rank : p.i < q.i; }
+
+static void cand_push(Cand **heap, Cand c) {
+    arrpush(*heap, c);
+    Cand *h = *heap;
+    for (size_t k = arrlenu(h) - 1; k > 0;) {
+        size_t parent = (k - 1) / 2;
+        if (!cand_before(h[k], h[parent])) break;
+        Cand t = h[k]; h[k] = h[parent]; h[parent] = t;
+        k = parent;
+    }
+}
+
+static Cand cand_pop(Cand *heap) {
+    Cand top = heap[0];
+    size_t n = arrlenu(heap) - 1;
+    heap[0] = heap[n];
+    arrsetlen(heap, n);
+    for (size_t k = 0;;) {
+        size_t l = 2 * k + 1, r = l + 1, best = k;
+        if (l < n && cand_before(heap[l], heap[best])) best = l;
+        if (r < n && cand_before(heap[r], heap[best])) best = r;
+        if (best == k) break;
+        Cand t = heap[k]; heap[k] = heap[best]; heap[best] = t;
+        k = best;
+    }
+    return top;
+}
+
+static void queue_merge(const Bpe *b, Cand **heap, const int *sym, const int *next, int i) {
+    if (i < 0 || next[i] < 0) return;
+    MergeInfo m = lookup_merge(b, sym[i], sym[next[i]]);
+    if (m.rank != INT_MAX) cand_push(heap, (Cand){m.rank, i, sym[i], sym[next[i]]});
+}
+
 // BPE on one piece: repeatedly merge the adjacent pair of lowest rank
 // (leftmost on ties). Characters outside the alphabet become byte tokens.
+// The symbols form a linked list and the candidates a heap (stale entries
+// are skipped), so a piece of n characters takes O(n log n), not O(n^2).
 static void encode_piece(const Bpe *b, const char *s, size_t n, int **out) {
     int *sym = NULL;
-    MergeInfo *mi = NULL;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int k = utf8_next((const unsigned char *)s + i, n - i, &cp);
@@ -546,25 +606,34 @@ static void encode_piece(const Bpe *b, const char *s, size_t n, int **out) {
         i += (size_t)k;
     }
     int m = (int)arrlen(sym);
-    for (int i = 0; i + 1 < m; i++) arrpush(mi, lookup_merge(b, sym[i], sym[i + 1]));
-    for (;;) {
-        int best = -1, rank = INT_MAX;
-        for (int i = 0; i + 1 < m; i++)
-            if (mi[i].rank < rank) { rank = mi[i].rank; best = i; }
-        if (best < 0) break;
-        sym[best] = mi[best].result;
-        memmove(sym + best + 1, sym + best + 2, (size_t)(m - best - 2) * sizeof *sym);
-        memmove(mi + best, mi + best + 1, (size_t)(m - best - 2) * sizeof *mi);
-        m--;
-        if (best > 0) mi[best - 1] = lookup_merge(b, sym[best - 1], sym[best]);
-        if (best + 1 < m) mi[best] = lookup_merge(b, sym[best], sym[best + 1]);
+    int *link = xmalloc(2 * (size_t)(m ? m : 1) * sizeof *link), *prev = link, *next = link + m;
+    Cand *heap = NULL;
+    for (int i = 0; i < m; i++) {
+        prev[i] = i - 1;
+        next[i] = i + 1 < m ? i + 1 : -1;
     }
-    for (int i = 0; i < m; i++) arrpush(*out, sym[i]);
+    for (int i = 0; i + 1 < m; i++) queue_merge(b, &heap, sym, next, i);
+    while (arrlen(heap) > 0) {
+        Cand c = cand_pop(heap);
+        int j = next[c.i];
+        if (sym[c.i] != c.x || j < 0 || sym[j] != c.y) continue; // changed since queued
+        sym[c.i] = lookup_merge(b, c.x, c.y).result;
+        sym[j] = -1;
+        next[c.i] = next[j];
+        if (next[j] >= 0) prev[next[j]] = c.i;
+        queue_merge(b, &heap, sym, next, prev[c.i]);
+        queue_merge(b, &heap, sym, next, c.i);
+    }
+    for (int i = 0; i >= 0 && i < m; i = next[i]) arrpush(*out, sym[i]);
     arrfree(sym);
-    arrfree(mi);
+    arrfree(heap);
+    free(link);
 }
 
-int bpe_encode_at(const Bpe *b, const char *line, int **ids, const char *file, long lineno) {
+int bpe_encode_prefix(const Bpe *b, const char *line, size_t max, int **ids, int *cut,
+                      const char *file, long lineno) {
+    *cut = 0;
+    size_t base = arrlenu(*ids);
     Piece *pieces = NULL;
     long bad = pretokenize(line, strlen(line), &pieces);
     if (bad >= 0) {
@@ -577,6 +646,7 @@ int bpe_encode_at(const Bpe *b, const char *line, int **ids, const char *file, l
     int *tmp = NULL;
     for (ptrdiff_t i = 0; i < arrlen(pieces); i++) {
         const Piece *p = &pieces[i];
+        if (max && arrlenu(*ids) - base >= max) { *cut = 1; break; } // every piece gives >= 1 id
         if (p->raw) {
             for (size_t j = 0; j < p->len; j++) arrpush(*ids, BPE_BYTE0 + (unsigned char)line[p->start + j]);
             continue;
@@ -606,10 +676,19 @@ int bpe_encode_at(const Bpe *b, const char *line, int **ids, const char *file, l
         }
         for (ptrdiff_t j = 0; j < arrlen(tmp); j++) arrpush(*ids, tmp[j]);
     }
+    if (max && arrlenu(*ids) - base > max) {
+        arrsetlen(*ids, base + max);
+        *cut = 1;
+    }
     arrfree(pieces);
     arrfree(key);
     arrfree(tmp);
     return NMT_OK;
+}
+
+int bpe_encode_at(const Bpe *b, const char *line, int **ids, const char *file, long lineno) {
+    int cut;
+    return bpe_encode_prefix(b, line, 0, ids, &cut, file, lineno);
 }
 
 int bpe_encode(const Bpe *b, const char *line, int **ids) { return bpe_encode_at(b, line, ids, NULL, 0); }

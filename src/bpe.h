@@ -46,6 +46,11 @@ int bpe_token_id(const Bpe *b, const char *token);
 // FILE:LINE in it. Safe to call from several threads on one Bpe.
 int bpe_encode(const Bpe *b, const char *line, int **ids);
 int bpe_encode_at(const Bpe *b, const char *line, int **ids, const char *file, long lineno);
+// The first `max` of those ids (max 0: all), without encoding the words past
+// them; *cut tells whether any were left out. The whole line is still checked
+// for valid UTF-8.
+int bpe_encode_prefix(const Bpe *b, const char *line, size_t max, int **ids, int *cut,
+                      const char *file, long lineno);
 // malloc'ed text of the ids; specials and out-of-range ids are skipped. Always
 // valid UTF-8: byte tokens that do not form a whole character (and NUL) give U+FFFD.
 char *bpe_decode(const Bpe *b, const int *ids, size_t n);

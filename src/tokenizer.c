@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stb/stb_ds.h>
 #include <sys/stat.h>
 
 int tokenizer_build(Tokenizer *t, const Config *c, int save) {
@@ -46,13 +47,25 @@ int tokenizer_vocab_size(const Tokenizer *t, int side) {
     return t->kind == TOK_BPE ? bpe_vocab_size(t->bpe) : vocab_size(t->vocab[side]);
 }
 
-int tokenizer_encode(const Tokenizer *t, int side, const char *line, int **ids,
-                     const char *file, long lineno) {
-    if (t->kind == TOK_BPE) return bpe_encode_at(t->bpe, line, ids, file, lineno);
+int tokenizer_encode_prefix(const Tokenizer *t, int side, const char *line, int max, int **ids,
+                            int *cut, const char *file, long lineno) {
+    size_t limit = max > 0 ? (size_t)max : 0, base = arrlenu(*ids);
+    if (t->kind == TOK_BPE) return bpe_encode_prefix(t->bpe, line, limit, ids, cut, file, lineno);
+    *cut = 0;
     if (!utf8_valid(line, strlen(line)))
         return err_set(NMT_ERR_INPUT, "%s:%ld: invalid UTF-8", file, lineno);
-    vocab_encode(t->vocab[side], line, ids);
+    vocab_encode(t->vocab[side], line, ids); // linear in the line
+    if (limit && arrlenu(*ids) - base > limit) {
+        arrsetlen(*ids, base + limit);
+        *cut = 1;
+    }
     return NMT_OK;
+}
+
+int tokenizer_encode(const Tokenizer *t, int side, const char *line, int **ids,
+                     const char *file, long lineno) {
+    int cut;
+    return tokenizer_encode_prefix(t, side, line, 0, ids, &cut, file, lineno);
 }
 
 const char *tokenizer_token(const Tokenizer *t, int side, int id) {

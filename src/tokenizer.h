@@ -24,6 +24,10 @@ int tokenizer_vocab_size(const Tokenizer *t, int side);
 // UTF-8 is an NMT_ERR_INPUT error naming file:lineno.
 int tokenizer_encode(const Tokenizer *t, int side, const char *line, int **ids,
                      const char *file, long lineno);
+// The first `max` of those ids (max 0: all); *cut tells whether some were
+// left out. BPE does not encode the words past the limit.
+int tokenizer_encode_prefix(const Tokenizer *t, int side, const char *line, int max, int **ids,
+                            int *cut, const char *file, long lineno);
 // Printable form of one token id of a side ("<unk>", "▁Haus", "<0xE2>"), or "?".
 const char *tokenizer_token(const Tokenizer *t, int side, int id);
 // Target-side text of ids (specials skipped). Caller frees.

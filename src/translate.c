@@ -13,12 +13,11 @@ int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *line
     int **src = xcalloc(n ? n : 1, sizeof *src);
     int rc = NMT_OK;
     for (size_t i = 0; i < n && !rc; i++) {
-        rc = tokenizer_encode(t, SIDE_SRC, lines[i], &src[i], what, (long)i + 1);
-        if (!rc && max_src > 0 && arrlen(src[i]) > max_src) {
-            fprintf(stderr, "nmt: warning: %s:%zu: %td tokens, truncated to data.max_src_len (%d)\n", what, i + 1,
-                    arrlen(src[i]), max_src);
-            arrsetlen(src[i], max_src);
-        }
+        int cut;
+        rc = tokenizer_encode_prefix(t, SIDE_SRC, lines[i], max_src, &src[i], &cut, what, (long)i + 1);
+        if (!rc && cut)
+            fprintf(stderr, "nmt: warning: %s:%zu: more than data.max_src_len (%d) tokens, truncated\n", what,
+                    i + 1, max_src);
     }
     if (!rc) {
         size_t nb = (size_t)(o->nbest > 0 ? o->nbest : 1);

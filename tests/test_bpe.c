@@ -548,3 +548,148 @@ Test(bpe, round_trip_toy_data) {
     globfree(&g);
     bpe_free(b);
 }
+
+// ---- bounded time and exactness on long words ---------------------------------
+
+// Deterministic pseudo-random letters from `alphabet`.
+static char *random_word(unsigned *seed, size_t n, const char *alphabet) {
+    size_t k = strlen(alphabet);
+    char *s = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        s[i] = alphabet[(*seed >> 16) % k];
+    }
+    s[n] = 0;
+    return s;
+}
+
+// The textbook algorithm, independent of bpe.c's data structures: the merges
+// as "left right" strings from the model file, and a word's symbols as
+// strings; repeatedly merge the adjacent pair of lowest rank, leftmost first.
+static char **naive_encode(const char *model, const char *word) {
+    typedef struct { char *key; int value; } Rank;
+    Rank *rank = NULL;
+    sh_new_strdup(rank);
+    const char *m = strstr(model, "\nmerges ");
+    cr_assert_not_null(m);
+    m = strchr(m + 1, '\n') + 1;
+    for (int r = 0; *m; r++) {
+        const char *nl = strchr(m, '\n');
+        char *line = strndup(m, (size_t)(nl - m));
+        shput(rank, line, r);
+        free(line);
+        m = nl + 1;
+    }
+    char **sym = NULL;
+    arrpush(sym, xstrdup("\xE2\x96\x81")); // the marker of the line's first word
+    for (const char *c = word; *c; c++) arrpush(sym, strndup(c, 1));
+    for (;;) {
+        int best = -1, best_rank = 0;
+        for (int i = 0; i + 1 < (int)arrlen(sym); i++) {
+            char *pair = xmalloc(strlen(sym[i]) + strlen(sym[i + 1]) + 2);
+            sprintf(pair, "%s %s", sym[i], sym[i + 1]);
+            ptrdiff_t at = shgeti(rank, pair);
+            free(pair);
+            if (at >= 0 && (best < 0 || rank[at].value < best_rank)) best = i, best_rank = rank[at].value;
+        }
+        if (best < 0) break;
+        char *joined = xmalloc(strlen(sym[best]) + strlen(sym[best + 1]) + 1);
+        sprintf(joined, "%s%s", sym[best], sym[best + 1]);
+        free(sym[best]);
+        free(sym[best + 1]);
+        sym[best] = joined;
+        arrdel(sym, best + 1);
+    }
+    shfree(rank);
+    return sym;
+}
+
+// Few letters make many ties and overlapping pairs ("aaa"): the cases where
+// a heap-based encoder can differ from the definition.
+Test(bpe, encode_matches_naive_lowest_rank_leftmost_merging) {
+    unsigned seed = 12345;
+    char *corpus = NULL;
+    for (int i = 0; i < 300; i++) {
+        char *w = random_word(&seed, 1 + (size_t)(i * 7 % 40), "aab");
+        for (char *c = w; *c; c++) arrpush(corpus, *c);
+        arrpush(corpus, i % 5 ? ' ' : '\n');
+        free(w);
+    }
+    const char *runs = "aaaaaaaaaaaaaaaaaaaaaaa\nabababababababababa\n";
+    for (const char *c = runs; *c; c++) arrpush(corpus, *c);
+    arrpush(corpus, 0);
+    Bpe *b = learn_text(corpus, 300);
+    arrfree(corpus);
+    char *model = bpe_serialize(b, NULL);
+    for (int t = 0; t < 85; t++) {
+        size_t n = t < 80 ? 1 + (size_t)t * 3 : 600;
+        char *word = random_word(&seed, n, t % 3 ? "aab" : "ab");
+        if (t % 10 == 9) memset(word, 'a', n);
+        int *ids = NULL;
+        cr_assert_eq(bpe_encode(b, word, &ids), NMT_OK, "%s", err_msg());
+        char **want = naive_encode(model, word);
+        cr_assert_eq(arrlen(ids), arrlen(want), "word %d (%zu letters): %td tokens, the definition gives %td",
+                     t, n, arrlen(ids), arrlen(want));
+        for (ptrdiff_t i = 0; i < arrlen(ids); i++) {
+            cr_assert_str_eq(bpe_token(b, ids[i]), want[i], "word %d token %td", t, i);
+            free(want[i]);
+        }
+        arrfree(want);
+        arrfree(ids);
+        free(word);
+    }
+    free(model);
+    bpe_free(b);
+}
+
+// One 1 MB word without spaces: each merge used to rescan the whole word
+// (learning did not finish in 300 s) and encoding was quadratic (28.6 s at
+// 300 KB). The alarm bounds the test at far more than the seconds it needs,
+// even under AddressSanitizer, and far less than the old code took.
+Test(bpe, one_megabyte_word_learns_and_encodes_in_bounded_time) {
+    alarm(60);
+    unsigned seed = 99;
+    char *word = random_word(&seed, 1 << 20, "abcdefghijklmnopqrstuvwxyz");
+    const char *path = write_tmp("long.txt", word, strlen(word));
+    Bpe *b = NULL;
+    cr_assert_eq(bpe_learn(&b, &path, 1, 4000), NMT_OK, "%s", err_msg());
+    cr_assert_eq(bpe_vocab_size(b), 4000);
+    int *ids = NULL;
+    cr_assert_eq(bpe_encode(b, word, &ids), NMT_OK, "%s", err_msg());
+    cr_assert_lt(arrlen(ids), 1 << 19, "4000 ids should cover the word in fewer tokens than letters/2");
+    char *back = bpe_decode(b, ids, (size_t)arrlen(ids));
+    cr_assert(strcmp(back, word) == 0, "decode(encode(word)) differs");
+    free(back);
+    arrfree(ids);
+    free(word);
+    bpe_free(b);
+}
+
+// bpe_encode_prefix gives exactly the first max ids of the whole encoding
+// and says whether it left any out, at every cut point.
+Test(bpe, encode_prefix_is_the_prefix_of_encode) {
+    Bpe *b = learn_text(CORPUS, 420);
+    const char *line = "Ein Mann  mit\teinem Hut, der 42 Äpfel\xE2\x96\x81isst. ";
+    int *all = NULL;
+    cr_assert_eq(bpe_encode(b, line, &all), NMT_OK, "%s", err_msg());
+    size_t n = (size_t)arrlen(all);
+    cr_assert_gt(n, 10);
+    for (size_t max = 1; max <= n + 2; max++) {
+        int *ids = NULL, cut = -1;
+        arrpush(ids, 7); // appends after what is there
+        cr_assert_eq(bpe_encode_prefix(b, line, max, &ids, &cut, "f", 1), NMT_OK, "%s", err_msg());
+        size_t want = max < n ? max : n;
+        cr_assert_eq((size_t)arrlen(ids), 1 + want, "max %zu", max);
+        cr_assert_eq(ids[0], 7);
+        cr_assert_arr_eq(ids + 1, all, want * sizeof(int), "max %zu", max);
+        cr_assert_eq(cut, max < n, "max %zu: cut %d", max, cut);
+        arrfree(ids);
+    }
+    int *ids = NULL, cut;
+    cr_assert_eq(bpe_encode_prefix(b, "ok \xC3", 1, &ids, &cut, "in.txt", 3), NMT_ERR_INPUT,
+                 "invalid UTF-8 past the limit is still an error");
+    cr_assert(strstr(err_msg(), "in.txt:3"), "%s", err_msg());
+    arrfree(ids);
+    arrfree(all);
+    bpe_free(b);
+}
