@@ -333,26 +333,53 @@ static int check_values(const Config *c, const Origin *o) {
     return NMT_OK;
 }
 
-static int check_consistency(const Config *c, const char *what) {
+// Where the values of several keys (NULL-terminated) came from: the file's
+// name, each key given by --set ("--set a.b"), or both ("cfg.json, --set a.b").
+static const char *sources(const Origin *o, const char *const *keys, char *buf, size_t n) {
+    int nkeys = 0, nset = 0;
+    for (; keys[nkeys]; nkeys++) nset += from_set(o, keys[nkeys]);
+    if (nset == 0) return o->what;
+    size_t at = 0;
+    buf[0] = 0;
+    if (nset < nkeys) at += (size_t)snprintf(buf, n, "%s", o->what);
+    for (int i = 0; keys[i] && at < n; i++)
+        if (from_set(o, keys[i])) at += (size_t)snprintf(buf + at, n - at, "%s--set %s", at ? ", " : "", keys[i]);
+    return buf;
+}
+
+#define KEYS_(...) sources(o, (const char *const[]){__VA_ARGS__, NULL}, who, sizeof who)
+
+static int check_consistency(const Config *c, const Origin *o) {
+    char who[400];
     if (c->d_model % c->heads != 0)
-        return err_set(NMT_ERR_INPUT, "%s: model.d_model (%d) must be divisible by model.heads (%d)", what, c->d_model, c->heads);
+        return err_set(NMT_ERR_INPUT, "%s: model.d_model (%d) must be divisible by model.heads (%d)",
+                       KEYS_("model.d_model", "model.heads"), c->d_model, c->heads);
     if (c->d_model % 2 != 0)
-        return err_set(NMT_ERR_INPUT, "%s: model.d_model (%d) must be even (sinusoidal positions)", what, c->d_model);
-    if (!c->train_src[0]) return err_set(NMT_ERR_INPUT, "%s: data.train_src is required", what);
-    if (!c->train_tgt[0]) return err_set(NMT_ERR_INPUT, "%s: data.train_tgt is required", what);
+        return err_set(NMT_ERR_INPUT, "%s: model.d_model (%d) must be even (sinusoidal positions)",
+                       KEYS_("model.d_model"), c->d_model);
+    if (!c->train_src[0]) return err_set(NMT_ERR_INPUT, "%s: data.train_src is required", KEYS_("data.train_src"));
+    if (!c->train_tgt[0]) return err_set(NMT_ERR_INPUT, "%s: data.train_tgt is required", KEYS_("data.train_tgt"));
     if (!c->valid_src[0] != !c->valid_tgt[0])
-        return err_set(NMT_ERR_INPUT, "%s: data.valid_src and data.valid_tgt must be given together", what);
-    if (!c->checkpoint_dir[0]) return err_set(NMT_ERR_INPUT, "%s: train.checkpoint_dir must not be empty", what);
+        return err_set(NMT_ERR_INPUT, "%s: data.valid_src and data.valid_tgt must be given together",
+                       KEYS_("data.valid_src", "data.valid_tgt"));
+    if (!c->checkpoint_dir[0])
+        return err_set(NMT_ERR_INPUT, "%s: train.checkpoint_dir must not be empty", KEYS_("train.checkpoint_dir"));
     if (c->tokenizer == TOK_BPE && c->vocab_size < 300)
-        return err_set(NMT_ERR_INPUT, "%s: data.vocab_size (%d) must be at least 300 with data.tokenizer \"bpe\"", what, c->vocab_size);
+        return err_set(NMT_ERR_INPUT, "%s: data.vocab_size (%d) must be at least 300 with data.tokenizer \"bpe\"",
+                       KEYS_("data.vocab_size", "data.tokenizer"), c->vocab_size);
     if (c->shared_vocab && !c->tie_output)
-        return err_set(NMT_ERR_INPUT, "%s: model.shared_vocab requires model.tie_output", what);
+        return err_set(NMT_ERR_INPUT, "%s: model.shared_vocab requires model.tie_output",
+                       KEYS_("model.shared_vocab", "model.tie_output"));
     if (c->best_metric == BEST_BLEU && c->valid_bleu_lines < 0)
-        return err_set(NMT_ERR_INPUT, "%s: train.best_metric \"valid_bleu\" needs train.valid_bleu_lines >= 0", what);
+        return err_set(NMT_ERR_INPUT, "%s: train.best_metric \"valid_bleu\" needs train.valid_bleu_lines >= 0",
+                       KEYS_("train.best_metric", "train.valid_bleu_lines"));
     if (c->batch_tokens < c->max_src_len + 1 || c->batch_tokens < c->max_tgt_len + 1)
-        return err_set(NMT_ERR_INPUT, "%s: train.batch_tokens (%d) must exceed data.max_src_len and data.max_tgt_len", what, c->batch_tokens);
+        return err_set(NMT_ERR_INPUT, "%s: train.batch_tokens (%d) must exceed data.max_src_len and data.max_tgt_len",
+                       KEYS_("train.batch_tokens", "data.max_src_len", "data.max_tgt_len"), c->batch_tokens);
     return NMT_OK;
 }
+
+#undef KEYS_
 
 int config_parse(Config *c, const char *json_text, const char *what, const char *const *sets, int nset) {
     config_defaults(c);
@@ -389,7 +416,7 @@ int config_parse(Config *c, const char *json_text, const char *what, const char 
     for (int i = 0; !rc && i < nset; i++) rc = apply_set(root, sets[i]);
     if (!rc) rc = walk(c, root, "", &o);
     if (!rc) rc = check_values(c, &o);
-    if (!rc) rc = check_consistency(c, what);
+    if (!rc) rc = check_consistency(c, &o);
     cJSON_Delete(root);
     if (rc) config_free(c);
     return rc;

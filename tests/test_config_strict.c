@@ -278,3 +278,21 @@ Test(config_strict, word_tokenizer_has_no_silent_length_limit) {
     free(b2);
     vocab_free(v);
 }
+
+// Rules between keys name where each value came from: the file, a --set, or both.
+Test(config_strict, two_key_errors_name_the_set_that_gave_a_value) {
+    refused("\"model\": {\"d_model\": 100, \"heads\": 3}", NULL, 0, "cfg.json: model.d_model (100)", "--set");
+    const char *heads[] = {"model.heads=3"};
+    refused("\"model\": {\"d_model\": 100}", heads, 1, "cfg.json, --set model.heads: model.d_model (100) must be divisible",
+            "--set model.d_model");
+    const char *both[] = {"model.d_model=100", "model.heads=3"};
+    refused("", both, 2, "--set model.d_model, --set model.heads: ", "cfg.json");
+    const char *len[] = {"data.max_src_len=50"};
+    refused("\"train\": {\"batch_tokens\": 30}", len, 1, "cfg.json, --set data.max_src_len: train.batch_tokens (30)", NULL);
+    const char *valid[] = {"data.valid_src=v.de"};
+    refused("", valid, 1, "cfg.json, --set data.valid_src: data.valid_src and data.valid_tgt", NULL);
+    const char *bpe[] = {"data.tokenizer=bpe", "data.vocab_size=10"};
+    refused("", bpe, 2, "--set data.vocab_size, --set data.tokenizer: data.vocab_size (10)", "cfg.json");
+    const char *dir[] = {"train.checkpoint_dir="};
+    refused("", dir, 1, "--set train.checkpoint_dir: train.checkpoint_dir must not be empty", "cfg.json");
+}
