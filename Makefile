@@ -8,6 +8,15 @@ CFLAGS  := -std=c11 -Wall -Wextra -fno-math-errno -fopenmp -march=$(ARCH) -D_GNU
 LDLIBS  := -lcjson -lstb -lm
 BUILD   := build
 
+# Open MPI: when mpicc (libopenmpi-dev) is found, src/comm.c is built with it
+# and `mpirun -np N ./nmt train` trains on N processes; MPI=0 builds without
+# it (then nmt is one process, as it is anyway when not started by mpirun).
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS := -DNMT_MPI $(shell mpicc --showme:compile)
+  MPI_LIBS   := $(shell mpicc --showme:link)
+endif
+
 ifeq ($(SANITIZE),1)
   CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
@@ -32,7 +41,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test bench clean help fuzz fuzz-deps fuzz-run
+.PHONY: all deps run test test-suite bench clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
@@ -48,7 +57,10 @@ deps:
 	@sh scripts/install-deps.sh
 
 $(NMT_BIN): $(CLI_OBJ) $(LIB_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+
+# Only comm.c sees MPI's headers.
+$(BUILD)/float/comm.o $(BUILD)/double/comm.o: CFLAGS += $(MPI_CFLAGS)
 
 # Objects depend on this file too: a changed flag rebuilds them.
 $(BUILD)/float/%.o: src/%.c Makefile | $(BUILD)/float/tests
@@ -65,17 +77,21 @@ $(BUILD)/float/tests $(BUILD)/double/tests $(BUILD)/float/cli:
 	mkdir -p $@
 
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion
 
 # The suite: unit and gradient tests (Criterion), then the command-line tests.
 # The test binaries get the short OpenMP spin ./nmt uses: Criterion runs tests side by side.
-test: deps $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
+# (A second make after deps: it finds the packages deps installed, Open MPI's mpicc among them.)
+test: deps
+	$(MAKE) test-suite
+test-suite: $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) GOMP_SPINCOUNT=20000 $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) GOMP_SPINCOUNT=20000 $(BUILD)/tests
 	NMT=./$(NMT_BIN) sh tests/cli.sh
 	NMT=./$(NMT_BIN) sh tests/cli-checkpoint.sh
+	NMT=./$(NMT_BIN) sh tests/cli-mpi.sh
 	@if [ -d ../shared/data/multi30k ]; then NMT=./$(NMT_BIN) DATA=../shared/data/multi30k sh scripts/check-bpe-multi30k.sh; \
 	else echo "skipping the Multi30k BPE round trip: ../shared/data/multi30k not found"; fi
 

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs the distribution packages nmt needs, only those missing.
 # Debian/Ubuntu (apt-get). Runs apt-get through sudo when not root.
+# Open MPI (libopenmpi-dev, openmpi-bin) is for training on several processes;
+# nmt builds and runs without it (make MPI=0).
 # `install-deps.sh fuzz` also installs what `make fuzz` needs: clang, its
 # libFuzzer and sanitizer runtimes (libclang-rt-dev; clang itself does not pull
 # them in) and its OpenMP runtime (libomp-dev), all for Debian's default clang.
 set -e
-PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev"
+PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev libopenmpi-dev openmpi-bin"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 missing=""
 for p in $PKGS; do

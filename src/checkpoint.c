@@ -36,6 +36,8 @@ static char *state_json(const TrainState *st) {
     cJSON_AddNumberToObject(o, "log_tokens", st->log_tokens);
     cJSON_AddNumberToObject(o, "elapsed", st->elapsed);
     cJSON_AddNumberToObject(o, "tokens_seen", (double)st->tokens_seen);
+    cJSON_AddNumberToObject(o, "micro_batches", (double)(st->micro_batches > 0 ? st->micro_batches : 1));
+    cJSON_AddNumberToObject(o, "processes", (double)(st->processes > 0 ? st->processes : 1));
     // cJSON prints 17 significant digits when needed, so doubles round-trip.
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -264,6 +266,8 @@ static int parse_state(TrainState *st, const char *text, const char *path) {
     if (!rc) rc = real_or(o, "log_tokens", 0, &st->log_tokens, path);
     if (!rc) rc = real_or(o, "elapsed", 0, &st->elapsed, path);
     if (!rc) rc = count_or(o, "tokens_seen", 0, &st->tokens_seen, path);
+    if (!rc) rc = count_or(o, "micro_batches", 1, &st->micro_batches, path);
+    if (!rc) rc = count_or(o, "processes", 1, &st->processes, path);
     cJSON_Delete(o);
     if (rc) return rc;
     if (st->step < 0 || st->epoch < 0 || st->batch_pos < 0)

@@ -62,6 +62,7 @@ static const Key KEYS[] = {
     {"train.best_metric", K_ENUM, OFF(best_metric), BEST_LOSS, 0, 0, 0, "valid_loss|valid_bleu", 0, "what best.ckpt and early stopping follow"},
     {"train.patience", K_INT, OFF(patience), 0, 0, 0, 1e9, 0, 0, "stop after N validations without improvement (0 = never)"},
     {"train.batch_tokens", K_INT, OFF(batch_tokens), 4096, 0, 1, 1 << 24, 0, 0, "tokens per batch (padded source or target, the larger)"},
+    {"train.accum_steps", K_INT, OFF(accum_steps), 1, 0, 1, 1 << 16, 0, 0, "micro-batches of train.batch_tokens whose gradients each process sums before one update (the step's micro-batches: this times the number of processes)"},
     {"train.label_smoothing", K_NUM, OFF(label_smoothing), 0.1, 0, 0, 0.99, 0, 0, "label smoothing rate"},
     {"train.lr_schedule", K_ENUM, OFF(lr_schedule), LR_NOAM, 0, 0, 0, "noam|inverse_sqrt", 0, "noam: lr_scale*d_model^-0.5*min(s^-0.5, s*warmup^-1.5); inverse_sqrt: lr*min(s/warmup, sqrt(warmup/s))"},
     {"train.lr_scale", K_NUM, OFF(lr_scale), 1.0, 0, 0, 1e6, 0, 0, "noam: multiplier"},

@@ -31,6 +31,7 @@ typedef struct {
     int valid_bleu_lines, best_metric, patience;
     char *checkpoint_dir;
     int batch_tokens;
+    int accum_steps;       // micro-batches per process per update
     double label_smoothing;
     int lr_schedule;       // LR_NOAM | LR_INVSQRT
     double lr_scale, lr, warmup_steps;

@@ -88,17 +88,20 @@ static int by_length(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void shuffle_epoch(Batcher *b) {
-    for (size_t i = 0; i < b->nbatches; i++) b->perm[i] = i;
+// The batch visiting order of an epoch.
+static void epoch_order(const Batcher *b, long epoch, size_t *perm) {
+    for (size_t i = 0; i < b->nbatches; i++) perm[i] = i;
     if (!b->shuffle) return;
-    uint64_t key = rng_key(b->seed, 0x5417, (uint64_t)b->epoch);
+    uint64_t key = rng_key(b->seed, 0x5417, (uint64_t)epoch);
     for (size_t i = b->nbatches; i > 1; i--) {  // Fisher-Yates
         size_t j = (size_t)(rng_u64(key, i) % i);
-        size_t t = b->perm[i - 1];
-        b->perm[i - 1] = b->perm[j];
-        b->perm[j] = t;
+        size_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
     }
 }
+
+static void shuffle_epoch(Batcher *b) { epoch_order(b, b->epoch, b->perm); }
 
 void batcher_init(Batcher *b, const Corpus *c, size_t batch_tokens, uint64_t seed, int shuffle) {
     memset(b, 0, sizeof *b);
@@ -127,6 +130,9 @@ void batcher_init(Batcher *b, const Corpus *c, size_t batch_tokens, uint64_t see
         if (used > b->max_tokens) b->max_tokens = used;
     }
     b->starts[b->nbatches] = c->n;
+    b->ntok = xcalloc(b->nbatches, sizeof *b->ntok);
+    for (size_t k = 0; k < b->nbatches; k++)
+        for (size_t i = b->starts[k]; i < b->starts[k + 1]; i++) b->ntok[k] += (size_t)c->tgt_len[b->order[i]] + 1;
     b->perm = xmalloc(b->nbatches * sizeof *b->perm);
     b->seed = seed;
     b->shuffle = shuffle;
@@ -143,6 +149,27 @@ void batcher_set_cursor(Batcher *b, long epoch, size_t pos) {
     b->epoch = epoch;
     b->pos = pos;
     shuffle_epoch(b);
+}
+
+size_t batcher_peek_ntok(const Batcher *b, size_t k) {
+    size_t sum = 0, pos = b->pos, *perm = b->perm, *next = NULL;
+    long epoch = b->epoch;
+    for (size_t i = 0; i < k && b->nbatches; i++) {
+        if (pos >= b->nbatches) {
+            if (!next) next = xmalloc(b->nbatches * sizeof *next);
+            epoch_order(b, ++epoch, next);
+            perm = next;
+            pos = 0;
+        }
+        sum += b->ntok[perm[pos++]];
+    }
+    free(next);
+    return sum;
+}
+
+void batcher_skip(Batcher *b) {
+    if (b->pos >= b->nbatches) batcher_set_cursor(b, b->epoch + 1, 0);
+    b->pos++;
 }
 
 void batcher_next(Batcher *b, const Corpus *c, Batch *out) {
@@ -179,6 +206,7 @@ void batcher_free(Batcher *b) {
     free(b->order);
     free(b->starts);
     free(b->perm);
+    free(b->ntok);
     free(b->src);
     free(b->tgt_in);
     free(b->tgt_out);

@@ -26,6 +26,7 @@ typedef struct {
     size_t *order;            // pair indices sorted by length
     size_t *starts;           // batch b is order[starts[b] .. starts[b+1])
     size_t nbatches;
+    size_t *ntok;             // target tokens (with EOS) of each batch
     size_t *perm;             // batch visiting order of the current epoch
     uint64_t seed;
     int shuffle;
@@ -42,6 +43,11 @@ void batcher_init(Batcher *b, const Corpus *c, size_t batch_tokens, uint64_t see
 void batcher_set_cursor(Batcher *b, long epoch, size_t pos);
 // Fills `out` (pointing into the batcher's buffers) and advances the cursor.
 void batcher_next(Batcher *b, const Corpus *c, Batch *out);
+// Moves the cursor past the batch batcher_next would give (another process computes it).
+void batcher_skip(Batcher *b);
+// The target tokens (Batch.ntok) of the next k batches batcher_next would
+// give, across epochs; the cursor does not move.
+size_t batcher_peek_ntok(const Batcher *b, size_t k);
 void batcher_free(Batcher *b);
 
 // Reads a text file into an stb_ds array of lines (the buffer *text owns them;

@@ -2,6 +2,7 @@
 #include "train.h"
 #include "bleu.h"
 #include "checkpoint.h"
+#include "comm.h"
 #include "config.h"
 #include "data.h"
 #include "model.h"
@@ -59,6 +60,9 @@ typedef struct {
     Corpus train, valid;
     Batcher tb, vb;
     Acts *acts;
+    StepAccum acc;        // this step's micro-batches
+    Comm *comm;           // the job's processes (one without mpirun)
+    int lead;             // rank 0: the one process that writes (logs, checkpoints, BPE model, output)
     FILE *log;
     int have_valid, quiet, tty;
     char *vsrc_text, *vref_text, **vsrc, **vref;   // validation text for BLEU
@@ -80,6 +84,7 @@ static void run_free(Run *r) {
     free(r->vsrc_text);
     free(r->vref_text);
     acts_free(r->acts);
+    step_accum_free(&r->acc);
     batcher_free(&r->tb);
     if (r->have_valid) {
         batcher_free(&r->vb);
@@ -284,6 +289,7 @@ static int log_saved(Run *r) {
 // last.ckpt, and step-N.ckpt as a hard link to the same bytes. Nothing is
 // written while the run looks diverged or holds a non-finite value.
 static int save(Run *r, int step_file) {
+    if (!r->lead) return NMT_OK;
     if (diverged_now(r)) {
         warn_not_saving(r, step_file ? "last.ckpt and step-N.ckpt" : "last.ckpt");
         return NMT_OK;
@@ -402,6 +408,101 @@ static int trim_log(Run *r, const char *path, long step, int quiet) {
 
 #define DRY_RUN (-1)
 
+// ---------------------------------------------------------------- many processes
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+// Fingerprints of what every process must share: [0] the training data as
+// token ids, [1] the starting point (weights, optimizer state, data cursor).
+static void job_fingerprints(const Run *r, uint64_t fp[2]) {
+    const Corpus *t = &r->train;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv1a(h, &t->n, sizeof t->n);
+    h = fnv1a(h, t->ids, arrlenu(t->ids) * sizeof *t->ids);
+    h = fnv1a(h, t->src_len, t->n * sizeof *t->src_len);
+    fp[0] = fnv1a(h, t->tgt_len, t->n * sizeof *t->tgt_len);
+    h = fnv1a(0xcbf29ce484222325ULL, r->model.params, r->model.nparams * sizeof(real));
+    for (int i = 0; i < r->opt.nstate; i++) h = fnv1a(h, r->opt.state[i], r->opt.n * sizeof(real));
+    long cursor[3] = {r->st.step, r->st.epoch, r->st.batch_pos};
+    fp[1] = fnv1a(h, cursor, sizeof cursor);
+}
+
+// Under mpirun, every process must run rank 0's job: the same resolved config,
+// training data and starting point. Refused at the start (exit 2), naming
+// each rank that differs and what; rank 0 reports for all.
+static int check_same_job(Run *r) {
+    const Comm *cm = r->comm;
+    if (cm->size == 1) return NMT_OK;
+    char *json = config_to_json(&r->cfg);
+    size_t len = strlen(json);
+    uint64_t fp[2], fp0[2];
+    job_fingerprints(r, fp);
+    char *root = xmalloc(len + 2 * sizeof fp + 1);
+    memcpy(root, fp, sizeof fp);
+    memcpy(root + sizeof fp, json, len + 1);
+    size_t rlen = len + sizeof fp;
+    comm_bcast_bytes(cm, &root, &rlen);
+    memcpy(fp0, root, sizeof fp0);
+    char msg[1024] = "";
+    Config theirs;
+    if (cm->rank != 0 && config_parse(&theirs, root + sizeof fp, "rank 0's config", NULL, 0) == NMT_OK) {
+        char diff[900];
+        if (config_diff(&r->cfg, &theirs, 0, diff, sizeof diff))
+            snprintf(msg, sizeof msg, "rank %d: its config differs from rank 0's: %s (another config file or --set?)",
+                     cm->rank, diff);
+        config_free(&theirs);
+    }
+    if (!msg[0] && fp[0] != fp0[0])
+        snprintf(msg, sizeof msg, "rank %d: its training data differs from rank 0's (%s, %s: other files on its "
+                 "machine?)", cm->rank, r->cfg.train_src, r->cfg.train_tgt);
+    if (!msg[0] && fp[1] != fp0[1])
+        snprintf(msg, sizeof msg, "rank %d: it starts from other weights than rank 0 (another %s/last.ckpt on its "
+                 "machine? train.checkpoint_dir must be one shared directory)", cm->rank, r->cfg.checkpoint_dir);
+    free(json);
+    free(root);
+    char **all = comm_gather_text(cm, msg);
+    int bad = comm_any(cm, msg[0] != 0);
+    int rc = NMT_OK;
+    if (bad && cm->rank == 0) {
+        char out[4096] = "not every process runs the same job:";
+        for (int k = 0; k < cm->size; k++)
+            if (all[k][0]) snprintf(out + strlen(out), sizeof out - strlen(out), " %s;", all[k]);
+        out[strlen(out) - 1] = 0;
+        rc = err_set(NMT_ERR_INPUT, "%s", out);
+    } else if (bad) {
+        err_clear();  // rank 0 says it
+        rc = NMT_ERR_INPUT;
+    }
+    for (int k = 0; all && k < cm->size; k++) free(all[k]);
+    free(all);
+    return rc;
+}
+
+// A resumed run's step of micro-batches may differ from its checkpoint's
+// (other process count or train.accum_steps): say what that means.
+static void note_layout(Run *r, const char *from) {
+    long procs = r->comm->size, g = procs * r->cfg.accum_steps;
+    long was = r->st.micro_batches > 0 ? r->st.micro_batches : 1, was_procs = r->st.processes > 0 ? r->st.processes : 1;
+    // The sum over micro-batches adds left to right when each process has
+    // one micro-batch or there is one process; otherwise in groups.
+    int same_order = was == g && ((was_procs == 1 || was_procs == was) ? (procs == 1 || procs == g) : was_procs == procs);
+    if (from && r->lead && was != g)
+        printf("nmt: note: %ld micro-batches per step now (%ld process%s x train.accum_steps %d), %ld in the "
+               "checkpoint's run: the global batch changed; the data order continues where it stopped, but the run "
+               "no longer matches an uninterrupted one bit for bit\n", g, procs, procs > 1 ? "es" : "",
+               r->cfg.accum_steps, was);
+    else if (from && r->lead && !same_order)
+        printf("nmt: note: %ld micro-batches per step as before, now from %ld process%s x train.accum_steps %d: their "
+               "gradients add in another order, so the run matches an uninterrupted one within float rounding, "
+               "not bit for bit\n", g, procs, procs > 1 ? "es" : "", r->cfg.accum_steps);
+    r->st.micro_batches = g;
+    r->st.processes = procs;
+}
+
 static int setup(Run *r, const TrainArgs *args) {
     Config want;
     int rc = config_load(&want, args->config_path, args->sets, args->nset);
@@ -410,7 +511,7 @@ static int setup(Run *r, const TrainArgs *args) {
     // One run per checkpoint directory: locked before last.ckpt is read (a
     // directory that does not exist yet is locked once it is made, below).
     struct stat dst;
-    if (!rc && !args->dry_run && stat(want.checkpoint_dir, &dst) == 0 && S_ISDIR(dst.st_mode))
+    if (!rc && r->lead && !args->dry_run && stat(want.checkpoint_dir, &dst) == 0 && S_ISDIR(dst.st_mode))
         rc = lock_checkpoint_dir(r, want.checkpoint_dir);
     char last[4200];
     path_in(last, sizeof last, want.checkpoint_dir, "last.ckpt");
@@ -424,10 +525,11 @@ static int setup(Run *r, const TrainArgs *args) {
         // Learning BPE writes <checkpoint_dir>/bpe.model: lock first. (Otherwise
         // the directory is made and locked once the data has loaded, so a run
         // that fails on its data writes nothing.)
-        if (!args->dry_run && r->cfg.tokenizer == TOK_BPE && !r->cfg.bpe_model[0] &&
+        // Under mpirun every process learns the same BPE model; rank 0 saves it.
+        if (r->lead && !args->dry_run && r->cfg.tokenizer == TOK_BPE && !r->cfg.bpe_model[0] &&
             !(rc = make_dirs(r->cfg.checkpoint_dir)))
             rc = lock_checkpoint_dir(r, r->cfg.checkpoint_dir);
-        if (!rc) rc = tokenizer_build(&r->tok, &r->cfg, !args->dry_run);
+        if (!rc) rc = tokenizer_build(&r->tok, &r->cfg, r->lead && !args->dry_run);
         if (!rc) {
             ModelShape s = model_shape_from(&r->cfg, &r->tok);
             model_create(&r->model, &s);
@@ -445,7 +547,7 @@ static int setup(Run *r, const TrainArgs *args) {
     batcher_init(&r->tb, &r->train, (size_t)c->batch_tokens, (uint64_t)c->seed, 1);
     batcher_set_cursor(&r->tb, r->st.epoch, (size_t)r->st.batch_pos);
     size_t max_tok = r->tb.max_tokens, max_src = r->tb.max_src, max_tgt = r->tb.max_tgt;
-    if (c->valid_src[0]) {
+    if (c->valid_src[0] && r->lead) {  // rank 0 validates
         rc = corpus_load(&r->valid, &r->tok, c->valid_src, c->valid_tgt, c->max_src_len, c->max_tgt_len);
         if (rc) return rc;
         r->have_valid = 1;
@@ -464,6 +566,9 @@ static int setup(Run *r, const TrainArgs *args) {
                r->model.s.tgt_vocab, r->model.nparams, (double)acts_bytes(r->acts) / (1 << 20));
         if (r->have_valid) printf("nmt: %zu validation pairs (%zu skipped)\n", r->valid.n, r->valid.skipped);
     }
+    rc = check_same_job(r);
+    if (rc) return rc;
+    if (args->dry_run && !r->lead) return DRY_RUN;
     if (args->dry_run) {
         char *j = config_to_json(c);
         double state = (2.0 + r->opt.nstate) * (double)r->model.nparams * sizeof(real);
@@ -477,10 +582,12 @@ static int setup(Run *r, const TrainArgs *args) {
         free(j);
         return DRY_RUN;
     }
+    note_layout(r, from);
+    r->good_step = from ? r->st.step : -1;
+    if (!r->lead) return NMT_OK;  // the others write nothing
     rc = make_dirs(c->checkpoint_dir);
     if (!rc) rc = lock_checkpoint_dir(r, c->checkpoint_dir);
     if (rc) return rc;
-    r->good_step = from ? r->st.step : -1;
     if (from) snprintf(r->good_path, sizeof r->good_path, "%s", from);
     char logpath[4200];
     path_in(logpath, sizeof logpath, c->checkpoint_dir, "train_log.jsonl");
@@ -560,16 +667,17 @@ static int nonfinite_step_error(Run *r, double loss, double gnorm) {
 }
 
 // After the loop: the last validation and save, and the summary. Returns the run's status.
-static int finish(Run *r, int rc, long first_step, int saved_now, int early, double wall0) {
+static int finish(Run *r, int rc, long first_step, int saved_now, int early, int stop, double wall0) {
     const Config *c = &r->cfg;
-    const char *why = early ? "early stopping" : stop_requested ? "signal" : "train.max_steps reached";
+    const char *why = early ? "early stopping" : stop ? "signal" : "train.max_steps reached";
+    if (!r->lead) return rc;  // rank 0 validates, saves and reports
     if (!rc && r->st.step != first_step && diverged_now(r))
-        rc = diverged_error(r, stop_requested ? "when a signal stopped it" : "at the end of the run");
+        rc = diverged_error(r, stop ? "when a signal stopped it" : "at the end of the run");
     if (!rc && r->st.step == first_step) {
         if (!r->quiet) printf("nmt: already at step %ld (train.max_steps %d); nothing to do\n", r->st.step, c->max_steps);
     } else if (!rc) {
-        if (stop_requested && !r->quiet) printf("%snmt: stopping at step %ld on a signal; saving\n", r->tty ? "\r\033[K" : "", r->st.step);
-        if (!stop_requested && !early && !(c->eval_every && r->st.step % c->eval_every == 0)) rc = run_validation(r, &early);
+        if (stop && !r->quiet) printf("%snmt: stopping at step %ld on a signal; saving\n", r->tty ? "\r\033[K" : "", r->st.step);
+        if (!stop && !early && !(c->eval_every && r->st.step % c->eval_every == 0)) rc = run_validation(r, &early);
         if (!rc && !saved_now) rc = save(r, 0);
         if (!rc) {
             char wall[32];
@@ -594,7 +702,10 @@ int train_run(const TrainArgs *args) {
     r.lock_fd = -1;
     r.good_step = -1;
     r.last_loss = NAN;
-    r.quiet = args->quiet;
+    Comm one = {.size = 1};
+    r.comm = args->comm ? args->comm : &one;
+    r.lead = r.comm->rank == 0;
+    r.quiet = args->quiet || !r.lead;
     r.tty = isatty(STDOUT_FILENO);
     r.last_bleu = -1;
     double wall0 = now_seconds();
@@ -618,23 +729,34 @@ int train_run(const TrainArgs *args) {
     sigaction(SIGXFSZ, &ign, &old_xfsz);
 
     double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0;
-    int saved_now = 0, early = 0;
+    int saved_now = 0, early = 0, stop = 0;
     long first_step = r.st.step;
-    while (r.st.step < c->max_steps && !stop_requested && !early) {
+    // A step: micro-batches 0..G-1 in data order; this process computes first..first+K-1.
+    int K = c->accum_steps, G = K * r.comm->size, first = K * r.comm->rank;
+    while (r.st.step < c->max_steps && !stop && !early) {
         double t0 = now_seconds();
-        Batch b;
-        batcher_next(&r.tb, &r.train, &b);
+        size_t ntok = batcher_peek_ntok(&r.tb, (size_t)G);
+        step_begin(&r.acc, r.st.step, ntok, first);
+        for (int j = 0; j < G; j++) {
+            if (j < first || j >= first + K) {
+                batcher_skip(&r.tb);
+                continue;
+            }
+            Batch b;
+            batcher_next(&r.tb, &r.train, &b);
+            step_micro(&r.acc, &r.model, r.acts, &b, c);
+        }
         StepStats ss;
-        train_step(&ss, NULL, &r.model, r.acts, &r.opt, &b, c, r.st.step);
+        step_end(&r.acc, &ss, NULL, &r.model, &r.opt, c, r.comm);
         double loss = ss.loss;
         r.st.step++;
         r.st.epoch = r.tb.epoch;
         r.st.batch_pos = (long)r.tb.pos;
         r.st.log_loss += loss;
         r.st.log_nll += ss.nll;
-        r.st.log_tokens += (double)b.ntok;
-        r.st.tokens_seen += (long)b.ntok;
-        tokens_since_log += (double)b.ntok;
+        r.st.log_tokens += (double)ntok;
+        r.st.tokens_seen += (long)ntok;
+        tokens_since_log += (double)ntok;
         double now = now_seconds();
         r.st.elapsed += now - t0;
         // The loss and the gradient norm are computed anyway. A finite gradient
@@ -647,10 +769,10 @@ int train_run(const TrainArgs *args) {
         saved_now = 0;
         if (r.tty && !r.quiet && now - t_shown > 0.25) {
             double done = (double)(r.st.step - first_step);
-            progress(&r, loss / (double)b.ntok, ss.lr, ss.gnorm, tokens_since_log / (now - t_log + 1e-9), (now - t_run) / done);
+            progress(&r, loss / (double)ntok, ss.lr, ss.gnorm, tokens_since_log / (now - t_log + 1e-9), (now - t_run) / done);
             t_shown = now;
         }
-        if (r.st.step % c->log_every == 0) {
+        if (r.lead && r.st.step % c->log_every == 0) {
             write_log(&r, ss.lr, ss.gnorm, tokens_since_log / (now - t_log));
             t_log = now;
             tokens_since_log = 0;
@@ -670,8 +792,13 @@ int train_run(const TrainArgs *args) {
             if ((rc = save(&r, 1))) break;
             saved_now = 1;
         }
+        // Every process stops after the same step: a signal may reach them at
+        // different moments, and only rank 0 validates.
+        int flags = comm_or(r.comm, (stop_requested ? 1 : 0) | (early ? 2 : 0));
+        stop = flags & 1;
+        early = (flags & 2) != 0;
     }
-    rc = finish(&r, rc, first_step, saved_now, early, wall0);
+    rc = finish(&r, rc, first_step, saved_now, early, stop, wall0);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     sigaction(SIGXFSZ, &old_xfsz, NULL);

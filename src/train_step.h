@@ -1,10 +1,12 @@
-// train_step.h — one training step (zero the gradients, forward and backward,
-// gradient norm, clipping factor, optimizer update), which `nmt train` and
-// `nmt bench` both run; and the trainer's state that a checkpoint keeps.
+// train_step.h — one training step (zero the gradients, forward and backward
+// over its micro-batches, the sum over processes, gradient norm, clipping
+// factor, optimizer update), which `nmt train` and `nmt bench` both run; and
+// the trainer's state that a checkpoint keeps.
 #ifndef NMT_TRAIN_STEP_H
 #define NMT_TRAIN_STEP_H
 
 #include "batch.h"
+#include "comm.h"
 #include "config.h"
 #include "model.h"
 #include "optim.h"
@@ -19,6 +21,8 @@ typedef struct {
     double log_loss, log_nll, log_tokens;  // accumulators since the last log record
     double elapsed;            // training seconds so far
     long tokens_seen;          // target tokens trained on
+    long micro_batches;        // micro-batches per step (processes x train.accum_steps) of the run so far
+    long processes;            // processes that computed them
 } TrainState;
 
 typedef struct {
@@ -29,15 +33,43 @@ typedef struct {
 
 // Seconds spent in each part of a step. The output layer's forward and
 // backward passes interleave (model.h): forward counts its logits and losses;
-// zeroing the gradients counts as backward.
+// zeroing and adding micro-batch gradients count as backward.
 typedef struct {
-    double forward, backward, norm, update;
+    double forward, backward, reduce, norm, update;  // reduce: the sums over processes
 } StepTimes;
 
-// Update number step + 1 (step = updates done before it) on batch b: the
-// gradient of the mean loss per target token, dropout keyed by
-// (train.seed, step + 1), learning rate lr_at(step + 1), the gradient scaled
-// by clip_factor(norm, train.clip_norm). times may be NULL (not timed).
+// Update number step + 1 (step = updates done before it) over G micro-batches,
+// numbered 0..G-1 in data order and shared among the processes (each computes
+// a run of them), as three calls:
+//   step_begin                          once
+//   step_micro                          for each of this process's micro-batches, in order
+//   step_end                            once: the update
+// The gradient is that of the step's summed loss divided by its target tokens
+// (all micro-batches); micro-batch j's gradient is computed alone and added
+// to the sum in the order 0, 1, ..., G-1 (here, then across processes in rank
+// order): G processes with one micro-batch each give the same bits as one
+// process with G. Dropout is keyed by (train.seed, step + 1, j), whichever
+// process computes j. Learning rate lr_at(step + 1); the gradient scaled by
+// clip_factor(norm, train.clip_norm).
+typedef struct {
+    long step;            // updates done before this one
+    size_t ntok;          // target tokens of the whole step, every process's micro-batches
+    int next;             // index in the step of this process's next micro-batch
+    int count;            // this process's micro-batches so far
+    real *scratch;        // gradient of the current micro-batch past the first (nparams; owned)
+    double *sums;         // loss and nll sums of this process's micro-batches (stb array)
+    double *all_sums;     // every process's (stb array)
+    double fwd_seconds, bwd_seconds;
+} StepAccum;
+
+void step_accum_free(StepAccum *u);
+// first: the index of this process's first micro-batch in the step.
+void step_begin(StepAccum *u, long step, size_t step_ntok, int first);
+void step_micro(StepAccum *u, Model *m, Acts *acts, const Batch *b, const Config *c);
+// comm NULL: one process. times may be NULL (not timed).
+void step_end(StepAccum *u, StepStats *out, StepTimes *times, Model *m, Optimizer *opt, const Config *c, Comm *comm);
+
+// One process, one batch: step_begin, step_micro, step_end. times may be NULL.
 void train_step(StepStats *out, StepTimes *times, Model *m, Acts *acts, Optimizer *opt, const Batch *b,
                 const Config *c, long step);
 

@@ -2,6 +2,7 @@
 // Each subcommand (cli.h) prints its own results and errors and returns the
 // exit status: 0 ok, 1 runtime failure, 2 bad usage / config / input.
 #include "cli.h"
+#include "comm.h"
 
 #include "real.h"
 #include "util.h"
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("nmt %s (%s)\n", NMT_VERSION, REAL_NAME);
+        printf("nmt %s (%s, %s)\n", NMT_VERSION, REAL_NAME, comm_built_with_mpi() ? "Open MPI" : "without Open MPI");
         return 0;
     }
     if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "gemm")) return cli_bench_gemm(argc - 2, argv + 2);

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "options.h"
 
+#include "comm.h"
 #include "train.h"
 #include "util.h"
 
@@ -36,7 +37,21 @@ int cli_train(int argc, char **argv) {
     }
     a.sets = sets;
     a.nset = (int)arrlen(sets);
-    rc = cli_finish(train_run(&a));
+    Comm comm;
+    rc = comm_init(&comm);
+    if (rc) {
+        arrfree(sets);
+        return cli_finish(rc);
+    }
+    a.comm = &comm;
+    rc = train_run(&a);
     arrfree(sets);
-    return rc;
+    if (rc && comm.size > 1) {
+        // Errors every process meets are described by rank 0 alone.
+        if (comm.rank == 0 || err_msg()[0])
+            fprintf(stderr, "nmt: error: rank %d: %s\n", comm.rank, err_msg()[0] ? err_msg() : "failed");
+        comm_abort(&comm, rc);  // the others may be waiting for this one
+    }
+    comm_finalize(&comm);
+    return comm.size > 1 ? rc : cli_finish(rc);
 }

@@ -1,0 +1,54 @@
+// comm.h — the processes of one training job: Open MPI ranks when nmt runs
+// under mpirun (and was built with Open MPI), else one process. Only this
+// file's implementation (comm.c) calls MPI; float sums never use MPI's
+// reductions, whose order is MPI's: the order here is always rank 0, 1, ...
+#ifndef NMT_COMM_H
+#define NMT_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "real.h"
+
+typedef struct {
+    int rank, size;      // 0 and 1 without mpirun
+    int mpi;             // MPI is initialised (started by mpirun)
+    real *scratch;       // the ordered sum's receive buffer (n reals on each rank)
+    size_t scratch_n;
+    double reduce_seconds; // time in comm_sum_ordered since the last read (bench)
+    size_t reduce_bytes;   // bytes this rank sent in it, likewise
+} Comm;
+
+// Joins the job when started by mpirun (Open MPI's environment says so);
+// otherwise, or when built without Open MPI, rank 0 of 1. Returns NMT_OK or
+// an error (MPI failed to start).
+int comm_init(Comm *c);
+// Leaves the job normally (every rank must call it).
+void comm_finalize(Comm *c);
+// Ends the whole job with this exit status (one rank's error would otherwise
+// leave the others waiting in a collective).
+void comm_abort(const Comm *c, int status);
+// Whether nmt was built with Open MPI.
+int comm_built_with_mpi(void);
+
+// buf[0..n) becomes the element-wise sum over all ranks, added in rank order
+// ((r0 + r1) + r2) + ..., the same bits on every rank whatever the timing:
+// each rank owns a chunk, receives every rank's part of it (all-to-all), adds
+// them in rank order, then every rank gathers every sum. Each rank sends
+// 2 (size - 1) / size * n reals, as a ring all-reduce does.
+void comm_sum_ordered(Comm *c, real *buf, size_t n);
+// Every rank gives n doubles; all (size * n) gets them in rank order.
+void comm_allgather_doubles(const Comm *c, const double *mine, size_t n, double *all);
+// Logical OR of flag over all ranks (every rank gets it).
+int comm_any(const Comm *c, int flag);
+// Bitwise OR of bits over all ranks (every rank gets it).
+int comm_or(const Comm *c, int bits);
+// Rank 0's len bytes to every rank: on the others *data is replaced by a
+// malloc'ed copy (their own is freed) and *len set.
+void comm_bcast_bytes(const Comm *c, char **data, size_t *len);
+// Rank 0 gets every rank's text (each cut to 1023 bytes), rank order; the
+// others get NULL. Caller frees the array and its strings (size entries).
+char **comm_gather_text(const Comm *c, const char *mine);
+// Waits for every rank.
+void comm_barrier(const Comm *c);
+
+#endif
