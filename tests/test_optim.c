@@ -295,7 +295,7 @@ static char *tiny_run_dir(void) {
 static int train_in(const char *dir, const char *const *sets, int nset) {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/cfg.json", dir);
-    TrainArgs a = {cfg, sets, nset, NULL, 1, 0};
+    TrainArgs a = {cfg, sets, nset, NULL, 1, 0, NULL};
     err_clear();
     return train_run(&a);
 }

@@ -65,7 +65,7 @@ static void write_setup(void) {
 }
 
 static int train(const char *const *sets, int nset, const char *resume) {
-    TrainArgs a = {in_dir("cfg.json"), sets, nset, resume, 1, 0};
+    TrainArgs a = {in_dir("cfg.json"), sets, nset, resume, 1, 0, NULL};
     err_clear();
     return train_run(&a);
 }

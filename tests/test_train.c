@@ -41,7 +41,7 @@ static void write_config(const char *dir, const char *extra) {
 static int run_train(const char *dir, const char *const *sets, int nset) {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/cfg.json", dir);
-    TrainArgs a = {cfg, sets, nset, NULL, 1, 0};
+    TrainArgs a = {cfg, sets, nset, NULL, 1, 0, NULL};
     err_clear();
     int rc = train_run(&a);
     cr_assert_eq(rc, 0, "training failed: %s", err_msg());
