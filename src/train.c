@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-// Set by SIGINT/SIGTERM: finish the step, save, exit 0. A second signal exits at once.
+// Set by SIGINT/SIGTERM/SIGUSR1: finish the step, save, exit 0. A second signal exits at once.
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     if (stop_requested) _exit(128 + sig);
@@ -721,6 +721,7 @@ int train_run(const TrainArgs *args) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);  // mpirun forwards SIGUSR1 to every rank
     // Past the file size limit (ulimit -f) a write raises SIGXFSZ, which kills
     // silently: ignored, the write fails (EFBIG) and is reported.
     struct sigaction ign, old_xfsz;
@@ -801,6 +802,7 @@ int train_run(const TrainArgs *args) {
     rc = finish(&r, rc, first_step, saved_now, early, stop, wall0);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
     sigaction(SIGXFSZ, &old_xfsz, NULL);
     run_free(&r);
     return rc;
