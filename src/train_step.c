@@ -7,10 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// The dropout masks of micro-batch j of update s are keyed by (s, j): a
-// resumed run, and any process computing j, draws the same ones. (Micro-batch
-// 0 keeps the key of the steps before accumulation existed.)
-static uint64_t dropout_key(const Config *c, long step, int j) {
+uint64_t step_dropout_key(const Config *c, long step, int j) {
     uint64_t key = rng_key((uint64_t)c->seed, 0xD50, (uint64_t)step + 1);
     return j == 0 ? key : rng_key(key, 0x4D42, (uint64_t)j);
 }
@@ -43,7 +40,7 @@ void step_micro(StepAccum *u, Model *m, Acts *acts, const Batch *b, const Config
         m->grads = u->scratch;
     }
     model_zero_grads(m);
-    double loss = model_forward_backward(m, acts, b, (real)c->label_smoothing, dropout_key(c, u->step, u->next),
+    double loss = model_forward_backward(m, acts, b, (real)c->label_smoothing, step_dropout_key(c, u->step, u->next),
                                          (real)(1.0 / (double)u->ntok), &nll, &fwd);
     if (u->count > 0) {
         m->grads = grads;

@@ -62,6 +62,11 @@ typedef struct {
     double fwd_seconds, bwd_seconds;
 } StepAccum;
 
+// The dropout masks of micro-batch j of update step + 1: a resumed run, and
+// any process computing j, draws the same ones. (Micro-batch 0 keeps the key
+// of the steps before accumulation existed.)
+uint64_t step_dropout_key(const Config *c, long step, int j);
+
 void step_accum_free(StepAccum *u);
 // first: the index of this process's first micro-batch in the step.
 void step_begin(StepAccum *u, long step, size_t step_ntok, int first);

@@ -1,15 +1,18 @@
 // grad_model.c — a whole tiny encoder-decoder: every parameter tensor's
 // gradient against central finite differences (double precision build),
 // with padding in the batch, dropout on everywhere, post- and pre-norm,
-// untied, tied and shared vocabularies.
+// untied, tied and shared vocabularies; and gradients accumulated over
+// micro-batches.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stb/stb_ds.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "model.h"
 #include "rng.h"
+#include "train_step.h"
 
 #define H_STEP 1e-5
 #define TOL 1e-6   // see grad_ops.c: double-precision noise is ~1e-10
@@ -88,3 +91,44 @@ Test(grad_model, post_norm_untied) { tiny_case(0, 0, 0, 12); }
 Test(grad_model, post_norm_tied_output) { tiny_case(0, 1, 0, 5); }
 Test(grad_model, pre_norm_shared_vocab) { tiny_case(1, 1, 1, 12); }
 Test(grad_model, pre_norm_untied) { tiny_case(1, 0, 0, 5); }
+
+// Gradient accumulation: two micro-batches (pairs 0-1, then pair 2) summed by
+// step_micro are the gradient of their summed loss over the step's target
+// tokens, each micro-batch with its own dropout key.
+Test(grad_model, accumulated_micro_batches) {
+    ModelShape s = {.d_model = 6, .heads = 3, .d_ff = 5, .enc_layers = 1, .dec_layers = 1, .src_vocab = 7,
+                    .tgt_vocab = 9, .max_len = 8, .dropout = 0.2, .attn_dropout = 0.15, .ffn_dropout = 0.25};
+    Model m;
+    model_create(&m, &s);
+    model_init_params(&m, 43);
+    Batch mb[2] = {{2, 5, 4, &SRC[0][0], SRC_LEN, &TIN[0][0], &TOUT[0][0], TGT_LEN, 6},
+                   {1, 5, 4, &SRC[2][0], SRC_LEN + 2, &TIN[2][0], &TOUT[2][0], TGT_LEN + 2, 2}};
+    Acts *a = acts_create(&m, 15, 5, 4, 1);
+    Config c;
+    config_defaults(&c);
+    c.label_smoothing = 0.1;
+    const long step = 3;
+    StepAccum u = {0};
+    step_begin(&u, step, 8, 0);
+    for (int j = 0; j < 2; j++) step_micro(&u, &m, a, &mb[j], &c);
+    cr_assert_neq(step_dropout_key(&c, step, 0), step_dropout_key(&c, step, 1));
+    double worst = 0;
+    for (size_t i = 0; i < m.nparams; i++) {
+        real keep = m.params[i];
+        double l[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            m.params[i] = keep + (sgn ? -H_STEP : H_STEP);
+            l[sgn] = 0;
+            for (int j = 0; j < 2; j++)
+                l[sgn] += model_forward(&m, a, &mb[j], 0.1, 1, step_dropout_key(&c, step, j), NULL) / 8;
+        }
+        m.params[i] = keep;
+        double num = (l[0] - l[1]) / (2 * H_STEP);
+        worst = fmax(worst, fabs(num - m.grads[i]) / fmax(1.0, fabs(num)));
+    }
+    cr_assert(worst < TOL, "accumulated gradient: worst relative error %.3g", worst);
+    step_accum_free(&u);
+    config_free(&c);
+    acts_free(a);
+    model_free(&m);
+}

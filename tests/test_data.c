@@ -677,3 +677,40 @@ Test(data, one_pair_corpus) {
     corpus_free(&c);
     tokenizer_free(&t);
 }
+
+// What a step of G micro-batches needs: the next G batches' target tokens
+// before computing any (across the epoch's end), and skipping the batches
+// another process computes keeps the cursor where batcher_next would.
+Test(data, peek_and_skip_follow_the_batch_sequence) {
+    RandCorpus r;
+    rand_corpus(&r, 200, 16, 20, 6);
+    size_t budget = 80;
+    Batcher a, b;
+    batcher_init(&a, &r.c, budget, 5, 1);
+    batcher_init(&b, &r.c, budget, 5, 1);
+    size_t nb = a.nbatches;
+    cr_assert_geq(nb, 8);
+    for (size_t i = 0; i < 3 * nb; i++) {
+        for (size_t k = 0; k <= nb + 2; k += (k < 4 ? 1 : nb / 3)) {
+            size_t want = 0;
+            Batcher c;
+            batcher_init(&c, &r.c, budget, 5, 1);
+            batcher_set_cursor(&c, a.epoch, a.pos);
+            for (size_t j = 0; j < k; j++) {
+                Batch x;
+                batcher_next(&c, &r.c, &x);
+                want += x.ntok;
+            }
+            batcher_free(&c);
+            cr_assert_eq(batcher_peek_ntok(&a, k), want, "at batch %zu, the next %zu batches", i, k);
+        }
+        Batch x;
+        batcher_next(&a, &r.c, &x);
+        if (i % 3 == 1) batcher_skip(&b);
+        else batcher_next(&b, &r.c, &x);
+        cr_assert(a.epoch == b.epoch && a.pos == b.pos, "batch %zu: skipping moved the cursor elsewhere", i);
+    }
+    batcher_free(&a);
+    batcher_free(&b);
+    rand_corpus_free(&r);
+}

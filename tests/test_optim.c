@@ -491,3 +491,68 @@ Test(optim, train_step_dropout_follows_the_step) {
     tiny_free(&a);
     tiny_free(&b);
 }
+
+// Gradient accumulation: K micro-batches through step_micro leave exactly the
+// sum, in micro-batch order, of their gradients computed one by one with the
+// step's token count and micro-batch j's dropout key; the loss is the sum of
+// theirs; the update is the optimizer's on that sum.
+Test(optim, accumulation_is_the_ordered_sum_of_micro_batches) {
+    Tiny a, b;
+    tiny_init(&a);
+    tiny_init(&b);
+    const long step = 4;
+    const int K = 3;
+    const size_t ntok = K * a.b.ntok;
+    StepAccum u = {0};
+    step_begin(&u, step, ntok, 0);
+    for (int j = 0; j < K; j++) step_micro(&u, &a.m, a.acts, &a.b, &a.c);
+    real *acc = xmalloc(a.m.nparams * sizeof(real));
+    memcpy(acc, a.m.grads, a.m.nparams * sizeof(real));
+    StepStats ss;
+    b.o.step = a.o.step = step;
+    step_end(&u, &ss, NULL, &a.m, &a.o, &a.c, NULL);
+
+    real *sum = xcalloc(b.m.nparams, sizeof(real));
+    double loss = 0, nll = 0;
+    for (int j = 0; j < K; j++) {
+        model_zero_grads(&b.m);
+        double n;
+        loss += model_forward_backward(&b.m, b.acts, &b.b, (real)b.c.label_smoothing, step_dropout_key(&b.c, step, j),
+                                       (real)(1.0 / (double)ntok), &n, NULL);
+        nll += n;
+        for (size_t i = 0; i < b.m.nparams; i++) sum[i] = j ? sum[i] + b.m.grads[i] : b.m.grads[i];
+    }
+    cr_assert(memcmp(acc, sum, b.m.nparams * sizeof(real)) == 0, "the accumulated gradient is not the ordered sum");
+    cr_assert_eq(ss.loss, loss);
+    cr_assert_eq(ss.nll, nll);
+    cr_assert_eq(ss.gnorm, global_norm(sum, b.m.nparams));
+    memcpy(b.m.grads, sum, b.m.nparams * sizeof(real));
+    ParamSet pb = model_param_set(&b.m);
+    optim_step(&b.o, &pb, ss.lr, clip_factor(ss.gnorm, b.c.clip_norm));
+    cr_assert(memcmp(a.m.params, b.m.params, a.m.nparams * sizeof(real)) == 0, "parameters differ");
+    // Micro-batch 0 keeps the dropout key of one-batch steps; each j has its own.
+    cr_assert_eq(step_dropout_key(&a.c, step, 0), rng_key((uint64_t)a.c.seed, 0xD50, (uint64_t)step + 1));
+    cr_assert_neq(step_dropout_key(&a.c, step, 1), step_dropout_key(&a.c, step, 2));
+    // A process computing only micro-batches 1 and 2 (first = 1) gets their ordered sum.
+    tiny_free(&b);
+    tiny_init(&b);
+    step_begin(&u, step, ntok, 1);
+    for (int j = 1; j < K; j++) step_micro(&u, &b.m, b.acts, &b.b, &b.c);
+    real *part = xcalloc(b.m.nparams, sizeof(real));
+    memcpy(part, b.m.grads, b.m.nparams * sizeof(real));
+    tiny_free(&b);
+    tiny_init(&b);
+    for (int j = 1; j < K; j++) {
+        model_zero_grads(&b.m);
+        model_forward_backward(&b.m, b.acts, &b.b, (real)b.c.label_smoothing, step_dropout_key(&b.c, step, j),
+                               (real)(1.0 / (double)ntok), NULL, NULL);
+        for (size_t i = 0; i < b.m.nparams; i++) sum[i] = j > 1 ? sum[i] + b.m.grads[i] : b.m.grads[i];
+    }
+    cr_assert(memcmp(part, sum, b.m.nparams * sizeof(real)) == 0, "micro-batches 1..2 alone: not their ordered sum");
+    step_accum_free(&u);
+    free(acc);
+    free(sum);
+    free(part);
+    tiny_free(&a);
+    tiny_free(&b);
+}
