@@ -130,8 +130,13 @@ static double median(double *x, size_t n) {
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, BenchResult *r) {
+int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, int accum, Comm *comm,
+              BenchResult *r) {
     memset(r, 0, sizeof *r);
+    Comm one = {.size = 1};
+    if (!comm) comm = &one;
+    r->processes = comm->size;
+    r->accum = accum;
     r->rss_per_config = rss_reset_peak();
     r->rss_before_mib = proc_status_mib("VmRSS:");
     // As training would build it (positions table included), so the memory is train's.
@@ -148,30 +153,40 @@ int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, Be
     Acts *acts = acts_create(&m, ntok, sh->S, sh->T, 1);
     r->alloc_mib = ((double)m.nparams * (2 + opt.nstate) * sizeof(real) + (double)acts_bytes(acts)) / (1 << 20);
 
-    Batch b = {sh->B, sh->S, sh->T, NULL, NULL, NULL, NULL, NULL, sh->B * sh->T};
-    b.src = xmalloc(sh->B * sh->S * sizeof *b.src);
-    b.tgt_in = xmalloc(sh->B * sh->T * sizeof *b.tgt_in);
-    b.tgt_out = xmalloc(sh->B * sh->T * sizeof *b.tgt_out);
-    b.src_len = xmalloc(sh->B * sizeof *b.src_len);
-    b.tgt_len = xmalloc(sh->B * sizeof *b.tgt_len);
+    // This process's micro-batches of a step, filled outside the timed region.
+    Batch *mb = xcalloc((size_t)accum, sizeof *mb);
+    for (int k = 0; k < accum; k++) {
+        mb[k] = (Batch){sh->B, sh->S, sh->T, NULL, NULL, NULL, NULL, NULL, sh->B * sh->T};
+        mb[k].src = xmalloc(sh->B * sh->S * sizeof *mb[k].src);
+        mb[k].tgt_in = xmalloc(sh->B * sh->T * sizeof *mb[k].tgt_in);
+        mb[k].tgt_out = xmalloc(sh->B * sh->T * sizeof *mb[k].tgt_out);
+        mb[k].src_len = xmalloc(sh->B * sizeof *mb[k].src_len);
+        mb[k].tgt_len = xmalloc(sh->B * sizeof *mb[k].tgt_len);
+    }
+    int G = accum * comm->size, first = accum * comm->rank;
+    size_t step_tok = (size_t)G * sh->B * sh->T;
     double *ms = xmalloc((size_t)steps * (BENCH_NPHASE + 1) * sizeof *ms), *phs = ms + steps;  // phs: (phases, steps)
-
+    StepAccum u = {0};
     for (long i = 0; i < warmup + steps; i++) {
-        fill_batch(&b, sh, (uint64_t)c->seed, i);   // outside the timed region
+        for (int k = 0; k < accum; k++) fill_batch(&mb[k], sh, (uint64_t)c->seed, i * G + first + k);
         StepStats ss;
         StepTimes tm;
+        size_t sent = comm->reduce_bytes;
         double t0 = now_seconds();
-        train_step(&ss, &tm, &m, acts, &opt, &b, c, i);
+        step_begin(&u, i, step_tok, first);
+        for (int k = 0; k < accum; k++) step_micro(&u, &m, acts, &mb[k], c);
+        step_end(&u, &ss, &tm, &m, &opt, c, comm);
         double t1 = now_seconds();
-        double loss = ss.loss / (double)b.ntok;
-        double ph[BENCH_NPHASE] = {[BENCH_FWD] = tm.forward, [BENCH_BWD] = tm.backward, [BENCH_CLIP] = tm.norm,
-                                   [BENCH_UPDATE] = tm.update};
+        double loss = ss.loss / (double)step_tok;
+        double ph[BENCH_NPHASE] = {[BENCH_FWD] = tm.forward, [BENCH_BWD] = tm.backward, [BENCH_REDUCE] = tm.reduce,
+                                   [BENCH_CLIP] = tm.norm, [BENCH_UPDATE] = tm.update};
         if (!isfinite(loss)) {
             rc = err_set(NMT_ERR_RUNTIME, "bench %s: step %ld: loss is not finite (%g)", sh->name, i + 1, loss);
             break;
         }
         if (i == 0) r->loss_first = loss;
         r->loss_last = loss;
+        r->mb_reduced = (double)(comm->reduce_bytes - sent) / 1e6;
         if (i < warmup) continue;
         ms[i - warmup] = (t1 - t0) * 1e3;
         for (int p = 0; p < BENCH_NPHASE; p++) phs[(size_t)p * (size_t)steps + (size_t)(i - warmup)] = ph[p] * 1e3;
@@ -181,17 +196,21 @@ int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, Be
         r->ms_min = ms[0];
         r->ms_max = ms[steps - 1];
         for (int p = 0; p < BENCH_NPHASE; p++) r->ms_phase[p] = median(phs + (size_t)p * (size_t)steps, (size_t)steps);
-        r->tok_per_s = (double)b.ntok / (r->ms_median / 1e3);
-        r->gflop_step = step_flops(&s, sh) / 1e9;
+        r->tok_per_s = (double)step_tok / (r->ms_median / 1e3);
+        r->gflop_step = G * step_flops(&s, sh) / 1e9;
         r->gflops = r->gflop_step / (r->ms_median / 1e3);
         r->rss_mib = rss_peak_mib();
     }
+    step_accum_free(&u);
+    for (int k = 0; k < accum; k++) {
+        free(mb[k].src);
+        free(mb[k].tgt_in);
+        free(mb[k].tgt_out);
+        free(mb[k].src_len);
+        free(mb[k].tgt_len);
+    }
+    free(mb);
     free(ms);
-    free(b.src);
-    free(b.tgt_in);
-    free(b.tgt_out);
-    free(b.src_len);
-    free(b.tgt_len);
     acts_free(acts);
     optim_free(&opt);
     model_free(&m);

@@ -5,6 +5,7 @@
 #define NMT_BENCH_H
 
 #include <stddef.h>
+#include "comm.h"
 #include "config.h"
 
 typedef struct {
@@ -12,7 +13,8 @@ typedef struct {
     size_t B, S, T, V;
 } BenchShape;
 
-enum { BENCH_FWD, BENCH_BWD, BENCH_CLIP, BENCH_UPDATE, BENCH_NPHASE };  // parts of a step, timed separately
+// Parts of a step, timed separately; REDUCE: the sum over processes (mpirun).
+enum { BENCH_FWD, BENCH_BWD, BENCH_REDUCE, BENCH_CLIP, BENCH_UPDATE, BENCH_NPHASE };
 
 typedef struct {
     double ms_phase[BENCH_NPHASE];  // medians of each part
@@ -21,6 +23,8 @@ typedef struct {
     double loss_first, loss_last;
     size_t nparams;                 // sum of tensor sizes (without alignment padding)
     int rss_per_config;             // 1 if the peak was reset before this config
+    int processes, accum;           // a step: processes x accum micro-batches of the shape
+    double mb_reduced;              // MB each process sent per step in the sums over processes
 } BenchResult;
 
 // The batch shape from the config's own keys: V = data.vocab_size,
@@ -29,9 +33,13 @@ typedef struct {
 int bench_shape(BenchShape *sh, const Config *c, const char *path);
 
 // Times `warmup` untimed then `steps` timed training steps (steps >= 1) on
-// random full-length batches; GFLOP/s counts 6 x the multiply-adds of the
-// matrix products; peak RSS is VmHWM, reset first when the kernel allows it.
-// Uses OMP_NUM_THREADS threads. NMT_ERR_RUNTIME when the loss is not finite.
-int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, BenchResult *r);
+// random full-length batches, each step `accum` micro-batches of the shape on
+// every process of comm (NULL: one process), as training does; GFLOP/s and
+// tokens/s count the whole step (all processes); GFLOP/s counts 6 x the
+// multiply-adds of the matrix products; peak RSS is VmHWM, reset first when
+// the kernel allows it. Uses OMP_NUM_THREADS threads. NMT_ERR_RUNTIME when
+// the loss is not finite.
+int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, int accum, Comm *comm,
+              BenchResult *r);
 
 #endif

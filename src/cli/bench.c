@@ -4,6 +4,7 @@
 #include "options.h"
 
 #include "bench.h"
+#include "comm.h"
 #include "config.h"
 #include "util.h"
 
@@ -13,7 +14,8 @@
 #include <stdlib.h>
 
 static const char USAGE[] =
-    "usage: nmt bench [--config FILE ...] [--steps N] [--warmup W] [--json]\n"
+    "usage: nmt bench [--config FILE ...] [--steps N] [--warmup W] [--accum K] [--json]\n"
+    "       mpirun -np P nmt bench ...   (a step: P x K micro-batches; rank 0 reports)\n"
     "  times whole training steps (forward, backward, clip, optimizer) on random batches of a fixed shape\n";
 static const char EPILOG[] =
     "  threads: OMP_NUM_THREADS. GFLOP/s counts 6 x the multiply-adds of the matrix products\n"
@@ -23,28 +25,39 @@ static const char EPILOG[] =
 static void report(const Config *c, const BenchShape *sh, long steps, long warmup, const BenchResult *r,
                    int json_only) {
     int threads = omp_get_max_threads();
-    if (!json_only)
+    // Efficiency against processes that never wait for each other: the share
+    // of the step not spent in the sums over processes.
+    double eff = 1 - r->ms_phase[BENCH_REDUCE] / r->ms_median;
+    if (!json_only) {
         printf("nmt   %-6s %d thr | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
                "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f | fwd %.1f bwd %.1f clip %.1f adam %.1f ms\n",
                sh->name, threads, sh->B, sh->S, sh->T, sh->V, r->ms_median, steps, r->tok_per_s, r->gflops,
                r->rss_mib, r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD],
                r->ms_phase[BENCH_CLIP], r->ms_phase[BENCH_UPDATE]);
+        if (r->processes > 1 || r->accum > 1)
+            printf("      %d process%s x %d micro-batch%s a step | compute %.1f ms | sum over processes %.1f ms, "
+                   "%.1f MB sent per process | efficiency %.3f\n", r->processes, r->processes > 1 ? "es" : "",
+                   r->accum, r->accum > 1 ? "es" : "", r->ms_phase[BENCH_FWD] + r->ms_phase[BENCH_BWD],
+                   r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff);
+    }
     printf("{\"impl\": \"nmt\", \"shape\": \"%s\", \"threads\": %d, \"B\": %zu, \"S\": %zu, \"T\": %zu, \"V\": %zu, "
            "\"d_model\": %d, \"heads\": %d, \"d_ff\": %d, \"enc_layers\": %d, \"dec_layers\": %d, \"params\": %zu, "
            "\"steps\": %ld, \"warmup\": %ld, \"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, "
            "\"tokens_per_s\": %.1f, \"gflop_per_step\": %.4f, \"gflops\": %.3f, \"peak_rss_mib\": %.1f, "
            "\"rss_scope\": \"%s\", \"rss_before_mib\": %.1f, \"alloc_mib\": %.1f, \"loss_first\": %.6f, "
-           "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f}\n",
+           "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f, "
+           "\"processes\": %d, \"accum\": %d, \"ms_reduce\": %.3f, \"mb_reduced\": %.3f, \"efficiency\": %.4f}\n",
            sh->name, threads, sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
            c->dec_layers, r->nparams, steps, warmup, r->ms_median, r->ms_min, r->ms_max, r->tok_per_s, r->gflop_step,
            r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
            r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD], r->ms_phase[BENCH_CLIP],
-           r->ms_phase[BENCH_UPDATE]);
+           r->ms_phase[BENCH_UPDATE], r->processes, r->accum, r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff);
     fflush(stdout);
 }
 
 // Every config is checked before anything is timed.
-static int run(const char *const *configs, int nconf, long steps, long warmup, int json_only) {
+static int run(const char *const *configs, int nconf, long steps, long warmup, int accum, Comm *comm,
+               int json_only) {
     Config *cfg = xcalloc((size_t)nconf, sizeof *cfg);
     BenchShape *sh = xcalloc((size_t)nconf, sizeof *sh);
     int loaded = 0, rc = NMT_OK;  // loaded: configs to free
@@ -56,8 +69,8 @@ static int run(const char *const *configs, int nconf, long steps, long warmup, i
     }
     for (int i = 0; !rc && i < nconf; i++) {
         BenchResult r;
-        rc = bench_run(&cfg[i], &sh[i], steps, warmup, &r);
-        if (!rc) report(&cfg[i], &sh[i], steps, warmup, &r, json_only);
+        rc = bench_run(&cfg[i], &sh[i], steps, warmup, accum, comm, &r);
+        if (!rc && comm->rank == 0) report(&cfg[i], &sh[i], steps, warmup, &r, json_only);
     }
     for (int i = 0; i < loaded; i++) config_free(&cfg[i]);
     free(cfg);
@@ -67,7 +80,7 @@ static int run(const char *const *configs, int nconf, long steps, long warmup, i
 
 int cli_bench(int argc, char **argv) {
     const char **configs = NULL;  // stb_ds array
-    int steps = 20, warmup = 3, json_only = 0;
+    int steps = 20, warmup = 3, accum = 1, json_only = 0;
     const Option opts[] = {
         {"--config", OPT_STRINGS, &configs, 0, 0, "FILE",
          "an nmt config giving the model and the shape (repeatable; one result each):\n"
@@ -76,6 +89,8 @@ int cli_bench(int argc, char **argv) {
          "configs/bench-small.json"},
         {"--steps", OPT_INT, &steps, 1, 1000000, "N", "timed steps; the median is reported", OPT_CURRENT},
         {"--warmup", OPT_INT, &warmup, 0, 1000000, "W", "untimed steps before them", OPT_CURRENT},
+        {"--accum", OPT_INT, &accum, 1, 65536, "K", "micro-batches of the shape per process in a step\n"
+         "(train.accum_steps); under mpirun the step sums them over all processes", OPT_CURRENT},
         {"--json", OPT_FLAG, &json_only, 0, 0, NULL, "print only the JSON line of each config", NULL},
     };
     const OptSpec spec = {"bench", USAGE, opts, sizeof opts / sizeof opts[0], 0, EPILOG};
@@ -85,7 +100,14 @@ int cli_bench(int argc, char **argv) {
         return options_report(&spec, rc);
     }
     if (arrlen(configs) == 0) arrput(configs, "configs/bench-small.json");
-    rc = cli_finish(run(configs, (int)arrlen(configs), steps, warmup, json_only));
+    Comm comm;
+    rc = comm_init(&comm);
+    if (!rc) rc = run(configs, (int)arrlen(configs), steps, warmup, accum, &comm, json_only);
     arrfree(configs);
-    return rc;
+    if (rc && comm.size > 1) {
+        fprintf(stderr, "nmt: error: rank %d: %s\n", comm.rank, err_msg()[0] ? err_msg() : "failed");
+        comm_abort(&comm, rc);
+    }
+    comm_finalize(&comm);
+    return comm.size > 1 ? rc : cli_finish(rc);
 }
