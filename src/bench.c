@@ -130,8 +130,9 @@ static double median(double *x, size_t n) {
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, int accum, Comm *comm,
-              BenchResult *r) {
+int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm *comm, BenchResult *r) {
+    long steps = o->steps, warmup = o->warmup;
+    int accum = o->accum;
     memset(r, 0, sizeof *r);
     Comm one = {.size = 1};
     if (!comm) comm = &one;
@@ -173,9 +174,10 @@ int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, in
         StepTimes tm;
         size_t sent = comm->reduce_bytes;
         double t0 = now_seconds();
-        step_begin(&u, i, step_tok, first);
+        step_begin(&u, i, step_tok, first, accum, comm);
+        u.no_overlap = o->no_overlap;
         for (int k = 0; k < accum; k++) step_micro(&u, &m, acts, &mb[k], c);
-        step_end(&u, &ss, &tm, &m, &opt, c, comm);
+        step_end(&u, &ss, &tm, &m, &opt, c);
         double t1 = now_seconds();
         double loss = ss.loss / (double)step_tok;
         double ph[BENCH_NPHASE] = {[BENCH_FWD] = tm.forward, [BENCH_BWD] = tm.backward, [BENCH_REDUCE] = tm.reduce,

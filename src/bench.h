@@ -32,14 +32,19 @@ typedef struct {
 // NMT_ERR_INPUT naming `path` when V < 5 or the shape cannot fit in memory.
 int bench_shape(BenchShape *sh, const Config *c, const char *path);
 
-// Times `warmup` untimed then `steps` timed training steps (steps >= 1) on
-// random full-length batches, each step `accum` micro-batches of the shape on
+// Times o->warmup untimed then o->steps timed training steps (>= 1) on
+// random full-length batches, each step o->accum micro-batches of the shape on
 // every process of comm (NULL: one process), as training does; GFLOP/s and
 // tokens/s count the whole step (all processes); GFLOP/s counts 6 x the
 // multiply-adds of the matrix products; peak RSS is VmHWM, reset first when
 // the kernel allows it. Uses OMP_NUM_THREADS threads. NMT_ERR_RUNTIME when
 // the loss is not finite.
-int bench_run(const Config *c, const BenchShape *sh, long steps, long warmup, int accum, Comm *comm,
-              BenchResult *r);
+typedef struct {
+    long steps, warmup;
+    int accum;       // micro-batches per process per step
+    int no_overlap;  // sum over processes only after the backward pass
+} BenchOptions;
+
+int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm *comm, BenchResult *r);
 
 #endif

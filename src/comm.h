@@ -9,13 +9,16 @@
 #include <stdint.h>
 #include "real.h"
 
+typedef struct SumPiece SumPiece;
+
 typedef struct {
-    int rank, size;      // 0 and 1 without mpirun
-    int mpi;             // MPI is initialised (started by mpirun)
-    real *scratch;       // the ordered sum's receive buffer (n reals on each rank)
-    size_t scratch_n;
-    double reduce_seconds; // time in comm_sum_ordered since the last read (bench)
-    size_t reduce_bytes;   // bytes this rank sent in it, likewise
+    int rank, size;        // 0 and 1 without mpirun
+    int mpi;               // MPI is initialised (started by mpirun)
+    real *sum_buf;         // the buffer being summed (comm_sum_begin .. comm_sum_end)
+    SumPiece *pieces;      // its pieces in flight (stb array; their buffers are reused)
+    size_t npieces;
+    double reduce_seconds; // time spent in the sums (calls below), cumulative
+    size_t reduce_bytes;   // bytes this rank sent in them, cumulative
 } Comm;
 
 // Joins the job when started by mpirun (Open MPI's environment says so);
@@ -36,6 +39,16 @@ int comm_built_with_mpi(void);
 // them in rank order, then every rank gathers every sum. Each rank sends
 // 2 (size - 1) / size * n reals, as a ring all-reduce does.
 void comm_sum_ordered(Comm *c, real *buf, size_t n);
+// The same sum in pieces, started while the caller computes the rest (the
+// backward pass hands over each layer's gradient as it is done): begin,
+// then piece for each range of buf as it becomes final (ranges disjoint,
+// covering buf, in the same order on every rank), progress now and then (it
+// lets MPI move data and adds what has arrived), and end, which waits for
+// all. The bits are comm_sum_ordered's whatever the pieces.
+void comm_sum_begin(Comm *c, real *buf);
+void comm_sum_piece(Comm *c, size_t off, size_t n);
+void comm_sum_progress(Comm *c);
+void comm_sum_end(Comm *c);
 // Every rank gives n doubles; all (size * n) gets them in rank order.
 void comm_allgather_doubles(const Comm *c, const double *mine, size_t n, double *all);
 // Logical OR of flag over all ranks (every rank gets it).

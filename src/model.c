@@ -13,6 +13,12 @@
 
 // ---------------------------------------------------------------- parameters
 
+// The span of the tensor just added.
+static ParamSpan last_span(const Model *m) {
+    const Tensor *t = &m->tensors[arrlen(m->tensors) - 1];
+    return (ParamSpan){t->offset, m->nparams - t->offset};
+}
+
 static size_t add_tensor(Model *m, const char *name, size_t rows, size_t cols, int decay, real bound) {
     Tensor t;
     memset(&t, 0, sizeof t);
@@ -109,18 +115,27 @@ int model_create(Model *m, const ModelShape *s) {
     size_t C = (size_t)s->d_model;
     real emb_bound = (real)(sqrt(3.0) / sqrt((double)C));  // std d^-0.5
     m->src_emb = add_tensor(m, "src_emb", (size_t)s->src_vocab, C, 1, emb_bound);
+    m->src_emb_span = last_span(m);
     m->tgt_emb = s->shared_vocab ? m->src_emb : add_tensor(m, "tgt_emb", (size_t)s->tgt_vocab, C, 1, emb_bound);
+    m->tgt_emb_span = last_span(m);
     m->out_proj = s->tie_output ? m->tgt_emb : add_tensor(m, "out_proj", (size_t)s->tgt_vocab, C, 1, xavier(C, (size_t)s->tgt_vocab));
+    m->out_proj_span = last_span(m);
     m->enc = xcalloc((size_t)s->enc_layers, sizeof *m->enc);
     m->dec = xcalloc((size_t)s->dec_layers, sizeof *m->dec);
+    m->enc_span = xcalloc((size_t)s->enc_layers + 1, sizeof *m->enc_span);
+    m->dec_span = xcalloc((size_t)s->dec_layers + 1, sizeof *m->dec_span);
     for (int l = 0; l < s->enc_layers; l++) {
+        m->enc_span[l].off = m->nparams;
         m->enc[l].attn = add_self_attn(m, "enc", l, "ln1");
         m->enc[l].ffn = add_ffn(m, "enc", l, "ln2");
+        m->enc_span[l].n = m->nparams - m->enc_span[l].off;
     }
     for (int l = 0; l < s->dec_layers; l++) {
+        m->dec_span[l].off = m->nparams;
         m->dec[l].self = add_self_attn(m, "dec", l, "ln1");
         m->dec[l].cross = add_cross_attn(m, l, "ln2");
         m->dec[l].ffn = add_ffn(m, "dec", l, "ln3");
+        m->dec_span[l].n = m->nparams - m->dec_span[l].off;
     }
     if (s->pre_norm) {
         NormParams e = add_layernorm(m, "enc.ln_final", C), d = add_layernorm(m, "dec.ln_final", C);
@@ -155,6 +170,8 @@ void model_free(Model *m) {
     free(m->grads);
     free(m->enc);
     free(m->dec);
+    free(m->enc_span);
+    free(m->dec_span);
     free(m->pe);
     memset(m, 0, sizeof *m);
 }

@@ -19,6 +19,7 @@ typedef struct {
 
 typedef struct EncParams EncParams;
 typedef struct DecParams DecParams;
+typedef struct { size_t off, n; } ParamSpan;  // a range of the parameter buffer
 
 typedef struct {
     ModelShape s;
@@ -30,6 +31,15 @@ typedef struct {
     EncParams *enc;
     DecParams *dec;
     real *pe;                          // (max_len, d_model)
+    ParamSpan *enc_span, *dec_span;    // each layer's parameters: contiguous, encoder then decoder
+    ParamSpan src_emb_span, tgt_emb_span, out_proj_span;  // equal when shared or tied
+    // When set, model_forward_backward calls it as each part of m->grads is
+    // final in that pass: [off, off + n) does not change again. The output
+    // projection (untied) after the output layer, each decoder layer, the
+    // target embedding (not shared) after the decoder, each encoder layer, the
+    // source embedding at the end; the final norms are never announced.
+    void (*grads_ready)(void *arg, size_t off, size_t n);
+    void *grads_ready_arg;
 } Model;
 
 typedef struct Acts Acts;

@@ -118,8 +118,12 @@ static void encoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy) {
     NormParams fin = {m->enc_lnf_w, m->enc_lnf_b};
     if (m->s.pre_norm)
         final_norm_backward(c, &g, &fin, enc_layer_output(c, a, m->s.enc_layers - 1), a->enc_fmean, a->enc_frstd, N);
-    for (int l = m->s.enc_layers - 1; l >= 0; l--) enc_layer_backward(c, l, a, &g, &q);
+    for (int l = m->s.enc_layers - 1; l >= 0; l--) {
+        enc_layer_backward(c, l, a, &g, &q);
+        if (m->grads_ready) m->grads_ready(m->grads_ready_arg, m->enc_span[l].off, m->enc_span[l].n);
+    }
     embedding_backward(c, &g, m->src_emb, b->src, N, site_key(c, STACK_ENC, 0, SITE_EMB_SRC));
+    if (m->grads_ready) m->grads_ready(m->grads_ready_arg, m->src_emb_span.off, m->src_emb_span.n);
 }
 
 // Leaves the gradient of the encoder output in a->g_enc.
@@ -133,8 +137,13 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
     par_zero(a->g_enc, Ns * C);
     if (m->s.pre_norm)
         final_norm_backward(c, &g, &fin, dec_layer_output(c, a, m->s.dec_layers - 1), a->dec_fmean, a->dec_frstd, N);
-    for (int l = m->s.dec_layers - 1; l >= 0; l--) dec_layer_backward(c, l, a, &g, &q, &src, enc, Ns);
+    for (int l = m->s.dec_layers - 1; l >= 0; l--) {
+        dec_layer_backward(c, l, a, &g, &q, &src, enc, Ns);
+        if (m->grads_ready) m->grads_ready(m->grads_ready_arg, m->dec_span[l].off, m->dec_span[l].n);
+    }
     embedding_backward(c, &g, m->tgt_emb, b->tgt_in, N, site_key(c, STACK_DEC, 0, SITE_EMB_TGT));
+    if (m->grads_ready && !m->s.shared_vocab)
+        m->grads_ready(m->grads_ready_arg, m->tgt_emb_span.off, m->tgt_emb_span.n);
 }
 
 double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
@@ -151,6 +160,8 @@ double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoo
     double t_out = 0;
     if (fwd_seconds) *fwd_seconds = now_seconds() - t0;
     double loss = output_layer(m, a, b, y, label_smoothing, grad_scale, nll_sum, fwd_seconds ? &t_out : NULL);
+    if (m->grads_ready && !m->s.tie_output)
+        m->grads_ready(m->grads_ready_arg, m->out_proj_span.off, m->out_proj_span.n);
     if (fwd_seconds) *fwd_seconds += t_out;
     decoder_backward(&c, a, b, a->g_a, enc);
     // The encoder output's gradient was gathered in g_enc; move it to a stream buffer.

@@ -737,7 +737,7 @@ int train_run(const TrainArgs *args) {
     while (r.st.step < c->max_steps && !stop && !early) {
         double t0 = now_seconds();
         size_t ntok = batcher_peek_ntok(&r.tb, (size_t)G);
-        step_begin(&r.acc, r.st.step, ntok, first);
+        step_begin(&r.acc, r.st.step, ntok, first, K, r.comm);
         for (int j = 0; j < G; j++) {
             if (j < first || j >= first + K) {
                 batcher_skip(&r.tb);
@@ -748,7 +748,7 @@ int train_run(const TrainArgs *args) {
             step_micro(&r.acc, &r.model, r.acts, &b, c);
         }
         StepStats ss;
-        step_end(&r.acc, &ss, NULL, &r.model, &r.opt, c, r.comm);
+        step_end(&r.acc, &ss, NULL, &r.model, &r.opt, c);
         double loss = ss.loss;
         r.st.step++;
         r.st.epoch = r.tb.epoch;

@@ -44,6 +44,9 @@ typedef struct {
 //   step_begin                          once
 //   step_micro                          for each of this process's micro-batches, in order
 //   step_end                            once: the update
+// Under mpirun the sum over processes overlaps the last micro-batch's
+// backward pass: each layer's gradient starts on its way as soon as it is
+// final (comm_sum_piece), as PyTorch DDP's buckets do, in the same order.
 // The gradient is that of the step's summed loss divided by its target tokens
 // (all micro-batches); micro-batch j's gradient is computed alone and added
 // to the sum in the order 0, 1, ..., G-1 (here, then across processes in rank
@@ -56,6 +59,13 @@ typedef struct {
     size_t ntok;          // target tokens of the whole step, every process's micro-batches
     int next;             // index in the step of this process's next micro-batch
     int count;            // this process's micro-batches so far
+    int local;            // this process's micro-batches in the step
+    Comm *comm;           // the processes (NULL: one)
+    int no_overlap;       // set by the caller: sum over processes only after the backward pass
+    int summing;          // the sum over processes has begun
+    real *grads;          // the model's gradient buffer (while m->grads points at scratch)
+    ParamSpan *ready;     // the parts of it the backward pass announced final (stb array)
+    double reduce0;       // comm->reduce_seconds at step_begin
     real *scratch;        // gradient of the current micro-batch past the first (nparams; owned)
     double *sums;         // loss and nll sums of this process's micro-batches (stb array)
     double *all_sums;     // every process's (stb array)
@@ -68,11 +78,12 @@ typedef struct {
 uint64_t step_dropout_key(const Config *c, long step, int j);
 
 void step_accum_free(StepAccum *u);
-// first: the index of this process's first micro-batch in the step.
-void step_begin(StepAccum *u, long step, size_t step_ntok, int first);
+// first: the index of this process's first micro-batch in the step; local:
+// how many it computes; comm NULL: one process.
+void step_begin(StepAccum *u, long step, size_t step_ntok, int first, int local, Comm *comm);
 void step_micro(StepAccum *u, Model *m, Acts *acts, const Batch *b, const Config *c);
-// comm NULL: one process. times may be NULL (not timed).
-void step_end(StepAccum *u, StepStats *out, StepTimes *times, Model *m, Optimizer *opt, const Config *c, Comm *comm);
+// times may be NULL (not timed).
+void step_end(StepAccum *u, StepStats *out, StepTimes *times, Model *m, Optimizer *opt, const Config *c);
 
 // One process, one batch: step_begin, step_micro, step_end. times may be NULL.
 void train_step(StepStats *out, StepTimes *times, Model *m, Acts *acts, Optimizer *opt, const Batch *b,

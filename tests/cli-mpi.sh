@@ -77,6 +77,11 @@ same_run "$T/np2" "$T/acc2" "-np 2 vs accum_steps 2"
 trainp 3 np3 || bad "mpirun -np 3: exit $?"
 train1 acc3 --set train.accum_steps=3 || bad "accum_steps 3: exit $?"
 same_run "$T/np3" "$T/acc3" "-np 3 vs accum_steps 3"
+# Tied and shared embeddings: the backward pass hands over other parts.
+trainp 2 np2tied --set model.tie_output=true --set model.shared_vocab=true || bad "-np 2 tied: exit $?"
+train1 acc2tied --set train.accum_steps=2 --set model.tie_output=true --set model.shared_vocab=true ||
+    bad "accum_steps 2 tied: exit $?"
+same_run "$T/np2tied" "$T/acc2tied" "-np 2 vs accum_steps 2, tied and shared embeddings"
 [ "$(grep -c 'nmt: stopped' "$T/np2.out")" -eq 1 ] && ok || bad "-np 2: the summary is not printed once (rank 0 alone speaks)"
 [ "$(ls "$T/np2" | tr '\n' ' ')" = "last.ckpt step-10.ckpt step-20.ckpt step-30.ckpt step-40.ckpt train.lock train_log.jsonl " ] &&
     ok || bad "-np 2 wrote unexpected files: $(ls "$T/np2" | tr '\n' ' ')"

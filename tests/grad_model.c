@@ -109,7 +109,7 @@ Test(grad_model, accumulated_micro_batches) {
     c.label_smoothing = 0.1;
     const long step = 3;
     StepAccum u = {0};
-    step_begin(&u, step, 8, 0);
+    step_begin(&u, step, 8, 0, 2, NULL);
     for (int j = 0; j < 2; j++) step_micro(&u, &m, a, &mb[j], &c);
     cr_assert_neq(step_dropout_key(&c, step, 0), step_dropout_key(&c, step, 1));
     double worst = 0;

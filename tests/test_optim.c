@@ -504,13 +504,13 @@ Test(optim, accumulation_is_the_ordered_sum_of_micro_batches) {
     const int K = 3;
     const size_t ntok = K * a.b.ntok;
     StepAccum u = {0};
-    step_begin(&u, step, ntok, 0);
+    step_begin(&u, step, ntok, 0, K, NULL);
     for (int j = 0; j < K; j++) step_micro(&u, &a.m, a.acts, &a.b, &a.c);
     real *acc = xmalloc(a.m.nparams * sizeof(real));
     memcpy(acc, a.m.grads, a.m.nparams * sizeof(real));
     StepStats ss;
     b.o.step = a.o.step = step;
-    step_end(&u, &ss, NULL, &a.m, &a.o, &a.c, NULL);
+    step_end(&u, &ss, NULL, &a.m, &a.o, &a.c);
 
     real *sum = xcalloc(b.m.nparams, sizeof(real));
     double loss = 0, nll = 0;
@@ -536,7 +536,7 @@ Test(optim, accumulation_is_the_ordered_sum_of_micro_batches) {
     // A process computing only micro-batches 1 and 2 (first = 1) gets their ordered sum.
     tiny_free(&b);
     tiny_init(&b);
-    step_begin(&u, step, ntok, 1);
+    step_begin(&u, step, ntok, 1, K - 1, NULL);
     for (int j = 1; j < K; j++) step_micro(&u, &b.m, b.acts, &b.b, &b.c);
     real *part = xcalloc(b.m.nparams, sizeof(real));
     memcpy(part, b.m.grads, b.m.nparams * sizeof(real));

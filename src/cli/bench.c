@@ -56,8 +56,8 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
 }
 
 // Every config is checked before anything is timed.
-static int run(const char *const *configs, int nconf, long steps, long warmup, int accum, Comm *comm,
-               int json_only) {
+static int run(const char *const *configs, int nconf, const BenchOptions *o, Comm *comm, int json_only) {
+    long steps = o->steps, warmup = o->warmup;
     Config *cfg = xcalloc((size_t)nconf, sizeof *cfg);
     BenchShape *sh = xcalloc((size_t)nconf, sizeof *sh);
     int loaded = 0, rc = NMT_OK;  // loaded: configs to free
@@ -69,7 +69,7 @@ static int run(const char *const *configs, int nconf, long steps, long warmup, i
     }
     for (int i = 0; !rc && i < nconf; i++) {
         BenchResult r;
-        rc = bench_run(&cfg[i], &sh[i], steps, warmup, accum, comm, &r);
+        rc = bench_run(&cfg[i], &sh[i], o, comm, &r);
         if (!rc && comm->rank == 0) report(&cfg[i], &sh[i], steps, warmup, &r, json_only);
     }
     for (int i = 0; i < loaded; i++) config_free(&cfg[i]);
@@ -80,7 +80,7 @@ static int run(const char *const *configs, int nconf, long steps, long warmup, i
 
 int cli_bench(int argc, char **argv) {
     const char **configs = NULL;  // stb_ds array
-    int steps = 20, warmup = 3, accum = 1, json_only = 0;
+    int steps = 20, warmup = 3, accum = 1, no_overlap = 0, json_only = 0;
     const Option opts[] = {
         {"--config", OPT_STRINGS, &configs, 0, 0, "FILE",
          "an nmt config giving the model and the shape (repeatable; one result each):\n"
@@ -91,6 +91,9 @@ int cli_bench(int argc, char **argv) {
         {"--warmup", OPT_INT, &warmup, 0, 1000000, "W", "untimed steps before them", OPT_CURRENT},
         {"--accum", OPT_INT, &accum, 1, 65536, "K", "micro-batches of the shape per process in a step\n"
          "(train.accum_steps); under mpirun the step sums them over all processes", OPT_CURRENT},
+        {"--no-overlap", OPT_FLAG, &no_overlap, 0, 0, NULL,
+         "under mpirun: sum the gradients over processes only after the backward\n"
+         "pass (by default each layer's starts as soon as it is final)", NULL},
         {"--json", OPT_FLAG, &json_only, 0, 0, NULL, "print only the JSON line of each config", NULL},
     };
     const OptSpec spec = {"bench", USAGE, opts, sizeof opts / sizeof opts[0], 0, EPILOG};
@@ -102,7 +105,8 @@ int cli_bench(int argc, char **argv) {
     if (arrlen(configs) == 0) arrput(configs, "configs/bench-small.json");
     Comm comm;
     rc = comm_init(&comm);
-    if (!rc) rc = run(configs, (int)arrlen(configs), steps, warmup, accum, &comm, json_only);
+    BenchOptions o = {steps, warmup, accum, no_overlap};
+    if (!rc) rc = run(configs, (int)arrlen(configs), &o, &comm, json_only);
     arrfree(configs);
     if (rc && comm.size > 1) {
         fprintf(stderr, "nmt: error: rank %d: %s\n", comm.rank, err_msg()[0] ? err_msg() : "failed");
