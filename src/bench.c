@@ -120,6 +120,31 @@ static void fill_batch(Batch *b, const BenchShape *sh, uint64_t seed, long step)
     }
 }
 
+// A process's micro-batches of a step: n batches of the shape.
+static Batch *batches_alloc(const BenchShape *sh, int n) {
+    Batch *mb = xcalloc((size_t)n, sizeof *mb);
+    for (int k = 0; k < n; k++) {
+        mb[k] = (Batch){sh->B, sh->S, sh->T, NULL, NULL, NULL, NULL, NULL, sh->B * sh->T};
+        mb[k].src = xmalloc(sh->B * sh->S * sizeof *mb[k].src);
+        mb[k].tgt_in = xmalloc(sh->B * sh->T * sizeof *mb[k].tgt_in);
+        mb[k].tgt_out = xmalloc(sh->B * sh->T * sizeof *mb[k].tgt_out);
+        mb[k].src_len = xmalloc(sh->B * sizeof *mb[k].src_len);
+        mb[k].tgt_len = xmalloc(sh->B * sizeof *mb[k].tgt_len);
+    }
+    return mb;
+}
+
+static void batches_free(Batch *mb, int n) {
+    for (int k = 0; k < n; k++) {
+        free(mb[k].src);
+        free(mb[k].tgt_in);
+        free(mb[k].tgt_out);
+        free(mb[k].src_len);
+        free(mb[k].tgt_len);
+    }
+    free(mb);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -154,16 +179,7 @@ int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm
     Acts *acts = acts_create(&m, ntok, sh->S, sh->T, 1);
     r->alloc_mib = ((double)m.nparams * (2 + opt.nstate) * sizeof(real) + (double)acts_bytes(acts)) / (1 << 20);
 
-    // This process's micro-batches of a step, filled outside the timed region.
-    Batch *mb = xcalloc((size_t)accum, sizeof *mb);
-    for (int k = 0; k < accum; k++) {
-        mb[k] = (Batch){sh->B, sh->S, sh->T, NULL, NULL, NULL, NULL, NULL, sh->B * sh->T};
-        mb[k].src = xmalloc(sh->B * sh->S * sizeof *mb[k].src);
-        mb[k].tgt_in = xmalloc(sh->B * sh->T * sizeof *mb[k].tgt_in);
-        mb[k].tgt_out = xmalloc(sh->B * sh->T * sizeof *mb[k].tgt_out);
-        mb[k].src_len = xmalloc(sh->B * sizeof *mb[k].src_len);
-        mb[k].tgt_len = xmalloc(sh->B * sizeof *mb[k].tgt_len);
-    }
+    Batch *mb = batches_alloc(sh, accum);  // filled outside the timed region
     int G = accum * comm->size, first = accum * comm->rank;
     size_t step_tok = (size_t)G * sh->B * sh->T;
     double *ms = xmalloc((size_t)steps * (BENCH_NPHASE + 1) * sizeof *ms), *phs = ms + steps;  // phs: (phases, steps)
@@ -204,14 +220,7 @@ int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm
         r->rss_mib = rss_peak_mib();
     }
     step_accum_free(&u);
-    for (int k = 0; k < accum; k++) {
-        free(mb[k].src);
-        free(mb[k].tgt_in);
-        free(mb[k].tgt_out);
-        free(mb[k].src_len);
-        free(mb[k].tgt_len);
-    }
-    free(mb);
+    batches_free(mb, accum);
     free(ms);
     acts_free(acts);
     optim_free(&opt);

@@ -503,6 +503,18 @@ static void note_layout(Run *r, const char *from) {
     r->st.processes = procs;
 }
 
+// The validation pairs, their batches, and their text for BLEU.
+static int load_validation(Run *r) {
+    const Config *c = &r->cfg;
+    int rc = corpus_load(&r->valid, &r->tok, c->valid_src, c->valid_tgt, c->max_src_len, c->max_tgt_len);
+    if (rc) return rc;
+    r->have_valid = 1;
+    batcher_init(&r->vb, &r->valid, (size_t)c->batch_tokens, 0, 0);
+    rc = read_lines(c->valid_src, &r->vsrc_text, &r->vsrc);
+    if (!rc) rc = read_lines(c->valid_tgt, &r->vref_text, &r->vref);
+    return rc;
+}
+
 static int setup(Run *r, const TrainArgs *args) {
     Config want;
     int rc = config_load(&want, args->config_path, args->sets, args->nset);
@@ -548,12 +560,7 @@ static int setup(Run *r, const TrainArgs *args) {
     batcher_set_cursor(&r->tb, r->st.epoch, (size_t)r->st.batch_pos);
     size_t max_tok = r->tb.max_tokens, max_src = r->tb.max_src, max_tgt = r->tb.max_tgt;
     if (c->valid_src[0] && r->lead) {  // rank 0 validates
-        rc = corpus_load(&r->valid, &r->tok, c->valid_src, c->valid_tgt, c->max_src_len, c->max_tgt_len);
-        if (rc) return rc;
-        r->have_valid = 1;
-        batcher_init(&r->vb, &r->valid, (size_t)c->batch_tokens, 0, 0);
-        rc = read_lines(c->valid_src, &r->vsrc_text, &r->vsrc);
-        if (!rc) rc = read_lines(c->valid_tgt, &r->vref_text, &r->vref);
+        rc = load_validation(r);
         if (rc) return rc;
         if (r->vb.max_tokens > max_tok) max_tok = r->vb.max_tokens;
         if (r->vb.max_src > max_src) max_src = r->vb.max_src;
@@ -696,6 +703,26 @@ static int finish(Run *r, int rc, long first_step, int saved_now, int early, int
     return rc;
 }
 
+// One update: micro-batches 0..G-1 of the batch order, this process computing
+// first..first+K-1 of them. Returns the target tokens of all G.
+static size_t run_step(Run *r, StepStats *ss) {
+    const Config *c = &r->cfg;
+    int K = c->accum_steps, G = K * r->comm->size, first = K * r->comm->rank;
+    size_t ntok = batcher_peek_ntok(&r->tb, (size_t)G);
+    step_begin(&r->acc, r->st.step, ntok, first, K, r->comm);
+    for (int j = 0; j < G; j++) {
+        if (j < first || j >= first + K) {
+            batcher_skip(&r->tb);
+            continue;
+        }
+        Batch b;
+        batcher_next(&r->tb, &r->train, &b);
+        step_micro(&r->acc, &r->model, r->acts, &b, c);
+    }
+    step_end(&r->acc, ss, NULL, &r->model, &r->opt, c);
+    return ntok;
+}
+
 int train_run(const TrainArgs *args) {
     Run r;
     memset(&r, 0, sizeof r);
@@ -732,23 +759,10 @@ int train_run(const TrainArgs *args) {
     double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0;
     int saved_now = 0, early = 0, stop = 0;
     long first_step = r.st.step;
-    // A step: micro-batches 0..G-1 in data order; this process computes first..first+K-1.
-    int K = c->accum_steps, G = K * r.comm->size, first = K * r.comm->rank;
     while (r.st.step < c->max_steps && !stop && !early) {
         double t0 = now_seconds();
-        size_t ntok = batcher_peek_ntok(&r.tb, (size_t)G);
-        step_begin(&r.acc, r.st.step, ntok, first, K, r.comm);
-        for (int j = 0; j < G; j++) {
-            if (j < first || j >= first + K) {
-                batcher_skip(&r.tb);
-                continue;
-            }
-            Batch b;
-            batcher_next(&r.tb, &r.train, &b);
-            step_micro(&r.acc, &r.model, r.acts, &b, c);
-        }
         StepStats ss;
-        step_end(&r.acc, &ss, NULL, &r.model, &r.opt, c);
+        size_t ntok = run_step(&r, &ss);
         double loss = ss.loss;
         r.st.step++;
         r.st.epoch = r.tb.epoch;
