@@ -11,7 +11,7 @@ ROUNDS=${ROUNDS:-5}
 STEPS=${STEPS:-5}
 CFG=configs/bench-$SHAPE.json
 command -v mpirun >/dev/null 2>&1 || { echo "bench-mpi: mpirun not found (scripts/install-deps.sh)"; exit 2; }
-"$NMT" --version | grep -q "Open MPI" || { echo "bench-mpi: $NMT was built without Open MPI"; exit 2; }
+"$NMT" --version | grep -q ", Open MPI)" || { echo "bench-mpi: $NMT was built without Open MPI"; exit 2; }
 MPIRUN="mpirun -np 2 --bind-to none --mca btl self,vader -x OMP_NUM_THREADS=1"
 [ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
 T=$(mktemp -d /tmp/nmt-bench-mpi-XXXXXX)

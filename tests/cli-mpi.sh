@@ -4,16 +4,17 @@
 # train.accum_steps N, bit for bit (losses and weights, dropout on); 2 ranks
 # x accum 2 deterministic and within 1e-5 of one process with 4; a killed rank
 # ends the job, and rerunning resumes to the uninterrupted weights; a 2-rank
-# checkpoint resumes on 1 process (bit-exact) and on 3 (with a note); a rank
-# with another config is refused naming it; SIGUSR1 to mpirun saves and exits
-# 0. Skipped when mpirun or an Open MPI build of nmt is missing. Run by `make test`.
+# checkpoint resumes on 1 process (bit-exact) and on 3 (with a note), and a
+# 1-process checkpoint on 2 ranks (bit-exact); a rank with another config or
+# other data is refused naming it; SIGUSR1 to mpirun saves and exits 0.
+# Skipped when mpirun or an Open MPI build of nmt is missing. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "cli-mpi: skipped: mpirun not found (scripts/install-deps.sh installs openmpi-bin)"
     exit 0
 fi
-if ! "$NMT" --version | grep -q "Open MPI"; then
+if ! "$NMT" --version | grep -q ", Open MPI)"; then
     echo "cli-mpi: skipped: $NMT was built without Open MPI (make MPI=0, or mpicc missing at build time)"
     exit 0
 fi
@@ -140,6 +141,13 @@ grep -q "3 micro-batches per step now (3 processes x train.accum_steps 1), 2 in 
     "$T/r3.out" && ok || bad "resume on 3 ranks: no note of the changed global batch ($(grep note "$T/r3.out"))"
 "$NMT" info "$T/r3/last.ckpt" | grep -q '^step: 40 ' && ok || bad "resume on 3 ranks did not reach step 40"
 
+# And back: a checkpoint of one process with accum 2 continues bit for bit on 2 ranks.
+mkdir -p "$T/back"
+cp "$T/acc2/step-20.ckpt" "$T/back/last.ckpt"
+grep '"loss"' "$T/acc2/train_log.jsonl" | awk -F '[:,]' '$2 <= 20' >"$T/back/train_log.jsonl"
+trainp 2 back || bad "1-process checkpoint resumed on 2 ranks: exit $?"
+same_run "$T/acc2" "$T/back" "1-process checkpoint (accum 2) resumed on 2 ranks"
+
 # A rank whose config differs is refused at the start, naming the rank and the key.
 $MPIRUN -np 1 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/diff" : \
     -np 1 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/diff" --set train.lr=0.01 >"$T/diff.out" 2>&1
@@ -148,6 +156,20 @@ rc=$?
 grep -q "rank 1: its config differs from rank 0's: train.lr" "$T/diff.out" && ok ||
     bad "a rank with another --set: message does not name rank 1 and train.lr ($(grep error "$T/diff.out"))"
 [ ! -e "$T/diff/last.ckpt" ] && ok || bad "a refused job wrote a checkpoint"
+
+# A rank whose training data differs (the same relative path, another working
+# directory: as another machine's copy would) is refused, naming the rank.
+mkdir -p "$T/wa" "$T/wb"
+cp "$T/s.txt" "$T/t.txt" "$T/wa/"
+sort "$T/s.txt" >"$T/wb/s.txt"
+sort "$T/t.txt" >"$T/wb/t.txt"
+sed -e "s|$T/s.txt|s.txt|; s|$T/t.txt|t.txt|" "$T/cfg.json" >"$T/rel.json"
+nmt_abs=$(cd "$(dirname "$NMT")" && pwd)/$(basename "$NMT")
+$MPIRUN -np 1 -wdir "$T/wa" "$nmt_abs" train --config "$T/rel.json" --set train.checkpoint_dir="$T/data" : \
+    -np 1 -wdir "$T/wb" "$nmt_abs" train --config "$T/rel.json" --set train.checkpoint_dir="$T/data" >"$T/data.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "rank 1: its training data differs from rank 0's" "$T/data.out" && ok ||
+    bad "a rank with other data: exit $rc, $(grep error "$T/data.out")"
 
 # SIGUSR1 to mpirun (forwarded to every rank): one checkpoint at the end of the step, exit 0.
 $MPIRUN -np 2 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/usr1" --set train.max_steps=100000 \
