@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
@@ -608,19 +609,20 @@ static int setup(Run *r, const TrainArgs *args) {
 
 // Writes a training record; counts it as diverged (and warns) when its loss is
 // train.diverge_factor times the starting loss or more.
-static void write_log(Run *r, double lr, double gnorm, double tok_per_s) {
+// cores: CPU seconds per wall second since the last record (all threads).
+static void write_log(Run *r, double lr, double gnorm, double tok_per_s, double cores) {
     double loss = r->st.log_loss / r->st.log_tokens, nll = r->st.log_nll / r->st.log_tokens;
     r->last_loss = loss;
     fprintf(r->log,
             "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.9g, \"nll\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-            "\"tokens_per_s\": %.1f, \"elapsed\": %.3f}\n",
-            r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed);
+            "\"tokens_per_s\": %.1f, \"elapsed\": %.3f, \"cpu_cores\": %.2f}\n",
+            r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed, cores);
     fflush(r->log);
     if (!r->quiet)
-        printf(exp(nll) < 1e9 ? "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s\n"
-                              : "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.3g | lr %.3g | |g| %.3f | %.0f tok/s\n",
+        printf(exp(nll) < 1e9 ? "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s | cpu %.1f/%d\n"
+                              : "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.3g | lr %.3g | |g| %.3f | %.0f tok/s | cpu %.1f/%d\n",
                r->tty ? "\r\033[K" : "", r->st.step, r->cfg.max_steps, r->st.epoch + 1, loss, exp(nll), lr, gnorm,
-               tok_per_s);
+               tok_per_s, cores, omp_get_max_threads());
     fflush(stdout);
     r->st.log_loss = r->st.log_nll = r->st.log_tokens = 0;
     if (!loss_diverged(r, loss)) {
@@ -653,11 +655,12 @@ static void format_duration(char *buf, size_t n, double s) {
 }
 
 // The live progress line on a terminal (rewritten in place, at most 4 times a second).
-static void progress(Run *r, double loss, double lr, double gnorm, double tok_s, double sec_per_step) {
+// cores: CPU seconds per wall second (well below the thread count: the machine is shared).
+static void progress(Run *r, double loss, double lr, double gnorm, double tok_s, double cores, double sec_per_step) {
     char eta[32];
     format_duration(eta, sizeof eta, sec_per_step * (double)(r->cfg.max_steps - r->st.step));
-    printf("\r\033[Kstep %ld/%d | epoch %ld | loss %.4f | lr %.3g | |g| %.3f | %.0f tok/s | ETA %s", r->st.step,
-           r->cfg.max_steps, r->st.epoch + 1, loss, lr, gnorm, tok_s, eta);
+    printf("\r\033[Kstep %ld/%d | epoch %ld | loss %.4f | lr %.3g | |g| %.3f | %.0f tok/s | cpu %.1f/%d | ETA %s",
+           r->st.step, r->cfg.max_steps, r->st.epoch + 1, loss, lr, gnorm, tok_s, cores, omp_get_max_threads(), eta);
     fflush(stdout);
 }
 
@@ -688,9 +691,13 @@ static int finish(Run *r, int rc, long first_step, int saved_now, int early, int
         if (!rc && !saved_now) rc = save(r, 0);
         if (!rc) {
             char wall[32];
-            format_duration(wall, sizeof wall, now_seconds() - wall0);
+            double w = now_seconds() - wall0;
+            format_duration(wall, sizeof wall, w);
             printf("%snmt: stopped (%s) at step %ld after %s; %ld target tokens trained on in %.1f s of steps\n",
                    r->tty && !r->quiet ? "\r\033[K" : "", why, r->st.step, wall, r->st.tokens_seen, r->st.elapsed);
+            // Below the thread count, the threads waited for the CPU: the machine was shared.
+            printf("nmt: CPU time %.1f s in %.1f s: %.2f cores busy on average for %d threads\n", cpu_seconds(), w,
+                   cpu_seconds() / w, omp_get_max_threads());
             if (isfinite(r->st.best_valid_loss)) {
                 printf("nmt: best validation loss %.4f", r->st.best_valid_loss);
                 if (r->st.best_valid_bleu >= 0) printf(", best validation BLEU %.2f", r->st.best_valid_bleu);
@@ -756,7 +763,7 @@ int train_run(const TrainArgs *args) {
     ign.sa_handler = SIG_IGN;
     sigaction(SIGXFSZ, &ign, &old_xfsz);
 
-    double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0;
+    double t_log = now_seconds(), t_run = t_log, t_shown = 0, tokens_since_log = 0, cpu_log = cpu_seconds();
     int saved_now = 0, early = 0, stop = 0;
     long first_step = r.st.step;
     while (r.st.step < c->max_steps && !stop && !early) {
@@ -784,12 +791,15 @@ int train_run(const TrainArgs *args) {
         saved_now = 0;
         if (r.tty && !r.quiet && now - t_shown > 0.25) {
             double done = (double)(r.st.step - first_step);
-            progress(&r, loss / (double)ntok, ss.lr, ss.gnorm, tokens_since_log / (now - t_log + 1e-9), (now - t_run) / done);
+            progress(&r, loss / (double)ntok, ss.lr, ss.gnorm, tokens_since_log / (now - t_log + 1e-9),
+                     (cpu_seconds() - cpu_log) / (now - t_log + 1e-9), (now - t_run) / done);
             t_shown = now;
         }
         if (r.lead && r.st.step % c->log_every == 0) {
-            write_log(&r, ss.lr, ss.gnorm, tokens_since_log / (now - t_log));
+            double cpu = cpu_seconds();
+            write_log(&r, ss.lr, ss.gnorm, tokens_since_log / (now - t_log), (cpu - cpu_log) / (now - t_log));
             t_log = now;
+            cpu_log = cpu;
             tokens_since_log = 0;
             if (ferror(r.log)) {
                 rc = err_set(NMT_ERR_RUNTIME, "%s/train_log.jsonl: write failed (disk full or ulimit -f?)", c->checkpoint_dir);

@@ -24,6 +24,8 @@ char *xstrdup(const char *s);
 
 // Wall-clock seconds (monotonic).
 double now_seconds(void);
+// CPU seconds this process has used, all threads (user + system).
+double cpu_seconds(void);
 
 // Reads a whole file into a NUL-terminated buffer. Returns NULL and records
 // an NMT_ERR_INPUT error naming the file on failure.
