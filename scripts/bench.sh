@@ -8,6 +8,9 @@
 #   PYTHON=/usr/bin/python3   Debian's python with python3-torch
 #   BENCH_SHAPES="tiny small base"   configs/bench-<shape>.json each
 #   BENCH_THREADS="1 2"       thread counts
+#   BENCH_NEIGHBOURS="0 1"    busy neighbours: for each count N, every measurement
+#                             runs beside N shell loops spinning on the CPU (a
+#                             shared machine), started before it and killed after
 #   BENCH_STEPS, BENCH_WARMUP  timed / untimed steps for every shape
 #                             (default per shape: tiny 50/5, small 20/3, base 5/1)
 #   BENCH_ROUNDS=1            repeat the whole interleaved sequence; the table
@@ -23,6 +26,7 @@ NMT=${NMT:-./nmt}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SHAPES=${BENCH_SHAPES:-tiny small base}
 THREADS=${BENCH_THREADS:-1 2}
+NEIGHBOURS=${BENCH_NEIGHBOURS:-0 1}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT_DIR=${BENCH_OUT:-build/bench}
 WAIT=${BENCH_WAIT_POLICY:-}
@@ -54,10 +58,30 @@ mkdir -p "$OUT_DIR"
 RESULTS="$OUT_DIR/bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : >"$RESULTS"
 
-# Runs one benchmark: prints its human line, keeps its JSON line.
+# N busy loops in the background (their pids in $busy); stop_neighbours kills them.
+busy=""
+start_neighbours() {
+    i=0
+    while [ "$i" -lt "$1" ]; do
+        sh -c 'while :; do :; done' &
+        busy="$busy $!"
+        i=$((i + 1))
+    done
+}
+stop_neighbours() {
+    if [ -n "$busy" ]; then
+        kill $busy 2>/dev/null || true
+        wait $busy 2>/dev/null || true
+    fi
+    busy=""
+}
+trap 'stop_neighbours' EXIT INT TERM
+
+# Runs one benchmark beside $6 busy neighbours: prints its human line, keeps its JSON line.
 run() {
-    impl=$1 shape=$2 t=$3 steps=$4 warm=$5
+    impl=$1 shape=$2 t=$3 steps=$4 warm=$5 nb=$6
     cfg="configs/bench-$shape.json"
+    start_neighbours "$nb"
     if [ "$impl" = nmt ]; then
         if [ -n "$WAIT" ]; then
             out=$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm")
@@ -70,11 +94,12 @@ run() {
             "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t") ||
             die "bench_torch.py failed for $cfg"
     fi
-    echo "$out" | grep -v '^{' || true
-    echo "$out" | grep '^{' >>"$RESULTS"
+    stop_neighbours
+    echo "$out" | grep -v '^{' | sed "s/\$/ | $nb neighbours/" || true
+    echo "$out" | grep '^{' | sed "s/}\$/, \"neighbours\": $nb}/" >>"$RESULTS"
 }
 
-echo "bench.sh: shapes [$SHAPES], threads [$THREADS], $ROUNDS round(s), OMP_WAIT_POLICY nmt=${WAIT:-default} torch=${WAIT:-PASSIVE}; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench.sh: shapes [$SHAPES], threads [$THREADS], neighbours [$NEIGHBOURS], $ROUNDS round(s), OMP_WAIT_POLICY nmt=${WAIT:-default} torch=${WAIT:-PASSIVE}; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
     echo "bench.sh: warning: the machine is busy (1-minute load $(cut -d' ' -f1 /proc/loadavg)); the figures will be noisy" >&2
 fi
@@ -84,9 +109,11 @@ while [ "$r" -le "$ROUNDS" ]; do
     for s in $SHAPES; do
         steps=${BENCH_STEPS:-$(steps_for "$s")}
         warm=${BENCH_WARMUP:-$(warmup_for "$s")}
-        for t in $THREADS; do
-            run nmt "$s" "$t" "$steps" "$warm"
-            if [ "$TORCH" = 1 ]; then run torch "$s" "$t" "$steps" "$warm"; fi
+        for nb in $NEIGHBOURS; do
+            for t in $THREADS; do
+                run nmt "$s" "$t" "$steps" "$warm" "$nb"
+                if [ "$TORCH" = 1 ]; then run torch "$s" "$t" "$steps" "$warm" "$nb"; fi
+            done
         done
     done
     r=$((r + 1))
@@ -99,10 +126,13 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 shapes = list(dict.fromkeys(r["shape"] for r in rows))
 threads = sorted({r["threads"] for r in rows})
+for r in rows:
+    r.setdefault("neighbours", 0)
+nbs = sorted({r["neighbours"] for r in rows})
 PHASES = ("forward", "backward", "clip", "adam")
 
-def pick(impl, shape, t):
-    rs = [r for r in rows if r["impl"] == impl and r["shape"] == shape and r["threads"] == t]
+def pick(impl, shape, t, nb=0):
+    rs = [r for r in rows if r["impl"] == impl and r["shape"] == shape and r["threads"] == t and r["neighbours"] == nb]
     if not rs:
         return None
     ms = statistics.median(r["ms_median"] for r in rs)
@@ -116,19 +146,20 @@ def pick(impl, shape, t):
 def f(x, fmt):
     return format(x, fmt) if x is not None else "-"
 
-hdr = ("shape", "thr", "nmt ms/step", "torch ms/step", "nmt tok/s", "torch tok/s", "speed nmt/torch",
+hdr = ("shape", "thr", "nb", "nmt ms/step", "torch ms/step", "nmt tok/s", "torch tok/s", "speed nmt/torch",
        "nmt GFLOP/s", "torch GFLOP/s", "nmt RSS MiB", "torch RSS MiB", "RSS nmt/torch")
 print("| " + " | ".join(hdr) + " |")
-print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(hdr))) + "|")
+print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(hdr))) + "|")
 for s in shapes:
+  for nb in nbs:
     for t in threads:
-        a, b = pick("nmt", s, t), pick("torch", s, t)
+        a, b = pick("nmt", s, t, nb), pick("torch", s, t, nb)
         if a is None and b is None:
             continue
         g = lambda x, k: x[k] if x else None
         ratio = a["tok"] / b["tok"] if a and b else None
         rss = a["rss"] / b["rss"] if a and b else None
-        print("| " + " | ".join([s, str(t), f(g(a, "ms"), ".1f"), f(g(b, "ms"), ".1f"), f(g(a, "tok"), ".0f"),
+        print("| " + " | ".join([s, str(t), str(nb), f(g(a, "ms"), ".1f"), f(g(b, "ms"), ".1f"), f(g(a, "tok"), ".0f"),
                                  f(g(b, "tok"), ".0f"), f(ratio, ".2f") + ("x" if ratio else ""),
                                  f(g(a, "gflops"), ".1f"), f(g(b, "gflops"), ".1f"), f(g(a, "rss"), ".1f"),
                                  f(g(b, "rss"), ".1f"), f(rss, ".2f")]) + " |")
@@ -143,6 +174,24 @@ if len(threads) > 1:
             a, b = pick(impl, s, lo), pick(impl, s, hi)
             cells.append(f"{a['ms'] / b['ms']:.2f}x" if a and b else "-")
         print(f"| {s} | {cells[0]} | {cells[1]} |")
+if len(nbs) > 1:
+    print()
+    print("Busy neighbours: step time beside N busy processes / idle step time (same threads), and")
+    print(f"nmt's {threads[-1]}-thread step time against its {threads[0]}-thread one beside the same neighbours.")
+    print()
+    print("| shape | nb | " + " | ".join(f"nmt {t} thr" for t in threads) + " | " +
+          " | ".join(f"torch {t} thr" for t in threads) + f" | nmt {threads[-1]} thr / {threads[0]} thr |")
+    print("|---|---|" + "---:|" * (2 * len(threads) + 1))
+    for s in shapes:
+        for nb in nbs[1:]:
+            cells = []
+            for impl in ("nmt", "torch"):
+                for t in threads:
+                    a, b = pick(impl, s, t, 0), pick(impl, s, t, nb)
+                    cells.append(f"{b['ms'] / a['ms']:.2f}x" if a and b else "-")
+            a, b = pick("nmt", s, threads[0], nb), pick("nmt", s, threads[-1], nb)
+            cells.append(f"{b['ms'] / a['ms']:.2f}" if a and b else "-")
+            print(f"| {s} | {nb} | " + " | ".join(cells) + " |")
 print()
 print("| shape | thr | " + " | ".join(f"{k} ms nmt / torch" for k in PHASES) + " |")
 print("|---|---|" + "---:|" * len(PHASES))

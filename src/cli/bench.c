@@ -12,6 +12,7 @@
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const char USAGE[] =
     "usage: nmt bench [--config FILE ...] [--steps N] [--warmup W] [--accum K] [--json]\n"
@@ -55,6 +56,21 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
     fflush(stdout);
 }
 
+// Other processes compete for the cores when the 1-minute load average and
+// this run's threads exceed them: say so, the timings will be slow and noisy.
+static void warn_if_busy(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &load) != 1) load = -1;
+    if (f) fclose(f);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = omp_get_max_threads();
+    if (load >= 0 && cores > 0 && load + threads > (double)cores + 0.5)
+        fprintf(stderr, "nmt bench: warning: the 1-minute load average is %.2f on %ld cores (and %d threads here): "
+                "other processes compete for the CPU, so these timings are slower and noisier than the machine's\n",
+                load, cores, threads);
+}
+
 // Every config is checked before anything is timed.
 static int run(const char *const *configs, int nconf, const BenchOptions *o, Comm *comm, int json_only) {
     long steps = o->steps, warmup = o->warmup;
@@ -67,6 +83,7 @@ static int run(const char *const *configs, int nconf, const BenchOptions *o, Com
         loaded++;
         rc = bench_shape(&sh[i], &cfg[i], configs[i]);
     }
+    if (!rc && comm->rank == 0) warn_if_busy();
     for (int i = 0; !rc && i < nconf; i++) {
         BenchResult r;
         rc = bench_run(&cfg[i], &sh[i], o, comm, &r);
