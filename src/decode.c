@@ -197,7 +197,7 @@ static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
 // row, token) is total: the same choice as one scan.
 static void row_candidates(Search *se, const real *logits, size_t rows) {
     size_t K = se->K, V = se->V;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 8)
     for (size_t r = 0; r < rows; r++) {
         se->row_n[r] = 0;
         if (r % K >= (size_t)se->live[r / K]) continue;

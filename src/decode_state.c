@@ -43,7 +43,7 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     // is read in place. The same sums in the same order: the same bits.
     d->out_t = xmalloc(C * V * sizeof(real));
     const real *w = m->params + m->out_proj;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 4)
     for (size_t v0 = 0; v0 < V; v0 += 16)  // 16 rows of w at a time: whole cache lines both ways
         for (size_t c = 0; c < C; c++)
             for (size_t v = v0; v < V && v < v0 + 16; v++) d->out_t[c * V + v] = w[v * C + c];

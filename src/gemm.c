@@ -427,7 +427,7 @@ static void run(const Gemm *g, int par) {
             size_t kc = g->K * (p + 1) / g->nkb - k0;
             real beta = p == 0 ? g->beta : 1;  // later K blocks add to C
             if (par) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
                 for (size_t t = 0; t < np; t++) pack_b_panel(g, jc, k0, kc, t);
             } else {
                 for (size_t t = 0; t < np; t++) pack_b_panel(g, jc, k0, kc, t);
@@ -531,8 +531,10 @@ void gemm_pair(const GemmCall *a, const GemmCall *b) {
         gemm_call(b);
         return;
     }
-#pragma omp parallel num_threads(2)
-    gemm_call(omp_get_thread_num() == 0 ? a : b);
+    // Whichever thread comes first takes the first product: a thread the OS
+    // has descheduled does not hold the other one's product back.
+#pragma omp parallel for num_threads(2) schedule(dynamic, 1)
+    for (int i = 0; i < 2; i++) gemm_call(i == 0 ? a : b);
 }
 
 void gemm_reference(int trans_a, int trans_b, size_t M, size_t N, size_t K,

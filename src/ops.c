@@ -12,19 +12,18 @@
 #include <omp.h>
 #endif
 
-// The part [*lo, *hi) of n items that the calling thread owns in a parallel region.
-static void thread_share(size_t n, size_t *lo, size_t *hi) {
-#ifdef _OPENMP
-    size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-#else
-    size_t nt = 1, id = 0;
-#endif
-    *lo = n * id / nt;
-    *hi = n * (id + 1) / nt;
-}
 
 // Below this many elements a loop is not worth a parallel region.
 #define PAR_MIN 32768
+
+// Loops hand out their iterations in small pieces as threads ask (dynamic
+// scheduling): on a shared machine a thread the OS has descheduled holds up
+// a parallel region only for the piece it is in, while the others take the
+// rest. Each iteration is still computed by one thread, in one order, so the
+// bits do not depend on who takes what.
+#define ELEMS_PIECE 4096
+#define ROWS_PIECE(width) ((int)((width) < 4096 ? 4096 / (width) : 1))
+#define COLS_PIECE 64   // column blocks of the column sums
 
 // ---------------------------------------------------------------- exponentials
 // The loss reads N x V logits twice (forward and backward) and attention
@@ -139,7 +138,7 @@ void positions_table(real *pe, size_t maxT, size_t C) {
 
 void embed_forward(real *out, const int *ids, const real *table, const real *pe,
                    size_t B, size_t T, size_t C, size_t t0, real scale) {
-    #pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ROWS_PIECE(C)) if (B * T * C > PAR_MIN)
     for (size_t n = 0; n < B * T; n++) {
         const real *row = table + (size_t)ids[n] * C;
         const real *pos = pe + (t0 + n % T) * C;
@@ -151,10 +150,9 @@ void embed_forward(real *out, const int *ids, const real *table, const real *pe,
 void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, size_t C, real scale) {
     // Rows of dtable are shared between tokens: split by columns, so every
     // element is summed in token order by one thread.
-    #pragma omp parallel if (N * C > PAR_MIN)
-    {
-        size_t c0, c1;
-        thread_share(C, &c0, &c1);
+    #pragma omp parallel for schedule(dynamic, 1) if (N * C > PAR_MIN)
+    for (size_t c0 = 0; c0 < C; c0 += COLS_PIECE) {
+        size_t c1 = c0 + COLS_PIECE < C ? c0 + COLS_PIECE : C;
         for (size_t n = 0; n < N; n++) {
             real *d = dtable + (size_t)ids[n] * C;
             const real *g = dout + n * C;
@@ -175,10 +173,9 @@ void linear_relu_forward(real *out, const real *inp, const real *w, const real *
 
 // db (M) += column sums of d (N,M); columns split across threads.
 static void column_sums(real *db, const real *d, size_t N, size_t M) {
-    #pragma omp parallel if (N * M > PAR_MIN)
-    {
-        size_t c0, c1;
-        thread_share(M, &c0, &c1);
+    #pragma omp parallel for schedule(dynamic, 1) if (N * M > PAR_MIN)
+    for (size_t c0 = 0; c0 < M; c0 += COLS_PIECE) {
+        size_t c1 = c0 + COLS_PIECE < M ? c0 + COLS_PIECE : M;
         for (size_t n = 0; n < N; n++) {
             const real *row = d + n * M;
             for (size_t c = c0; c < c1; c++) db[c] += row[c];
@@ -221,7 +218,7 @@ void linear_backward(real *dinp, real *dw, real *db, const real *dout, const rea
 
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
                        const real *w, const real *b, size_t N, size_t C) {
-    #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ROWS_PIECE(C)) if (N * C > PAR_MIN)
     for (size_t n = 0; n < N; n++) {
         const real *x = inp + n * C;
         real m, var;
@@ -239,7 +236,7 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
 
 void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
                         const real *w, const real *mean, const real *rstd, size_t N, size_t C) {
-    #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ROWS_PIECE(C)) if (N * C > PAR_MIN)
     for (size_t n = 0; n < N; n++) {
         const real *x = inp + n * C, *g = dout + n * C;
         real m = mean[n], rs = rstd[n];
@@ -256,10 +253,9 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const 
         }
     }
     // Gains and biases: columns split across threads, rows summed in order.
-    #pragma omp parallel if (N * C > PAR_MIN)
-    {
-        size_t c0, c1;
-        thread_share(C, &c0, &c1);
+    #pragma omp parallel for schedule(dynamic, 1) if (N * C > PAR_MIN)
+    for (size_t c0 = 0; c0 < C; c0 += COLS_PIECE) {
+        size_t c1 = c0 + COLS_PIECE < C ? c0 + COLS_PIECE : C;
         for (size_t n = 0; n < N; n++) {
             const real *x = inp + n * C, *g = dout + n * C;
             real m = mean[n], rs = rstd[n];
@@ -272,12 +268,12 @@ void layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const 
 }
 
 void relu_forward(real *out, const real *inp, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
 }
 
 void relu_backward(real *dinp, const real *dout, const real *out, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++)
         if (out[i] > 0) dinp[i] += dout[i];
 }
@@ -289,20 +285,20 @@ void dropout_forward(real *out, const real *inp, size_t n, real p, uint64_t key)
     }
     real keep_scale = 1 / (1 - p);
     uint32_t th = rng_threshold((double)p);
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = rng_keep(key, i, th) ? inp[i] * keep_scale : 0;
 }
 
 void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t key) {
     if (p <= 0) {
-        #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
         for (size_t i = 0; i < n; i++) dinp[i] += dout[i];
         return;
     }
     real keep_scale = 1 / (1 - p);
     uint32_t th = rng_threshold((double)p);
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++)
         if (rng_keep(key, i, th)) dinp[i] += dout[i] * keep_scale;
 }
@@ -310,7 +306,7 @@ void dropout_backward(real *dinp, const real *dout, size_t n, real p, uint64_t k
 void relu_dropout_backward(real *d, const real *h, size_t n, real p, uint64_t key) {
     real keep_scale = p > 0 ? 1 / (1 - p) : 1;
     uint32_t th = rng_threshold(p > 0 ? (double)p : 0);
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         if (!(h[i] > 0)) d[i] = 0;
         else if (p > 0) d[i] = rng_keep(key, i, th) ? d[i] * keep_scale : 0;
@@ -318,12 +314,12 @@ void relu_dropout_backward(real *d, const real *h, size_t n, real p, uint64_t ke
 }
 
 void residual_forward(real *out, const real *a, const real *b, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void residual_backward(real *da, real *db, const real *dout, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ELEMS_PIECE) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         da[i] += dout[i];
         db[i] += dout[i];
@@ -361,7 +357,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
                        const real *v, const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 1)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H, oq, ok, ov;
         head_offsets(s, b, h, &oq, &ok, &ov);
@@ -389,7 +385,7 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
                         const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 1)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H, oq, ok, ov;
         head_offsets(s, b, h, &oq, &ok, &ov);
@@ -503,7 +499,7 @@ static void row_softmax_minus(real *d, const real *x, size_t V, real mx, real ls
 void xent_forward(real *loss, real *nll, real *stats, const real *logits, const int *targets,
                   size_t N, size_t V, int pad, real eps) {
     double off = V > 2 ? (double)eps / (double)(V - 2) : 0;
-    #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ROWS_PIECE(V)) if (N * V > PAR_MIN)
     for (size_t n = 0; n < N; n++) {
         const real *x = logits + n * V;
         int t = targets[n];
@@ -530,7 +526,7 @@ void xent_forward(real *loss, real *nll, real *stats, const real *logits, const 
 void xent_backward(real *dlogits, const real *logits, const real *stats, const int *targets,
                    size_t N, size_t V, int pad, real eps, real scale) {
     real off = V > 2 ? eps / (real)(V - 2) : 0;
-    #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    #pragma omp parallel for schedule(dynamic, ROWS_PIECE(V)) if (N * V > PAR_MIN)
     for (size_t n = 0; n < N; n++) {
         const real *x = logits + n * V;
         real *d = dlogits + n * V;

@@ -37,7 +37,7 @@ static void adam_step(Optimizer *o, const ParamSet *ps, double lr, real grad_mul
         const Tensor *ten = &ps->tensors[t];
         size_t off = ten->offset, n = ten->rows * ten->cols;
         real decay = ten->decay ? (real)(lr * s->weight_decay) : 0;
-        #pragma omp for schedule(static) nowait
+        #pragma omp for schedule(dynamic, 1) nowait
         for (size_t c = 0; c < n; c += CHUNK)
             adam_update(ps->value + off + c, ps->grad + off + c, m + off + c, v + off + c,
                         n - c < CHUNK ? n - c : CHUNK, grad_mul, b1, b2, eps, step_size, inv_sqrt_bc2, decay);
@@ -60,7 +60,7 @@ static void sgd_momentum_step(Optimizer *o, const ParamSet *ps, double lr, real 
         const Tensor *ten = &ps->tensors[t];
         size_t off = ten->offset, n = ten->rows * ten->cols;
         real decay = ten->decay ? (real)(lr * o->set.weight_decay) : 0;
-        #pragma omp for schedule(static) nowait
+        #pragma omp for schedule(dynamic, 1) nowait
         for (size_t c = 0; c < n; c += CHUNK)
             sgd_update(ps->value + off + c, ps->grad + off + c, buf + off + c, n - c < CHUNK ? n - c : CHUNK,
                        grad_mul, mu, rlr, decay);
@@ -132,7 +132,7 @@ double global_norm(const real *g, size_t n) {
     if (chunk < 16384) chunk = 16384;
     size_t nchunks = (n + chunk - 1) / chunk;
     double part[NORM_MAX_CHUNKS];
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 1)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
         // Eight running sums (independent chains, which the compiler may

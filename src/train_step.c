@@ -34,7 +34,7 @@ void step_begin(StepAccum *u, long step, size_t step_ntok, int first, int local,
 }
 
 static void add_into(real *restrict dst, const real *restrict src, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 16384)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
