@@ -11,6 +11,7 @@
 #include "model.h"
 #include "model_config.h"
 #include "optim.h"
+#include "par.h"
 #include "rng.h"
 #include "train_step.h"
 #include "util.h"
@@ -189,6 +190,7 @@ int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm
         StepStats ss;
         StepTimes tm;
         size_t sent = comm->reduce_bytes;
+        int shared = par_sample();  // as training does
         double t0 = now_seconds();
         step_begin(&u, i, step_tok, first, accum, comm);
         u.no_overlap = o->no_overlap;
@@ -206,6 +208,7 @@ int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm
         r->loss_last = loss;
         r->mb_reduced = (double)(comm->reduce_bytes - sent) / 1e6;
         if (i < warmup) continue;
+        r->shared_frac += (double)shared / (double)steps;
         ms[i - warmup] = (t1 - t0) * 1e3;
         for (int p = 0; p < BENCH_NPHASE; p++) phs[(size_t)p * (size_t)steps + (size_t)(i - warmup)] = ph[p] * 1e3;
     }

@@ -25,6 +25,7 @@ typedef struct {
     int rss_per_config;             // 1 if the peak was reset before this config
     int processes, accum;           // a step: processes x accum micro-batches of the shape
     double mb_reduced;              // MB each process sent per step in the sums over processes
+    double shared_frac;             // timed steps that saw other busy processes (par.h)
 } BenchResult;
 
 // The batch shape from the config's own keys: V = data.vocab_size,

@@ -13,6 +13,7 @@
 // increasing order. Threads only decide who computes which tile, so the bits
 // do not depend on the thread count or on which thread gets which tile.
 #include "gemm.h"
+#include "par.h"
 
 #include <omp.h>
 #include <stdint.h>
@@ -49,8 +50,8 @@ typedef struct {
 } Epi;
 
 // Products smaller than this many multiply-adds run on the calling thread:
-// a parallel region costs more than it saves.
-#define PAR_MIN_FMAS 2e6
+// a parallel region costs more than it saves (par.h: more on a shared machine).
+#define PAR_MIN_FMAS par_min_fmas
 
 // ---------------------------------------------------------------------------
 // Packing buffers: one set per thread, grown when needed and never shrunk, so
@@ -526,7 +527,7 @@ void gemm_pair(const GemmCall *a, const GemmCall *b) {
     double fa = (double)a->M * (double)a->N * (double)a->K;
     double fb = (double)b->M * (double)b->N * (double)b->K;
     if (omp_in_parallel() || omp_get_max_threads() < 2 || fb > PAIR_MAX_FMAS ||
-        fa > PAIR_MAX_FMAS) {
+        fa > PAIR_MAX_FMAS || fa + fb < PAR_MIN_FMAS) {
         gemm_call(a);
         gemm_call(b);
         return;

@@ -3,6 +3,7 @@
 // thread in a fixed order: results are identical for any thread count.
 #include "ops.h"
 #include "gemm.h"
+#include "par.h"
 #include "rng.h"
 
 #include <string.h>
@@ -13,8 +14,9 @@
 #endif
 
 
-// Below this many elements a loop is not worth a parallel region.
-#define PAR_MIN 32768
+// Below this many elements a loop is not worth a parallel region (par.h:
+// more on a shared machine).
+#define PAR_MIN par_min_elems
 
 // Loops hand out their iterations in small pieces as threads ask (dynamic
 // scheduling): on a shared machine a thread the OS has descheduled holds up
@@ -357,7 +359,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
                        const real *v, const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
-    #pragma omp parallel for schedule(dynamic, 1)
+    #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H, oq, ok, ov;
         head_offsets(s, b, h, &oq, &ok, &ov);
@@ -385,7 +387,7 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
                         const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
-    #pragma omp parallel for schedule(dynamic, 1)
+    #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H, oq, ok, ov;
         head_offsets(s, b, h, &oq, &ok, &ov);

@@ -8,6 +8,7 @@
 #include "model.h"
 #include "model_config.h"
 #include "optim.h"
+#include "par.h"
 #include "tokenizer.h"
 #include "train_step.h"
 #include "translate.h"
@@ -716,6 +717,7 @@ static size_t run_step(Run *r, StepStats *ss) {
     const Config *c = &r->cfg;
     int K = c->accum_steps, G = K * r->comm->size, first = K * r->comm->rank;
     size_t ntok = batcher_peek_ntok(&r->tb, (size_t)G);
+    par_sample();  // a shared machine: only large work in parallel
     step_begin(&r->acc, r->st.step, ntok, first, K, r->comm);
     for (int j = 0; j < G; j++) {
         if (j < first || j >= first + K) {

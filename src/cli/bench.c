@@ -47,12 +47,12 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
            "\"tokens_per_s\": %.1f, \"gflop_per_step\": %.4f, \"gflops\": %.3f, \"peak_rss_mib\": %.1f, "
            "\"rss_scope\": \"%s\", \"rss_before_mib\": %.1f, \"alloc_mib\": %.1f, \"loss_first\": %.6f, "
            "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f, "
-           "\"processes\": %d, \"accum\": %d, \"ms_reduce\": %.3f, \"mb_reduced\": %.3f, \"efficiency\": %.4f}\n",
+           "\"processes\": %d, \"accum\": %d, \"ms_reduce\": %.3f, \"mb_reduced\": %.3f, \"efficiency\": %.4f, \"shared_steps\": %.2f}\n",
            sh->name, threads, sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
            c->dec_layers, r->nparams, steps, warmup, r->ms_median, r->ms_min, r->ms_max, r->tok_per_s, r->gflop_step,
            r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
            r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD], r->ms_phase[BENCH_CLIP],
-           r->ms_phase[BENCH_UPDATE], r->processes, r->accum, r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff);
+           r->ms_phase[BENCH_UPDATE], r->processes, r->accum, r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff, r->shared_frac);
     fflush(stdout);
 }
 
