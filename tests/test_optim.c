@@ -14,6 +14,7 @@
 #include "ckptfile.h"
 #include "model_config.h"
 #include "optim.h"
+#include "par.h"
 #include "rng.h"
 #include "train.h"
 #include "train_step.h"
@@ -553,6 +554,29 @@ Test(optim, accumulation_is_the_ordered_sum_of_micro_batches) {
     free(acc);
     free(sum);
     free(part);
+    tiny_free(&a);
+    tiny_free(&b);
+}
+
+// Which work runs in parallel (par.h: the thresholds rise on a shared machine)
+// never changes the arithmetic: everything split over 2 threads and
+// everything on one give the same bits.
+Test(optim, train_step_bits_do_not_depend_on_parallel_thresholds) {
+    Tiny a, b;
+    tiny_init(&a);
+    tiny_init(&b);
+    omp_set_num_threads(2);
+    size_t elems = par_min_elems;
+    double fmas = par_min_fmas;
+    StepStats s1, s2;
+    par_min_elems = 0, par_min_fmas = 0;
+    for (long step = 0; step < 3; step++) train_step(&s1, NULL, &a.m, a.acts, &a.o, &a.b, &a.c, step);
+    par_min_elems = (size_t)1 << 40, par_min_fmas = 1e30;
+    for (long step = 0; step < 3; step++) train_step(&s2, NULL, &b.m, b.acts, &b.o, &b.b, &b.c, step);
+    par_min_elems = elems, par_min_fmas = fmas;
+    cr_assert_eq(s1.loss, s2.loss);
+    cr_assert_eq(s1.gnorm, s2.gnorm);
+    cr_assert(memcmp(a.m.params, b.m.params, a.m.nparams * sizeof(real)) == 0, "parameters differ");
     tiny_free(&a);
     tiny_free(&b);
 }
