@@ -136,6 +136,8 @@ void comm_sum_begin(Comm *c, real *buf) {
 
 void comm_sum_piece(Comm *c, size_t off, size_t n) {
     if (c->size == 1 || n == 0) return;
+    // MPI counts and displacements are ints: pieces of at most 2^30 elements.
+    for (; n > (size_t)1 << 30; off += (size_t)1 << 30, n -= (size_t)1 << 30) comm_sum_piece(c, off, (size_t)1 << 30);
 #ifdef NMT_MPI
     double t0 = now_seconds();
     int P = c->size, me = c->rank;
@@ -219,8 +221,6 @@ int comm_or(const Comm *c, int bits) {
     return bits;
 }
 
-int comm_any(const Comm *c, int flag) { return comm_or(c, flag != 0); }
-
 void comm_bcast_bytes(const Comm *c, char **data, size_t *len) {
     if (c->size == 1) return;
 #ifdef NMT_MPI
@@ -254,12 +254,4 @@ char **comm_gather_text(const Comm *c, const char *mine) {
     for (int k = 0; k < c->size; k++) out[k] = xstrdup(all + (size_t)k * W);
     free(all);
     return out;
-}
-
-void comm_barrier(const Comm *c) {
-#ifdef NMT_MPI
-    if (c->size > 1) MPI_Barrier(MPI_COMM_WORLD);
-#else
-    (void)c;
-#endif
 }

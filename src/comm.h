@@ -51,8 +51,6 @@ void comm_sum_progress(Comm *c);
 void comm_sum_end(Comm *c);
 // Every rank gives n doubles; all (size * n) gets them in rank order.
 void comm_allgather_doubles(const Comm *c, const double *mine, size_t n, double *all);
-// Logical OR of flag over all ranks (every rank gets it).
-int comm_any(const Comm *c, int flag);
 // Bitwise OR of bits over all ranks (every rank gets it).
 int comm_or(const Comm *c, int bits);
 // Rank 0's len bytes to every rank: on the others *data is replaced by a
@@ -61,7 +59,5 @@ void comm_bcast_bytes(const Comm *c, char **data, size_t *len);
 // Rank 0 gets every rank's text (each cut to 1023 bytes), rank order; the
 // others get NULL. Caller frees the array and its strings (size entries).
 char **comm_gather_text(const Comm *c, const char *mine);
-// Waits for every rank.
-void comm_barrier(const Comm *c);
 
 #endif

@@ -467,7 +467,7 @@ static int check_same_job(Run *r) {
     free(json);
     free(root);
     char **all = comm_gather_text(cm, msg);
-    int bad = comm_any(cm, msg[0] != 0);
+    int bad = comm_or(cm, msg[0] != 0);
     int rc = NMT_OK;
     if (bad && cm->rank == 0) {
         char out[4096] = "not every process runs the same job:";
