@@ -237,6 +237,8 @@ void comm_bcast_bytes(const Comm *c, char **data, size_t *len) {
         size_t k = (size_t)n - at < (1u << 30) ? (size_t)n - at : (1u << 30);
         MPI_Bcast(*data + at, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
     }
+#else
+    (void)data, (void)len;
 #endif
 }
 
