@@ -107,8 +107,12 @@ else
     bad "-np 2 accum 2 vs accum 4: losses differ by more than 1e-5 relative"
 fi
 
-# Kill one rank: the job ends within seconds; the same command resumes to the uninterrupted weights.
-$MPIRUN -np 2 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/kill" --quiet >"$T/kill.out" 2>&1 &
+# Kill one rank: the job ends within seconds; the same command resumes to the
+# uninterrupted weights. (A run of 300 steps, so that it is still running when
+# the kill comes: 40 of these tiny steps can be over before a poll sees step 25.)
+LONG="--set train.max_steps=300 --set train.log_every=5 --set train.save_every=20"
+trainp 2 long $LONG || bad "-np 2, 300 steps: exit $?"
+$MPIRUN -np 2 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/kill" $LONG --quiet >"$T/kill.out" 2>&1 &
 job=$!
 i=0
 while [ $i -lt 300 ] && ! grep -q '"step": 25,' "$T/kill/train_log.jsonl" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
@@ -121,11 +125,11 @@ if kill -0 $job 2>/dev/null; then
     bad "the job still runs 30 s after one rank was killed"
     kill -KILL $job
 fi
-wait $job && bad "killing a rank did not fail the job" || ok
-$MPIRUN -np 2 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/kill" >"$T/kill.out" 2>&1 ||
+wait $job && bad "killing a rank did not fail the job (killed: ${victim:-none})" || ok
+$MPIRUN -np 2 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/kill" $LONG >"$T/kill.out" 2>&1 ||
     bad "rerun after the kill: exit $?"
 grep -q "resuming from" "$T/kill.out" && ok || bad "the rerun did not resume"
-same_weights "$T/kill" "$T/np2" && ok || bad "kill and rerun: weights differ from the uninterrupted run"
+same_weights "$T/kill" "$T/long" && ok || bad "kill and rerun: weights differ from the uninterrupted run"
 echo "cli-mpi: job ended $(($(date +%s) - t0)) s after a rank was killed" >&2
 
 # A 2-rank checkpoint resumes on one process with accum 2 (bit-exact) and on 3 ranks (a note).
