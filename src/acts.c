@@ -2,6 +2,7 @@
 // Training, validation and incremental decoding (decode_state.c) all carve
 // their buffers here.
 #include "layer.h"
+#include "par.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -170,11 +171,11 @@ void acts_carve(Acts *a, const Model *m, const Dims *d) {
 // Zeroing and copying the backward pass's buffers (megabytes at the larger
 // shapes) is split over the threads like every other pass.
 void par_zero(real *p, size_t n) {
-    #pragma omp parallel for schedule(dynamic, 1) if (n > 65536)
+    #pragma omp parallel for schedule(dynamic, 1) if (n > 65536 && n > par_min_elems)
     for (size_t c = 0; c < n; c += 16384) memset(p + c, 0, (n - c < 16384 ? n - c : 16384) * sizeof(real));
 }
 
 void par_copy(real *dst, const real *src, size_t n) {
-    #pragma omp parallel for schedule(dynamic, 1) if (n > 65536)
+    #pragma omp parallel for schedule(dynamic, 1) if (n > 65536 && n > par_min_elems)
     for (size_t c = 0; c < n; c += 16384) memcpy(dst + c, src + c, (n - c < 16384 ? n - c : 16384) * sizeof(real));
 }

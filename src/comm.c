@@ -2,6 +2,7 @@
 // or a single process. Nothing here does float arithmetic in MPI: data moves
 // with all-to-all and all-gather, and the sums are ours, in rank order.
 #include "comm.h"
+#include "par.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -105,7 +106,7 @@ static void add_parts(Comm *c, SumPiece *p) {
     memcpy(sum, p->recv, mine * sizeof(real));
     for (int k = 1; k < c->size; k++) {
         const real *part = p->recv + (size_t)k * mine;
-#pragma omp parallel for schedule(dynamic, 16384)
+#pragma omp parallel for schedule(dynamic, 16384) if (mine > par_min_elems)
         for (size_t i = 0; i < mine; i++) sum[i] += part[i];
     }
     MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_REAL_T, c->sum_buf + p->off, p->cnt, p->disp, MPI_REAL_T, sums_comm,

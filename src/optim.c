@@ -3,6 +3,7 @@
 // its state buffers and its update; a new one is a row and an update here plus
 // its config key.
 #include "optim.h"
+#include "par.h"
 #include "util.h"
 
 #include <math.h>
@@ -32,7 +33,7 @@ static void adam_step(Optimizer *o, const ParamSet *ps, double lr, real grad_mul
     real b1 = (real)s->beta1, b2 = (real)s->beta2, eps = (real)s->eps;
     real step_size = (real)(lr / bc1), inv_sqrt_bc2 = (real)(1 / sqrt(bc2));
     real *m = o->state[0], *v = o->state[1];
-    #pragma omp parallel
+    #pragma omp parallel if (ps->n > par_min_elems)
     for (size_t t = 0; t < ps->ntensors; t++) {
         const Tensor *ten = &ps->tensors[t];
         size_t off = ten->offset, n = ten->rows * ten->cols;
@@ -55,7 +56,7 @@ static void sgd_update(real *restrict p, const real *restrict g, real *restrict 
 
 static void sgd_momentum_step(Optimizer *o, const ParamSet *ps, double lr, real grad_mul) {
     real mu = (real)o->set.momentum, rlr = (real)lr, *buf = o->state[0];
-    #pragma omp parallel
+    #pragma omp parallel if (ps->n > par_min_elems)
     for (size_t t = 0; t < ps->ntensors; t++) {
         const Tensor *ten = &ps->tensors[t];
         size_t off = ten->offset, n = ten->rows * ten->cols;
@@ -132,7 +133,7 @@ double global_norm(const real *g, size_t n) {
     if (chunk < 16384) chunk = 16384;
     size_t nchunks = (n + chunk - 1) / chunk;
     double part[NORM_MAX_CHUNKS];
-    #pragma omp parallel for schedule(dynamic, 1)
+    #pragma omp parallel for schedule(dynamic, 1) if (n > par_min_elems)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
         // Eight running sums (independent chains, which the compiler may

@@ -11,11 +11,13 @@
 #endif
 
 // Idle machine: a region pays from about 10 microseconds of work. Shared
-// machine: from a few milliseconds, the scale of the time slice a
-// descheduled thread makes the others wait.
-enum { ELEMS_IDLE = 32768, ELEMS_SHARED = 1 << 20 };
+// machine: measured here (2 cores, one busy neighbour), splitting even
+// 1e8-multiply-add products over 2 threads was slower than 1 thread (the
+// descheduled thread's time slices), so then nothing is split.
+enum { ELEMS_IDLE = 32768 };
+#define ELEMS_SHARED ((size_t)-1)
 #define FMAS_IDLE 2e6
-#define FMAS_SHARED 1e8
+#define FMAS_SHARED 1e300
 
 size_t par_min_elems = ELEMS_IDLE;
 double par_min_fmas = FMAS_IDLE;
@@ -54,10 +56,17 @@ static int own_running(void) {
     return n;
 }
 
+static int shared;  // the state, with hysteresis
+
 int par_sample(void) {
-    int all = machine_running(), own = own_running();
-    if (all < 0 || own < 0) return 0;
-    double others = all > own ? all - own : 0;
+    // The two counts are read at slightly different moments (a thread of ours
+    // may wake in between): the largest of three readings.
+    double others = 0;
+    for (int k = 0; k < 3; k++) {
+        int all = machine_running(), own = own_running();
+        if (all < 0 || own < 0) return 0;
+        if (all - own > others) others = all - own;
+    }
     others_avg = 0.8 * others_avg + 0.2 * others;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 #ifdef _OPENMP
@@ -65,8 +74,10 @@ int par_sample(void) {
 #else
     int threads = 1;
 #endif
-    // Contended when the other runnable tasks do not fit in the cores our threads leave free.
-    int shared = threads > 1 && cores > 0 && others_avg > (double)(cores - threads) + 0.5;
+    // Contended when the other runnable tasks do not fit in the cores our
+    // threads leave free (entering above half a task, leaving below a quarter).
+    double free_cores = cores > 0 ? (double)(cores - threads) : 0;
+    shared = threads > 1 && others_avg > free_cores + (shared ? 0.25 : 0.5);
     par_min_elems = shared ? ELEMS_SHARED : ELEMS_IDLE;
     par_min_fmas = shared ? FMAS_SHARED : FMAS_IDLE;
     return shared;

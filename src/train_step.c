@@ -1,6 +1,7 @@
 // train_step.c — one training step over its micro-batches.
 #include "train_step.h"
 #include "rng.h"
+#include "par.h"
 #include "util.h"
 
 #include <stb/stb_ds.h>
@@ -34,7 +35,7 @@ void step_begin(StepAccum *u, long step, size_t step_ntok, int first, int local,
 }
 
 static void add_into(real *restrict dst, const real *restrict src, size_t n) {
-#pragma omp parallel for schedule(dynamic, 16384)
+#pragma omp parallel for schedule(dynamic, 16384) if (n > par_min_elems)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
