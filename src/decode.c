@@ -304,7 +304,7 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
     search_init(&se, m, src, n, o);
     for (size_t lo = 0; lo < n; lo += se.B) {
         size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;
-        par_sample();  // a shared machine: only large work in parallel
+        par_sample();  // a shared machine: no work split over threads
         size_t tmax = search_begin(&se, src, lo, nb);
         for (size_t t = 0; t <= tmax; t++) {
             int any = 0;

@@ -1,11 +1,11 @@
 // par.h — when work is worth a parallel region. On a machine shared with
 // other busy processes, a thread that the OS has descheduled holds every
-// region's closing barrier up for a time slice (milliseconds), so short regions
-// then cost far more than they save: par_sample notices runnable processes
-// that are not ours and raises the thresholds, so that only large work is
-// split and small work runs on the calling thread. Which work runs in
-// parallel never changes the arithmetic (every element is computed by one
-// thread in one order), so the bits stay the same.
+// region's closing barrier up for a time slice (milliseconds), so regions
+// then cost more than they save: par_sample notices runnable processes that
+// are not ours and raises the thresholds so that no work is split (measured:
+// even large products lost). Which work runs in parallel never changes the
+// arithmetic (every element is computed by one thread in one order), so the
+// bits stay the same.
 #ifndef NMT_PAR_H
 #define NMT_PAR_H
 

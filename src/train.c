@@ -717,7 +717,7 @@ static size_t run_step(Run *r, StepStats *ss) {
     const Config *c = &r->cfg;
     int K = c->accum_steps, G = K * r->comm->size, first = K * r->comm->rank;
     size_t ntok = batcher_peek_ntok(&r->tb, (size_t)G);
-    par_sample();  // a shared machine: only large work in parallel
+    par_sample();  // a shared machine: no work split over threads
     step_begin(&r->acc, r->st.step, ntok, first, K, r->comm);
     for (int j = 0; j < G; j++) {
         if (j < first || j >= first + K) {
