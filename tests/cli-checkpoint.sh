@@ -6,6 +6,7 @@
 # checkpoint returns its weights. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
+. "$(dirname "$0")/ckpt-lib.sh"
 T=$(mktemp -d /tmp/nmt-ckpt-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 pass=0
@@ -14,9 +15,7 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 # A small reversal task, so that a run lasts long enough to be interrupted.
-awk 'BEGIN { srand(7); for (i = 0; i < 600; i++) { n = 3 + int(rand() * 8); s = ""; t = "";
-     for (j = 0; j < n; j++) { w[j] = "w" int(rand() * 16) } for (j = 0; j < n; j++) { s = s (j ? " " : "") w[j];
-     t = t (j ? " " : "") w[n - 1 - j] } print s > "'"$T"'/s.txt"; print t > "'"$T"'/t.txt" } }'
+reversal_corpus "$T" 7 600
 cat >"$T/cfg.json" <<JSON
 {"model": {"d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
            "dropout": 0.1, "attention_dropout": 0.1, "ffn_dropout": 0.1},
@@ -25,12 +24,6 @@ cat >"$T/cfg.json" <<JSON
            "warmup_steps": 50, "checkpoint_dir": "$T/ck"}}
 JSON
 
-# section FILE NAME: the payload bytes of a section (to compare weights exactly).
-section() {
-    line=$("$NMT" info "$1" | awk -v n="$2" '$1 == n { print $3, $5 }')
-    set -- "$1" $line
-    tail -c +$(($2 + 1)) "$1" | head -c "$3"
-}
 losses_after() { grep '"loss"' "$1" | sed 's/, "tokens_per_s".*//' | awk -v n="$2" -F '[:,]' '$2 > n'; }
 
 for threads in 1 2; do

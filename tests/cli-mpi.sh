@@ -10,6 +10,7 @@
 # Skipped when mpirun or an Open MPI build of nmt is missing. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
+. "$(dirname "$0")/ckpt-lib.sh"
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "cli-mpi: skipped: mpirun not found (scripts/install-deps.sh installs openmpi-bin)"
     exit 0
@@ -35,9 +36,7 @@ MPIRUN="mpirun --oversubscribe --bind-to none --mca btl self,vader --mca oob_tcp
 MPIRUN="$MPIRUN -x ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 export OMP_NUM_THREADS=1
 
-awk 'BEGIN { srand(11); for (i = 0; i < 800; i++) { n = 3 + int(rand() * 8); s = ""; t = "";
-     for (j = 0; j < n; j++) { w[j] = "w" int(rand() * 16) } for (j = 0; j < n; j++) { s = s (j ? " " : "") w[j];
-     t = t (j ? " " : "") w[n - 1 - j] } print s > "'"$T"'/s.txt"; print t > "'"$T"'/t.txt" } }'
+reversal_corpus "$T" 11 800
 cat >"$T/cfg.json" <<JSON
 {"model": {"d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
            "dropout": 0.1, "attention_dropout": 0.1, "ffn_dropout": 0.1},
@@ -46,12 +45,6 @@ cat >"$T/cfg.json" <<JSON
            "warmup_steps": 20, "checkpoint_dir": "$T/unset"}}
 JSON
 
-# section FILE NAME: the payload bytes of a checkpoint section.
-section() {
-    line=$("$NMT" info "$1" | awk -v n="$2" '$1 == n { print $3, $5 }')
-    set -- "$1" $line
-    tail -c +$(($2 + 1)) "$1" | head -c "$3"
-}
 # Training records without their timings.
 losses() { grep '"loss"' "$1/train_log.jsonl" | sed 's/, "tokens_per_s".*//'; }
 same_weights() {
