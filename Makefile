@@ -102,6 +102,7 @@ run: deps
 	sh scripts/toy-eval.sh ./nmt checkpoints/toy/last.ckpt data/toy/test
 
 bench: $(NMT_BIN)
+	sh scripts/install-deps.sh bench
 	NMT=./$(NMT_BIN) sh scripts/bench.sh
 
 # 2 processes (mpirun) against one with 2 threads and accum_steps 2 (SHAPE=small).

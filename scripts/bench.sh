@@ -46,6 +46,9 @@ elif ! "$PYTHON" -c "import torch" 2>/dev/null; then
     echo "bench.sh: PyTorch not found for $PYTHON (apt-get install -y python3-torch); timing nmt only" >&2
     TORCH=0
 fi
+if [ "$TORCH" = 1 ] && ! ls /usr/lib/x86_64-linux-gnu/libopenblas.so.0 /usr/lib/*/libopenblas.so.0 >/dev/null 2>&1; then
+    echo "bench.sh: warning: OpenBLAS is not installed, so PyTorch's products use the slow reference BLAS (sh scripts/install-deps.sh bench)" >&2
+fi
 
 steps_for() {
     case $1 in tiny) echo 50 ;; small) echo 20 ;; base) echo 5 ;; *) echo 10 ;; esac

@@ -6,9 +6,14 @@
 # `install-deps.sh fuzz` also installs what `make fuzz` needs: clang, its
 # libFuzzer and sanitizer runtimes (libclang-rt-dev; clang itself does not pull
 # them in) and its OpenMP runtime (libomp-dev), all for Debian's default clang.
+# `install-deps.sh bench` also installs what `make bench` compares against:
+# PyTorch (python3-torch) and OpenBLAS (libopenblas0-pthread). Without
+# OpenBLAS, PyTorch's matrix products fall back to the reference BLAS and run
+# several times slower, which would make any comparison meaningless.
 set -e
 PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev libopenmpi-dev openmpi-bin"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
+[ "${1:-}" = bench ] && PKGS="$PKGS python3-torch libopenblas0-pthread"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
