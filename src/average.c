@@ -10,12 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Loads a float checkpoint: averaging int8 values would average their rounding.
+static int load_float(const char *path, Config *c, Tokenizer *t, Model *m, TrainState *st) {
+    int rc = checkpoint_load(path, c, t, m, NULL, st);
+    if (rc || !m->quant) return rc;
+    model_free(m);
+    tokenizer_free(t);
+    config_free(c);
+    return err_set(NMT_ERR_INPUT, "average: %s is an int8 checkpoint (made by nmt quantize): average the float "
+                   "checkpoints, then quantize the average", path);
+}
+
 int checkpoint_average(const char *out, const char *const *in, int nin) {
     Config c0;
     Tokenizer t0;
     Model m0;
     TrainState st0;
-    int rc = checkpoint_load(in[0], &c0, &t0, &m0, NULL, &st0);
+    int rc = load_float(in[0], &c0, &t0, &m0, &st0);
     if (rc) return rc;
     size_t tl0;
     char *tok0 = tokenizer_serialize(&t0, &tl0);
@@ -27,7 +38,7 @@ int checkpoint_average(const char *out, const char *const *in, int nin) {
         Tokenizer t;
         Model m;
         TrainState st;
-        rc = checkpoint_load(in[i], &c, &t, &m, NULL, &st);
+        rc = load_float(in[i], &c, &t, &m, &st);
         if (rc) break;
         char diff[512];
         size_t tl;

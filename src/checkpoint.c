@@ -1,7 +1,9 @@
 // checkpoint.c — the sections of a checkpoint, on top of ckptfile.
 #include "checkpoint.h"
 #include "ckptfile.h"
+#include "ckpt_quant.h"
 #include "model_config.h"
+#include "quant.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -53,16 +55,23 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
     char *tok = tokenizer_serialize(t, &tok_len);
     char *tab = tensor_table(m, &tab_len);
     char *state = state_json(st);
-    CkptSection sec[5 + OPTIM_MAX_STATE];
+    CkptSection sec[5 + OPTIM_MAX_STATE + QUANT_SECTIONS];
+    void *owned[QUANT_SECTIONS] = {0};
     int n = 0;
     sec[n++] = (CkptSection){"config", cfg, strlen(cfg)};
     sec[n++] = (CkptSection){"tokenizer", tok, tok_len};
     sec[n++] = (CkptSection){"tensors", tab, tab_len};
-    sec[n++] = (CkptSection){"params", m->params, m->nparams * sizeof(real)};
-    for (int i = 0; opt && i < opt->nstate; i++)
-        sec[n++] = (CkptSection){opt->state_name[i], opt->state[i], opt->n * sizeof(real)};
+    if (m->quant) {  // an int8 model is saved as one, without optimizer state
+        quant_sections(m, sec + n, owned);
+        n += QUANT_SECTIONS;
+    } else {
+        sec[n++] = (CkptSection){"params", m->params, m->nparams * sizeof(real)};
+        for (int i = 0; opt && i < opt->nstate; i++)
+            sec[n++] = (CkptSection){opt->state_name[i], opt->state[i], opt->n * sizeof(real)};
+    }
     sec[n++] = (CkptSection){"state", state, strlen(state)};
     int rc = ckpt_write(path, sec, n);
+    for (int i = 0; i < QUANT_SECTIONS; i++) free(owned[i]);
     free(cfg);
     free(tok);
     free(tab);
@@ -281,6 +290,12 @@ typedef struct {
     int has_state;           // its state sections are present
 } LoadInfo;
 
+static size_t count_lines(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
 // Everything in the file is checked, in this order, before anything it sizes
 // is allocated: the container (ckpt_open), the config, the tokenizer and its
 // agreement with the config, the parameter count the config and vocabularies
@@ -323,8 +338,22 @@ static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *
                      s.src_vocab, s.tgt_vocab);
         goto done;
     }
-    const real *params = array_section(f, "params", nparams, path);
-    if (!params) { rc = err_code(); goto done; }
+    table = section_text(f, "tensors", path);
+    if (!table) { rc = err_code(); goto done; }
+    // An int8 deployment checkpoint (ckpt_quant.h) holds the weights in other sections.
+    int int8 = ckpt_section(f, "quant", NULL) != NULL;
+    const real *params = NULL;
+    if (int8 && opt) {
+        rc = err_set(NMT_ERR_INPUT, "%s: an int8 checkpoint (made by nmt quantize) holds no float weights or optimizer "
+                     "state to train from: resume from the float checkpoint it was made from", path);
+        goto done;
+    }
+    if (int8 && nparams > quant_param_bound(f, count_lines(table))) {
+        rc = err_set(NMT_ERR_INPUT, "%s: the int8 sections are too small for the config's model (%zu parameters)", path,
+                     nparams);
+        goto done;
+    }
+    if (!int8 && !(params = array_section(f, "params", nparams, path))) { rc = err_code(); goto done; }
     optim_init(&names, c, 0);
     const real *ostate[OPTIM_MAX_STATE] = {0};
     int present = 0;
@@ -350,14 +379,13 @@ static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *
         rc = err_set(NMT_ERR_RUNTIME, "%s: internal error: %zu parameters counted, %zu allocated", path, nparams, m->nparams);
         goto done;
     }
-    table = section_text(f, "tensors", path);
-    if (!table) { rc = err_code(); goto done; }
     rc = check_tensor_table(m, table, path);
-    if (!rc) rc = check_finite(m, params, "params", path);
+    if (!rc && int8) rc = quant_load(f, m, path);
+    if (!rc && !int8) rc = check_finite(m, params, "params", path);
     for (int i = 0; !rc && i < names.nstate; i++)
         if (ostate[i]) rc = check_finite(m, ostate[i], names.state_name[i], path);
     if (rc) goto done;
-    memcpy(m->params, params, nparams * sizeof(real));
+    if (!int8) memcpy(m->params, params, nparams * sizeof(real));
     if (opt) {
         optim_init(opt, c, nparams);
         for (int i = 0; i < opt->nstate; i++) memcpy(opt->state[i], ostate[i], nparams * sizeof(real));
@@ -410,6 +438,8 @@ int checkpoint_info(const char *path) {
     if (isfinite(st.best_valid_loss)) printf("best validation loss: %.6f\n", st.best_valid_loss);
     if (st.best_valid_bleu >= 0) printf("best validation BLEU: %.2f\n", st.best_valid_bleu);
     printf("parameters: %zu in %td tensors (%s)\n", m.nparams, arrlen(m.tensors), REAL_NAME);
+    if (m.quant) printf("weights: int8 (%zu matrices, one scale per output; vectors %s): for decoding only\n",
+                        m.quant->n, REAL_NAME);
     printf("vocabulary: source %d, target %d\n", m.s.src_vocab, m.s.tgt_vocab);
     printf("optimizer state: %s\n", li.has_state ? li.optimizer : "none (weights only)");
     printf("verified: config, tokenizer, tensor table, section sizes, all values finite\n");

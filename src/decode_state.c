@@ -41,12 +41,15 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     // The logits of a few rows against the (V, C) projection would have the
     // product pack (transpose) all of it at every step; a (C, V) copy made once
     // is read in place. The same sums in the same order: the same bits.
-    d->out_t = xmalloc(C * V * sizeof(real));
-    const real *w = m->params + m->out_proj;
-    #pragma omp parallel for schedule(dynamic, 4)
-    for (size_t v0 = 0; v0 < V; v0 += 16)  // 16 rows of w at a time: whole cache lines both ways
-        for (size_t c = 0; c < C; c++)
-            for (size_t v = v0; v < V && v < v0 + 16; v++) d->out_t[c * V + v] = w[v * C + c];
+    // (An int8 model has its own layout for the product: no copy.)
+    if (!m->quant) {
+        d->out_t = xmalloc(C * V * sizeof(real));
+        const real *w = m->params + m->out_proj;
+        #pragma omp parallel for schedule(dynamic, 4)
+        for (size_t v0 = 0; v0 < V; v0 += 16)  // 16 rows of w at a time: whole cache lines both ways
+            for (size_t c = 0; c < C; c++)
+                for (size_t v = v0; v < V && v < v0 + 16; v++) d->out_t[c * V + v] = w[v * C + c];
+    }
     d->self_len = xmalloc(R * sizeof(int));
     d->cross_len = xmalloc(R * sizeof(int));
     return d;
@@ -84,7 +87,7 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
     Seq q = {R, 1, d->self_len};
     CrossSrc src = {d->S, d->group, d->cross_len};
     const real *y = decoder_forward(&c, d->a, tokens, &q, t, &src, d->cache);
-    gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
+    if (!output_logits_int8(m, y, C, R, d->a->logits)) gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
     return d->a->logits;
 }
 

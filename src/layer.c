@@ -6,6 +6,7 @@
 // Every backward accumulates into m->grads.
 #include "layer.h"
 #include "gemm.h"
+#include "quant.h"
 #include "rng.h"
 
 #include <math.h>
@@ -33,11 +34,13 @@ static AttnShape attn_shape(const Ctx *c, size_t B, size_t Tq, size_t Tk, const 
 // ---------------------------------------------------------------- forward
 
 // Every forward matrix product of a layer goes through here: out (N, M) =
-// relu?(in (N, K) . w + b). The one place where another kind of product
-// (e.g. int8 weights for decoding) would be chosen.
+// relu?(in (N, K) . w + b), with the int8 product when the model has int8
+// weights (quant.h) and the float one otherwise.
 static void linear(const Ctx *c, real *out, const real *in, const LinearParams *p, size_t N, size_t K, size_t M,
                    int relu) {
-    if (relu) linear_relu_forward(out, in, P(p->w), P(p->b), N, K, M);
+    const QMatrix *q = model_qmatrix(c->m, p->w);
+    if (q) qgemm(out, M, in, K, N, q, P(p->b), relu);
+    else if (relu) linear_relu_forward(out, in, P(p->w), P(p->b), N, K, M);
     else linear_forward(out, in, P(p->w), P(p->b), N, K, M);
 }
 

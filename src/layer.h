@@ -64,6 +64,10 @@ real *arena_take(real **cur, size_t n);
 void par_zero(real *p, size_t n);
 void par_copy(real *dst, const real *src, size_t n);
 
+// logits (n, V) = y (n rows, stride ldy) . out_proj^T by the int8 product when
+// the model has int8 weights; returns 0 (nothing done) for a float model.
+int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real *logits);
+
 // ---------------------------------------------------------------- one layer
 // What a pass does: dropout on (train and key != 0) or off.
 typedef struct {

@@ -2,6 +2,7 @@
 // layer and sublayer), one buffer for values and one for gradients, and their
 // initialisation. The passes are in layer.c and stack.c.
 #include "layer.h"
+#include "quant.h"
 #include "rng.h"
 #include "util.h"
 
@@ -165,6 +166,7 @@ void model_init_params(Model *m, uint64_t seed) {
 }
 
 void model_free(Model *m) {
+    model_quant_free(m);
     arrfree(m->tensors);
     free(m->params);
     free(m->grads);

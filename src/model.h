@@ -40,6 +40,9 @@ typedef struct {
     // source embedding at the end; the final norms are never announced.
     void (*grads_ready)(void *arg, size_t off, size_t n);
     void *grads_ready_arg;
+    // int8 decoding weights (quant.h), or NULL: a float model. A quantized
+    // model decodes and computes losses; it is never trained.
+    struct QuantModel *quant;
 } Model;
 
 typedef struct Acts Acts;

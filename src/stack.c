@@ -4,6 +4,7 @@
 // decoding (decode_state.c) runs the same stacks.
 #include "layer.h"
 #include "gemm.h"
+#include "quant.h"
 #include "util.h"
 
 #include <math.h>
@@ -63,6 +64,12 @@ static const real *forward(const Ctx *c, Acts *a, const Batch *b, const real **e
     return decoder_forward(c, a, b->tgt_in, &tgt, 0, &cs, NULL);
 }
 
+int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real *logits) {
+    const QMatrix *q = model_qmatrix(m, m->out_proj);
+    if (q) qgemm(logits, (size_t)m->s.tgt_vocab, y, ldy, n, q, NULL, 0);
+    return q != NULL;
+}
+
 // The output projection and the loss over rows of the decoder output y, a
 // chunk of at most acts_logits_rows() positions at a time, so only one chunk
 // of logits exists. With grad_scale != 0 each chunk's logit gradient (scaled)
@@ -77,7 +84,8 @@ static double output_layer(Model *m, Acts *a, const Batch *b, const real *y, rea
     for (size_t r0 = 0; r0 < N; r0 += rows) {
         size_t n = N - r0 < rows ? N - r0 : rows;
         double t0 = fwd_seconds ? now_seconds() : 0;
-        gemm(0, 1, n, V, C, 1, y + r0 * C, C, P(m->out_proj), C, 0, a->logits, V);
+        if (!output_logits_int8(m, y + r0 * C, C, n, a->logits))
+            gemm(0, 1, n, V, C, 1, y + r0 * C, C, P(m->out_proj), C, 0, a->logits, V);
         xent_forward(a->loss + r0, a->nll + r0, a->xent_stats + 2 * r0, a->logits, b->tgt_out + r0, n, V,
                      TOK_PAD, label_smoothing);
         if (fwd_seconds) t_fwd += now_seconds() - t0;
@@ -184,7 +192,8 @@ const real *model_next_logits(Model *m, Acts *a, const Batch *b) {
     size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab;
     for (size_t i = 0; i < b->B; i++) {
         size_t t = (size_t)b->tgt_len[i] - 1;
-        gemm(0, 1, 1, V, C, 1, y + (i * b->T + t) * C, C, P(m->out_proj), C, 0, a->logits + i * V, V);
+        if (!output_logits_int8(m, y + (i * b->T + t) * C, C, 1, a->logits + i * V))
+            gemm(0, 1, 1, V, C, 1, y + (i * b->T + t) * C, C, P(m->out_proj), C, 0, a->logits + i * V, V);
     }
     return a->logits;
 }

@@ -5,6 +5,7 @@
 // max_src tokens with a warning, empty lines are harmless, stats add up.
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <omp.h>
 #include <math.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "bpe.h"
+#include "quant.h"
 #include "translate.h"
 #include "util.h"
 #include "vocab.h"
@@ -182,6 +184,30 @@ Test(translate, output_does_not_depend_on_the_decoding_batch) {
             }
             result_free(&one, (size_t)beam);
         }
+        result_free(&a, count);
+        result_free(&b, count);
+        result_free(&c, count);
+    }
+    fixture_free(&f);
+}
+
+// With int8 weights (quant.h) the output is still independent of the batch
+// and of the thread count, byte for byte, and the model still translates.
+Test(translate, int8_output_does_not_depend_on_batch_or_threads) {
+    Fixture f;
+    fixture(&f, 7);
+    model_quantize(&f.m);
+    for (int beam = 1; beam <= 3; beam += 2) {
+        DecodeOptions o1 = options(beam, beam, 1), o16 = options(beam, beam, 16);
+        size_t count = NLINES * (size_t)beam;
+        omp_set_num_threads(1);
+        Result a = run(&f, LINES, NLINES, &o1, 0), b = run(&f, LINES, NLINES, &o16, 0);
+        omp_set_num_threads(2);
+        Result c = run(&f, LINES, NLINES, &o16, 0);
+        expect_same(&a, &b, count, "int8: batch 1 vs 16");
+        expect_same(&a, &c, count, "int8: 1 vs 2 threads");
+        expect_utf8(&a, count);
+        expect_consistent_with_ids(&f, LINES, NLINES, &o16);
         result_free(&a, count);
         result_free(&b, count);
         result_free(&c, count);

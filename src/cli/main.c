@@ -27,6 +27,7 @@ static const char *HELP =
     "  eval        translate a file and score it with BLEU and chrF against references\n"
     "  info        describe and verify a checkpoint\n"
     "  average     average the weights of compatible checkpoints\n"
+    "  quantize    write an int8 checkpoint for fast decoding\n"
     "  bleu        corpus BLEU (sacreBLEU-compatible) of stdin against a reference file\n"
     "  bpe         learn, apply and undo byte-pair encoding\n"
     "  bench       time training steps on synthetic batches (configs/bench-*.json)\n"
@@ -41,7 +42,7 @@ typedef struct {
 
 static const Command COMMANDS[] = {
     {"train", cli_train}, {"translate", cli_translate}, {"eval", cli_eval},
-    {"info", cli_info},   {"average", cli_average},     {"bleu", cli_bleu},
+    {"info", cli_info},   {"average", cli_average},     {"quantize", cli_quantize}, {"bleu", cli_bleu},
     {"bpe", cli_bpe},     {"bench", cli_bench},         {"config-keys", cli_config_keys},
 };
 

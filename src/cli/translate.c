@@ -7,6 +7,7 @@
 #include "bleu.h"
 #include "checkpoint.h"
 #include "data.h"
+#include "quant.h"
 #include "translate.h"
 #include "util.h"
 
@@ -25,11 +26,11 @@ static const char EVAL_USAGE[] =
 
 typedef struct {
     const char *checkpoint, *src, *ref, *output, *attention_png;
-    int lowercase, attention_heads;
+    int lowercase, attention_heads, int8;
     DecodeOptions o;
 } Args;
 
-enum { MAX_OPTIONS = 12 };
+enum { MAX_OPTIONS = 13 };
 
 // The option table of translate, or of eval; returns its length.
 static int option_table(Args *a, Option *t, int eval) {
@@ -41,6 +42,9 @@ static int option_table(Args *a, Option *t, int eval) {
         t[n++] = (Option){"--ref", OPT_STRING, &a->ref, 0, 0, "FILE", "their reference translations (required)", NULL};
         t[n++] = (Option){"--output", OPT_STRING, &a->output, 0, 0, "FILE", "also write the translations to FILE", NULL};
     }
+    t[n++] = (Option){"--int8", OPT_FLAG, &a->int8, 0, 0, NULL,
+                      "decode with int8 weights, quantized at load (as nmt quantize does; an int8\n"
+                      "checkpoint is always decoded so)", NULL};
     t[n++] = (Option){"--beam", OPT_INT, &a->o.beam, 1, 256, "K", "beam size; 1 = greedy", OPT_CURRENT};
     t[n++] = (Option){"--alpha", OPT_DOUBLE, &a->o.alpha, 0, 10, "A", "length penalty ((5+len)/6)^A in beam search",
                       OPT_CURRENT};
@@ -87,9 +91,11 @@ typedef struct {
     Model m;
 } Loaded;
 
-static int load(Loaded *l, const char *path) {
+static int load(Loaded *l, const char *path, int int8) {
     TrainState st;
-    return checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &st);
+    int rc = checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &st);
+    if (!rc && int8 && !l->m.quant) model_quantize(&l->m);
+    return rc;
 }
 
 static void unload(Loaded *l) {
@@ -100,7 +106,7 @@ static void unload(Loaded *l) {
 
 static int translate(const Args *a) {
     Loaded l;
-    int rc = load(&l, a->checkpoint);
+    int rc = load(&l, a->checkpoint, a->int8);
     if (rc) return rc;
     // All of stdin is read (and checked) before anything is written.
     char *text = NULL, **lines = NULL;
@@ -149,7 +155,7 @@ static int eval(Args *a) {
     Loaded l;
     int loaded = 0;
     if (!rc) {
-        rc = load(&l, a->checkpoint);
+        rc = load(&l, a->checkpoint, a->int8);
         loaded = !rc;
     }
     size_t n = (size_t)arrlen(src);

@@ -1,0 +1,193 @@
+// test_qgemm.c — the int8 product: its integer sums against a 64-bit reference
+// (exact, every edge tile, odd K, the largest magnitudes), the AVX2 kernel
+// against the portable one, the float result against a double computation
+// from the same quantized values, quantization's rounding, and outputs that do
+// not depend on the thread count or on the other rows of the batch.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "par.h"
+#include "qgemm.h"
+#include "util.h"
+
+static uint64_t rng = 1;
+static uint32_t next(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng >> 33);
+}
+static int rand_q(void) { return (int)(next() % 255) - 127; }           // -127..127
+static real rand_real(void) { return (real)((double)next() / 2147483648.0 - 1.0); }  // -1..1
+
+// A matrix of n outputs x k inputs straight from int8 values (scales 1).
+static QMatrix random_qmatrix(size_t n, size_t k, int extreme) {
+    int8_t *q = xmalloc(n * k + 1);
+    float *s = xmalloc((n + 1) * sizeof(float));
+    for (size_t i = 0; i < n * k; i++) q[i] = (int8_t)(extreme ? (next() & 1 ? 127 : -127) : rand_q());
+    for (size_t j = 0; j < n; j++) s[j] = 1;
+    QMatrix m;
+    qmatrix_from_int8(&m, q, s, n, k);
+    free(q);
+    free(s);
+    return m;
+}
+
+static int16_t *random_rows(size_t M, size_t kp, size_t k, int sign) {
+    int16_t *a = xcalloc(M * kp + 1, sizeof *a);
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < k; j++) a[i * kp + j] = (int16_t)(sign ? 127 * sign : rand_q());
+    return a;
+}
+
+static void expect_exact_sums(size_t M, size_t n, size_t k, int extreme) {
+    QMatrix m = random_qmatrix(n, k, extreme);
+    int16_t *a = random_rows(M, m.kp, k, extreme);
+    int32_t *fast = xmalloc(M * n * sizeof *fast), *port = xmalloc(M * n * sizeof *port);
+    qgemm_int32(fast, a, M, &m, 0);
+    qgemm_int32(port, a, M, &m, 1);
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < n; j++) {
+            int64_t want = 0;
+            for (size_t t = 0; t < k; t++) want += (int64_t)a[i * m.kp + t] * (int64_t)m.q[j * m.kp + t];
+            cr_assert_eq((int64_t)fast[i * n + j], want, "kernel M %zu n %zu k %zu at (%zu, %zu)", M, n, k, i, j);
+            cr_assert_eq((int64_t)port[i * n + j], want, "portable M %zu n %zu k %zu at (%zu, %zu)", M, n, k, i, j);
+        }
+    free(fast);
+    free(port);
+    free(a);
+    qmatrix_free(&m);
+}
+
+Test(qgemm, integer_sums_are_exact_on_every_edge_tile) {
+    rng = 1;
+    const size_t Ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
+    const size_t ns[] = {1, 2, 3, 31, 32, 33, 65};
+    const size_t ks[] = {1, 15, 16, 17, 33, 100};
+    for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) expect_exact_sums(Ms[a], ns[b], ks[c], 0);
+}
+
+// The largest products: every term +-127*127; vpmaddubsw would saturate here
+// (two terms of 127*127 overflow int16), the int16 x int16 path must not.
+Test(qgemm, largest_magnitudes_do_not_saturate) {
+    rng = 2;
+    expect_exact_sums(5, 3, 4099, 1);
+    QMatrix m = random_qmatrix(2, 4096, 0);
+    for (size_t i = 0; i < 4096; i++) m.q[i] = 127, m.q[m.kp + i] = -127;
+    int16_t *a = random_rows(3, m.kp, 4096, 1);
+    int32_t acc[6];
+    qgemm_int32(acc, a, 3, &m, 0);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(acc[i * 2], 127 * 127 * 4096);
+        cr_assert_eq(acc[i * 2 + 1], -127 * 127 * 4096);
+    }
+    free(a);
+    qmatrix_free(&m);
+}
+
+Test(qgemm, values_round_to_nearest_even_and_clamp) {
+    cr_assert_eq(quantize_value((real)0.5, 1), 0);
+    cr_assert_eq(quantize_value((real)1.5, 1), 2);
+    cr_assert_eq(quantize_value((real)-2.5, 1), -2);
+    cr_assert_eq(quantize_value((real)126.6, 1), 127);
+    cr_assert_eq(quantize_value((real)300, 1), 127);
+    cr_assert_eq(quantize_value((real)-300, 1), -127);
+}
+
+// w (k, n) as a linear layer holds it: quantized per output (column) and back.
+Test(qgemm, quantized_weights_are_within_half_a_step) {
+    rng = 3;
+    size_t k = 37, n = 11;
+    real *w = xmalloc(k * n * sizeof *w), *back = xmalloc(k * n * sizeof *back);
+    for (size_t i = 0; i < k * n; i++) w[i] = rand_real() * (real)(1 + i % n);
+    for (size_t i = 0; i < k; i++) w[i * n + 4] = 0;  // a zero output: scale 0
+    QMatrix m;
+    qmatrix_quantize(&m, w, n, k, 1);
+    qmatrix_dequantize(&m, back, 1);
+    cr_assert_eq(m.scale[4], 0);
+    for (size_t j = 0; j < n; j++) {
+        real maxabs = 0;
+        for (size_t i = 0; i < k; i++) maxabs = fmax(maxabs, fabs(w[i * n + j]));
+        cr_assert_float_eq(m.scale[j], maxabs / 127, 1e-7 * maxabs + 1e-30);
+        for (size_t i = 0; i < k; i++)
+            cr_assert_leq(fabs(back[i * n + j] - w[i * n + j]), 0.5001 * m.scale[j] + 1e-12, "(%zu, %zu)", i, j);
+    }
+    qmatrix_free(&m);
+    free(w);
+    free(back);
+}
+
+// out = relu?(quant(in) . w^T scaled + bias) against the same computation in
+// double from the quantized values, and close to the float product.
+Test(qgemm, float_result_is_the_scaled_exact_sum) {
+    rng = 4;
+    size_t M = 9, n = 70, k = 53;
+    real *in = xmalloc(M * k * sizeof *in), *w = xmalloc(k * n * sizeof *w), *bias = xmalloc(n * sizeof *bias);
+    real *out = xmalloc(M * n * sizeof *out);
+    for (size_t i = 0; i < M * k; i++) in[i] = rand_real() * 3;
+    for (size_t i = 0; i < k * n; i++) w[i] = rand_real();
+    for (size_t j = 0; j < n; j++) bias[j] = rand_real();
+    for (size_t i = 0; i < k; i++) in[2 * k + i] = 0;  // an all-zero row
+    QMatrix m;
+    qmatrix_quantize(&m, w, n, k, 1);
+    for (int relu = 0; relu < 2; relu++) {
+        qgemm(out, n, in, k, M, &m, bias, relu);
+        for (size_t i = 0; i < M; i++) {
+            double maxabs = 0;
+            for (size_t t = 0; t < k; t++) maxabs = fmax(maxabs, fabs(in[i * k + t]));
+            real inv = maxabs > 0 ? (real)(127 / (real)maxabs) : 0;
+            for (size_t j = 0; j < n; j++) {
+                int64_t acc = 0;
+                double exact = bias[j];
+                for (size_t t = 0; t < k; t++) {
+                    acc += (int64_t)quantize_value(in[i * k + t], inv) * m.q[j * m.kp + t];
+                    exact += (double)in[i * k + t] * (double)w[t * n + j];
+                }
+                double want = (double)acc * ((double)(real)(maxabs / 127) * m.scale[j]) + bias[j];
+                if (relu && !(want > 0)) want = 0;
+                if (relu && exact < 0) exact = 0;
+                cr_assert_float_eq(out[i * n + j], want, 1e-5 * (fabs(want) + 1), "(%zu, %zu) relu %d", i, j, relu);
+                cr_assert_float_eq(out[i * n + j], exact, 0.05 * (fabs(exact) + 1), "(%zu, %zu): far from float", i, j);
+            }
+        }
+    }
+    qmatrix_free(&m);
+    free(in);
+    free(w);
+    free(bias);
+    free(out);
+}
+
+// 1, 2 and 3 threads, and each row alone: the same bytes.
+Test(qgemm, same_bits_for_any_thread_count_and_batch) {
+    rng = 5;
+    size_t M = 24, n = 301, k = 200;
+    real *in = xmalloc(M * k * sizeof *in), *w = xmalloc(n * k * sizeof *w);
+    for (size_t i = 0; i < M * k; i++) in[i] = rand_real();
+    for (size_t i = 0; i < n * k; i++) w[i] = rand_real();
+    QMatrix m;
+    qmatrix_quantize(&m, w, n, k, 0);
+    double saved = par_min_fmas;
+    par_min_fmas = 0;  // split even this product
+    real *out[4];
+    for (int t = 1; t <= 3; t++) {
+        omp_set_num_threads(t);
+        out[t] = xmalloc(M * n * sizeof(real));
+        qgemm(out[t], n, in, k, M, &m, NULL, 0);
+    }
+    out[0] = xmalloc(M * n * sizeof(real));
+    for (size_t i = 0; i < M; i++) qgemm(out[0] + i * n, n, in + i * k, k, 1, &m, NULL, 0);
+    par_min_fmas = saved;
+    omp_set_num_threads(2);
+    cr_assert(memcmp(out[1], out[2], M * n * sizeof(real)) == 0, "1 vs 2 threads");
+    cr_assert(memcmp(out[1], out[3], M * n * sizeof(real)) == 0, "1 vs 3 threads");
+    cr_assert(memcmp(out[1], out[0], M * n * sizeof(real)) == 0, "batch vs rows alone");
+    for (int t = 0; t < 4; t++) free(out[t]);
+    qmatrix_free(&m);
+    free(in);
+    free(w);
+}
