@@ -109,7 +109,7 @@ if [ $? -eq 0 ] && grep -q "^BLEU = " "$T/out" && cmp -s "$T/hyp" "$T/hyp2"; the
 "$NMT" average --output="$T/avg.ckpt" "$T/ck/last.ckpt" >"$T/out" 2>"$T/err" && "$NMT" info "$T/avg.ckpt" >/dev/null 2>&1
 if [ $? -eq 0 ] && grep -q "averaged 1 checkpoints into $T/avg.ckpt" "$T/out"; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: average --output=...: $(cat "$T/err")"; fi
-for cmd in train translate eval info average bleu bpe bench "bench gemm" config-keys; do
+for cmd in train translate eval info average quantize bleu bpe bench "bench gemm" config-keys; do
     # shellcheck disable=SC2086  # "bench gemm" is two words
     expect 2 "nmt $cmd: unknown option '--bogus' (see: nmt $cmd --help)" -- "$NMT" $cmd --bogus=1
     # shellcheck disable=SC2086
@@ -197,6 +197,28 @@ if OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --set train.checkpoint_d
        --set train.label_smoothing=0.30000000000000004 --quiet >"$T/out" 2>"$T/err" &&
    grep -q "resuming with changed settings: train.max_steps$" "$T/err"; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: a resume with the same label_smoothing reports it changed: $(cat "$T/err")"; fi
+
+# int8: quantize -> info -> translate/eval, the same as --int8 on the float
+# checkpoint; commands that need float weights refuse an int8 checkpoint.
+"$NMT" quantize --checkpoint "$T/ck/last.ckpt" --output "$T/q.ckpt" >"$T/out" 2>"$T/err" &&
+    "$NMT" info "$T/q.ckpt" >"$T/info" 2>>"$T/err"
+if [ $? -eq 0 ] && grep -q "int8 matrices" "$T/out" && grep -q "^weights: int8 (13 matrices" "$T/info" &&
+   grep -q "qweights" "$T/info" && ! grep -q "adam_m" "$T/info" &&
+   [ "$(wc -c <"$T/q.ckpt")" -lt "$(wc -c <"$T/ck/last.ckpt")" ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: quantize/info: $(cat "$T/out" "$T/err")"; fi
+printf 'a b c\n\nb a\nc c c a\n' >"$T/q_in.txt"
+"$NMT" translate --checkpoint "$T/q.ckpt" --beam 2 <"$T/q_in.txt" >"$T/q1" 2>"$T/err" &&
+    "$NMT" translate --checkpoint "$T/ck/last.ckpt" --int8 --beam 2 <"$T/q_in.txt" >"$T/q2" 2>>"$T/err" &&
+    "$NMT" eval --checkpoint "$T/q.ckpt" --src "$T/s.txt" --ref "$T/t.txt" >"$T/out" 2>>"$T/err"
+if [ $? -eq 0 ] && [ "$(wc -l <"$T/q1")" -eq 4 ] && cmp -s "$T/q1" "$T/q2" && grep -q "^BLEU = " "$T/out"; then
+    pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: int8 translate/eval: $(cat "$T/err")"; fi
+expect 2 "is an int8 checkpoint (made by nmt quantize): average the float" -- "$NMT" average --output "$T/qa.ckpt" "$T/q.ckpt"
+expect 2 "is already an int8 checkpoint" -- "$NMT" quantize --checkpoint "$T/q.ckpt" --output "$T/qq.ckpt"
+expect 2 "q.ckpt: an int8 checkpoint (made by nmt quantize) holds no float weights or optimizer state" -- \
+    "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/qr" --resume "$T/q.ckpt"
+expect 2 "nmt quantize: needs --checkpoint IN and --output OUT" -- "$NMT" quantize --checkpoint "$T/q.ckpt"
+if [ ! -e "$T/qa.ckpt" ] && [ ! -e "$T/qq.ckpt" ] && [ ! -e "$T/qr/last.ckpt" ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: a refused int8 command wrote a file"; fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
