@@ -8,9 +8,12 @@
 // independent of the thread count, of the batch it is in and of the kernel
 // (AVX2 or portable): the same bits everywhere.
 //
-// AVX2 has no int8 multiply that cannot overflow (vpmaddubsw saturates at
-// 16 bits), so both operands are widened to int16 and multiplied with
-// vpmaddwd, whose pairwise sums into int32 are exact.
+// Kernels: with AVX-512 VNNI, vpdpbusd multiplies unsigned by signed bytes
+// and sums four products straight into int32 (the activations shifted by +128
+// to be unsigned, the shift's share 128 * sum(w) taken off again); with AVX2,
+// whose byte multiply (vpmaddubsw) saturates at 16 bits, both operands are
+// widened to int16 and vpmaddwd sums pairs exactly into int32. A portable C
+// loop does the same sums. All give the same integers, so the same bits.
 #ifndef NMT_QGEMM_H
 #define NMT_QGEMM_H
 
@@ -22,9 +25,12 @@ typedef struct {
     size_t n, k, kp;   // outputs, inputs, inputs rounded up to QGEMM_KSTEP
     int8_t *q;         // (n, kp): output j's weights in row j, zero after k
     float *scale;      // (n)
+    int32_t *colsum;   // (n): the sum of row j's values (for the VNNI kernel's shift)
 } QMatrix;
 
-enum { QGEMM_KSTEP = 16 };
+enum { QGEMM_KSTEP = 32 };
+
+typedef enum { QGEMM_BEST, QGEMM_PORTABLE, QGEMM_AVX2, QGEMM_VNNI } QgemmKernel;
 
 // Quantizes a float matrix. in_out = 1: w is (k, n), a linear layer's
 // (inputs, outputs) weights; in_out = 0: w is (n, k), e.g. an embedding table
@@ -43,8 +49,11 @@ int8_t quantize_value(real x, real inv_scale);
 void qgemm(real *out, size_t ldo, const real *in, size_t ldi, size_t M, const QMatrix *m,
            const real *bias, int relu);
 
-// The exact sums alone, for tests: acc (M, n) = a (M, kp) . m^T with a in
-// -127..127 (int16), by the kernel qgemm uses (portable = 1: the plain loops).
-void qgemm_int32(int32_t *acc, const int16_t *a, size_t M, const QMatrix *m, int portable);
+// The exact sums alone, for tests and benchmarks: acc (M, n) = a (M, kp) . m^T
+// with a in -127..127 (zero after k), by the given kernel. Returns 0 when this
+// build or machine lacks that kernel. qgemm uses QGEMM_BEST, the fastest built.
+int qgemm_int32(int32_t *acc, const int8_t *a, size_t M, const QMatrix *m, QgemmKernel kernel);
+// The name of the kernel QGEMM_BEST is ("avx512-vnni", "avx2", "portable").
+const char *qgemm_kernel_name(void);
 
 #endif

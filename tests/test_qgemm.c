@@ -35,30 +35,40 @@ static QMatrix random_qmatrix(size_t n, size_t k, int extreme) {
     return m;
 }
 
-static int16_t *random_rows(size_t M, size_t kp, size_t k, int sign) {
-    int16_t *a = xcalloc(M * kp + 1, sizeof *a);
+static int8_t *random_rows(size_t M, size_t kp, size_t k, int sign) {
+    int8_t *a = xcalloc(M * kp + 1, 1);
     for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < k; j++) a[i * kp + j] = (int16_t)(sign ? 127 * sign : rand_q());
+        for (size_t j = 0; j < k; j++) a[i * kp + j] = (int8_t)(sign ? 127 * sign : rand_q());
     return a;
 }
 
-static void expect_exact_sums(size_t M, size_t n, size_t k, int extreme) {
+static const QgemmKernel KERNELS[] = {QGEMM_PORTABLE, QGEMM_AVX2, QGEMM_VNNI, QGEMM_BEST};
+static const char *const KERNEL_NAMES[] = {"portable", "avx2", "vnni", "best"};
+
+// Every kernel this build has against 64-bit sums; returns how many ran.
+static int expect_exact_sums(size_t M, size_t n, size_t k, int extreme) {
     QMatrix m = random_qmatrix(n, k, extreme);
-    int16_t *a = random_rows(M, m.kp, k, extreme);
-    int32_t *fast = xmalloc(M * n * sizeof *fast), *port = xmalloc(M * n * sizeof *port);
-    qgemm_int32(fast, a, M, &m, 0);
-    qgemm_int32(port, a, M, &m, 1);
+    int8_t *a = random_rows(M, m.kp, k, extreme);
+    int32_t *got = xmalloc(M * n * sizeof *got);
+    int64_t *want = xmalloc(M * n * sizeof *want);
     for (size_t i = 0; i < M; i++)
         for (size_t j = 0; j < n; j++) {
-            int64_t want = 0;
-            for (size_t t = 0; t < k; t++) want += (int64_t)a[i * m.kp + t] * (int64_t)m.q[j * m.kp + t];
-            cr_assert_eq((int64_t)fast[i * n + j], want, "kernel M %zu n %zu k %zu at (%zu, %zu)", M, n, k, i, j);
-            cr_assert_eq((int64_t)port[i * n + j], want, "portable M %zu n %zu k %zu at (%zu, %zu)", M, n, k, i, j);
+            want[i * n + j] = 0;
+            for (size_t t = 0; t < k; t++) want[i * n + j] += (int64_t)a[i * m.kp + t] * (int64_t)m.q[j * m.kp + t];
         }
-    free(fast);
-    free(port);
+    int ran = 0;
+    for (int kern = 0; kern < 4; kern++) {
+        if (!qgemm_int32(got, a, M, &m, KERNELS[kern])) continue;
+        ran++;
+        for (size_t i = 0; i < M * n; i++)
+            cr_assert_eq((int64_t)got[i], want[i], "%s kernel, M %zu n %zu k %zu at (%zu, %zu)", KERNEL_NAMES[kern], M,
+                         n, k, i / n, i % n);
+    }
+    free(got);
+    free(want);
     free(a);
     qmatrix_free(&m);
+    return ran;
 }
 
 Test(qgemm, integer_sums_are_exact_on_every_edge_tile) {
@@ -68,22 +78,41 @@ Test(qgemm, integer_sums_are_exact_on_every_edge_tile) {
     const size_t ks[] = {1, 15, 16, 17, 33, 100};
     for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
         for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
-            for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) expect_exact_sums(Ms[a], ns[b], ks[c], 0);
+            for (size_t c = 0; c < sizeof ks / sizeof *ks; c++)
+                cr_assert_geq(expect_exact_sums(Ms[a], ns[b], ks[c], 0), 2, "the portable and the best kernel");
+}
+
+Test(qgemm, the_best_kernel_is_one_this_build_has) {
+    const char *name = qgemm_kernel_name();
+    cr_assert(!strcmp(name, "avx512-vnni") || !strcmp(name, "avx2") || !strcmp(name, "portable"), "%s", name);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    cr_assert_str_eq(name, "avx512-vnni");
+#elif defined(__AVX2__)
+    cr_assert_str_eq(name, "avx2");
+#endif
 }
 
 // The largest products: every term +-127*127; vpmaddubsw would saturate here
-// (two terms of 127*127 overflow int16), the int16 x int16 path must not.
+// (two terms of 127*127 overflow int16); no kernel may.
 Test(qgemm, largest_magnitudes_do_not_saturate) {
     rng = 2;
     expect_exact_sums(5, 3, 4099, 1);
-    QMatrix m = random_qmatrix(2, 4096, 0);
-    for (size_t i = 0; i < 4096; i++) m.q[i] = 127, m.q[m.kp + i] = -127;
-    int16_t *a = random_rows(3, m.kp, 4096, 1);
-    int32_t acc[6];
-    qgemm_int32(acc, a, 3, &m, 0);
-    for (int i = 0; i < 3; i++) {
-        cr_assert_eq(acc[i * 2], 127 * 127 * 4096);
-        cr_assert_eq(acc[i * 2 + 1], -127 * 127 * 4096);
+    expect_exact_sums(5, 3, 4099, -1);
+    static int8_t w[2 * 4096];
+    float sc[2] = {1, 1};
+    for (size_t i = 0; i < 4096; i++) w[i] = 127, w[4096 + i] = -127;
+    QMatrix m;
+    qmatrix_from_int8(&m, w, sc, 2, 4096);
+    int8_t *a = random_rows(3, m.kp, 4096, 1);
+    for (size_t i = 0; i < 4096; i++) a[2 * m.kp + i] = -127;
+    for (int kern = 0; kern < 4; kern++) {
+        int32_t acc[6];
+        if (!qgemm_int32(acc, a, 3, &m, KERNELS[kern])) continue;
+        for (int i = 0; i < 3; i++) {
+            int32_t sign = i == 2 ? -1 : 1;
+            cr_assert_eq(acc[i * 2], sign * 127 * 127 * 4096, "%s", KERNEL_NAMES[kern]);
+            cr_assert_eq(acc[i * 2 + 1], -sign * 127 * 127 * 4096, "%s", KERNEL_NAMES[kern]);
+        }
     }
     free(a);
     qmatrix_free(&m);
