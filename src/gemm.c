@@ -17,6 +17,7 @@
 
 #include <omp.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "util.h"
@@ -456,6 +457,48 @@ static void run(const Gemm *g, int par) {
     }
 }
 
+// One row of A (M = 1) without bias or clamp, as at every step of decoding
+// (a query against its cached keys, its weights against the cached values):
+// the blocked path would pack B for a single row. The same sums as the
+// kernels make: the same K blocks, each element summed in k order from zero
+// with the same operation per term (an FMA where the kernel has one), then
+// alpha * sum, and beta * C added as the kernel adds it. So the same bits.
+#ifdef GEMM_AVX2
+#define TERM(acc, a, b) fmaf(a, b, acc)
+#define PLUS_BETA_C(beta, c, t) fmaf(beta, c, t)
+#else
+#define TERM(acc, a, b) ((acc) + (a) * (b))
+#define PLUS_BETA_C(beta, c, t) ((beta) * (c) + (t))
+#endif
+static void row_product(const GemmCall *g) {
+    size_t N = g->N, K = g->K, nkb = ceil_div(K, KC);
+    const real *A = g->A, *B = g->B;
+    real *C = g->C;
+    for (size_t p = 0; p < nkb; p++) {
+        size_t k0 = K * p / nkb, k1 = K * (p + 1) / nkb;
+        real beta = p == 0 ? g->beta : 1;
+        for (size_t j0 = 0; j0 < N; j0 += 64) {
+            size_t nj = N - j0 < 64 ? N - j0 : 64;
+            real acc[64] = {0};
+            if (g->trans_b) {  // B(k, j) = B[j ldb + k]: one sum per j
+                for (size_t j = 0; j < nj; j++)
+                    for (size_t k = k0; k < k1; k++)
+                        acc[j] = TERM(acc[j], g->trans_a ? A[k * g->lda] : A[k], B[(j0 + j) * g->ldb + k]);
+            } else {           // B(k, j) = B[k ldb + j]: all j at once, k by k
+                for (size_t k = k0; k < k1; k++) {
+                    real a = g->trans_a ? A[k * g->lda] : A[k];
+                    const real *b = B + k * g->ldb + j0;
+                    for (size_t j = 0; j < nj; j++) acc[j] = TERM(acc[j], a, b[j]);
+                }
+            }
+            for (size_t j = 0; j < nj; j++) {
+                real t = g->alpha * acc[j];
+                C[j0 + j] = beta != 0 ? PLUS_BETA_C(beta, C[j0 + j], t) : t;
+            }
+        }
+    }
+}
+
 void gemm_call(const GemmCall *call) {
     size_t M = call->M, N = call->N, K = call->K, ldc = call->ldc;
     real beta = call->beta, *C = call->C;
@@ -468,6 +511,10 @@ void gemm_call(const GemmCall *call) {
                 real t = bias ? bias[j] : beta != 0 ? beta * C[i * ldc + j] : 0;
                 C[i * ldc + j] = relu && !(t > 0) ? 0 : t;
             }
+        return;
+    }
+    if (M == 1 && !bias && !relu) {
+        row_product(call);
         return;
     }
     Gemm g = {.ta = call->trans_a, .tb = trans_b, .M = M, .N = N, .K = K,

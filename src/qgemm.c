@@ -29,12 +29,18 @@ static void alloc_matrix(QMatrix *m, size_t n, size_t k) {
     m->colsum = xcalloc(n ? n : 1, sizeof(int32_t));
 }
 
-static void sum_rows(QMatrix *m) {
+static int8_t *pack_panels(const QMatrix *m, QgemmKernel k);
+static QgemmKernel best(void);
+
+// What every kernel needs beside the values: the row sums and the best
+// kernel's panels.
+static void finish(QMatrix *m) {
     for (size_t j = 0; j < m->n; j++) {
         int32_t s = 0;
         for (size_t i = 0; i < m->k; i++) s += m->q[j * m->kp + i];
         m->colsum[j] = s;
     }
+    m->panels = pack_panels(m, best());
 }
 
 void qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out) {
@@ -52,14 +58,14 @@ void qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out)
         for (size_t i = 0; i < k; i++)
             m->q[j * m->kp + i] = quantize_value(in_out ? w[i * n + j] : w[j * k + i], inv);
     }
-    sum_rows(m);
+    finish(m);
 }
 
 void qmatrix_from_int8(QMatrix *m, const int8_t *q, const float *scale, size_t n, size_t k) {
     alloc_matrix(m, n, k);
     for (size_t j = 0; j < n; j++) memcpy(m->q + j * m->kp, q + j * k, k);
     if (n) memcpy(m->scale, scale, n * sizeof(float));
-    sum_rows(m);
+    finish(m);
 }
 
 void qmatrix_dequantize(const QMatrix *m, real *w, int in_out) {
@@ -75,81 +81,30 @@ void qmatrix_free(QMatrix *m) {
     free(m->q);
     free(m->scale);
     free(m->colsum);
+    free(m->panels);
     memset(m, 0, sizeof *m);
 }
 
 // ---------------------------------------------------------------- the sums
-// Every kernel computes acc[r][c] = a row r . w row c over kp values for a
-// block of rows and outputs; blocks of 4 rows x 2 outputs, edges one row or
-// one output at a time. The rows come prepared for the kernel (prepare()).
+// The SIMD kernels compute a tile of up to 4 rows x 16 outputs as eight
+// vectors of 8 int32 sums, with no horizontal additions: the weights sit in
+// panels of 16 outputs where each group of G consecutive inputs of the 16
+// outputs lies side by side ([panel][k / G][16][G]), and each row's G inputs
+// are broadcast to all lanes. G = 4 bytes for vpdpbusd (VNNI), G = 2 for
+// vpmaddwd (AVX2, widened to int16 as they are loaded). The portable kernel
+// reads the plain rows.
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define HAVE_VNNI 1
 #endif
 
-#ifdef __AVX2__
-static inline int32_t hsum(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-#define LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
-#define WIDEN(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
-#define MADD(s, x, w) s = _mm256_add_epi32(s, _mm256_madd_epi16(x, w))
+enum { TILE_ROWS = 8, TILE_COLS = 16 };
 
-// AVX2: a as int16, 16 values per step.
-static void block4x2_avx2(int32_t *acc, size_t ld, const int16_t *a, const int8_t *w, size_t kp) {
-    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-    for (size_t k = 0; k < kp; k += 16) {
-        __m256i w0 = WIDEN(w + k), w1 = WIDEN(w + kp + k), x;
-        x = LOAD(a + k);          MADD(s00, x, w0); MADD(s01, x, w1);
-        x = LOAD(a + kp + k);     MADD(s10, x, w0); MADD(s11, x, w1);
-        x = LOAD(a + 2 * kp + k); MADD(s20, x, w0); MADD(s21, x, w1);
-        x = LOAD(a + 3 * kp + k); MADD(s30, x, w0); MADD(s31, x, w1);
-    }
-    acc[0] = hsum(s00), acc[1] = hsum(s01), acc[ld] = hsum(s10), acc[ld + 1] = hsum(s11);
-    acc[2 * ld] = hsum(s20), acc[2 * ld + 1] = hsum(s21), acc[3 * ld] = hsum(s30), acc[3 * ld + 1] = hsum(s31);
-}
+// Rows per tile: 8 with VNNI (16 accumulators: AVX-512 has 32 vector
+// registers), 6 with AVX2 (12 of its 16).
+static int tile_rows(QgemmKernel k) { return k == QGEMM_VNNI ? 8 : k == QGEMM_AVX2 ? 6 : 4; }
 
-static int32_t dot_avx2(const int16_t *a, const int8_t *w, size_t kp) {
-    __m256i s = _mm256_setzero_si256();
-    for (size_t k = 0; k < kp; k += 16) MADD(s, LOAD(a + k), WIDEN(w + k));
-    return hsum(s);
-}
-#endif
-
-#ifdef HAVE_VNNI
-// VNNI: a as unsigned bytes (value + 128), 32 values per step; the +128 adds
-// 128 * colsum to every sum, taken off at the end (exactly: integers).
-#define DP(s, x, w) s = _mm256_dpbusd_epi32(s, x, w)
-static void block4x2_vnni(int32_t *acc, size_t ld, const uint8_t *a, const int8_t *w, size_t kp, const int32_t *cs) {
-    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-    for (size_t k = 0; k < kp; k += 32) {
-        __m256i w0 = LOAD(w + k), w1 = LOAD(w + kp + k), x;
-        x = LOAD(a + k);          DP(s00, x, w0); DP(s01, x, w1);
-        x = LOAD(a + kp + k);     DP(s10, x, w0); DP(s11, x, w1);
-        x = LOAD(a + 2 * kp + k); DP(s20, x, w0); DP(s21, x, w1);
-        x = LOAD(a + 3 * kp + k); DP(s30, x, w0); DP(s31, x, w1);
-    }
-    int32_t c0 = 128 * cs[0], c1 = 128 * cs[1];
-    acc[0] = hsum(s00) - c0, acc[1] = hsum(s01) - c1, acc[ld] = hsum(s10) - c0, acc[ld + 1] = hsum(s11) - c1;
-    acc[2 * ld] = hsum(s20) - c0, acc[2 * ld + 1] = hsum(s21) - c1;
-    acc[3 * ld] = hsum(s30) - c0, acc[3 * ld + 1] = hsum(s31) - c1;
-}
-
-static int32_t dot_vnni(const uint8_t *a, const int8_t *w, size_t kp, int32_t cs) {
-    __m256i s = _mm256_setzero_si256();
-    for (size_t k = 0; k < kp; k += 32) DP(s, LOAD(a + k), LOAD(w + k));
-    return hsum(s) - 128 * cs;
-}
-#endif
-
-static int32_t dot_portable(const int8_t *a, const int8_t *w, size_t kp) {
-    int32_t s = 0;
-    for (size_t k = 0; k < kp; k++) s += (int32_t)a[k] * (int32_t)w[k];
-    return s;
-}
+static size_t group_of(QgemmKernel k) { return k == QGEMM_VNNI ? 4 : 2; }
 
 static int available(QgemmKernel k) {
     if (k == QGEMM_PORTABLE) return 1;
@@ -171,10 +126,23 @@ const char *qgemm_kernel_name(void) {
     return k == QGEMM_VNNI ? "avx512-vnni" : k == QGEMM_AVX2 ? "avx2" : "portable";
 }
 
-// Bytes per prepared value: int16 for AVX2, a byte otherwise.
+static int8_t *pack_panels(const QMatrix *m, QgemmKernel k) {
+    if (k == QGEMM_PORTABLE) return NULL;
+    size_t G = group_of(k), kp = m->kp, np = (m->n + TILE_COLS - 1) / TILE_COLS;
+    int8_t *b = xcalloc(np * kp * TILE_COLS + 64, 1);
+    for (size_t p = 0; p < np; p++)
+        for (size_t g = 0; g < kp / G; g++)
+            for (size_t c = 0; c < TILE_COLS; c++) {
+                size_t j = p * TILE_COLS + c;
+                if (j < m->n) memcpy(b + ((p * (kp / G) + g) * TILE_COLS + c) * G, m->q + j * kp + g * G, G);
+            }
+    return b;
+}
+
+// Bytes per prepared activation: int16 for AVX2, a byte otherwise.
 static size_t prepared_size(QgemmKernel k) { return k == QGEMM_AVX2 ? 2 : 1; }
 
-// n int8 values as the kernel reads them.
+// n int8 activations as the kernel reads them.
 static void prepare(void *dst, const int8_t *q, size_t n, QgemmKernel k) {
     if (k == QGEMM_AVX2)
         for (size_t i = 0; i < n; i++) ((int16_t *)dst)[i] = q[i];
@@ -184,42 +152,137 @@ static void prepare(void *dst, const int8_t *q, size_t n, QgemmKernel k) {
         memcpy(dst, q, n);
 }
 
-// Rows [0, M) of the prepared a against outputs [j0, j1): acc (M, ld) at column j0.
-static void sums(int32_t *acc, size_t ld, const void *a, size_t M, const QMatrix *m, size_t j0, size_t j1,
-                 QgemmKernel kern) {
-    size_t kp = m->kp;
-    for (size_t j = j0; j < j1; j += 2) {
-        size_t nr = j + 2 <= j1 ? 2 : 1;
-        const int8_t *w = m->q + j * kp;
-        for (size_t i = 0; i < M; i += 4) {
-            size_t mr = i + 4 <= M ? 4 : M - i;
-            int32_t *o = acc + i * ld + j;
+static int32_t load4(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// tile[r][c] (r < mr) = prepared rows a (stride kp) . the panel's 16 outputs.
 #ifdef __AVX2__
-            if (kern == QGEMM_AVX2) {
-                const int16_t *x = (const int16_t *)a + i * kp;
-                if (mr == 4 && nr == 2) block4x2_avx2(o, ld, x, w, kp);
-                else
-                    for (size_t r = 0; r < mr; r++)
-                        for (size_t c = 0; c < nr; c++) o[r * ld + c] = dot_avx2(x + r * kp, w + c * kp, kp);
-                continue;
-            }
-#endif
-#ifdef HAVE_VNNI
-            if (kern == QGEMM_VNNI) {
-                const uint8_t *x = (const uint8_t *)a + i * kp;
-                if (mr == 4 && nr == 2) block4x2_vnni(o, ld, x, w, kp, m->colsum + j);
-                else
-                    for (size_t r = 0; r < mr; r++)
-                        for (size_t c = 0; c < nr; c++)
-                            o[r * ld + c] = dot_vnni(x + r * kp, w + c * kp, kp, m->colsum[j + c]);
-                continue;
-            }
-#endif
-            const int8_t *x = (const int8_t *)a + i * kp;
-            for (size_t r = 0; r < mr; r++)
-                for (size_t c = 0; c < nr; c++) o[r * ld + c] = dot_portable(x + r * kp, w + c * kp, kp);
-        }
+#define DEFINE_TILE(NAME, ELEM, G, WLOAD, DOT)                                                          \
+    static inline __attribute__((always_inline)) void NAME##_rows(int mr, int32_t tile[TILE_ROWS][TILE_COLS], \
+                                                                   const ELEM *a, size_t kp, const int8_t *panel) { \
+        __m256i s[TILE_ROWS][2];                                                                        \
+        for (int r = 0; r < mr; r++) s[r][0] = s[r][1] = _mm256_setzero_si256();                        \
+        for (size_t g = 0; g < kp / G; g++) {                                                           \
+            __m256i w0, w1;                                                                             \
+            WLOAD(panel + g * TILE_COLS * G);                                                           \
+            for (int r = 0; r < mr; r++) {                                                              \
+                __m256i x = _mm256_set1_epi32(load4(a + r * kp + g * G));                               \
+                DOT(s[r][0], x, w0);                                                                    \
+                DOT(s[r][1], x, w1);                                                                    \
+            }                                                                                           \
+        }                                                                                               \
+        for (int r = 0; r < mr; r++) {                                                                  \
+            _mm256_storeu_si256((__m256i *)tile[r], s[r][0]);                                           \
+            _mm256_storeu_si256((__m256i *)(tile[r] + 8), s[r][1]);                                     \
+        }                                                                                               \
+    }                                                                                                   \
+    static void NAME(int mr, int32_t tile[TILE_ROWS][TILE_COLS], const ELEM *a, size_t kp, const int8_t *panel) { \
+        switch (mr) {  /* each row count its own unrolled copy */                                       \
+        case 8: NAME##_rows(8, tile, a, kp, panel); break;                                              \
+        case 7: NAME##_rows(7, tile, a, kp, panel); break;                                              \
+        case 6: NAME##_rows(6, tile, a, kp, panel); break;                                              \
+        case 5: NAME##_rows(5, tile, a, kp, panel); break;                                              \
+        case 4: NAME##_rows(4, tile, a, kp, panel); break;                                              \
+        case 3: NAME##_rows(3, tile, a, kp, panel); break;                                              \
+        case 2: NAME##_rows(2, tile, a, kp, panel); break;                                              \
+        default: NAME##_rows(1, tile, a, kp, panel); break;                                             \
+        }                                                                                               \
     }
+
+#define WIDEN_PAIRS(p)                                                   \
+    w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)));  \
+    w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p) + 1))
+#define MADD(s, x, w) s = _mm256_add_epi32(s, _mm256_madd_epi16(x, w))
+DEFINE_TILE(tile_avx2_edge, int16_t, 2, WIDEN_PAIRS, MADD)
+
+// The full 6-row tile, accumulators named (see tile_vnni).
+#define ROW_MADD(r)                                                        \
+    x = _mm256_set1_epi32(load4(a + (r) * kp + g * 2));                    \
+    MADD(s##r##0, x, w0);                                                  \
+    MADD(s##r##1, x, w1)
+#define ROW_STORE(r)                                                       \
+    _mm256_storeu_si256((__m256i *)tile[r], s##r##0);                      \
+    _mm256_storeu_si256((__m256i *)(tile[r] + 8), s##r##1)
+static void tile_avx2(int mr, int32_t tile[TILE_ROWS][TILE_COLS], const int16_t *a, size_t kp, const int8_t *panel) {
+    if (mr != 6) {
+        tile_avx2_edge(mr, tile, a, kp, panel);
+        return;
+    }
+    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00,
+            s31 = s00, s40 = s00, s41 = s00, s50 = s00, s51 = s00;
+    for (size_t g = 0; g < kp / 2; g++) {
+        __m256i w0, w1, x;
+        WIDEN_PAIRS(panel + g * 32);
+        ROW_MADD(0); ROW_MADD(1); ROW_MADD(2); ROW_MADD(3); ROW_MADD(4); ROW_MADD(5);
+    }
+    ROW_STORE(0); ROW_STORE(1); ROW_STORE(2); ROW_STORE(3); ROW_STORE(4); ROW_STORE(5);
+}
+
+#ifdef HAVE_VNNI
+#define LOAD_QUADS(p)                                   \
+    w0 = _mm256_loadu_si256((const __m256i *)(p));      \
+    w1 = _mm256_loadu_si256((const __m256i *)(p) + 1)
+#define DPBUSD(s, x, w) s = _mm256_dpbusd_epi32(s, x, w)
+DEFINE_TILE(tile_vnni_edge, uint8_t, 4, LOAD_QUADS, DPBUSD)
+
+// The full 8-row tile with its 16 accumulators named one by one: GCC keeps
+// them in registers then (with an array it moved and spilled them).
+#define ROW_DP(r)                                                          \
+    x = _mm256_set1_epi32(load4(a + (r) * kp + g * 4));                    \
+    s##r##0 = _mm256_dpbusd_epi32(s##r##0, x, w0);                         \
+    s##r##1 = _mm256_dpbusd_epi32(s##r##1, x, w1)
+static void tile_vnni(int mr, int32_t tile[TILE_ROWS][TILE_COLS], const uint8_t *a, size_t kp, const int8_t *panel) {
+    if (mr != 8) {
+        tile_vnni_edge(mr, tile, a, kp, panel);
+        return;
+    }
+    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00,
+            s31 = s00, s40 = s00, s41 = s00, s50 = s00, s51 = s00, s60 = s00, s61 = s00, s70 = s00, s71 = s00;
+    for (size_t g = 0; g < kp / 4; g++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(panel + g * 64));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(panel + g * 64 + 32)), x;
+        ROW_DP(0); ROW_DP(1); ROW_DP(2); ROW_DP(3); ROW_DP(4); ROW_DP(5); ROW_DP(6); ROW_DP(7);
+    }
+    ROW_STORE(0); ROW_STORE(1); ROW_STORE(2); ROW_STORE(3); ROW_STORE(4); ROW_STORE(5); ROW_STORE(6); ROW_STORE(7);
+}
+#endif
+#endif
+
+static void tile_portable(int mr, int32_t tile[TILE_ROWS][TILE_COLS], const int8_t *a, size_t kp,
+                          const QMatrix *m, size_t j0, size_t nc) {
+    for (int r = 0; r < mr; r++)
+        for (size_t c = 0; c < nc; c++) {
+            int32_t s = 0;
+            const int8_t *w = m->q + (j0 + c) * kp;
+            for (size_t k = 0; k < kp; k++) s += (int32_t)a[r * kp + k] * (int32_t)w[k];
+            tile[r][c] = s;
+        }
+}
+
+// The exact sums of rows [i, i + mr) against outputs [j0, j0 + nc) of panel
+// j0 / 16, by kernel kern over the prepared rows a; panels as pack_panels(kern).
+static void tile_sums(int32_t tile[TILE_ROWS][TILE_COLS], const void *a, size_t i, int mr, const QMatrix *m,
+                      const int8_t *panels, size_t j0, size_t nc, QgemmKernel kern) {
+    size_t kp = m->kp;
+    const int8_t *panel = panels ? panels + (j0 / TILE_COLS) * kp * TILE_COLS : NULL;
+#ifdef __AVX2__
+    if (kern == QGEMM_AVX2) {
+        tile_avx2(mr, tile, (const int16_t *)a + i * kp, kp, panel);
+        return;
+    }
+#ifdef HAVE_VNNI
+    if (kern == QGEMM_VNNI) {
+        tile_vnni(mr, tile, (const uint8_t *)a + i * kp, kp, panel);
+        for (int r = 0; r < mr; r++)  // the +128 shift's share
+            for (size_t c = 0; c < nc; c++) tile[r][c] -= 128 * m->colsum[j0 + c];
+        return;
+    }
+#endif
+#endif
+    tile_portable(mr, tile, (const int8_t *)a + i * kp, kp, m, j0, nc);
 }
 
 int qgemm_int32(int32_t *acc, const int8_t *a, size_t M, const QMatrix *m, QgemmKernel kernel) {
@@ -227,7 +290,17 @@ int qgemm_int32(int32_t *acc, const int8_t *a, size_t M, const QMatrix *m, Qgemm
     if (!available(kernel)) return 0;
     void *x = xmalloc(M * m->kp * prepared_size(kernel) + 64);
     prepare(x, a, M * m->kp, kernel);
-    sums(acc, m->n, x, M, m, 0, m->n, kernel);
+    int8_t *panels = pack_panels(m, kernel);
+    int32_t tile[TILE_ROWS][TILE_COLS];
+    size_t tr = (size_t)tile_rows(kernel);
+    for (size_t j0 = 0; j0 < m->n; j0 += TILE_COLS)
+        for (size_t i = 0; i < M; i += tr) {
+            int mr = M - i < tr ? (int)(M - i) : (int)tr;
+            size_t nc = m->n - j0 < TILE_COLS ? m->n - j0 : TILE_COLS;
+            tile_sums(tile, x, i, mr, m, panels, j0, nc, kernel);
+            for (int r = 0; r < mr; r++) memcpy(acc + (i + (size_t)r) * m->n + j0, tile[r], nc * sizeof(int32_t));
+        }
+    free(panels);
     free(x);
     return 1;
 }
@@ -280,29 +353,52 @@ static void quantize_row(int8_t *q, float *scale, const real *x, size_t k, size_
     memset(q + k, 0, kp - k);
 }
 
-enum { COLS_PIECE = 32 };  // outputs per work item
+// out rows [i, i + mr), outputs [j0, j0 + nc) from their sums: the same
+// operations in the same order for every kernel, so the same bits.
+static void store_tile(real *out, size_t ldo, int32_t tile[TILE_ROWS][TILE_COLS], size_t i, int mr, size_t j0,
+                       size_t nc, const float *rs, const QMatrix *m, const real *bias, int relu) {
+    for (int r = 0; r < mr; r++) {
+        real *o = out + (i + (size_t)r) * ldo + j0;
+        size_t c = 0;
+#if defined(__AVX2__) && !defined(NMT_DOUBLE)
+        __m256 row = _mm256_set1_ps(rs[i + (size_t)r]), zero = _mm256_setzero_ps();
+        for (; c + 8 <= nc; c += 8) {
+            __m256 v = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(tile[r] + c)));
+            v = _mm256_mul_ps(v, _mm256_mul_ps(row, _mm256_loadu_ps(m->scale + j0 + c)));
+            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j0 + c));
+            if (relu) v = _mm256_max_ps(v, zero);  // max(-0, +0) is +0, as below
+            _mm256_storeu_ps(o + c, v);
+        }
+#endif
+        for (; c < nc; c++) {
+            real v = (real)((float)tile[r][c] * (rs[i + (size_t)r] * m->scale[j0 + c]));
+            if (bias) v += bias[j0 + c];
+            o[c] = relu && !(v > 0) ? 0 : v;
+        }
+    }
+}
 
 void qgemm(real *out, size_t ldo, const real *in, size_t ldi, size_t M, const QMatrix *m,
            const real *bias, int relu) {
     size_t n = m->n, kp = m->kp;
     if (M == 0 || n == 0) return;
     QgemmKernel kern = best();
-    Scratch *s = scratch(M * kp, M * kp * prepared_size(kern) + 64, M * n, M);
+    Scratch *s = scratch(M * kp, M * kp * prepared_size(kern) + 64, 0, M);
     for (size_t i = 0; i < M; i++) quantize_row(s->q + i * kp, &s->row_scale[i], in + i * ldi, m->k, kp);
     prepare(s->prepared, s->q, M * kp, kern);
-    int32_t *acc = s->acc;
     const void *a = s->prepared;
     const float *rs = s->row_scale;
-    size_t pieces = (n + COLS_PIECE - 1) / COLS_PIECE;
+    size_t panels = (n + TILE_COLS - 1) / TILE_COLS;
+    // Work items: one panel of outputs for every row, so a thread reads its
+    // weights once; rows are read by all.
     #pragma omp parallel for schedule(dynamic, 1) if ((double)M * (double)n * (double)kp > par_min_fmas)
-    for (size_t p = 0; p < pieces; p++) {
-        size_t j0 = p * COLS_PIECE, j1 = j0 + COLS_PIECE < n ? j0 + COLS_PIECE : n;
-        sums(acc, n, a, M, m, j0, j1, kern);
-        for (size_t i = 0; i < M; i++)
-            for (size_t j = j0; j < j1; j++) {
-                real v = (real)((float)acc[i * n + j] * (rs[i] * m->scale[j]));
-                if (bias) v += bias[j];
-                out[i * ldo + j] = relu && !(v > 0) ? 0 : v;
-            }
+    for (size_t p = 0; p < panels; p++) {
+        int32_t tile[TILE_ROWS][TILE_COLS];
+        size_t j0 = p * TILE_COLS, nc = n - j0 < TILE_COLS ? n - j0 : TILE_COLS, tr = (size_t)tile_rows(kern);
+        for (size_t i = 0; i < M; i += tr) {
+            int mr = M - i < tr ? (int)(M - i) : (int)tr;
+            tile_sums(tile, a, i, mr, m, m->panels, j0, nc, kern);
+            store_tile(out, ldo, tile, i, mr, j0, nc, rs, m, bias, relu);
+        }
     }
 }

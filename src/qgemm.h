@@ -26,6 +26,7 @@ typedef struct {
     int8_t *q;         // (n, kp): output j's weights in row j, zero after k
     float *scale;      // (n)
     int32_t *colsum;   // (n): the sum of row j's values (for the VNNI kernel's shift)
+    int8_t *panels;    // the values again, laid out for the fastest kernel (qgemm.c)
 } QMatrix;
 
 enum { QGEMM_KSTEP = 32 };

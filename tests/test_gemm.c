@@ -331,6 +331,34 @@ Test(gemm, transposed_copy_same_bits) {
     }
 }
 
+// A single row (M = 1: decoding's attention at every step) takes a path of
+// its own; it must give the bits of the same row inside a larger product, in
+// every layout, across K blocks (K > 256) and with beta.
+Test(gemm, single_row_same_bits_as_in_a_block) {
+    lcg_state = 10;
+    const size_t shapes[][2] = {{37, 32}, {32, 21}, {130, 300}, {8000, 256}, {65, 513}};
+    for (int layout = 0; layout < 4; layout++)
+        for (int sh = 0; sh < 5; sh++) {
+            int ta = layout & 1, tb = layout >> 1;
+            Prob p = make_prob(ta, tb, 7, shapes[sh][0], shapes[sh][1], 3, 0);
+            for (int with_beta = 0; with_beta < 2; with_beta++) {
+                real beta = with_beta ? (real)0.75 : 0, alpha = (real)0.37;
+                real *all = run_gemm(&p, alpha, beta, 0);
+                for (size_t r = 0; r < p.M; r++) {
+                    real *c = malloc(p.N * sizeof(real));
+                    memcpy(c, p.C0 + r * p.ldc, p.N * sizeof(real));
+                    const real *a = ta ? p.A + r : p.A + r * p.lda;
+                    gemm(ta, tb, 1, p.N, p.K, alpha, a, p.lda, p.B, p.ldb, beta, c, p.N);
+                    cr_assert(memcmp(c, all + r * p.ldc, p.N * sizeof(real)) == 0,
+                              "layout %d shape %d beta %g: row %zu alone differs", layout, sh, (double)beta, r);
+                    free(c);
+                }
+                free(all);
+            }
+            free_prob(&p);
+        }
+}
+
 // `nmt bench gemm --shape` accepts MxNxK within the limits and nothing else
 // (its other options are checked by tests/cli.sh).
 Test(gemm, bench_parses_shapes) {
