@@ -12,7 +12,8 @@ struct DecodeState {
     size_t group, max_tgt, layers, C, B, S, rows;
     Acts *a;                   // the encoder over the sources; the decoder over one position per row
     real *cache_buf;           // every layer's cached keys and values, and the spare: one block
-    KVCache *cache;            // per decoder layer, (max rows, max_tgt, C) each
+    KVCache *cache;            // per decoder layer: keys (max rows, C, max_tgt), values (max rows, max_tgt, C)
+    real **cross_kt;           // per decoder layer: the source keys transposed, (max sources, C, max_src)
     real *spare;               // beam reordering gathers a cache into it
     real *out_t;               // the output projection transposed (C, V)
     int *self_len, *cross_len; // per row: positions so far, source length
@@ -38,6 +39,8 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
         d->cache[l].cap = max_tgt;
     }
     d->spare = arena_take(&cur, per);
+    d->cross_kt = xcalloc(L, sizeof *d->cross_kt);
+    for (size_t l = 0; l < L; l++) d->cross_kt[l] = xmalloc(max_sources * C * max_src * sizeof(real));
     // The logits of a few rows against the (V, C) projection would have the
     // product pack (transpose) all of it at every step; a (C, V) copy made once
     // is read in place. The same sums in the same order: the same bits.
@@ -60,6 +63,8 @@ void decode_state_free(DecodeState *d) {
     acts_free(d->a);
     free(d->cache_buf);
     free(d->cache);
+    for (size_t l = 0; d->cross_kt && l < d->layers; l++) free(d->cross_kt[l]);
+    free(d->cross_kt);
     free(d->out_t);
     free(d->self_len);
     free(d->cross_len);
@@ -76,6 +81,15 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
     Seq q = {B, S, src_len};
     const real *enc = encoder_forward(&c, d->a, src, &q);
     decoder_cross_kv(&c, d->a, enc, B * S);
+    // Each step reads every source key of a query: transposed once here, the
+    // keys of a head are read along rows (attention_forward, k_transposed).
+    size_t C = d->C;
+    for (size_t l = 0; l < d->layers; l++) {
+        const real *kv = d->a->dec[l].kv;
+        for (size_t b = 0; b < B; b++)
+            for (size_t j = 0; j < S; j++)
+                for (size_t e = 0; e < C; e++) d->cross_kt[l][(b * C + e) * S + j] = kv[(b * S + j) * 2 * C + e];
+    }
     for (size_t r = 0; r < d->rows; r++) d->cross_len[r] = src_len[r / d->group];
 }
 
@@ -85,7 +99,7 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
     for (int l = 0; l < m->s.dec_layers; l++) d->cache[l].pos = t;
     Ctx c = {m, 0, 0};
     Seq q = {R, 1, d->self_len};
-    CrossSrc src = {d->S, d->group, d->cross_len};
+    CrossSrc src = {d->S, d->group, d->cross_len, d->cross_kt};
     const real *y = decoder_forward(&c, d->a, tokens, &q, t, &src, d->cache);
     if (!output_logits_int8(m, y, C, R, d->a->logits)) gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
     return d->a->logits;
@@ -97,14 +111,22 @@ const real *model_decode_cross_attention(const DecodeState *d) {
 }
 
 void model_decode_reorder(DecodeState *d, const int *from, size_t t) {
-    size_t row = d->max_tgt * d->C, used = (t + 1) * d->C;
+    size_t row = d->max_tgt * d->C, used = (t + 1) * d->C, cap = d->max_tgt;
     // Gather each cache into the spare buffer, which then becomes the cache;
     // the old cache is the spare for the next one (all have the same size).
     for (size_t l = 0; l < d->layers; l++)
         for (int kv = 0; kv < 2; kv++) {
             real **cache = kv ? &d->cache[l].v : &d->cache[l].k;
-            for (size_t r = 0; r < d->rows; r++)
-                memcpy(d->spare + r * row, *cache + (size_t)from[r] * row, used * sizeof(real));
+            for (size_t r = 0; r < d->rows; r++) {
+                const real *src = *cache + (size_t)from[r] * row;
+                if (kv) {
+                    memcpy(d->spare + r * row, src, used * sizeof(real));
+                } else {  // keys, transposed: positions 0..t of each of C rows (short: a loop, not memcpy calls)
+                    real *dst = d->spare + r * row;
+                    for (size_t e = 0; e < d->C; e++)
+                        for (size_t j = 0; j <= t; j++) dst[e * cap + j] = src[e * cap + j];
+                }
+            }
             real *old = *cache;
             *cache = d->spare;
             d->spare = old;

@@ -18,6 +18,7 @@
 #include <omp.h>
 #include <stdint.h>
 #include <math.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "util.h"
@@ -470,6 +471,42 @@ static void run(const Gemm *g, int par) {
 #define TERM(acc, a, b) ((acc) + (a) * (b))
 #define PLUS_BETA_C(beta, c, t) ((beta) * (c) + (t))
 #endif
+// acc[j] (j < nj) = TERM-sum over k in [k0, k1) of a(k) B[k ldb + j], a(k) = A[k as].
+static void row_sums_nn(real *acc, size_t nj, size_t k0, size_t k1, const real *A, size_t as, const real *B,
+                        size_t ldb) {
+    size_t j = 0;
+#ifdef GEMM_AVX2
+    // Four vectors of 8 sums side by side, the last ones masked: lanes are
+    // independent (the same FMA per term), and four chains hide the latency.
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (; j < nj; j += 32) {
+        int left = (int)(nj - j < 32 ? nj - j : 32);
+        __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+        __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
+        __m256i m2 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 16), lane);
+        __m256i m3 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 24), lane);
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t k = k0; k < k1; k++) {
+            __m256 a = _mm256_set1_ps(A[k * as]);
+            const real *b = B + k * ldb + j;
+            s0 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b, m0), s0);
+            s1 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b + 8, m1), s1);
+            s2 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b + 16, m2), s2);
+            s3 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b + 24, m3), s3);
+        }
+        _mm256_maskstore_ps(acc + j, m0, s0);
+        _mm256_maskstore_ps(acc + j + 8, m1, s1);
+        _mm256_maskstore_ps(acc + j + 16, m2, s2);
+        _mm256_maskstore_ps(acc + j + 24, m3, s3);
+    }
+#endif
+    for (; j < nj; j++) {
+        real t = 0;
+        for (size_t k = k0; k < k1; k++) t = TERM(t, A[k * as], B[k * ldb + j]);
+        acc[j] = t;
+    }
+}
+
 static void row_product(const GemmCall *g) {
     size_t N = g->N, K = g->K, nkb = ceil_div(K, KC);
     const real *A = g->A, *B = g->B;
@@ -480,16 +517,19 @@ static void row_product(const GemmCall *g) {
         for (size_t j0 = 0; j0 < N; j0 += 64) {
             size_t nj = N - j0 < 64 ? N - j0 : 64;
             real acc[64] = {0};
-            if (g->trans_b) {  // B(k, j) = B[j ldb + k]: one sum per j
-                for (size_t j = 0; j < nj; j++)
-                    for (size_t k = k0; k < k1; k++)
-                        acc[j] = TERM(acc[j], g->trans_a ? A[k * g->lda] : A[k], B[(j0 + j) * g->ldb + k]);
-            } else {           // B(k, j) = B[k ldb + j]: all j at once, k by k
-                for (size_t k = k0; k < k1; k++) {
-                    real a = g->trans_a ? A[k * g->lda] : A[k];
-                    const real *b = B + k * g->ldb + j0;
-                    for (size_t j = 0; j < nj; j++) acc[j] = TERM(acc[j], a, b[j]);
+            if (g->trans_b) {  // B(k, j) = B[j ldb + k]: 8 sums side by side (independent chains)
+                for (size_t j = 0; j < nj; j += 8) {
+                    size_t m = nj - j < 8 ? nj - j : 8;
+                    const real *b = B + (j0 + j) * g->ldb;
+                    real s8[8] = {0};
+                    for (size_t k = k0; k < k1; k++) {
+                        real a = g->trans_a ? A[k * g->lda] : A[k];
+                        for (size_t i = 0; i < m; i++) s8[i] = TERM(s8[i], a, b[i * g->ldb + k]);
+                    }
+                    memcpy(acc + j, s8, m * sizeof(real));
                 }
+            } else {           // B(k, j) = B[k ldb + j]: along rows of B
+                row_sums_nn(acc, nj, k0, k1, A, g->trans_a ? g->lda : 1, B + j0, g->ldb);
             }
             for (size_t j = 0; j < nj; j++) {
                 real t = g->alpha * acc[j];

@@ -26,8 +26,9 @@ static size_t width(const Ctx *c) { return (size_t)c->m->s.d_model; }
 static AttnShape attn_shape(const Ctx *c, size_t B, size_t Tq, size_t Tk, const int *klen, int causal,
                             size_t ldq, size_t ldk, uint64_t key) {
     const ModelShape *s = &c->m->s;
-    AttnShape a = {B, Tq, Tk, (size_t)s->heads, (size_t)(s->d_model / s->heads), ldq, ldk, ldk, 0, 0, 0,
-                   klen, causal, drop_rate(c, s->attn_dropout), key};
+    AttnShape a = {.B = B, .Tq = Tq, .Tk = Tk, .H = (size_t)s->heads, .D = (size_t)(s->d_model / s->heads),
+                   .ldq = ldq, .ldk = ldk, .ldv = ldk, .klen = klen, .causal = causal,
+                   .p_drop = drop_rate(c, s->attn_dropout), .drop_key = key};
     return a;
 }
 
@@ -80,13 +81,16 @@ static const real *self_attn_forward(const Ctx *c, const SelfAttnParams *p, SubA
     const real *k = qkv + C, *v = qkv + 2 * C;
     if (cache) {
         for (size_t r = 0; r < N; r++) {
-            memcpy(cache->k + (r * cache->cap + cache->pos) * C, qkv + r * 3 * C + C, C * sizeof(real));
+            real *kt = cache->k + r * C * cache->cap + cache->pos;
+            for (size_t d = 0; d < C; d++) kt[d * cache->cap] = qkv[r * 3 * C + C + d];
             memcpy(cache->v + (r * cache->cap + cache->pos) * C, qkv + r * 3 * C + 2 * C, C * sizeof(real));
         }
         as.Tk = cache->pos + 1;
-        as.ldk = as.ldv = C;
+        as.ldk = cache->cap;
+        as.ldv = C;
+        as.k_transposed = 1;
         as.bsq = 3 * C;
-        as.bskv = cache->cap * C;
+        as.bskv = as.bsk = cache->cap * C;
         as.causal = 0;  // every cached position precedes the query
         k = cache->k;
         v = cache->v;
@@ -111,7 +115,14 @@ static const real *cross_attn_forward(const Ctx *c, int l, Acts *a, const real *
     linear(c, e->q, u, &p->q, N, C, C, 0);
     AttnShape cs = attn_shape(c, q->B, q->T, src->S, src->len, 0, C, 2 * C, site_key(c, STACK_DEC, l, SITE_CROSS_W));
     cs.kv_group = src->group;
-    attention_forward(e->catt, e->cprobs, a->g_probs, e->q, e->kv, e->kv + C, &cs);
+    const real *k = e->kv;
+    if (src->kt) {
+        k = src->kt[l];
+        cs.k_transposed = 1;
+        cs.ldk = src->S;
+        cs.bsk = C * src->S;
+    }
+    attention_forward(e->catt, e->cprobs, a->g_probs, e->q, k, e->kv + C, &cs);
     linear(c, e->cross.res, e->catt, &p->out, N, C, C, 0);
     return sub_output(c, &e->cross, x, &p->norm, N, site_key(c, STACK_DEC, l, SITE_CROSS_OUT));
 }

@@ -83,10 +83,11 @@ typedef struct {
     const int *len;
 } Seq;
 
-// A decoder layer's self-attention cache (incremental decoding): keys and
-// values of every position so far, (rows, cap, C) each. With a cache the
-// layer runs ONE new position per row (T = 1), position `pos`, whose key and
-// value it appends before attending over positions 0..pos.
+// A decoder layer's self-attention cache (incremental decoding): the keys of
+// every position so far transposed, (rows, C, cap), and the values (rows,
+// cap, C). With a cache the layer runs ONE new position per row (T = 1),
+// position `pos`, whose key and value it appends before attending over
+// positions 0..pos.
 typedef struct {
     real *k, *v;
     size_t cap, pos;
@@ -94,10 +95,12 @@ typedef struct {
 
 // What the decoder's cross-attention reads: the source keys/values already in
 // DecActs.kv (cross_kv_forward), (Bs, S, 2C); query sequence b reads source
-// b / group; len: per query sequence, the source length.
+// b / group; len: per query sequence, the source length. Decoding also gives
+// each layer's keys transposed, (Bs, C, S) (kt[l]; NULL: read them from kv).
 typedef struct {
     size_t S, group;
     const int *len;
+    real *const *kt;
 } CrossSrc;
 
 // Dropout sites: each (stack, layer, site) draws from its own stream.

@@ -351,7 +351,7 @@ static void head_offsets(const AttnShape *s, size_t b, size_t h, size_t *oq, siz
     size_t bv = s->bskv ? s->bskv : s->Tk * s->ldv;
     size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
     *oq = b * bq + h * s->D;
-    *ok = bkv * bk + h * s->D;
+    *ok = s->k_transposed ? bkv * s->bsk + h * s->D * s->ldk : bkv * bk + h * s->D;
     *ov = bkv * bv + h * s->D;
 }
 
@@ -365,7 +365,8 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         head_offsets(s, b, h, &oq, &ok, &ov);
         const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
         real *p = probs + bh * Tq * Tk;
-        gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
+        if (s->k_transposed) gemm(0, 0, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
+        else gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
             real *row = p + i * Tk;
             size_t n = visible_keys(s, b, i);

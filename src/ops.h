@@ -61,6 +61,9 @@ void residual_backward(real *da, real *db, const real *dout, size_t n);
 // klen (B): keys j >= klen[b] are padding; causal: key j only for query i >= j.
 // Masked weights are exactly 0. scratch: B*H*Tq*Tk reals (used when p_drop > 0).
 // k and v share the batch stride bskv (a key/value cache may be longer than Tk).
+// Forward only, k_transposed: k holds each sequence's keys as (H*D, ldk)
+// columns (key j of head h, element d at (h*D + d)*ldk + j), batch stride bsk:
+// decoding then reads the keys of one query along rows (same sums, same bits).
 typedef struct {
     size_t B, Tq, Tk, H, D, ldq, ldk, ldv;
     size_t bsq, bskv;      // batch strides of q and k/v; 0 = Tq*ldq and Tk*ldk (dense)
@@ -69,6 +72,8 @@ typedef struct {
     int causal;
     real p_drop;
     uint64_t drop_key;
+    int k_transposed;      // forward only (above)
+    size_t bsk;            // with k_transposed: k's batch stride
 } AttnShape;
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
                        const real *v, const AttnShape *s);
