@@ -92,6 +92,9 @@ typedef struct {
     Hypothesis **fin;            // per sentence: stb_ds array of finished hypotheses
     Cand *top, *cands, *row_top; // a sentence's best k; its live ones; each row's best K
     int *row_n;
+    // Only live rows are computed: row r's place among the decoder state's
+    // rows (-1: not live), and the next step's (select's arguments).
+    int *phys, *next_phys, *pfrom, *ptok;
 } Search;
 
 static void search_init(Search *se, Model *m, int *const *src, size_t n, const DecodeOptions *o) {
@@ -137,6 +140,10 @@ static void search_init(Search *se, Model *m, int *const *src, size_t n, const D
     se->cands = xcalloc(K, sizeof(Cand));
     se->row_top = xcalloc(R * K, sizeof(Cand));
     se->row_n = xcalloc(R, sizeof(int));
+    se->phys = xcalloc(R, sizeof(int));
+    se->next_phys = xcalloc(R, sizeof(int));
+    se->pfrom = xcalloc(R, sizeof(int));
+    se->ptok = xcalloc(R, sizeof(int));
 }
 
 static void search_free(Search *se) {
@@ -147,7 +154,7 @@ static void search_free(Search *se) {
     for (size_t i = 0; i < se->B; i++) arrfree(se->fin[i]);
     free(se->fin); free(se->hist); free(se->nhist); free(se->top); free(se->cands); free(se->row_top);
     free(se->row_n); free(se->bsrc); free(se->slen); free(se->tokens); free(se->from); free(se->live);
-    free(se->score); free(se->nscore);
+    free(se->score); free(se->nscore); free(se->phys); free(se->next_phys); free(se->pfrom); free(se->ptok);
     Stepper *st = &se->st;
     free(st->rsrc); free(st->rsrc_len); free(st->tin); free(st->tlen);
     acts_free(st->acts);
@@ -177,8 +184,13 @@ static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
             memcpy(st->rsrc + r * bs, se->bsrc + (r / K) * bs, bs * sizeof(int));
             st->rsrc_len[r] = se->slen[r / K];
         }
+        for (size_t r = 0; r < rows; r++) se->phys[r] = (int)r;
     } else {
+        // Each sentence starts with one live row: only those are computed.
         model_decode_begin(st->m, st->state, se->bsrc, se->slen, nb, bs);
+        for (size_t r = 0; r < rows; r++) se->phys[r] = r % K ? -1 : (int)(r / K);
+        for (size_t i = 0; i < nb; i++) se->pfrom[i] = (int)(i * K);
+        model_decode_select(st->state, se->pfrom, nb, 0);
     }
     for (size_t r = 0; r < rows; r++) {
         se->tokens[r] = TOK_BOS;
@@ -202,7 +214,7 @@ static void row_candidates(Search *se, const real *logits, size_t rows) {
     for (size_t r = 0; r < rows; r++) {
         se->row_n[r] = 0;
         if (r % K >= (size_t)se->live[r / K]) continue;
-        const real *x = logits + r * V;
+        const real *x = logits + (size_t)se->phys[r] * V;
         double base = se->score[r], lse = log_sum_exp(x, V);
         for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
             Cand c = {base + (double)x[v] - lse, (int)r, (int)v};
@@ -272,7 +284,27 @@ static void follow_parents(Search *se, size_t rows, size_t t) {
         se->hist[r] = se->nhist[r];
         se->nhist[r] = tmp;
     }
-    if (!se->o->recompute && K > 1) model_decode_reorder(se->st.state, se->from, t);
+    if (se->o->recompute) return;
+    // The decoder state's next rows: the live ones, each from its parent's row.
+    size_t n = 0;
+    for (size_t r = 0; r < rows; r++) {
+        size_t i = r / K;
+        se->next_phys[r] = -1;
+        if (r - i * K >= (size_t)se->live[i]) continue;
+        se->pfrom[n] = se->phys[se->from[r]];
+        se->next_phys[r] = (int)n++;
+    }
+    int *tmp = se->phys;
+    se->phys = se->next_phys;
+    se->next_phys = tmp;
+    model_decode_select(se->st.state, se->pfrom, n, t + 1);
+}
+
+// The tokens of the live rows, in the decoder state's order.
+static const int *state_tokens(Search *se, size_t rows) {
+    for (size_t r = 0; r < rows; r++)
+        if (se->phys[r] >= 0) se->ptok[se->phys[r]] = se->tokens[r];
+    return se->ptok;
 }
 
 // Sentence i's finished hypotheses, best first (score, then log-probability,
@@ -310,7 +342,8 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
             int any = 0;
             for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
             if (!any) break;
-            row_candidates(&se, step_logits(&se.st, se.tokens, se.hist, rows, t), rows);
+            const int *tok = o->recompute ? se.tokens : state_tokens(&se, rows);
+            row_candidates(&se, step_logits(&se.st, tok, se.hist, rows, t), rows);
             for (size_t r = 0; r < rows; r++) se.from[r] = (int)r;
             for (size_t i = 0; i < nb; i++)
                 if (se.live[i]) choose(&se, i);

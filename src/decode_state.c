@@ -17,6 +17,8 @@ struct DecodeState {
     real *spare;               // beam reordering gathers a cache into it
     real *out_t;               // the output projection transposed (C, V)
     int *self_len, *cross_len; // per row: positions so far, source length
+    int *row_src, *next_src;   // per row: its source (select() maps the next step's rows)
+    int *src_len;              // per source
 };
 
 DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t group, size_t max_src, size_t max_tgt) {
@@ -55,6 +57,9 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     }
     d->self_len = xmalloc(R * sizeof(int));
     d->cross_len = xmalloc(R * sizeof(int));
+    d->row_src = xmalloc(R * sizeof(int));
+    d->next_src = xmalloc(R * sizeof(int));
+    d->src_len = xmalloc(max_sources * sizeof(int));
     return d;
 }
 
@@ -68,6 +73,9 @@ void decode_state_free(DecodeState *d) {
     free(d->out_t);
     free(d->self_len);
     free(d->cross_len);
+    free(d->row_src);
+    free(d->next_src);
+    free(d->src_len);
     free(d);
 }
 
@@ -90,7 +98,11 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
             for (size_t j = 0; j < S; j++)
                 for (size_t e = 0; e < C; e++) d->cross_kt[l][(b * C + e) * S + j] = kv[(b * S + j) * 2 * C + e];
     }
-    for (size_t r = 0; r < d->rows; r++) d->cross_len[r] = src_len[r / d->group];
+    for (size_t b = 0; b < B; b++) d->src_len[b] = src_len[b];
+    for (size_t r = 0; r < d->rows; r++) {
+        d->row_src[r] = (int)(r / d->group);
+        d->cross_len[r] = src_len[r / d->group];
+    }
 }
 
 const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_t t) {
@@ -99,7 +111,7 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
     for (int l = 0; l < m->s.dec_layers; l++) d->cache[l].pos = t;
     Ctx c = {m, 0, 0};
     Seq q = {R, 1, d->self_len};
-    CrossSrc src = {d->S, d->group, d->cross_len, d->cross_kt};
+    CrossSrc src = {d->S, d->group, d->cross_len, d->cross_kt, d->row_src};
     const real *y = decoder_forward(&c, d->a, tokens, &q, t, &src, d->cache);
     if (!output_logits_int8(m, y, C, R, d->a->logits)) gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
     return d->a->logits;
@@ -110,25 +122,42 @@ const real *model_decode_cross_attention(const DecodeState *d) {
     return d->a->dec[d->layers - 1].cprobs;
 }
 
-void model_decode_reorder(DecodeState *d, const int *from, size_t t) {
-    size_t row = d->max_tgt * d->C, used = (t + 1) * d->C, cap = d->max_tgt;
-    // Gather each cache into the spare buffer, which then becomes the cache;
-    // the old cache is the spare for the next one (all have the same size).
-    for (size_t l = 0; l < d->layers; l++)
+// Row r of the next step continues row from[r] (positions 0..len-1 of its
+// caches, and its source). Rows only dropped, in order (greedy search, or
+// finished sentences): moved down in place; else gathered through the spare
+// buffer, which then becomes the cache.
+void model_decode_select(DecodeState *d, const int *from, size_t n, size_t len) {
+    size_t row = d->max_tgt * d->C, cap = d->max_tgt;
+    int in_place = 1, same = n == d->rows;
+    for (size_t r = 0; r < n; r++) {
+        in_place &= (size_t)from[r] >= r && (r == 0 || from[r] > from[r - 1]);
+        same &= (size_t)from[r] == r;
+    }
+    for (size_t l = 0; l < d->layers && len > 0 && !same; l++)
         for (int kv = 0; kv < 2; kv++) {
             real **cache = kv ? &d->cache[l].v : &d->cache[l].k;
-            for (size_t r = 0; r < d->rows; r++) {
+            real *dst_base = in_place ? *cache : d->spare;
+            for (size_t r = 0; r < n; r++) {
+                if (in_place && (size_t)from[r] == r) continue;
                 const real *src = *cache + (size_t)from[r] * row;
+                real *dst = dst_base + r * row;
                 if (kv) {
-                    memcpy(d->spare + r * row, src, used * sizeof(real));
-                } else {  // keys, transposed: positions 0..t of each of C rows (short: a loop, not memcpy calls)
-                    real *dst = d->spare + r * row;
+                    memcpy(dst, src, len * d->C * sizeof(real));
+                } else {  // keys, transposed: positions 0..len-1 of each of C rows (short: a loop, not memcpy calls)
                     for (size_t e = 0; e < d->C; e++)
-                        for (size_t j = 0; j <= t; j++) dst[e * cap + j] = src[e * cap + j];
+                        for (size_t j = 0; j < len; j++) dst[e * cap + j] = src[e * cap + j];
                 }
             }
-            real *old = *cache;
-            *cache = d->spare;
-            d->spare = old;
+            if (!in_place) {
+                real *old = *cache;
+                *cache = d->spare;
+                d->spare = old;
+            }
         }
+    for (size_t r = 0; r < n; r++) d->next_src[r] = d->row_src[from[r]];
+    for (size_t r = 0; r < n; r++) {
+        d->row_src[r] = d->next_src[r];
+        d->cross_len[r] = d->src_len[d->row_src[r]];
+    }
+    d->rows = n;
 }

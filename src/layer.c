@@ -115,6 +115,7 @@ static const real *cross_attn_forward(const Ctx *c, int l, Acts *a, const real *
     linear(c, e->q, u, &p->q, N, C, C, 0);
     AttnShape cs = attn_shape(c, q->B, q->T, src->S, src->len, 0, C, 2 * C, site_key(c, STACK_DEC, l, SITE_CROSS_W));
     cs.kv_group = src->group;
+    cs.kv_row = src->row_src;
     const real *k = e->kv;
     if (src->kt) {
         k = src->kt[l];

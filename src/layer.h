@@ -95,12 +95,14 @@ typedef struct {
 
 // What the decoder's cross-attention reads: the source keys/values already in
 // DecActs.kv (cross_kv_forward), (Bs, S, 2C); query sequence b reads source
-// b / group; len: per query sequence, the source length. Decoding also gives
-// each layer's keys transposed, (Bs, C, S) (kt[l]; NULL: read them from kv).
+// b / group, or row_src[b] when given; len: per query sequence, the source
+// length. Decoding also gives each layer's keys transposed, (Bs, C, S) (kt[l];
+// NULL: read them from kv).
 typedef struct {
     size_t S, group;
     const int *len;
     real *const *kt;
+    const int *row_src;
 } CrossSrc;
 
 // Dropout sites: each (stack, layer, site) draws from its own stream.

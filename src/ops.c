@@ -349,7 +349,7 @@ static void attn_dropout(real *out, const real *p, const AttnShape *s, size_t bh
 static void head_offsets(const AttnShape *s, size_t b, size_t h, size_t *oq, size_t *ok, size_t *ov) {
     size_t bq = s->bsq ? s->bsq : s->Tq * s->ldq, bk = s->bskv ? s->bskv : s->Tk * s->ldk;
     size_t bv = s->bskv ? s->bskv : s->Tk * s->ldv;
-    size_t bkv = s->kv_group > 1 ? b / s->kv_group : b;
+    size_t bkv = s->kv_row ? (size_t)s->kv_row[b] : s->kv_group > 1 ? b / s->kv_group : b;
     *oq = b * bq + h * s->D;
     *ok = s->k_transposed ? bkv * s->bsk + h * s->D * s->ldk : bkv * bk + h * s->D;
     *ov = bkv * bv + h * s->D;

@@ -74,6 +74,7 @@ typedef struct {
     uint64_t drop_key;
     int k_transposed;      // forward only (above)
     size_t bsk;            // with k_transposed: k's batch stride
+    const int *kv_row;     // forward only: rows b use keys/values of kv_row[b] (over kv_group); NULL: unused
 } AttnShape;
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
                        const real *v, const AttnShape *s);

@@ -57,7 +57,7 @@ static const real *forward(const Ctx *c, Acts *a, const Batch *b, const real **e
     Dims d = {b->B, b->B * b->S, b->B * b->T, b->B * b->S * b->S, b->B * b->T * b->T, b->B * b->T * b->S};
     acts_carve(a, c->m, &d);
     Seq src = {b->B, b->S, b->src_len}, tgt = {b->B, b->T, b->tgt_len};
-    CrossSrc cs = {b->S, 1, b->src_len, NULL};
+    CrossSrc cs = {b->S, 1, b->src_len, NULL, NULL};
     const real *enc = encoder_forward(c, a, b->src, &src);
     decoder_cross_kv(c, a, enc, b->B * b->S);
     if (enc_out) *enc_out = enc;
@@ -139,7 +139,7 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
     const Model *m = c->m;
     size_t C = (size_t)m->s.d_model, N = b->B * b->T, Ns = b->B * b->S;
     Seq q = {b->B, b->T, b->tgt_len};
-    CrossSrc src = {b->S, 1, b->src_len, NULL};
+    CrossSrc src = {b->S, 1, b->src_len, NULL, NULL};
     SubGrads g = {gy, a->g_b, a->g_d, a->g_e};
     NormParams fin = {m->dec_lnf_w, m->dec_lnf_b};
     par_zero(a->g_enc, Ns * C);

@@ -206,7 +206,7 @@ static void attention_case(int causal, real p_drop, size_t Tq, size_t Tk) {
     int klen[2] = {(int)Tk, (int)Tk - 2};  // second sequence has two padding keys
     fill(qkv, B * Tmax * 3 * C, 18, -1.5, 1.5);
     fill(w, B * Tq * C, 19, -1, 1);
-    AttnShape s = {B, Tq, Tk, H, D, 3 * C, 3 * C, 3 * C, 0, 0, 0, klen, causal, p_drop, rng_key(1, 2, 3), 0, 0};
+    AttnShape s = {B, Tq, Tk, H, D, 3 * C, 3 * C, 3 * C, 0, 0, 0, klen, causal, p_drop, rng_key(1, 2, 3), 0, 0, NULL};
     AttCtx c = {out, probs, scratch, qkv, qkv + C, qkv + 2 * C, w, s};
     att_loss(&c);
     // Masked weights are exactly zero; every row sums to one.
