@@ -216,9 +216,13 @@ static void row_candidates(Search *se, const real *logits, size_t rows) {
         if (r % K >= (size_t)se->live[r / K]) continue;
         const real *x = logits + (size_t)se->phys[r] * V;
         double base = se->score[r], lse = log_sum_exp(x, V);
+        Cand *top = se->row_top + r * K;
         for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
-            Cand c = {base + (double)x[v] - lse, (int)r, (int)v};
-            offer(se->row_top + r * K, &se->row_n[r], (int)K, c);
+            double sc = base + (double)x[v] - lse;
+            // Once K are kept, a score no higher than the K-th loses (on a tie
+            // the lower token, kept first, wins): most tokens stop here.
+            if (se->row_n[r] == (int)K && sc <= top[K - 1].score) continue;
+            offer(top, &se->row_n[r], (int)K, (Cand){sc, (int)r, (int)v});
         }
     }
 }

@@ -11,13 +11,16 @@
 struct DecodeState {
     size_t group, max_tgt, layers, C, B, S, rows;
     Acts *a;                   // the encoder over the sources; the decoder over one position per row
-    real *cache_buf;           // every layer's cached keys and values, and the spare: one block
-    KVCache *cache;            // per decoder layer: keys (max rows, C, max_tgt), values (max rows, max_tgt, C)
+    real *cache_buf;           // every layer's cached keys and values: one block
+    KVCache *cache;            // per decoder layer: keys (slots, C, max_tgt), values (slots, max_tgt, C)
     real **cross_kt;           // per decoder layer: the source keys transposed, (max sources, C, max_src)
-    real *spare;               // beam reordering gathers a cache into it
     real *out_t;               // the output projection transposed (C, V)
     int *self_len, *cross_len; // per row: positions so far, source length
     int *row_src, *next_src;   // per row: its source (select() maps the next step's rows)
+    int *slot, *next_slot;     // per row: the cache slot holding its history
+    int *free_slots;           // select()'s scratch
+    unsigned char *claimed;    // per slot, select()'s scratch
+    size_t slots;
     int *src_len;              // per source
 };
 
@@ -32,7 +35,7 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     d->C = C;
     Dims max = {max_sources, ns, R, ns * max_src, R * max_tgt, R * max_src};
     d->a = acts_create_dims(m, &max, 0);
-    d->cache_buf = xmalloc((2 * L + 1) * ((per + 15) & ~(size_t)15) * sizeof(real));
+    d->cache_buf = xmalloc(2 * L * ((per + 15) & ~(size_t)15) * sizeof(real));
     d->cache = xcalloc(L, sizeof *d->cache);
     real *cur = d->cache_buf;
     for (size_t l = 0; l < L; l++) {
@@ -40,7 +43,6 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
         d->cache[l].v = arena_take(&cur, per);
         d->cache[l].cap = max_tgt;
     }
-    d->spare = arena_take(&cur, per);
     d->cross_kt = xcalloc(L, sizeof *d->cross_kt);
     for (size_t l = 0; l < L; l++) d->cross_kt[l] = xmalloc(max_sources * C * max_src * sizeof(real));
     // The logits of a few rows against the (V, C) projection would have the
@@ -57,6 +59,11 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     }
     d->self_len = xmalloc(R * sizeof(int));
     d->cross_len = xmalloc(R * sizeof(int));
+    d->slots = R;
+    d->slot = xmalloc(R * sizeof(int));
+    d->next_slot = xmalloc(R * sizeof(int));
+    d->free_slots = xmalloc(R * sizeof(int));
+    d->claimed = xmalloc(R);
     d->row_src = xmalloc(R * sizeof(int));
     d->next_src = xmalloc(R * sizeof(int));
     d->src_len = xmalloc(max_sources * sizeof(int));
@@ -74,6 +81,10 @@ void decode_state_free(DecodeState *d) {
     free(d->self_len);
     free(d->cross_len);
     free(d->row_src);
+    free(d->slot);
+    free(d->next_slot);
+    free(d->free_slots);
+    free(d->claimed);
     free(d->next_src);
     free(d->src_len);
     free(d);
@@ -100,6 +111,7 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
     }
     for (size_t b = 0; b < B; b++) d->src_len[b] = src_len[b];
     for (size_t r = 0; r < d->rows; r++) {
+        d->slot[r] = (int)r;
         d->row_src[r] = (int)(r / d->group);
         d->cross_len[r] = src_len[r / d->group];
     }
@@ -108,7 +120,10 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
 const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_t t) {
     size_t C = (size_t)m->s.d_model, R = d->rows, V = (size_t)m->s.tgt_vocab;
     for (size_t r = 0; r < R; r++) d->self_len[r] = (int)t + 1;
-    for (int l = 0; l < m->s.dec_layers; l++) d->cache[l].pos = t;
+    for (int l = 0; l < m->s.dec_layers; l++) {
+        d->cache[l].pos = t;
+        d->cache[l].slot = d->slot;
+    }
     Ctx c = {m, 0, 0};
     Seq q = {R, 1, d->self_len};
     CrossSrc src = {d->S, d->group, d->cross_len, d->cross_kt, d->row_src};
@@ -123,39 +138,37 @@ const real *model_decode_cross_attention(const DecodeState *d) {
 }
 
 // Row r of the next step continues row from[r] (positions 0..len-1 of its
-// caches, and its source). Rows only dropped, in order (greedy search, or
-// finished sentences): moved down in place; else gathered through the spare
-// buffer, which then becomes the cache.
+// caches, and its source). A row's history stays in its cache slot: the
+// first child of a row takes the slot over, and only further children (a
+// hypothesis that forks) get a copy in a slot nobody continues. Greedy search
+// and finished hypotheses copy nothing.
 void model_decode_select(DecodeState *d, const int *from, size_t n, size_t len) {
     size_t row = d->max_tgt * d->C, cap = d->max_tgt;
-    int in_place = 1, same = n == d->rows;
+    memset(d->claimed, 0, d->slots);
     for (size_t r = 0; r < n; r++) {
-        in_place &= (size_t)from[r] >= r && (r == 0 || from[r] > from[r - 1]);
-        same &= (size_t)from[r] == r;
+        int s = d->slot[from[r]];
+        d->next_slot[r] = d->claimed[s] ? -1 : s;
+        d->claimed[s] = 1;
     }
-    for (size_t l = 0; l < d->layers && len > 0 && !same; l++)
-        for (int kv = 0; kv < 2; kv++) {
-            real **cache = kv ? &d->cache[l].v : &d->cache[l].k;
-            real *dst_base = in_place ? *cache : d->spare;
-            for (size_t r = 0; r < n; r++) {
-                if (in_place && (size_t)from[r] == r) continue;
-                const real *src = *cache + (size_t)from[r] * row;
-                real *dst = dst_base + r * row;
-                if (kv) {
-                    memcpy(dst, src, len * d->C * sizeof(real));
-                } else {  // keys, transposed: positions 0..len-1 of each of C rows (short: a loop, not memcpy calls)
-                    for (size_t e = 0; e < d->C; e++)
-                        for (size_t j = 0; j < len; j++) dst[e * cap + j] = src[e * cap + j];
-                }
-            }
-            if (!in_place) {
-                real *old = *cache;
-                *cache = d->spare;
-                d->spare = old;
-            }
+    size_t nfree = 0;
+    for (size_t s = 0; s < d->slots; s++)
+        if (!d->claimed[s]) d->free_slots[nfree++] = (int)s;
+    for (size_t r = 0; r < n; r++) {
+        if (d->next_slot[r] >= 0) continue;
+        size_t to = (size_t)d->free_slots[--nfree], src = (size_t)d->slot[from[r]];
+        d->next_slot[r] = (int)to;
+        for (size_t l = 0; l < d->layers && len > 0; l++) {
+            memcpy(d->cache[l].v + to * row, d->cache[l].v + src * row, len * d->C * sizeof(real));
+            // keys, transposed: positions 0..len-1 of each of C rows (short: a loop, not memcpy calls)
+            const real *ks = d->cache[l].k + src * row;
+            real *kd = d->cache[l].k + to * row;
+            for (size_t e = 0; e < d->C; e++)
+                for (size_t j = 0; j < len; j++) kd[e * cap + j] = ks[e * cap + j];
         }
+    }
     for (size_t r = 0; r < n; r++) d->next_src[r] = d->row_src[from[r]];
     for (size_t r = 0; r < n; r++) {
+        d->slot[r] = d->next_slot[r];
         d->row_src[r] = d->next_src[r];
         d->cross_len[r] = d->src_len[d->row_src[r]];
     }

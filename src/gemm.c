@@ -38,9 +38,9 @@
 // Register tile MR x NR and cache blocks. MC x KC of A stays in L2, a KC x NR
 // panel of B in L1; KC x NC of B is shared through L3.
 #ifdef GEMM_AVX2
-enum { MR = 6, NR = 16, KC = 256, MC = 144, NC = 4096 };
+enum { MR = 6, NR = 16, KC = GEMM_KC, MC = 144, NC = 4096 };
 #else
-enum { MR = 4, NR = 8, KC = 256, MC = 128, NC = 2048 };
+enum { MR = 4, NR = 8, KC = GEMM_KC, MC = 128, NC = 2048 };
 #endif
 
 // What the kernel does to its sums before storing them: add a bias row (in
@@ -464,11 +464,10 @@ static void run(const Gemm *g, int par) {
 // kernels make: the same K blocks, each element summed in k order from zero
 // with the same operation per term (an FMA where the kernel has one), then
 // alpha * sum, and beta * C added as the kernel adds it. So the same bits.
+#define TERM(acc, a, b) gemm_term(acc, a, b)
 #ifdef GEMM_AVX2
-#define TERM(acc, a, b) fmaf(a, b, acc)
 #define PLUS_BETA_C(beta, c, t) fmaf(beta, c, t)
 #else
-#define TERM(acc, a, b) ((acc) + (a) * (b))
 #define PLUS_BETA_C(beta, c, t) ((beta) * (c) + (t))
 #endif
 // acc[j] (j < nj) = TERM-sum over k in [k0, k1) of a(k) B[k ldb + j], a(k) = A[k as].

@@ -14,6 +14,19 @@
 #include <stddef.h>
 #include "real.h"
 
+// Each element's sum runs over K in order from zero, one term at a time as
+// gemm_term adds it; K beyond GEMM_KC is summed in even blocks. Code that must
+// give a product's bits without calling gemm (decoding's attention) sums the
+// same way, for K <= GEMM_KC, and then multiplies by alpha.
+enum { GEMM_KC = 256 };
+static inline real gemm_term(real acc, real a, real b) {
+#if !defined(NMT_DOUBLE) && defined(__AVX2__) && defined(__FMA__)
+    return __builtin_fmaf(a, b, acc);  // the kernels' FMA
+#else
+    return acc + a * b;
+#endif
+}
+
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
           real alpha, const real *A, size_t lda, const real *B, size_t ldb,
           real beta, real *C, size_t ldc);

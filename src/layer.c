@@ -81,10 +81,12 @@ static const real *self_attn_forward(const Ctx *c, const SelfAttnParams *p, SubA
     const real *k = qkv + C, *v = qkv + 2 * C;
     if (cache) {
         for (size_t r = 0; r < N; r++) {
-            real *kt = cache->k + r * C * cache->cap + cache->pos;
+            size_t slot = cache->slot ? (size_t)cache->slot[r] : r;
+            real *kt = cache->k + slot * C * cache->cap + cache->pos;
             for (size_t d = 0; d < C; d++) kt[d * cache->cap] = qkv[r * 3 * C + C + d];
-            memcpy(cache->v + (r * cache->cap + cache->pos) * C, qkv + r * 3 * C + 2 * C, C * sizeof(real));
+            memcpy(cache->v + (slot * cache->cap + cache->pos) * C, qkv + r * 3 * C + 2 * C, C * sizeof(real));
         }
+        as.kv_row = cache->slot;
         as.Tk = cache->pos + 1;
         as.ldk = cache->cap;
         as.ldv = C;

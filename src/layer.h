@@ -84,13 +84,14 @@ typedef struct {
 } Seq;
 
 // A decoder layer's self-attention cache (incremental decoding): the keys of
-// every position so far transposed, (rows, C, cap), and the values (rows,
+// every position so far transposed, (slots, C, cap), and the values (slots,
 // cap, C). With a cache the layer runs ONE new position per row (T = 1),
 // position `pos`, whose key and value it appends before attending over
 // positions 0..pos.
 typedef struct {
     real *k, *v;
     size_t cap, pos;
+    const int *slot;   // row r's history is in block slot[r] of k and v (NULL: block r)
 } KVCache;
 
 // What the decoder's cross-attention reads: the source keys/values already in

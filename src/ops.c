@@ -355,10 +355,52 @@ static void head_offsets(const AttnShape *s, size_t b, size_t h, size_t *oq, siz
     *ov = bkv * bv + h * s->D;
 }
 
+// Decoding: one query per row, its keys transposed, no dropout. All heads of
+// a row in one pass, without a product call per head: the same sums as the
+// gemm path below (gemm_term in k order from zero, then the scale; the
+// weights' product with V likewise, alpha 1), so the same bits.
+static void attention_one_query(real *out, real *probs, const real *q, const real *k, const real *v,
+                                const AttnShape *s) {
+    size_t Tk = s->Tk, H = s->H, D = s->D, C = H * D, ldk = s->ldk;
+    real scale = 1 / sqrt((real)D);
+    #pragma omp parallel for schedule(dynamic, 4) if (s->B * H * Tk * D > PAR_MIN)
+    for (size_t b = 0; b < s->B; b++) {
+        size_t oq, ok, ov;
+        head_offsets(s, b, 0, &oq, &ok, &ov);  // head h: + h*D, + h*D*ldk, + h*D
+        real *p = probs + b * H * Tk;
+        for (size_t i = 0; i < H * Tk; i++) p[i] = 0;
+        for (size_t d = 0; d < D; d++)
+            for (size_t h = 0; h < H; h++) {
+                real qv = q[oq + h * D + d], *ph = p + h * Tk;
+                const real *kr = k + ok + (h * D + d) * ldk;
+                for (size_t j = 0; j < Tk; j++) ph[j] = gemm_term(ph[j], qv, kr[j]);
+            }
+        size_t n = visible_keys(s, b, 0);
+        for (size_t h = 0; h < H; h++) {
+            real *ph = p + h * Tk;
+            for (size_t j = 0; j < Tk; j++) ph[j] = scale * ph[j];
+            row_softmax(ph, n);
+            for (size_t j = n; j < Tk; j++) ph[j] = 0;
+        }
+        real *o = out + b * C;
+        for (size_t i = 0; i < C; i++) o[i] = 0;
+        for (size_t j = 0; j < Tk; j++)
+            for (size_t h = 0; h < H; h++) {
+                real pj = p[h * Tk + j], *oh = o + h * D;
+                const real *vr = v + ov + j * s->ldv + h * D;
+                for (size_t e = 0; e < D; e++) oh[e] = gemm_term(oh[e], pj, vr[e]);
+            }
+    }
+}
+
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
                        const real *v, const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
+    if (Tq == 1 && s->k_transposed && !(s->p_drop > 0) && D <= GEMM_KC && Tk <= GEMM_KC) {
+        attention_one_query(out, probs, q, k, v, s);
+        return;
+    }
     #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
     for (size_t bh = 0; bh < s->B * H; bh++) {
         size_t b = bh / H, h = bh % H, oq, ok, ov;
