@@ -41,7 +41,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test test-suite bench bench-mpi clean help fuzz fuzz-deps fuzz-run
+.PHONY: all deps run test test-suite bench bench-translate bench-mpi clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
@@ -49,6 +49,7 @@ help:
 	@echo "make run        install missing packages, build, train the toy model, translate, score"
 	@echo "make test       build and run the test suite (SANITIZE=1 for ASan+UBSan)"
 	@echo "make bench      build ./nmt, then time training steps beside PyTorch (scripts/bench.sh; BENCH_SHAPES=\"tiny small\")"
+	@echo "make bench-translate  translation speed and BLEU: nmt float and int8 beside PyTorch float and int8 (scripts/bench-translate.sh)"
 	@echo "make bench-mpi  2 processes under mpirun against 1 process with 2 threads (scripts/bench-mpi.sh)"
 	@echo "make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) into build/fuzz/ (fuzz/README.md)"
 	@echo "make fuzz-run   build and run each harness FUZZ_SECONDS (default 30), or FUZZ_RUNS executions, on fuzz/corpus/"
@@ -106,6 +107,10 @@ bench: $(NMT_BIN)
 	NMT=./$(NMT_BIN) sh scripts/bench.sh
 
 # 2 processes (mpirun) against one with 2 threads and accum_steps 2 (SHAPE=small).
+bench-translate: $(NMT_BIN)
+	sh scripts/install-deps.sh bench
+	NMT=./$(NMT_BIN) sh scripts/bench-translate.sh
+
 bench-mpi: $(NMT_BIN)
 	NMT=./$(NMT_BIN) sh scripts/bench-mpi.sh
 

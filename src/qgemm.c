@@ -306,14 +306,13 @@ int qgemm_int32(int32_t *acc, const int8_t *a, size_t M, const QMatrix *m, Qgemm
 }
 
 // ---------------------------------------------------------------- qgemm
-// The caller's scratch for quantized rows and sums, grown and kept; every
-// block stays reachable from `all` (LeakSanitizer) when its thread ends.
+// The caller's scratch for its quantized rows, grown and kept; every block
+// stays reachable from `all_scratch` (LeakSanitizer) when its thread ends.
 typedef struct Scratch {
     int8_t *q;
     void *prepared;
-    int32_t *acc;
     float *row_scale;
-    size_t q_cap, prepared_cap, acc_cap, rows_cap;
+    size_t q_cap, prepared_cap, rows_cap;
     struct Scratch *next;
 } Scratch;
 static _Thread_local Scratch *tls_scratch;
@@ -325,7 +324,7 @@ static void *grow(void *p, size_t *cap, size_t want) {
     return xrealloc(p, want);
 }
 
-static Scratch *scratch(size_t values, size_t prepared_bytes, size_t sums, size_t rows) {
+static Scratch *scratch(size_t values, size_t prepared_bytes, size_t rows) {
     Scratch *s = tls_scratch;
     if (!s) {
         s = tls_scratch = xcalloc(1, sizeof *s);
@@ -337,7 +336,6 @@ static Scratch *scratch(size_t values, size_t prepared_bytes, size_t sums, size_
     }
     s->q = grow(s->q, &s->q_cap, values);
     s->prepared = grow(s->prepared, &s->prepared_cap, prepared_bytes);
-    s->acc = grow(s->acc, &s->acc_cap, sums * sizeof(int32_t));
     s->row_scale = grow(s->row_scale, &s->rows_cap, rows * sizeof(float));
     return s;
 }
@@ -383,9 +381,12 @@ void qgemm(real *out, size_t ldo, const real *in, size_t ldi, size_t M, const QM
     size_t n = m->n, kp = m->kp;
     if (M == 0 || n == 0) return;
     QgemmKernel kern = best();
-    Scratch *s = scratch(M * kp, M * kp * prepared_size(kern) + 64, 0, M);
-    for (size_t i = 0; i < M; i++) quantize_row(s->q + i * kp, &s->row_scale[i], in + i * ldi, m->k, kp);
-    prepare(s->prepared, s->q, M * kp, kern);
+    Scratch *s = scratch(M * kp, M * kp * prepared_size(kern) + 64, M);
+    #pragma omp parallel for schedule(dynamic, 8) if (M * kp > par_min_elems)
+    for (size_t i = 0; i < M; i++) {
+        quantize_row(s->q + i * kp, &s->row_scale[i], in + i * ldi, m->k, kp);
+        prepare((char *)s->prepared + i * kp * prepared_size(kern), s->q + i * kp, kp, kern);
+    }
     const void *a = s->prepared;
     const float *rs = s->row_scale;
     size_t panels = (n + TILE_COLS - 1) / TILE_COLS;

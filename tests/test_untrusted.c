@@ -8,8 +8,9 @@
 // for word and BPE, a header that is the last bytes of the file, shared_vocab
 // with vocabularies of two sizes, a config that asks for terabytes, tensor
 // table / params / optimizer-state sizes that disagree, non-finite weights and
-// optimizer state, state counts that are not counts. Valid checkpoints (word,
-// shared word, BPE) still load with the same bits.
+// optimizer state, state counts that are not counts; int8 checkpoints' own
+// sections (table, sizes, values) and their round trip. Valid checkpoints
+// (word, shared word, BPE) still load with the same bits.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include "ckptfile.h"
 #include "model_config.h"
 #include "optim.h"
+#include "quant.h"
 #include "tokenizer.h"
 #include "util.h"
 #include "tmpdir.h"
@@ -603,4 +605,131 @@ Test(untrusted, long_vocabulary_word_round_trips) {
     free(again);
     tokenizer_free(&t);
     free(text);
+}
+
+// ---------------------------------------------------------------- int8 checkpoints
+
+// The tiny model quantized and saved as an int8 checkpoint; its sections.
+static const char *fresh_int8(Secs *x) {
+    const char *path = tmp_path("q.ckpt");
+    write_tiny(path, K_WORD, NULL, NULL);
+    Config c;
+    Tokenizer t;
+    Model m;
+    TrainState st;
+    cr_assert_eq(checkpoint_load(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
+    model_quantize(&m);
+    cr_assert_eq(checkpoint_save(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
+    model_free(&m), tokenizer_free(&t), config_free(&c);
+    read_secs(path, x);
+    return path;
+}
+
+// Loading for translate and `nmt info` refuse it saying `what`; a resume
+// refuses every int8 checkpoint.
+static void expect_int8_refused(const char *path, const char *what) {
+    Config c;
+    Tokenizer t;
+    Model m;
+    TrainState st;
+    err_clear();
+    int rc = checkpoint_load(path, &c, &t, &m, NULL, &st);
+    if (rc == NMT_OK) model_free(&m), tokenizer_free(&t), config_free(&c);
+    cr_assert_eq(rc, NMT_ERR_INPUT, "%s was loaded", path);
+    cr_assert(strstr(err_msg(), path) && strstr(err_msg(), what), "message does not say '%s': %s", what, err_msg());
+    err_clear();
+    fflush(stdout);
+    cr_assert_not_null(freopen("/dev/null", "w", stdout));
+    cr_assert_eq(checkpoint_info(path), NMT_ERR_INPUT, "info calls %s valid", path);
+    cr_assert(strstr(err_msg(), what), "info's message does not say '%s': %s", what, err_msg());
+}
+
+Test(untrusted, int8_checkpoint_round_trips_and_refuses_a_resume) {
+    Secs x;
+    const char *path = fresh_int8(&x);
+    for (int i = 0; i < x.n; i++) free(x.s[i].data);
+    // The quantized model, in memory and from the file: the same values.
+    const char *fpath = tmp_path("f.ckpt");
+    write_tiny(fpath, K_WORD, NULL, NULL);
+    Config c0, c;
+    Tokenizer t0, t;
+    Model m0, m;
+    Optimizer o;
+    TrainState st;
+    cr_assert_eq(checkpoint_load(fpath, &c0, &t0, &m0, NULL, &st), NMT_OK, "%s", err_msg());
+    model_quantize(&m0);
+    cr_assert_eq(checkpoint_load(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
+    cr_assert_not_null(m.quant);
+    cr_assert_eq(m.quant->n, m0.quant->n);
+    cr_assert(memcmp(m.params, m0.params, m.nparams * sizeof(real)) == 0, "dequantized values differ");
+    for (size_t i = 0; i < m.quant->n; i++) {
+        const QMatrix *a = &m.quant->t[i].q, *b = &m0.quant->t[i].q;
+        cr_assert(a->n == b->n && a->k == b->k && memcmp(a->q, b->q, a->n * a->kp) == 0, "tensor %zu", i);
+        cr_assert(memcmp(a->scale, b->scale, a->n * sizeof(float)) == 0, "tensor %zu scales", i);
+    }
+    model_free(&m), tokenizer_free(&t), config_free(&c);
+    model_free(&m0), tokenizer_free(&t0), config_free(&c0);
+    cr_assert_eq(checkpoint_load(path, &c, &t, &m, &o, &st), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "an int8 checkpoint (made by nmt quantize)"), "%s", err_msg());
+}
+
+Test(untrusted, int8_sections_are_checked) {
+    Secs x;
+    const char *path = fresh_int8(&x);
+    sec_replace(&x, "quant", "int8 per-output-symmetric", "int4 per-output-symmetric");
+    write_secs(path, &x);
+    expect_int8_refused(path, "does not start with");
+
+    path = fresh_int8(&x);
+    sec_replace(&x, "quant", "tgt_emb 7 16", "tgt_emb 7 15");
+    write_secs(path, &x);
+    expect_int8_refused(path, "section 'quant' lists 'tgt_emb' 7x15 where the model has 'tgt_emb' 7x16");
+
+    path = fresh_int8(&x);
+    Sec *q = sec_get(&x, "quant");
+    char *more = xmalloc(q->size + 16);
+    memcpy(more, q->data, q->size);
+    memcpy(more + q->size, "extra 1 1\n", 10);
+    sec_set(&x, "quant", more, q->size + 10);
+    free(more);
+    write_secs(path, &x);
+    expect_int8_refused(path, "lists tensors the model does not have");
+
+    path = fresh_int8(&x);
+    sec_get(&x, "qweights")->size -= 1;
+    write_secs(path, &x);
+    expect_int8_refused(path, "section 'qweights' holds");
+
+    path = fresh_int8(&x);
+    sec_get(&x, "qweights")->data[5] = (char)-128;
+    write_secs(path, &x);
+    expect_int8_refused(path, "holds -128 at byte 5");
+
+    path = fresh_int8(&x);
+    float bad = -1;
+    memcpy(sec_get(&x, "qscales")->data + 4 * sizeof(float), &bad, sizeof bad);
+    write_secs(path, &x);
+    expect_int8_refused(path, "section 'qscales' holds -1 at 4");
+
+    path = fresh_int8(&x);
+    real nan = NAN;
+    memcpy(sec_get(&x, "fparams")->data + 3 * sizeof(real), &nan, sizeof nan);
+    write_secs(path, &x);
+    expect_int8_refused(path, "section 'fparams' holds a non-finite value at 3");
+
+    path = fresh_int8(&x);
+    sec_drop(&x, "fparams");
+    write_secs(path, &x);
+    expect_int8_refused(path, "no 'fparams' section");
+}
+
+// A config that asks for a huge model over small int8 sections is refused
+// before anything of that size is allocated.
+Test(untrusted, int8_config_asking_for_terabytes) {
+    Secs x;
+    const char *path = fresh_int8(&x);
+    sec_replace(&x, "config", "\"d_model\":\t16", "\"d_model\":\t65536");
+    sec_replace(&x, "config", "\"d_ff\":\t32", "\"d_ff\":\t1048576");
+    write_secs(path, &x);
+    expect_int8_refused(path, "the int8 sections are too small for the config's model");
 }
