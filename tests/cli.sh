@@ -220,5 +220,18 @@ expect 2 "nmt quantize: needs --checkpoint IN and --output OUT" -- "$NMT" quanti
 if [ ! -e "$T/qa.ckpt" ] && [ ! -e "$T/qq.ckpt" ] && [ ! -e "$T/qr/last.ckpt" ]; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: a refused int8 command wrote a file"; fi
 
+# The PyTorch reference decoder (make bench-translate) is the same model: its
+# greedy output equals nmt's, line for line (when Debian's PyTorch is installed).
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    printf 'a b c\nb c a\nc\n\nc b a b c a\n' >"$T/pt_in.txt"
+    OMP_NUM_THREADS=1 "$NMT" translate --checkpoint "$T/ck/last.ckpt" <"$T/pt_in.txt" >"$T/pt_nmt" 2>"$T/err"
+    OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_translate_torch.py --checkpoint "$T/ck/last.ckpt" \
+        --input "$T/pt_in.txt" --output "$T/pt_torch" >/dev/null 2>>"$T/err"
+    if [ $? -eq 0 ] && cmp -s "$T/pt_nmt" "$T/pt_torch"; then pass=$((pass + 1)); else
+        fail=$((fail + 1)); echo "FAIL: the PyTorch reference decodes differently: $(cat "$T/err")"; fi
+else
+    echo "cli: PyTorch not installed; the reference decoder's parity not tested"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
