@@ -171,6 +171,17 @@ static void sec_last(Secs *x, const char *name) {
     x->s[x->n - 1] = tmp;
 }
 
+// Appends text to a section.
+static void sec_append(Secs *x, const char *name, const char *text) {
+    Sec *s = sec_get(x, name);
+    size_t n = strlen(text);
+    char *more = xmalloc(s->size + n + 1);
+    memcpy(more, s->data, s->size);
+    memcpy(more + s->size, text, n);
+    sec_set(x, name, more, s->size + n);
+    free(more);
+}
+
 static void write_secs(const char *path, Secs *x) {
     CkptSection cs[16];
     for (int i = 0; i < x->n; i++) cs[i] = (CkptSection){x->s[i].name, x->s[i].data, x->s[i].size};
@@ -495,12 +506,7 @@ Test(untrusted, tensor_table_mismatches) {
     write_secs(path, &x);
     expect_refused(path, "tgt_emb", "does not match");
     path = fresh(&x, K_WORD);
-    Sec *t = sec_get(&x, "tensors");
-    char *more = xmalloc(t->size + 32);
-    memcpy(more, t->data, t->size);
-    memcpy(more + t->size, "extra 1 1 0 0\n", 14);
-    sec_set(&x, "tensors", more, t->size + 14);
-    free(more);
+    sec_append(&x, "tensors", "extra 1 1 0 0\n");
     write_secs(path, &x);
     expect_refused(path, "extra tensors", NULL);
 }
@@ -686,12 +692,7 @@ Test(untrusted, int8_sections_are_checked) {
     expect_int8_refused(path, "section 'quant' lists 'tgt_emb' 7x15 where the model has 'tgt_emb' 7x16");
 
     path = fresh_int8(&x);
-    Sec *q = sec_get(&x, "quant");
-    char *more = xmalloc(q->size + 16);
-    memcpy(more, q->data, q->size);
-    memcpy(more + q->size, "extra 1 1\n", 10);
-    sec_set(&x, "quant", more, q->size + 10);
-    free(more);
+    sec_append(&x, "quant", "extra 1 1\n");
     write_secs(path, &x);
     expect_int8_refused(path, "lists tensors the model does not have");
 
