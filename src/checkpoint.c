@@ -288,6 +288,7 @@ static int parse_state(TrainState *st, const char *text, const char *path) {
 typedef struct {
     const char *optimizer;   // the config's train.optimizer
     int has_state;           // its state sections are present
+    int ema;                 // the weights given for decoding are the moving average
 } LoadInfo;
 
 static size_t count_lines(const char *s) {
@@ -386,6 +387,11 @@ static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *
         if (ostate[i]) rc = check_finite(m, ostate[i], names.state_name[i], path);
     if (rc) goto done;
     if (!int8) memcpy(m->params, params, nparams * sizeof(real));
+    // Decoding (no optimizer wanted) uses the moving average when there is one.
+    if (!int8 && !opt && names.ema >= 0 && ostate[names.ema]) {
+        memcpy(m->params, ostate[names.ema], nparams * sizeof(real));
+        if (li) li->ema = 1;
+    }
     if (opt) {
         optim_init(opt, c, nparams);
         for (int i = 0; i < opt->nstate; i++) memcpy(opt->state[i], ostate[i], nparams * sizeof(real));
@@ -427,7 +433,7 @@ int checkpoint_info(const char *path) {
     Tokenizer t;
     Model m;
     TrainState st;
-    LoadInfo li = {NULL, 0};
+    LoadInfo li = {NULL, 0, 0};
     rc = load(path, &c, &t, &m, NULL, &st, &li);
     if (rc) return rc;
     char *cfg = config_to_json(&c);
@@ -442,6 +448,8 @@ int checkpoint_info(const char *path) {
                         m.quant->n, REAL_NAME);
     printf("vocabulary: source %d, target %d\n", m.s.src_vocab, m.s.tgt_vocab);
     printf("optimizer state: %s\n", li.has_state ? li.optimizer : "none (weights only)");
+    if (li.ema) printf("weights for decoding: the moving average (train.ema_decay %g); training resumes from the weights\n",
+                       c.ema_decay);
     printf("verified: config, tokenizer, tensor table, section sizes, all values finite\n");
     printf("config:\n%s\n", cfg);
     free(cfg);

@@ -22,7 +22,9 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
 
 // Reads and verifies everything, then builds the config, tokenizer and model
 // (and, if opt != NULL, the optimizer the checkpoint's config names, with its
-// state, which must be present, and its step count).
+// state, which must be present, and its step count). Without opt, a
+// checkpoint with a moving average of the weights (train.ema_decay) gives the
+// average as the model's weights: what decoding, averaging and quantizing use.
 // A file with valid checksums is still untrusted: every length in it is
 // checked without overflow, and the sections must agree (config <-> tokenizer
 // kind and vocabulary sizes <-> parameter count, computed before anything is

@@ -73,6 +73,7 @@ static const Key KEYS[] = {
     {"train.adam_beta2", K_NUM, OFF(beta2), 0.98, 0, 0, 0.999999999, 0, 0, "Adam beta2"},
     {"train.adam_eps", K_NUM, OFF(eps), 1e-9, 0, 0, 1, 0, 0, "Adam epsilon"},
     {"train.momentum", K_NUM, OFF(momentum), 0.9, 0, 0, 0.999999, 0, 0, "sgd_momentum: momentum (the buffer is momentum * buffer + gradient)"},
+    {"train.ema_decay", K_NUM, OFF(ema_decay), 0.0, 0, 0, 0.999999999, 0, 0, "exponential moving average of the weights, kept beside them (0 = off; e.g. 0.9999): validation, best.ckpt's choice and translate/eval/average/quantize use the average; update t uses min(decay, (1+t)/(10+t)); a resumed run cannot turn it on or off"},
     {"train.weight_decay", K_NUM, OFF(weight_decay), 0.0, 0, 0, 1, 0, 0, "decoupled weight decay (AdamW-style, either optimizer): p -= lr * weight_decay * p; not applied to biases and LayerNorm gains"},
     {"train.clip_norm", K_NUM, OFF(clip_norm), 0.0, 0, 0, 1e9, 0, 0, "clip gradients to this global L2 norm (0 = off)"},
     {"train.diverge_factor", K_NUM, OFF(diverge_factor), 10, 0, 0, 1e9, 0, 0, "a log record whose mean training loss is this many times ln(target vocabulary), where training starts, says the run diverged: it warns and writes no checkpoint while so (0 = never)"},

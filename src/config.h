@@ -37,6 +37,7 @@ typedef struct {
     double lr_scale, lr, warmup_steps;
     int optimizer;         // OPT_ADAM | OPT_SGD_MOMENTUM
     double beta1, beta2, eps, momentum, weight_decay, clip_norm;
+    double ema_decay;                  // train.ema_decay: 0 = no moving average of the weights
     double diverge_factor; // diverged: log-record loss > this x ln(target vocab) (0 = never)
     int diverge_patience;  // stop after this many diverged log records in a row
 } Config;

@@ -98,6 +98,23 @@ void optim_init(Optimizer *o, const Config *c, size_t n) {
         o->state[o->nstate] = xcalloc(n, sizeof(real));
         o->nstate++;
     }
+    o->ema = -1;
+    o->ema_decay = c->ema_decay;
+    if (c->ema_decay > 0) {
+        o->ema = o->nstate;
+        o->state_name[o->nstate] = "ema";
+        o->state[o->nstate++] = xcalloc(n, sizeof(real));
+    }
+}
+
+// ema = d*ema + (1-d)*p (ema = p after the first update), element by element:
+// the same bits for any thread count.
+static void ema_update(Optimizer *o, const ParamSet *p) {
+    real *e = o->state[o->ema];
+    double t = (double)o->step, warm = (1 + t) / (10 + t);
+    real d = (real)(o->step <= 1 ? 0 : fmin(o->ema_decay, warm)), keep = 1 - d;
+    #pragma omp parallel for schedule(dynamic, 16384) if (p->n > par_min_elems)
+    for (size_t i = 0; i < p->n; i++) e[i] = d * e[i] + keep * p->value[i];
 }
 
 int optim_configure(Optimizer *o, const Config *c, const char *what) {
@@ -105,13 +122,19 @@ int optim_configure(Optimizer *o, const Config *c, const char *what) {
     if (s.type != o->set.type)
         return err_set(NMT_ERR_INPUT, "%s: train.optimizer: the checkpoint holds the state of \"%s\", the config asks for "
                        "\"%s\" (a run keeps its optimizer; start a new run to change it)", what, o->name, KINDS[s.type].name);
+    if ((c->ema_decay > 0) != (o->ema >= 0))
+        return err_set(NMT_ERR_INPUT, "%s: train.ema_decay: the run %s a moving average of the weights and the config "
+                       "asks %s (start a new run to change it)", what, o->ema >= 0 ? "keeps" : "keeps no",
+                       c->ema_decay > 0 ? "for one" : "for none");
     o->set = s;
+    o->ema_decay = c->ema_decay;
     return NMT_OK;
 }
 
 void optim_step(Optimizer *o, const ParamSet *p, double lr, real grad_mul) {
     o->step++;
     KINDS[o->set.type].step(o, p, lr, grad_mul);
+    if (o->ema >= 0) ema_update(o, p);
 }
 
 void optim_free(Optimizer *o) {

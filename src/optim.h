@@ -26,8 +26,10 @@ typedef struct {
     long step;                         // updates done
     size_t n;                          // reals in each state buffer (the parameter set's n)
     int nstate;
-    const char *state_name[OPTIM_MAX_STATE];   // "adam_m", "adam_v"; "momentum"
+    const char *state_name[OPTIM_MAX_STATE];   // "adam_m", "adam_v"; "momentum"; "ema"
     real *state[OPTIM_MAX_STATE];      // zeros at first
+    double ema_decay;                  // train.ema_decay (0: none)
+    int ema;                           // index of the "ema" buffer (the weights' moving average), or -1
 } Optimizer;
 
 // The optimizer the config names, with zeroed state for n parameters.
@@ -36,6 +38,10 @@ void optim_init(Optimizer *o, const Config *c, size_t n);
 // state cannot change hands: NMT_ERR_INPUT, naming `what` and train.optimizer,
 // when the config names another optimizer.
 int optim_configure(Optimizer *o, const Config *c, const char *what);
+// With train.ema_decay > 0 the optimizer also keeps the weights' exponential
+// moving average as a state buffer named "ema" (saved and restored with the
+// rest): after update t, ema = d*ema + (1-d)*p with d = min(decay,
+// (1+t)/(10+t)), and ema = p after the first update.
 // One update of every parameter in p (p->n == o->n) at learning rate lr, with
 // the gradient taken as p->grad times grad_mul (the clipping factor: clipping
 // costs no pass of its own). Decoupled weight decay, lr * weight_decay * p,

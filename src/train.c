@@ -340,8 +340,13 @@ static int validation_bleu(Run *r, double *bleu) {
 static int run_validation(Run *r, int *stop) {
     if (!r->have_valid) return NMT_OK;
     double loss, nll, bleu = -1;
+    // With train.ema_decay the moving average is what gets validated (and
+    // what a checkpoint gives for decoding).
+    real *weights = r->model.params;
+    if (r->opt.ema >= 0) r->model.params = r->opt.state[r->opt.ema];
     validate(r, &loss, &nll);
     int rc = r->cfg.valid_bleu_lines >= 0 ? validation_bleu(r, &bleu) : NMT_OK;
+    r->model.params = weights;
     if (rc) return rc;
     r->last_bleu = bleu;
     int best = r->cfg.best_metric == BEST_BLEU ? bleu > r->st.best_valid_bleu : loss < r->st.best_valid_loss;

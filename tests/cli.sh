@@ -220,6 +220,16 @@ expect 2 "nmt quantize: needs --checkpoint IN and --output OUT" -- "$NMT" quanti
 if [ ! -e "$T/qa.ckpt" ] && [ ! -e "$T/qq.ckpt" ] && [ ! -e "$T/qr/last.ckpt" ]; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: a refused int8 command wrote a file"; fi
 
+# train.ema_decay: the checkpoint says decoding uses the moving average; a
+# resume cannot switch it off.
+if OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/ema" --set train.ema_decay=0.5 \
+       --quiet >"$T/out" 2>"$T/err" && "$NMT" info "$T/ema/last.ckpt" >"$T/info" 2>>"$T/err" &&
+   grep -q "^weights for decoding: the moving average (train.ema_decay 0.5)" "$T/info" &&
+   printf 'a b c\n' | "$NMT" translate --checkpoint "$T/ema/last.ckpt" >/dev/null 2>>"$T/err"; then
+    pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: train.ema_decay run/info/translate: $(cat "$T/err")"; fi
+expect 2 "train.ema_decay: the run keeps a moving average of the weights and the config asks for none" -- \
+    "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/ema" --set train.max_steps=4
+
 # The PyTorch reference decoder (make bench-translate) is the same model: its
 # greedy output equals nmt's, line for line (when Debian's PyTorch is installed).
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then

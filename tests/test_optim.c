@@ -167,6 +167,38 @@ Test(optim, sgd_momentum_matches_the_textbook_formula) {
     config_free(&c);
 }
 
+// train.ema_decay: an "ema" buffer beside the optimizer's own, equal to the
+// weights after the first update, then d*ema + (1-d)*p with d = min(decay,
+// (1+t)/(10+t)), computed here the same way in the same precision.
+Test(optim, ema_follows_its_formula) {
+    Config c;
+    optim_config(&c, OPT_ADAM, 0);
+    c.ema_decay = 0.2;  // below the warm-up's 2/11 .. 5/14 from update 3 on: both branches
+    ParamSet p = make_set();
+    Optimizer o;
+    optim_init(&o, &c, p.n);
+    cr_assert_eq(o.nstate, 3);
+    cr_assert_eq(o.ema, 2);
+    cr_assert_str_eq(o.state_name[2], "ema");
+    real *want = xcalloc(SET_N, sizeof *want);
+    for (int k = 0; k < STEPS; k++) {
+        set_grads(&p, k);
+        optim_step(&o, &p, LR[k], GMUL[k]);
+        double t = (double)(k + 1);
+        real d = (real)(k == 0 ? 0 : fmin(0.2, (1 + t) / (10 + t))), keep = 1 - d;
+        for (size_t i = 0; i < SET_N; i++) want[i] = d * want[i] + keep * p.value[i];
+        cr_assert(memcmp(o.state[2], want, SET_N * sizeof(real)) == 0, "update %d", k + 1);
+        if (k == 0) cr_assert(memcmp(o.state[2], p.value, SET_N * sizeof(real)) == 0, "not the weights after update 1");
+    }
+    Config off;
+    optim_config(&off, OPT_ADAM, 0);
+    cr_assert_eq(optim_configure(&o, &off, "run.ckpt"), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "train.ema_decay"), "%s", err_msg());
+    optim_free(&o);
+    free(want), free(p.value), free(p.grad);
+    config_free(&c), config_free(&off);
+}
+
 Test(optim, configure_takes_new_settings_and_refuses_another_optimizer) {
     Config a, b;
     optim_config(&a, OPT_SGD_MOMENTUM, 0);
@@ -352,6 +384,36 @@ Test(optim, sgd_momentum_state_round_trips_through_a_checkpoint, .timeout = 60) 
     free(want);
     optim_free(&o2), model_free(&m2), tokenizer_free(&t2), config_free(&c2);
     optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
+    rm_rf(dir);
+    free(dir);
+}
+
+// A run with train.ema_decay: the checkpoint keeps the average as a state
+// section; a resume gets it back exactly, and decoding gets it as the weights.
+Test(optim, ema_round_trips_and_is_what_decoding_loads, .timeout = 60) {
+    char *dir = tiny_run_dir();
+    const char *sets[] = {"train.ema_decay=0.5"};
+    cr_assert_eq(train_in(dir, sets, 1), 0, "%s", err_msg());
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/ck/last.ckpt", dir);
+    Config c;
+    Tokenizer t;
+    Model m, md;
+    Optimizer o;
+    TrainState st;
+    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, &o, &st), 0, "%s", err_msg());
+    cr_assert_eq(o.ema, 2);
+    cr_assert(memcmp(o.state[o.ema], m.params, m.nparams * sizeof(real)) != 0, "the average is the weights");
+    Config cd;
+    Tokenizer td;
+    cr_assert_eq(checkpoint_load(ck, &cd, &td, &md, NULL, &st), 0, "%s", err_msg());
+    cr_assert(memcmp(md.params, o.state[o.ema], m.nparams * sizeof(real)) == 0, "decoding does not get the average");
+    model_free(&md), tokenizer_free(&td), config_free(&cd);
+    optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
+    // Resuming with the average switched off is refused.
+    const char *off[] = {"train.ema_decay=0", "train.max_steps=4"};
+    cr_assert_neq(train_in(dir, off, 2), 0);
+    cr_assert(strstr(err_msg(), "train.ema_decay"), "%s", err_msg());
     rm_rf(dir);
     free(dir);
 }
