@@ -297,6 +297,23 @@ static size_t count_lines(const char *s) {
     return n;
 }
 
+// The weights' sections: `params`, or an int8 checkpoint's (ckpt_quant.h),
+// which cannot be trained from and must be large enough for the config's
+// model before it is allocated. *params: the float weights (NULL for int8).
+static int find_weights(const CkptFile *f, const char *table, size_t nparams, int for_training, int *int8,
+                        const real **params, const char *path) {
+    *int8 = ckpt_section(f, "quant", NULL) != NULL;
+    *params = NULL;
+    if (*int8 && for_training)
+        return err_set(NMT_ERR_INPUT, "%s: an int8 checkpoint (made by nmt quantize) holds no float weights or "
+                       "optimizer state to train from: resume from the float checkpoint it was made from", path);
+    if (*int8 && nparams > quant_param_bound(f, count_lines(table)))
+        return err_set(NMT_ERR_INPUT, "%s: the int8 sections are too small for the config's model (%zu parameters)",
+                       path, nparams);
+    if (!*int8 && !(*params = array_section(f, "params", nparams, path))) return err_code();
+    return NMT_OK;
+}
+
 // Everything in the file is checked, in this order, before anything it sizes
 // is allocated: the container (ckpt_open), the config, the tokenizer and its
 // agreement with the config, the parameter count the config and vocabularies
@@ -341,20 +358,10 @@ static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *
     }
     table = section_text(f, "tensors", path);
     if (!table) { rc = err_code(); goto done; }
-    // An int8 deployment checkpoint (ckpt_quant.h) holds the weights in other sections.
-    int int8 = ckpt_section(f, "quant", NULL) != NULL;
-    const real *params = NULL;
-    if (int8 && opt) {
-        rc = err_set(NMT_ERR_INPUT, "%s: an int8 checkpoint (made by nmt quantize) holds no float weights or optimizer "
-                     "state to train from: resume from the float checkpoint it was made from", path);
-        goto done;
-    }
-    if (int8 && nparams > quant_param_bound(f, count_lines(table))) {
-        rc = err_set(NMT_ERR_INPUT, "%s: the int8 sections are too small for the config's model (%zu parameters)", path,
-                     nparams);
-        goto done;
-    }
-    if (!int8 && !(params = array_section(f, "params", nparams, path))) { rc = err_code(); goto done; }
+    int int8;
+    const real *params;
+    rc = find_weights(f, table, nparams, opt != NULL, &int8, &params, path);
+    if (rc) goto done;
     optim_init(&names, c, 0);
     const real *ostate[OPTIM_MAX_STATE] = {0};
     int present = 0;
