@@ -11,11 +11,6 @@
 
 static const char HEADER[] = "int8 per-output-symmetric\n";
 
-static void dims(const Tensor *t, int in_out, size_t *n, size_t *k) {
-    *n = in_out ? t->cols : t->rows;
-    *k = in_out ? t->rows : t->cols;
-}
-
 void quant_sections(const Model *m, CkptSection sec[QUANT_SECTIONS], void *owned[QUANT_SECTIONS]) {
     const struct QuantModel *q = m->quant;
     size_t nq = 0, ns = 0, nf = 0, tab_cap = sizeof HEADER + 1;
@@ -111,7 +106,7 @@ int quant_load(const CkptFile *f, Model *m, const char *path) {
         }
         char name[64];
         size_t n, k, wn, wk;
-        dims(t, in_out, &wn, &wk);
+        quant_tensor_dims(t, in_out, &wn, &wk);
         if (!*p || !read_line(&p, name, &n, &k)) {
             rc = err_set(NMT_ERR_INPUT, "%s: section 'quant' ends early or is malformed before tensor '%s'", path, t->name);
             goto done;
@@ -154,7 +149,7 @@ int quant_load(const CkptFile *f, Model *m, const char *path) {
         const Tensor *t = &m->tensors[i];
         if (j < nq && qt[j].tensor == (size_t)i) {
             size_t n, k;
-            dims(t, qt[j].in_out, &n, &k);
+            quant_tensor_dims(t, qt[j].in_out, &n, &k);
             qmatrix_from_int8(&qt[j].q, w + iw, sc + is, n, k);
             iw += n * k;
             is += n;

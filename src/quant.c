@@ -13,7 +13,7 @@ int quant_tensor_eligible(const Tensor *t, int *in_out) {
     return 1;
 }
 
-static void dims(const Tensor *t, int in_out, size_t *n, size_t *k) {
+void quant_tensor_dims(const Tensor *t, int in_out, size_t *n, size_t *k) {
     *n = in_out ? t->cols : t->rows;
     *k = in_out ? t->rows : t->cols;
 }
@@ -36,7 +36,7 @@ void model_quantize(Model *m) {
         const Tensor *x = &m->tensors[i];
         if (!quant_tensor_eligible(x, &in_out)) continue;
         size_t n, k;
-        dims(x, in_out, &n, &k);
+        quant_tensor_dims(x, in_out, &n, &k);
         t[j].tensor = (size_t)i;
         t[j].in_out = in_out;
         qmatrix_quantize(&t[j].q, m->params + x->offset, n, k, in_out);

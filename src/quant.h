@@ -23,6 +23,8 @@ struct QuantModel {
 
 // Which tensors are quantized: every matrix (rows > 1). *in_out gets its layout.
 int quant_tensor_eligible(const Tensor *t, int *in_out);
+// Its outputs n and inputs k in that layout.
+void quant_tensor_dims(const Tensor *t, int in_out, size_t *n, size_t *k);
 // Quantizes m's float weights (m->quant must be NULL).
 void model_quantize(Model *m);
 // Adopts ready-made quantized tensors (a loaded int8 checkpoint): writes their
