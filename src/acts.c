@@ -124,6 +124,9 @@ static size_t carve(Acts *a, const Model *m, real *base, const Dims *d) {
         a->g_wide = arena_take(&cur, n * 3 * C);
         a->g_wide2 = arena_take(&cur, d->ns * 2 * C);
         a->g_f1 = arena_take(&cur, n * F);
+        a->g_rel = NULL;
+        if (s->relative)  // the gradient shares of drel_k and drel_v (ops.h)
+            a->g_rel = arena_take(&cur, ATTN_REL_PARTS * 2 * (2 * (size_t)s->max_rel + 1) * (C / H));
     }
     if (cur < logits_end) cur = logits_end;
     return (size_t)(cur - start);

@@ -38,6 +38,9 @@ static const Key KEYS[] = {
     {"model.norm", K_ENUM, OFF(norm), NORM_POST, 0, 0, 0, "post|pre", 1, "post: LayerNorm after each residual (the paper); pre: before each sublayer, plus a final LayerNorm per stack"},
     {"model.tie_output", K_BOOL, OFF(tie_output), 1, 0, 0, 1, 0, 1, "output projection shares the target embedding matrix"},
     {"model.shared_vocab", K_BOOL, OFF(shared_vocab), 0, 0, 0, 1, 0, 1, "one vocabulary for both sides; source, target and output matrices all tied"},
+    {"model.positions", K_ENUM, OFF(positions), POS_SINUSOIDAL, 0, 0, 0, "sinusoidal|relative", 1, "sinusoidal: the paper's position table added to the embeddings; relative: no table, every self-attention learns key and value embeddings of the clipped distance between positions (Shaw et al. 2018)"},
+    {"model.max_relative_position", K_INT, OFF(max_rel_pos), 16, 0, 1, 256, 0, 1, "relative: distances beyond +-k share one embedding (k)"},
+    {"model.attention_window", K_INT, OFF(attn_window), 0, 0, 0, 1 << 20, 0, 1, "self-attention sees keys within this distance (encoder: both sides; decoder: the last W positions and itself); 0 = every position. Cross-attention always sees the whole source"},
     {"model.dropout", K_NUM, OFF(dropout), 0.1, 0, 0, 0.95, 0, 0, "dropout on embeddings+positions and on every sublayer output"},
     {"model.attention_dropout", K_NUM, OFF(attn_dropout), 0.0, 0, 0, 0.95, 0, 0, "dropout on attention weights"},
     {"model.ffn_dropout", K_NUM, OFF(ffn_dropout), 0.0, 0, 0, 0.95, 0, 0, "dropout on the FFN hidden layer (after ReLU)"},
@@ -64,9 +67,9 @@ static const Key KEYS[] = {
     {"train.batch_tokens", K_INT, OFF(batch_tokens), 4096, 0, 1, 1 << 24, 0, 0, "tokens per batch (padded source or target, the larger)"},
     {"train.accum_steps", K_INT, OFF(accum_steps), 1, 0, 1, 1 << 16, 0, 0, "micro-batches of train.batch_tokens whose gradients each process sums before one update (the step's micro-batches: this times the number of processes)"},
     {"train.label_smoothing", K_NUM, OFF(label_smoothing), 0.1, 0, 0, 0.99, 0, 0, "label smoothing rate"},
-    {"train.lr_schedule", K_ENUM, OFF(lr_schedule), LR_NOAM, 0, 0, 0, "noam|inverse_sqrt", 0, "noam: lr_scale*d_model^-0.5*min(s^-0.5, s*warmup^-1.5); inverse_sqrt: lr*min(s/warmup, sqrt(warmup/s))"},
+    {"train.lr_schedule", K_ENUM, OFF(lr_schedule), LR_NOAM, 0, 0, 0, "noam|inverse_sqrt|cosine|linear", 0, "noam: lr_scale*d_model^-0.5*min(s^-0.5, s*warmup^-1.5); inverse_sqrt: lr*min(s/warmup, sqrt(warmup/s)); cosine, linear: lr*s/warmup, then down to 0 one step after train.max_steps, along a half cosine or a line"},
     {"train.lr_scale", K_NUM, OFF(lr_scale), 1.0, 0, 0, 1e6, 0, 0, "noam: multiplier"},
-    {"train.lr", K_NUM, OFF(lr), 5e-4, 0, 0, 10, 0, 0, "inverse_sqrt: peak learning rate"},
+    {"train.lr", K_NUM, OFF(lr), 5e-4, 0, 0, 10, 0, 0, "inverse_sqrt, cosine, linear: peak learning rate"},
     {"train.warmup_steps", K_NUM, OFF(warmup_steps), 4000, 0, 1, 1e9, 0, 0, "learning-rate warmup steps"},
     {"train.optimizer", K_ENUM, OFF(optimizer), OPT_ADAM, 0, 0, 0, "adam|sgd_momentum", 0, "adam: Adam with bias correction (train.adam_*); sgd_momentum: SGD with heavy-ball momentum (train.momentum); a resumed run keeps its optimizer"},
     {"train.adam_beta1", K_NUM, OFF(beta1), 0.9, 0, 0, 0.999999, 0, 0, "Adam beta1"},
@@ -369,6 +372,10 @@ static int check_consistency(const Config *c, const Origin *o) {
     if (c->tokenizer == TOK_BPE && c->vocab_size < 300)
         return err_set(NMT_ERR_INPUT, "%s: data.vocab_size (%d) must be at least 300 with data.tokenizer \"bpe\"",
                        KEYS_("data.vocab_size", "data.tokenizer"), c->vocab_size);
+    if ((c->lr_schedule == LR_COSINE || c->lr_schedule == LR_LINEAR) && c->warmup_steps >= c->max_steps)
+        return err_set(NMT_ERR_INPUT, "%s: train.warmup_steps (%g) must be below train.max_steps (%d) with a "
+                       "decaying train.lr_schedule", KEYS_("train.warmup_steps", "train.max_steps", "train.lr_schedule"),
+                       c->warmup_steps, c->max_steps);
     if (c->shared_vocab && !c->tie_output)
         return err_set(NMT_ERR_INPUT, "%s: model.shared_vocab requires model.tie_output",
                        KEYS_("model.shared_vocab", "model.tie_output"));

@@ -7,8 +7,9 @@
 #include <stddef.h>
 
 enum { NORM_POST = 0, NORM_PRE = 1 };
+enum { POS_SINUSOIDAL = 0, POS_RELATIVE = 1 };   // model.positions
 enum { TOK_WORD = 0, TOK_BPE = 1 };
-enum { LR_NOAM = 0, LR_INVSQRT = 1 };
+enum { LR_NOAM = 0, LR_INVSQRT = 1, LR_COSINE = 2, LR_LINEAR = 3 };
 enum { BEST_LOSS = 0, BEST_BLEU = 1 };
 enum { OPT_ADAM = 0, OPT_SGD_MOMENTUM = 1 };   // train.optimizer (src/optim.c)
 
@@ -18,6 +19,9 @@ typedef struct {
     int norm;              // NORM_POST | NORM_PRE
     int tie_output;        // output projection = target embedding
     int shared_vocab;      // one vocabulary, all three matrices tied
+    int positions;         // POS_SINUSOIDAL | POS_RELATIVE
+    int max_rel_pos;       // relative: distances clipped to -k..k
+    int attn_window;       // self-attention reaches keys within this distance (0 = all)
     double dropout, attn_dropout, ffn_dropout;
     // data
     char *train_src, *train_tgt, *valid_src, *valid_tgt;
@@ -33,7 +37,7 @@ typedef struct {
     int batch_tokens;
     int accum_steps;       // micro-batches per process per update
     double label_smoothing;
-    int lr_schedule;       // LR_NOAM | LR_INVSQRT
+    int lr_schedule;       // LR_NOAM | LR_INVSQRT | LR_COSINE | LR_LINEAR
     double lr_scale, lr, warmup_steps;
     int optimizer;         // OPT_ADAM | OPT_SGD_MOMENTUM
     double beta1, beta2, eps, momentum, weight_decay, clip_norm;

@@ -32,6 +32,24 @@ static AttnShape attn_shape(const Ctx *c, size_t B, size_t Tq, size_t Tk, const 
     return a;
 }
 
+// A self-attention's shape: attn_shape plus the window and the relative
+// position embeddings (their gradients and scratch for the backward pass).
+static AttnShape self_shape(const Ctx *c, const SelfAttnParams *p, const Seq *q, int causal, uint64_t key,
+                            real *rel_scratch) {
+    size_t C = width(c);
+    AttnShape a = attn_shape(c, q->B, q->T, q->T, q->len, causal, 3 * C, 3 * C, key);
+    a.window = (size_t)c->m->s.window;
+    if (c->m->s.relative) {
+        a.rel_max = (size_t)c->m->s.max_rel;
+        a.rel_k = P(p->rel_k);
+        a.rel_v = P(p->rel_v);
+        a.drel_k = G(p->rel_k);
+        a.drel_v = G(p->rel_v);
+        a.rel_scratch = rel_scratch;
+    }
+    return a;
+}
+
 // ---------------------------------------------------------------- forward
 
 // Every forward matrix product of a layer goes through here: out (N, M) =
@@ -77,7 +95,7 @@ static const real *self_attn_forward(const Ctx *c, const SelfAttnParams *p, SubA
     size_t C = width(c), N = q->B * q->T;
     const real *u = sub_input(c, s, x, &p->norm, N);
     linear(c, qkv, u, &p->qkv, N, C, 3 * C, 0);
-    AttnShape as = attn_shape(c, q->B, q->T, q->T, q->len, causal, 3 * C, 3 * C, site_key(c, stack, l, SITE_ATTN_W));
+    AttnShape as = self_shape(c, p, q, causal, site_key(c, stack, l, SITE_ATTN_W), NULL);
     const real *k = qkv + C, *v = qkv + 2 * C;
     if (cache) {
         for (size_t r = 0; r < N; r++) {
@@ -94,6 +112,7 @@ static const real *self_attn_forward(const Ctx *c, const SelfAttnParams *p, SubA
         as.bsq = 3 * C;
         as.bskv = as.bsk = cache->cap * C;
         as.causal = 0;  // every cached position precedes the query
+        as.q0 = cache->pos;
         k = cache->k;
         v = cache->v;
     }
@@ -220,7 +239,7 @@ static void self_attn_backward(const Ctx *c, const SelfAttnParams *p, Acts *a, S
     par_zero(datt, N * C);
     linear_backward(datt, G(p->out.w), G(p->out.b), g->dz, att, P(p->out.w), N, C, C);
     par_zero(dqkv, N * 3 * C);
-    AttnShape as = attn_shape(c, q->B, q->T, q->T, q->len, causal, 3 * C, 3 * C, site_key(c, stack, l, SITE_ATTN_W));
+    AttnShape as = self_shape(c, p, q, causal, site_key(c, stack, l, SITE_ATTN_W), a->g_rel);
     attention_backward(dqkv, dqkv + C, dqkv + 2 * C, a->g_probs, datt, probs, qkv, qkv + C, qkv + 2 * C, &as);
     linear_backward(du, G(p->qkv.w), G(p->qkv.b), dqkv, sub_in(c, s, x), P(p->qkv.w), N, C, 3 * C);
     sub_backward_end(c, s, g, x, &p->norm, N);

@@ -13,7 +13,8 @@
 // Offsets into Model.params (and, the same, Model.grads), one group per sublayer.
 typedef struct { size_t w, b; } LinearParams;   // w (in, out), b (out)
 typedef struct { size_t w, b; } NormParams;     // LayerNorm gain and bias (C)
-typedef struct { LinearParams qkv, out; NormParams norm; } SelfAttnParams;
+// rel_k, rel_v: relative position embeddings (2 max_rel + 1, D), when the model has them.
+typedef struct { LinearParams qkv, out; size_t rel_k, rel_v; NormParams norm; } SelfAttnParams;
 typedef struct { LinearParams q, kv, out; NormParams norm; } CrossAttnParams;
 typedef struct { LinearParams in, out; NormParams norm; } FfnParams;
 struct EncParams { SelfAttnParams attn; FfnParams ffn; };
@@ -49,6 +50,7 @@ struct Acts {
     real *logits, *loss, *nll, *xent_stats;
     // gradient scratch
     real *g_a, *g_b, *g_c, *g_d, *g_e, *g_enc, *g_wide, *g_wide2, *g_f1, *g_probs, *ffn_scratch;
+    real *g_rel;                 // relative positions: gradient shares (ops.h)
 };
 
 // An arena for at most `max` (acts.c); acts_carve lays out the views for `d`

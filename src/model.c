@@ -80,6 +80,15 @@ static SelfAttnParams add_self_attn(Model *m, const char *stack, int l, const ch
     snprintf(p, sizeof p, "%s.%d.self_attn", stack, l);
     a.qkv = add_linear(m, p, "wqkv", "bqkv", C, 3 * C, C);
     a.out = add_linear(m, p, "wo", "bo", C, C, C);
+    a.rel_k = a.rel_v = 0;
+    if (m->s.relative) {  // one embedding per clipped distance, shared by the heads
+        size_t D = C / (size_t)m->s.heads, R = 2 * (size_t)m->s.max_rel + 1;
+        real bound = (real)(sqrt(3.0) / sqrt((double)D));  // std D^-0.5, as the token embeddings
+        a.rel_k = add_matrix(m, p, "rel_k", R, D, 0);
+        m->tensors[arrlen(m->tensors) - 1].init_bound = bound;
+        a.rel_v = add_matrix(m, p, "rel_v", R, D, 0);
+        m->tensors[arrlen(m->tensors) - 1].init_bound = bound;
+    }
     snprintf(p, sizeof p, "%s.%d.%s", stack, l, norm);
     a.norm = add_layernorm(m, p, C);
     return a;
@@ -147,8 +156,10 @@ int model_create(Model *m, const ModelShape *s) {
     }
     m->params = xcalloc(m->nparams, sizeof(real));
     m->grads = xcalloc(m->nparams, sizeof(real));
-    m->pe = xmalloc((size_t)s->max_len * C * sizeof(real));
-    positions_table(m->pe, (size_t)s->max_len, C);
+    if (!s->relative) {
+        m->pe = xmalloc((size_t)s->max_len * C * sizeof(real));
+        positions_table(m->pe, (size_t)s->max_len, C);
+    }
     return NMT_OK;
 }
 

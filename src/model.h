@@ -14,6 +14,9 @@ typedef struct {
     int pre_norm, tie_output, shared_vocab;
     int src_vocab, tgt_vocab;
     int max_len;                       // longest sequence (positions table)
+    int relative;                      // relative positions (Shaw et al.) instead of the table
+    int max_rel;                       // relative: distances clipped to -max_rel..max_rel
+    int window;                        // self-attention within this distance (0 = all)
     real dropout, attn_dropout, ffn_dropout;
 } ModelShape;
 
@@ -30,7 +33,7 @@ typedef struct {
     size_t enc_lnf_w, enc_lnf_b, dec_lnf_w, dec_lnf_b;
     EncParams *enc;
     DecParams *dec;
-    real *pe;                          // (max_len, d_model)
+    real *pe;                          // (max_len, d_model); NULL with relative positions
     ParamSpan *enc_span, *dec_span;    // each layer's parameters: contiguous, encoder then decoder
     ParamSpan src_emb_span, tgt_emb_span, out_proj_span;  // equal when shared or tied
     // When set, model_forward_backward calls it as each part of m->grads is

@@ -24,6 +24,9 @@ ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab) {
     // Positions for the longest sentence the config admits (+ BOS/EOS), and never fewer than 1024.
     int longest = c->max_src_len > c->max_tgt_len ? c->max_src_len : c->max_tgt_len;
     s.max_len = longest + 2 > 1024 ? longest + 2 : 1024;
+    s.relative = c->positions == POS_RELATIVE;
+    s.max_rel = c->max_rel_pos;
+    s.window = c->attn_window;
     s.dropout = (real)c->dropout;
     s.attn_dropout = (real)c->attn_dropout;
     s.ffn_dropout = (real)c->ffn_dropout;
@@ -63,6 +66,12 @@ size_t model_param_count(const ModelShape *s, size_t *ntensors) {
         int dec = l >= s->enc_layers;
         count_linear(&k, C, 3 * C);  // self-attention wqkv, bqkv
         count_linear(&k, C, C);      // wo, bo
+        if (s->relative) {           // rel_k, rel_v
+            if (s->max_rel < 1 || s->heads < 1) return 0;
+            size_t D = C / (size_t)s->heads, R = 2 * (size_t)s->max_rel + 1;
+            count_tensor(&k, R, D);
+            count_tensor(&k, R, D);
+        }
         count_linear(&k, 1, C);      // its norm (w, b: two vectors of C)
         if (dec) {
             count_linear(&k, C, C);      // cross-attention wq, bq

@@ -143,8 +143,12 @@ void embed_forward(real *out, const int *ids, const real *table, const real *pe,
     #pragma omp parallel for schedule(dynamic, ROWS_PIECE(C)) if (B * T * C > PAR_MIN)
     for (size_t n = 0; n < B * T; n++) {
         const real *row = table + (size_t)ids[n] * C;
-        const real *pos = pe + (t0 + n % T) * C;
         real *o = out + n * C;
+        if (!pe) {
+            for (size_t c = 0; c < C; c++) o[c] = row[c] * scale;
+            continue;
+        }
+        const real *pos = pe + (t0 + n % T) * C;
         for (size_t c = 0; c < C; c++) o[c] = row[c] * scale + pos[c];
     }
 }
@@ -328,11 +332,19 @@ void residual_backward(real *da, real *db, const real *dout, size_t n) {
     }
 }
 
-// Number of keys query i may see in sequence b.
-static size_t visible_keys(const AttnShape *s, size_t b, size_t i) {
-    size_t n = (size_t)s->klen[b];
+// The keys query i of sequence b may see: [*lo, returned end). Padding,
+// the causal mask and the window; a query (of a padding row) whose window
+// holds no real key sees the last real key, so every row stays finite.
+static size_t key_range(const AttnShape *s, size_t b, size_t i, size_t *lo) {
+    size_t n = (size_t)s->klen[b], t = s->q0 + i;
     if (n > s->Tk) n = s->Tk;
-    if (s->causal && i + 1 < n) n = i + 1;
+    if (s->causal && t + 1 < n) n = t + 1;
+    *lo = 0;
+    if (s->window) {
+        if (t + s->window + 1 < n) n = t + s->window + 1;
+        if (t > s->window) *lo = t - s->window;
+        if (n && *lo >= n) *lo = n - 1;
+    }
     return n;
 }
 
@@ -355,17 +367,69 @@ static void head_offsets(const AttnShape *s, size_t b, size_t h, size_t *oq, siz
     *ov = bkv * bv + h * s->D;
 }
 
+// ---- relative positions: every sum below runs in one fixed order (gemm_term,
+// ascending index), the same in training, recomputation and decoding.
+
+// The embedding row of key j seen from query i.
+static size_t rel_bucket(const AttnShape *s, size_t i, size_t j) {
+    long d = (long)j - (long)(s->q0 + i), k = (long)s->rel_max;
+    return (size_t)((d < -k ? -k : d > k ? k : d) + k);
+}
+
+// out[r] = x . tab[r] for every row r of tab (2 rel_max + 1, D).
+static void rel_dots(real *out, const real *x, const real *tab, const AttnShape *s) {
+    for (size_t r = 0; r <= 2 * s->rel_max; r++) {
+        real acc = 0;
+        for (size_t d = 0; d < s->D; d++) acc = gemm_term(acc, x[d], tab[r * s->D + d]);
+        out[r] = acc;
+    }
+}
+
+// w[r] = sum of row[j] over the keys j in [lo, hi) of bucket r (query i).
+static void rel_buckets(real *w, const real *row, const AttnShape *s, size_t i, size_t lo, size_t hi) {
+    for (size_t r = 0; r <= 2 * s->rel_max; r++) w[r] = 0;
+    for (size_t j = lo; j < hi; j++) w[rel_bucket(s, i, j)] += row[j];
+}
+
+// acc[d] += sum_r w[r] tab[r][d], the terms appended in r order.
+static void rel_mix(real *acc, const real *w, const real *tab, const AttnShape *s) {
+    for (size_t r = 0; r <= 2 * s->rel_max; r++)
+        for (size_t d = 0; d < s->D; d++) acc[d] = gemm_term(acc[d], w[r], tab[r * s->D + d]);
+}
+
+// Query i's scores over keys [lo, hi) gain q_i . rel_k[r] * scale.
+static void rel_scores(real *row, const real *q, const AttnShape *s, size_t i, size_t lo, size_t hi, real scale) {
+    real qr[2 * ATTN_REL_MAX + 1];
+    rel_dots(qr, q, s->rel_k, s);
+    for (size_t j = lo; j < hi; j++) row[j] += scale * qr[rel_bucket(s, i, j)];
+}
+
+// Query i's output gains sum_j w_ij rel_v[r] (w: the weights it used).
+static void rel_values(real *out, const real *w, const AttnShape *s, size_t i, size_t lo, size_t hi) {
+    real wb[2 * ATTN_REL_MAX + 1];
+    rel_buckets(wb, w, s, i, lo, hi);
+    rel_mix(out, wb, s->rel_v, s);
+}
+
+// Softmax of row over [lo, hi), zeros elsewhere.
+static void masked_softmax(real *row, size_t Tk, size_t lo, size_t hi) {
+    for (size_t j = 0; j < lo; j++) row[j] = 0;
+    row_softmax(row + lo, hi - lo);
+    for (size_t j = hi; j < Tk; j++) row[j] = 0;
+}
+
 // Decoding: one query per row, its keys transposed, no dropout. All heads of
 // a row in one pass, without a product call per head: the same sums as the
 // gemm path below (gemm_term in k order from zero, then the scale; the
-// weights' product with V likewise, alpha 1), so the same bits.
+// weights' product with V likewise, alpha 1), so the same bits. Keys before
+// the window are neither scored nor read (their weights are zero).
 static void attention_one_query(real *out, real *probs, const real *q, const real *k, const real *v,
                                 const AttnShape *s) {
     size_t Tk = s->Tk, H = s->H, D = s->D, C = H * D, ldk = s->ldk;
     real scale = 1 / sqrt((real)D);
     #pragma omp parallel for schedule(dynamic, 4) if (s->B * H * Tk * D > PAR_MIN)
     for (size_t b = 0; b < s->B; b++) {
-        size_t oq, ok, ov;
+        size_t oq, ok, ov, lo, n = key_range(s, b, 0, &lo);
         head_offsets(s, b, 0, &oq, &ok, &ov);  // head h: + h*D, + h*D*ldk, + h*D
         real *p = probs + b * H * Tk;
         for (size_t i = 0; i < H * Tk; i++) p[i] = 0;
@@ -373,23 +437,24 @@ static void attention_one_query(real *out, real *probs, const real *q, const rea
             for (size_t h = 0; h < H; h++) {
                 real qv = q[oq + h * D + d], *ph = p + h * Tk;
                 const real *kr = k + ok + (h * D + d) * ldk;
-                for (size_t j = 0; j < Tk; j++) ph[j] = gemm_term(ph[j], qv, kr[j]);
+                for (size_t j = lo; j < n; j++) ph[j] = gemm_term(ph[j], qv, kr[j]);
             }
-        size_t n = visible_keys(s, b, 0);
         for (size_t h = 0; h < H; h++) {
             real *ph = p + h * Tk;
-            for (size_t j = 0; j < Tk; j++) ph[j] = scale * ph[j];
-            row_softmax(ph, n);
-            for (size_t j = n; j < Tk; j++) ph[j] = 0;
+            for (size_t j = lo; j < n; j++) ph[j] = scale * ph[j];
+            if (s->rel_k) rel_scores(ph, q + oq + h * D, s, 0, lo, n, scale);
+            masked_softmax(ph, Tk, lo, n);
         }
         real *o = out + b * C;
         for (size_t i = 0; i < C; i++) o[i] = 0;
-        for (size_t j = 0; j < Tk; j++)
+        for (size_t j = lo; j < n; j++)
             for (size_t h = 0; h < H; h++) {
                 real pj = p[h * Tk + j], *oh = o + h * D;
                 const real *vr = v + ov + j * s->ldv + h * D;
                 for (size_t e = 0; e < D; e++) oh[e] = gemm_term(oh[e], pj, vr[e]);
             }
+        if (s->rel_v)
+            for (size_t h = 0; h < H; h++) rel_values(o + h * D, p + h * Tk, s, 0, lo, n);
     }
 }
 
@@ -403,17 +468,16 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
     }
     #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
     for (size_t bh = 0; bh < s->B * H; bh++) {
-        size_t b = bh / H, h = bh % H, oq, ok, ov;
+        size_t b = bh / H, h = bh % H, oq, ok, ov, lo, n;
         head_offsets(s, b, h, &oq, &ok, &ov);
         const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
         real *p = probs + bh * Tq * Tk;
         if (s->k_transposed) gemm(0, 0, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         else gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
-            real *row = p + i * Tk;
-            size_t n = visible_keys(s, b, i);
-            row_softmax(row, n);
-            for (size_t j = n; j < Tk; j++) row[j] = 0;
+            n = key_range(s, b, i, &lo);
+            if (s->rel_k) rel_scores(p + i * Tk, qb + i * s->ldq, s, i, lo, n, scale);
+            masked_softmax(p + i * Tk, Tk, lo, n);
         }
         const real *pd = p;
         if (s->p_drop > 0) {
@@ -421,50 +485,100 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
             attn_dropout(sc, p, s, bh);
             pd = sc;
         }
-        gemm(0, 0, Tq, D, Tk, 1, pd, Tk, vb, s->ldv, 0, out + b * Tq * C + h * D, C);
+        real *ob = out + b * Tq * C + h * D;
+        gemm(0, 0, Tq, D, Tk, 1, pd, Tk, vb, s->ldv, 0, ob, C);
+        if (s->rel_v)
+            for (size_t i = 0; i < Tq; i++) {
+                n = key_range(s, b, i, &lo);
+                rel_values(ob + i * C, pd + i * Tk, s, i, lo, n);
+            }
     }
+}
+
+// The backward pass of head bh; the relative embeddings' gradient shares go
+// into part ((2, 2 rel_max + 1, D), when there are relative positions).
+static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch, const real *dout,
+                                    const real *probs, const real *q, const real *k, const real *v,
+                                    const AttnShape *s, size_t bh, real *part) {
+    size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D, R = 2 * s->rel_max + 1;
+    real scale = 1 / sqrt((real)D), w[2 * ATTN_REL_MAX + 1];
+    size_t b = bh / H, h = bh % H, oq, ok, ov, lo, n;
+    head_offsets(s, b, h, &oq, &ok, &ov);
+    const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
+    real *dqb = dq + oq, *dkb = dk + ok, *dvb = dv + ov;
+    const real *dob = dout + b * Tq * C + h * D;
+    const real *p = probs + bh * Tq * Tk;
+    real *sc = scratch + bh * Tq * Tk;
+    // dV += P'^T dO, with P' the (dropped-out) weights used in forward;
+    // and drel_v += the weights of each distance times dO.
+    const real *pd = p;
+    if (s->p_drop > 0) {
+        attn_dropout(sc, p, s, bh);
+        pd = sc;
+    }
+    gemm(1, 0, Tk, D, Tq, 1, pd, Tk, dob, C, 1, dvb, s->ldv);
+    if (s->rel_v)
+        for (size_t i = 0; i < Tq; i++) {
+            n = key_range(s, b, i, &lo);
+            rel_buckets(w, pd + i * Tk, s, i, lo, n);
+            for (size_t r = 0; r < R; r++)
+                for (size_t d = 0; d < D; d++) part[(R + r) * D + d] += w[r] * dob[i * C + d];
+        }
+    // dP' = dO (V + rel_v)^T, then through the dropout mask: dP = dP' * mask / (1-p).
+    gemm(0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
+    if (s->rel_v)
+        for (size_t i = 0; i < Tq; i++) {
+            n = key_range(s, b, i, &lo);
+            rel_dots(w, dob + i * C, s->rel_v, s);
+            for (size_t j = lo; j < n; j++) sc[i * Tk + j] += w[rel_bucket(s, i, j)];
+        }
+    if (s->p_drop > 0) {
+        real keep_scale = 1 / (1 - s->p_drop);
+        uint32_t th = rng_threshold((double)s->p_drop);
+        size_t base = bh * Tq * Tk;
+        for (size_t i = 0; i < Tq * Tk; i++) sc[i] = rng_keep(s->drop_key, base + i, th) ? sc[i] * keep_scale : 0;
+    }
+    // Softmax backward: dS = P * (dP - sum_j P dP), times the score scale.
+    for (size_t i = 0; i < Tq; i++) {
+        const real *pr = p + i * Tk;
+        real *dr = sc + i * Tk;
+        real dot = 0;
+        for (size_t j = 0; j < Tk; j++) dot += pr[j] * dr[j];
+        for (size_t j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
+    }
+    gemm(0, 0, Tq, D, Tk, 1, sc, Tk, kb, s->ldk, 1, dqb, s->ldq);
+    gemm(1, 0, Tk, D, Tq, 1, sc, Tk, qb, s->ldq, 1, dkb, s->ldk);
+    if (s->rel_k)  // the scores' relative terms: dq += dS rel_k, drel_k += dS^T q, by distance
+        for (size_t i = 0; i < Tq; i++) {
+            n = key_range(s, b, i, &lo);
+            rel_buckets(w, sc + i * Tk, s, i, lo, n);
+            rel_mix(dqb + i * s->ldq, w, s->rel_k, s);
+            for (size_t r = 0; r < R; r++)
+                for (size_t d = 0; d < D; d++) part[r * D + d] += w[r] * qb[i * s->ldq + d];
+        }
 }
 
 void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real *dout,
                         const real *probs, const real *q, const real *k, const real *v,
                         const AttnShape *s) {
-    size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
-    real scale = 1 / sqrt((real)D);
-    #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
-    for (size_t bh = 0; bh < s->B * H; bh++) {
-        size_t b = bh / H, h = bh % H, oq, ok, ov;
-        head_offsets(s, b, h, &oq, &ok, &ov);
-        const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
-        real *dqb = dq + oq, *dkb = dk + ok, *dvb = dv + ov;
-        const real *dob = dout + b * Tq * C + h * D;
-        const real *p = probs + bh * Tq * Tk;
-        real *sc = scratch + bh * Tq * Tk;
-        // dV += P'^T dO, with P' the (dropped-out) weights used in forward.
-        const real *pd = p;
-        if (s->p_drop > 0) {
-            attn_dropout(sc, p, s, bh);
-            pd = sc;
-        }
-        gemm(1, 0, Tk, D, Tq, 1, pd, Tk, dob, C, 1, dvb, s->ldv);
-        // dP' = dO V^T, then through the dropout mask: dP = dP' * mask / (1-p).
-        gemm(0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
-        if (s->p_drop > 0) {
-            real keep_scale = 1 / (1 - s->p_drop);
-            uint32_t th = rng_threshold((double)s->p_drop);
-            size_t base = bh * Tq * Tk;
-            for (size_t i = 0; i < Tq * Tk; i++) sc[i] = rng_keep(s->drop_key, base + i, th) ? sc[i] * keep_scale : 0;
-        }
-        // Softmax backward: dS = P * (dP - sum_j P dP), times the score scale.
-        for (size_t i = 0; i < Tq; i++) {
-            const real *pr = p + i * Tk;
-            real *dr = sc + i * Tk;
-            real dot = 0;
-            for (size_t j = 0; j < Tk; j++) dot += pr[j] * dr[j];
-            for (size_t j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
-        }
-        gemm(0, 0, Tq, D, Tk, 1, sc, Tk, kb, s->ldk, 1, dqb, s->ldq);
-        gemm(1, 0, Tk, D, Tq, 1, sc, Tk, qb, s->ldq, 1, dkb, s->ldk);
+    size_t BH = s->B * s->H, RD = (2 * s->rel_max + 1) * s->D;
+    // The heads run in ATTN_REL_PARTS fixed runs of consecutive heads; with
+    // relative positions each run sums its heads' gradient shares in order
+    // into its own part, and the parts are added in order: the same sums
+    // whatever the threads.
+    if (s->rel_k) memset(s->rel_scratch, 0, ATTN_REL_PARTS * 2 * RD * sizeof(real));
+    #pragma omp parallel for schedule(dynamic, 1) if (BH * s->Tq * s->Tk * s->D > PAR_MIN)
+    for (size_t c = 0; c < ATTN_REL_PARTS; c++) {
+        real *part = s->rel_k ? s->rel_scratch + c * 2 * RD : NULL;
+        for (size_t bh = c * BH / ATTN_REL_PARTS; bh < (c + 1) * BH / ATTN_REL_PARTS; bh++)
+            attention_backward_head(dq, dk, dv, scratch, dout, probs, q, k, v, s, bh, part);
     }
+    if (!s->rel_k) return;
+    for (size_t c = 0; c < ATTN_REL_PARTS; c++)
+        for (size_t x = 0; x < RD; x++) {
+            s->drel_k[x] += s->rel_scratch[c * 2 * RD + x];
+            s->drel_v[x] += s->rel_scratch[c * 2 * RD + RD + x];
+        }
 }
 
 // ---------------------------------------------------------------- loss

@@ -13,7 +13,8 @@
 // Sinusoidal position table: pe (maxT, C), pe[t][2i] = sin(t/10000^(2i/C)), pe[t][2i+1] = cos(..).
 void positions_table(real *pe, size_t maxT, size_t C);
 
-// out (B,T,C) = table[ids] * scale + pe[t0 + t]. ids (B,T), table (V,C), pe (>=t0+T, C).
+// out (B,T,C) = table[ids] * scale + pe[t0 + t]. ids (B,T), table (V,C), pe (>=t0+T, C)
+// or NULL (no positions added).
 // The positions carry no parameters: their backward is the identity.
 void embed_forward(real *out, const int *ids, const real *table, const real *pe,
                    size_t B, size_t T, size_t C, size_t t0, real scale);
@@ -75,7 +76,19 @@ typedef struct {
     int k_transposed;      // forward only (above)
     size_t bsk;            // with k_transposed: k's batch stride
     const int *kv_row;     // forward only: rows b use keys/values of kv_row[b] (over kv_group); NULL: unused
+    // Self-attention only. Query i stands at position q0 + i, key j at j.
+    // window > 0: query at position t sees keys j with |j - t| <= window.
+    // rel_k, rel_v (2 rel_max + 1, D), shared by the heads (Shaw et al.
+    // 2018): score(i, j) += q_i . rel_k[r] / sqrt(D) and out_i += sum_j
+    // w_ij rel_v[r], r = clip(j - t, -rel_max, rel_max) + rel_max.
+    // Backward adds their gradients into drel_k, drel_v, using rel_scratch
+    // (ATTN_REL_PARTS*2*(2 rel_max + 1)*D reals).
+    size_t q0, window;
+    const real *rel_k, *rel_v;   // NULL: no relative positions
+    size_t rel_max;              // <= ATTN_REL_MAX
+    real *drel_k, *drel_v, *rel_scratch;
 } AttnShape;
+enum { ATTN_REL_MAX = 256, ATTN_REL_PARTS = 64 };
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
                        const real *v, const AttnShape *s);
 // dq/dk/dv use the strides of q/k/v. scratch: B*H*Tq*Tk reals.

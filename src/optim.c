@@ -142,10 +142,14 @@ void optim_free(Optimizer *o) {
     memset(o, 0, sizeof *o);
 }
 
-double lr_at(int schedule, long step, double d_model, double warmup, double scale, double peak) {
-    double s = step < 1 ? 1 : (double)step;
-    if (schedule == LR_NOAM) return scale / sqrt(d_model) * fmin(1 / sqrt(s), s * pow(warmup, -1.5));
-    return peak * fmin(s / warmup, sqrt(warmup / s));
+double lr_at(const LrSchedule *l, long step) {
+    double s = step < 1 ? 1 : (double)step, w = l->warmup;
+    if (l->kind == LR_NOAM) return l->scale / sqrt(l->d_model) * fmin(1 / sqrt(s), s * pow(w, -1.5));
+    if (l->kind == LR_INVSQRT) return l->peak * fmin(s / w, sqrt(w / s));
+    if (s <= w) return l->peak * s / w;
+    double span = (double)l->total + 1 - w, left = fmax(0, span - (s - w)) / span;  // 1 -> 0
+    if (l->kind == LR_COSINE) return l->peak * (1 - cos(M_PI * left)) / 2;
+    return l->peak * left;
 }
 
 #define NORM_MAX_CHUNKS 4096

@@ -51,9 +51,18 @@ int optim_configure(Optimizer *o, const Config *c, const char *what);
 void optim_step(Optimizer *o, const ParamSet *p, double lr, real grad_mul);
 void optim_free(Optimizer *o);
 
-// schedule: LR_NOAM: scale * d^-0.5 * min(s^-0.5, s * w^-1.5)
-//           LR_INVSQRT: peak * min(s / w, sqrt(w / s))      (s < 1 counts as 1)
-double lr_at(int schedule, long step, double d_model, double warmup, double scale, double peak);
+// The learning rate at step s (s < 1 counts as 1), warmup w, T total steps:
+//   LR_NOAM:    scale * d^-0.5 * min(s^-0.5, s * w^-1.5)
+//   LR_INVSQRT: peak * min(s / w, sqrt(w / s))
+//   LR_COSINE:  peak * s / w up to w, then peak * (1 + cos(pi * (s - w) / (T + 1 - w))) / 2
+//   LR_LINEAR:  peak * s / w up to w, then peak * (T + 1 - s) / (T + 1 - w)
+// The decays reach 0 one step after the last (s = T + 1), so every step moves.
+typedef struct {
+    int kind;
+    double d_model, warmup, scale, peak;
+    long total;
+} LrSchedule;
+double lr_at(const LrSchedule *l, long step);
 
 // L2 norm of g (n), summed in fixed chunks in a fixed order (thread-count independent).
 double global_norm(const real *g, size_t n);

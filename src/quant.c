@@ -7,7 +7,7 @@
 #include <string.h>
 
 int quant_tensor_eligible(const Tensor *t, int *in_out) {
-    if (t->rows < 2) return 0;
+    if (t->rows < 2 || strstr(t->name, ".rel_")) return 0;  // relative position embeddings: small, added, not multiplied
     // Only the embedding tables and the output projection are (out, in).
     *in_out = !(strcmp(t->name, "src_emb") == 0 || strcmp(t->name, "tgt_emb") == 0 || strcmp(t->name, "out_proj") == 0);
     return 1;

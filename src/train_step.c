@@ -119,7 +119,8 @@ void step_end(StepAccum *u, StepStats *out, StepTimes *times, Model *m, Optimize
     ParamSet p = model_param_set(m);
     out->gnorm = global_norm(p.grad, p.n);
     double t2 = now_seconds();
-    out->lr = lr_at(c->lr_schedule, u->step + 1, c->d_model, c->warmup_steps, c->lr_scale, c->lr);
+    LrSchedule ls = {c->lr_schedule, c->d_model, c->warmup_steps, c->lr_scale, c->lr, c->max_steps};
+    out->lr = lr_at(&ls, u->step + 1);
     optim_step(opt, &p, out->lr, clip_factor(out->gnorm, c->clip_norm));
     if (times) {
         times->forward = u->fwd_seconds;

@@ -26,10 +26,13 @@ static int TGT_LEN[3] = {4, 2, 2};
 
 // out_rows: the output layer's chunk of positions (12 target positions here:
 // 12 = one chunk, 5 = chunks of 5, 5 and 2).
-static void tiny_case(int pre_norm, int tie, int shared, size_t out_rows) {
+// relative: relative positions clipped at 2 (the sequences are longer);
+// window: self-attention within that distance.
+static void tiny_case_ext(int pre_norm, int tie, int shared, size_t out_rows, int relative, int window) {
     ModelShape s = {.d_model = 6, .heads = 3, .d_ff = 5, .enc_layers = 2, .dec_layers = 2,
                     .pre_norm = pre_norm, .tie_output = tie, .shared_vocab = shared,
                     .src_vocab = shared ? 9 : 7, .tgt_vocab = 9, .max_len = 8,
+                    .relative = relative, .max_rel = 2, .window = window,
                     .dropout = 0.2, .attn_dropout = 0.15, .ffn_dropout = 0.25};
     Model m;
     model_create(&m, &s);
@@ -87,7 +90,14 @@ static void tiny_case(int pre_norm, int tie, int shared, size_t out_rows) {
     model_free(&m);
 }
 
+static void tiny_case(int pre_norm, int tie, int shared, size_t out_rows) {
+    tiny_case_ext(pre_norm, tie, shared, out_rows, 0, 0);
+}
+
 Test(grad_model, post_norm_untied) { tiny_case(0, 0, 0, 12); }
+Test(grad_model, relative_positions) { tiny_case_ext(0, 1, 0, 5, 1, 0); }
+Test(grad_model, relative_positions_window_pre_norm) { tiny_case_ext(1, 0, 0, 12, 1, 1); }
+Test(grad_model, window) { tiny_case_ext(0, 0, 0, 12, 0, 2); }
 Test(grad_model, post_norm_tied_output) { tiny_case(0, 1, 0, 5); }
 Test(grad_model, pre_norm_shared_vocab) { tiny_case(1, 1, 1, 12); }
 Test(grad_model, pre_norm_untied) { tiny_case(1, 0, 0, 5); }

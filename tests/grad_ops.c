@@ -196,8 +196,10 @@ static double att_loss(void *p) {
     attention_forward(c->out, c->probs, c->scratch, c->q, c->k, c->v, &c->s);
     return wsum(c->out, c->w, c->s.B * c->s.Tq * c->s.H * c->s.D);
 }
-static void attention_case(int causal, real p_drop, size_t Tq, size_t Tk) {
-    size_t B = 2, H = 3, D = 2, C = H * D;
+// window > 0: local attention; rel_max > 0: relative position embeddings
+// (checked as parameters too).
+static void attention_case_ext(int causal, real p_drop, size_t Tq, size_t Tk, size_t window, size_t rel_max) {
+    size_t B = 2, H = 3, D = 2, C = H * D, R = 2 * rel_max + 1;
     // q, k, v packed in one buffer of width 3C like the model's fused projection.
     size_t Tmax = Tq > Tk ? Tq : Tk;
     real *qkv = calloc(B * Tmax * 3 * C, sizeof(real)), *dqkv = calloc(B * Tmax * 3 * C, sizeof(real));
@@ -206,7 +208,15 @@ static void attention_case(int causal, real p_drop, size_t Tq, size_t Tk) {
     int klen[2] = {(int)Tk, (int)Tk - 2};  // second sequence has two padding keys
     fill(qkv, B * Tmax * 3 * C, 18, -1.5, 1.5);
     fill(w, B * Tq * C, 19, -1, 1);
-    AttnShape s = {B, Tq, Tk, H, D, 3 * C, 3 * C, 3 * C, 0, 0, 0, klen, causal, p_drop, rng_key(1, 2, 3), 0, 0, NULL};
+    AttnShape s = {.B = B, .Tq = Tq, .Tk = Tk, .H = H, .D = D, .ldq = 3 * C, .ldk = 3 * C, .ldv = 3 * C, .klen = klen,
+                   .causal = causal, .p_drop = p_drop, .drop_key = rng_key(1, 2, 3), .window = window};
+    real *rel = calloc(2 * R * D, sizeof(real)), *drel = calloc(2 * R * D, sizeof(real));
+    real *rel_scratch = calloc(ATTN_REL_PARTS * 2 * R * D, sizeof(real));
+    if (rel_max) {
+        fill(rel, 2 * R * D, 20, -1, 1);
+        s.rel_max = rel_max, s.rel_k = rel, s.rel_v = rel + R * D;
+        s.drel_k = drel, s.drel_v = drel + R * D, s.rel_scratch = rel_scratch;
+    }
     AttCtx c = {out, probs, scratch, qkv, qkv + C, qkv + 2 * C, w, s};
     att_loss(&c);
     // Masked weights are exactly zero; every row sums to one.
@@ -216,7 +226,8 @@ static void attention_case(int causal, real p_drop, size_t Tq, size_t Tk) {
                 const real *row = probs + ((b * H + h) * Tq + i) * Tk;
                 double sum = 0;
                 for (size_t j = 0; j < Tk; j++) {
-                    int masked = j >= (size_t)klen[b] || (causal && j > i);
+                    int masked = j >= (size_t)klen[b] || (causal && j > i) ||
+                                 (window && (j + window < i || j > i + window) && i < (size_t)klen[b]);
                     if (masked) cr_assert(row[j] == 0, "masked weight not zero (b%zu h%zu i%zu j%zu)", b, h, i, j);
                     sum += row[j];
                 }
@@ -224,15 +235,25 @@ static void attention_case(int causal, real p_drop, size_t Tq, size_t Tk) {
             }
     attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, w, probs, qkv, qkv + C, qkv + 2 * C, &s);
     check_grad("attention q/k/v", qkv, dqkv, B * Tmax * 3 * C, att_loss, &c);
+    if (rel_max) check_grad("attention rel_k/rel_v", rel, drel, 2 * R * D, att_loss, &c);
     // Padding keys get exactly zero gradient.
     for (size_t j = (size_t)klen[1]; j < Tk; j++)
         for (size_t x = C; x < 3 * C; x++) cr_assert(dqkv[(1 * Tmax + j) * 3 * C + x] == 0);
     free(qkv); free(dqkv); free(out); free(w); free(probs); free(scratch);
+    free(rel); free(drel); free(rel_scratch);
+}
+static void attention_case(int causal, real p_drop, size_t Tq, size_t Tk) {
+    attention_case_ext(causal, p_drop, Tq, Tk, 0, 0);
 }
 Test(grad, attention_padding) { attention_case(0, 0, 5, 5); }
 Test(grad, attention_causal_padding) { attention_case(1, 0, 5, 5); }
 Test(grad, attention_cross_shape_dropout) { attention_case(0, 0.25, 4, 6); }
 Test(grad, attention_causal_dropout) { attention_case(1, 0.25, 5, 5); }
+// Distances beyond rel_max 2 share the edge embeddings; windows of 1 and 2.
+Test(grad, attention_relative_padding) { attention_case_ext(0, 0, 6, 6, 0, 2); }
+Test(grad, attention_relative_causal_dropout) { attention_case_ext(1, 0.25, 6, 6, 0, 2); }
+Test(grad, attention_window_padding) { attention_case_ext(0, 0, 6, 6, 1, 0); }
+Test(grad, attention_window_causal_relative) { attention_case_ext(1, 0.25, 7, 7, 2, 3); }
 
 // ------------------------------------------------------------------ label-smoothed cross entropy
 typedef struct { real *loss, *logits; int *tgt; size_t N, V; real eps; } XeCtx;

@@ -14,13 +14,18 @@
 
 // A random model: its distributions are far from peaked, so decoding paths
 // branch a lot and every mistake in the cache or the beam shows.
-static void random_model(Model *m, int pre_norm) {
+// relative: relative positions clipped at 3 (shorter than most sequences);
+// window: self-attention within that distance.
+static void random_model_ext(Model *m, int pre_norm, int relative, int window) {
     ModelShape s = {.d_model = 24, .heads = 3, .d_ff = 40, .enc_layers = 2, .dec_layers = 2,
                     .pre_norm = pre_norm, .tie_output = 1, .src_vocab = 30, .tgt_vocab = 25, .max_len = 64,
+                    .relative = relative, .max_rel = 3, .window = window,
                     .dropout = 0.1f, .attn_dropout = 0.1f, .ffn_dropout = 0.1f};
     model_create(m, &s);
     model_init_params(m, 77 + (uint64_t)pre_norm);
 }
+
+static void random_model(Model *m, int pre_norm) { random_model_ext(m, pre_norm, 0, 0); }
 
 static int **random_sources(size_t n, uint64_t seed) {
     int **src = xcalloc(n, sizeof *src);
@@ -43,9 +48,9 @@ static int same_ids(const Hypothesis *a, const Hypothesis *b) {
     return arrlen(a->ids) == arrlen(b->ids) && !memcmp(a->ids, b->ids, (size_t)arrlen(a->ids) * sizeof(int));
 }
 
-static void cache_matches_recompute(int pre_norm, int beam) {
+static void cache_matches_recompute_ext(int pre_norm, int beam, int relative, int window) {
     Model m;
-    random_model(&m, pre_norm);
+    random_model_ext(&m, pre_norm, relative, window);
     size_t n = 9;
     int **src = random_sources(n, 5);
     DecodeOptions o = decode_defaults();
@@ -68,7 +73,12 @@ static void cache_matches_recompute(int pre_norm, int beam) {
     model_free(&m);
 }
 
+static void cache_matches_recompute(int pre_norm, int beam) { cache_matches_recompute_ext(pre_norm, beam, 0, 0); }
+
 Test(decode, cached_equals_recomputed_greedy_post_norm) { cache_matches_recompute(0, 1); }
+Test(decode, cached_equals_recomputed_relative_beam4) { cache_matches_recompute_ext(0, 4, 1, 0); }
+Test(decode, cached_equals_recomputed_window_greedy) { cache_matches_recompute_ext(1, 1, 0, 2); }
+Test(decode, cached_equals_recomputed_relative_window_beam3) { cache_matches_recompute_ext(1, 3, 1, 3); }
 Test(decode, cached_equals_recomputed_beam4_post_norm) { cache_matches_recompute(0, 4); }
 Test(decode, cached_equals_recomputed_beam3_pre_norm) { cache_matches_recompute(1, 3); }
 
@@ -113,9 +123,9 @@ Test(decode, beam1_is_greedy) {
     model_free(&m);
 }
 
-Test(decode, batch_size_does_not_change_outputs) {
+static void batch_independent(int relative, int window) {
     Model m;
-    random_model(&m, 1);
+    random_model_ext(&m, 1, relative, window);
     size_t n = 17;
     int **src = random_sources(n, 13);
     DecodeOptions o = decode_defaults();
@@ -136,6 +146,9 @@ Test(decode, batch_size_does_not_change_outputs) {
     free_all(src, a, n, n);
     model_free(&m);
 }
+
+Test(decode, batch_size_does_not_change_outputs) { batch_independent(0, 0); }
+Test(decode, batch_size_does_not_change_outputs_relative_window) { batch_independent(1, 2); }
 
 Test(decode, beam_finds_at_least_greedy_logprob) {
     Model m;

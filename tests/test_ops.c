@@ -155,7 +155,7 @@ static void check_attention(int causal) {
         k[i] = 3 * (rng_uniform(key, i + 1000) * 2 - 1);
         v[i] = rng_uniform(key, i + 2000) * 2 - 1;
     }
-    AttnShape s = {B, T, T, H, D, C, C, C, 0, 0, 0, klen, causal, 0, 0, 0, 0, NULL};
+    AttnShape s = {.B = B, .Tq = T, .Tk = T, .H = H, .D = D, .ldq = C, .ldk = C, .ldv = C, .klen = klen, .causal = causal};
     attention_forward(out, probs, NULL, q, k, v, &s);
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < H; h++)

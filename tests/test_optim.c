@@ -225,30 +225,57 @@ static double rel_err(double a, double b) { return fabs(a - b) / fabs(b); }
 
 Test(optim, noam_schedule) {
     const double d = 512, w = 4000, scale = 2;
+    const LrSchedule noam = {.kind = LR_NOAM, .d_model = d, .warmup = w, .scale = scale};
     const long steps[] = {1, 2, 100, 3999, 4000, 4001, 40000};
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
         double s = (double)steps[i];
         double want = scale * pow(d, -0.5) * fmin(pow(s, -0.5), s * pow(w, -1.5));
-        cr_assert_leq(rel_err(lr_at(LR_NOAM, steps[i], d, w, scale, 0), want), 1e-14, "step %ld", steps[i]);
+        cr_assert_leq(rel_err(lr_at(&noam, steps[i]), want), 1e-14, "step %ld", steps[i]);
     }
     // Step 0 (before any update) counts as step 1; the peak is at the warmup's end.
-    cr_assert_eq(lr_at(LR_NOAM, 0, d, w, scale, 0), lr_at(LR_NOAM, 1, d, w, scale, 0));
-    cr_assert_leq(rel_err(lr_at(LR_NOAM, 4000, d, w, scale, 0), scale / sqrt(d * w)), 1e-14);
-    cr_assert_lt(lr_at(LR_NOAM, 3999, d, w, scale, 0), lr_at(LR_NOAM, 4000, d, w, scale, 0));
-    cr_assert_lt(lr_at(LR_NOAM, 4001, d, w, scale, 0), lr_at(LR_NOAM, 4000, d, w, scale, 0));
+    cr_assert_eq(lr_at(&noam, 0), lr_at(&noam, 1));
+    cr_assert_leq(rel_err(lr_at(&noam, 4000), scale / sqrt(d * w)), 1e-14);
+    cr_assert_lt(lr_at(&noam, 3999), lr_at(&noam, 4000));
+    cr_assert_lt(lr_at(&noam, 4001), lr_at(&noam, 4000));
 }
 
 Test(optim, inverse_sqrt_schedule) {
     const double w = 300, peak = 2e-3;
+    const LrSchedule inv = {.kind = LR_INVSQRT, .d_model = 64, .warmup = w, .scale = 1, .peak = peak};
     const long steps[] = {1, 2, 150, 299, 300, 301, 1200};
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
         double s = (double)steps[i];
         double want = s <= w ? peak * s / w : peak * sqrt(w / s);
-        cr_assert_leq(rel_err(lr_at(LR_INVSQRT, steps[i], 64, w, 1, peak), want), 1e-15, "step %ld", steps[i]);
+        cr_assert_leq(rel_err(lr_at(&inv, steps[i]), want), 1e-15, "step %ld", steps[i]);
     }
-    cr_assert_eq(lr_at(LR_INVSQRT, 0, 64, w, 1, peak), lr_at(LR_INVSQRT, 1, 64, w, 1, peak));
-    cr_assert_eq(lr_at(LR_INVSQRT, 300, 64, w, 1, peak), peak);
-    cr_assert_leq(rel_err(lr_at(LR_INVSQRT, 1200, 64, w, 1, peak), peak / 2), 1e-15);
+    cr_assert_eq(lr_at(&inv, 0), lr_at(&inv, 1));
+    cr_assert_eq(lr_at(&inv, 300), peak);
+    cr_assert_leq(rel_err(lr_at(&inv, 1200), peak / 2), 1e-15);
+}
+
+// Warmup as inverse_sqrt's, then down to 0 at step total + 1: the halfway
+// point of the decay is half the peak on both curves, and the last step's
+// rate is the curve's value one step before zero.
+Test(optim, decaying_schedules) {
+    const double w = 100, peak = 1e-3;
+    const long total = 1099;  // decay span total + 1 - w = 1000 steps
+    for (int kind = LR_COSINE; kind <= LR_LINEAR; kind++) {
+        LrSchedule l = {.kind = kind, .warmup = w, .peak = peak, .total = total};
+        cr_assert_eq(lr_at(&l, 0), lr_at(&l, 1));
+        cr_assert_leq(rel_err(lr_at(&l, 50), peak / 2), 1e-15, "kind %d", kind);
+        cr_assert_eq(lr_at(&l, 100), peak, "kind %d", kind);
+        cr_assert_leq(rel_err(lr_at(&l, 600), peak / 2), 1e-12, "kind %d", kind);
+        cr_assert_eq(lr_at(&l, total + 1), 0, "kind %d", kind);
+        cr_assert_eq(lr_at(&l, total + 50), 0, "kind %d", kind);
+        for (long s = 101; s <= total; s++) {
+            cr_assert_lt(lr_at(&l, s), lr_at(&l, s - 1), "kind %d step %ld", kind, s);
+            cr_assert_gt(lr_at(&l, s), 0, "kind %d step %ld", kind, s);
+        }
+    }
+    LrSchedule lin = {.kind = LR_LINEAR, .warmup = w, .peak = peak, .total = total};
+    cr_assert_leq(rel_err(lr_at(&lin, total), peak / 1000), 1e-12);
+    LrSchedule cosine = {.kind = LR_COSINE, .warmup = w, .peak = peak, .total = total};
+    cr_assert_leq(rel_err(lr_at(&cosine, 350), peak * (1 + cos(M_PI / 4)) / 2), 1e-14);
 }
 
 // ---------------------------------------------------------------- norm and clipping
@@ -520,7 +547,7 @@ Test(optim, train_step_is_its_pieces) {
     cr_assert_eq(nll, ss.nll);
     // The gradient it leaves is of the mean loss per target token: its norm is ss.gnorm.
     cr_assert_eq(global_norm(a.m.grads, a.m.nparams), ss.gnorm);
-    cr_assert_eq(ss.lr, lr_at(LR_INVSQRT, step + 1, 16, 4, 1, 1e-2));
+    cr_assert_eq(ss.lr, lr_at(&(LrSchedule){.kind = LR_INVSQRT, .warmup = 4, .peak = 1e-2}, step + 1));
     cr_assert_gt(ss.gnorm, b.c.clip_norm, "the test wants clipping to be active (norm %g)", ss.gnorm);
     // The update is the optimizer's, with the clipping factor, from the old parameters.
     memcpy(b.m.grads, a.m.grads, a.m.nparams * sizeof(real));
