@@ -144,10 +144,15 @@ Acts *acts_create_dims(const Model *m, const Dims *max, int with_grads) {
     return a;
 }
 
+size_t self_attn_cols(const ModelShape *s, size_t T, int causal) {
+    size_t W = (size_t)s->window, band = causal ? W + 1 : 2 * W + 1;
+    return W && band < T ? band : T;
+}
+
 Acts *acts_create(const Model *m, size_t max_tokens, size_t max_src, size_t max_tgt, int with_grads) {
     // Bounds: B*S <= max_tokens and S <= max_src, so B*S*S <= max_tokens*max_src, etc.
-    Dims d = {max_tokens, max_tokens, max_tokens, max_tokens * max_src, max_tokens * max_tgt,
-              max_tokens * (max_src < max_tgt ? max_src : max_tgt)};
+    Dims d = {max_tokens, max_tokens, max_tokens, max_tokens * self_attn_cols(&m->s, max_src, 0),
+              max_tokens * self_attn_cols(&m->s, max_tgt, 1), max_tokens * (max_src < max_tgt ? max_src : max_tgt)};
     return acts_create_dims(m, &d, with_grads);
 }
 
@@ -163,7 +168,7 @@ size_t acts_bytes(const Acts *a) { return a->cap * sizeof(real); }
 
 void acts_carve(Acts *a, const Model *m, const Dims *d) {
     const Dims *x = &a->max;
-    if (d->ns > x->ns || d->nt > x->nt || d->pss > x->pss || d->ptt > x->ptt || d->pts > x->pts) {
+    if (d->B > x->B || d->ns > x->ns || d->nt > x->nt || d->pss > x->pss || d->ptt > x->ptt || d->pts > x->pts) {
         fprintf(stderr, "nmt: internal error: a batch (B=%zu, %zu source and %zu target rows) exceeds the activation arena\n",
                 d->B, d->ns, d->nt);
         abort();

@@ -33,7 +33,7 @@ DecodeState *decode_state_create(const Model *m, size_t max_sources, size_t grou
     d->max_tgt = max_tgt;
     d->layers = L;
     d->C = C;
-    Dims max = {max_sources, ns, R, ns * max_src, R * max_tgt, R * max_src};
+    Dims max = {max_sources, ns, R, ns * self_attn_cols(s, max_src, 0), R * max_tgt, R * max_src};
     d->a = acts_create_dims(m, &max, 0);
     d->cache_buf = xmalloc(2 * L * ((per + 15) & ~(size_t)15) * sizeof(real));
     d->cache = xcalloc(L, sizeof *d->cache);
@@ -94,7 +94,7 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
     d->B = B;
     d->S = S;
     d->rows = B * d->group;
-    Dims dims = {B, B * S, d->rows, B * S * S, d->rows * d->max_tgt, d->rows * S};
+    Dims dims = {B, B * S, d->rows, B * S * self_attn_cols(&m->s, S, 0), d->rows * d->max_tgt, d->rows * S};
     acts_carve(d->a, m, &dims);
     Ctx c = {m, 0, 0};
     Seq q = {B, S, src_len};

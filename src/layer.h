@@ -34,7 +34,8 @@ typedef struct {
 } DecActs;
 
 // Sizes of one carve: a batch's real sizes, or the bounds of a capacity.
-// ns, nt: source and target rows; pss, ptt, pts: attention weights per head.
+// ns, nt: source and target rows; pss, ptt, pts: attention weights per head
+// (self-attention: rows times self_attn_cols).
 typedef struct { size_t B, ns, nt, pss, ptt, pts; } Dims;
 
 struct Acts {
@@ -53,6 +54,9 @@ struct Acts {
     real *g_rel;                 // relative positions: gradient shares (ops.h)
 };
 
+// The weights one query of a self-attention over T positions keeps
+// (attn_cols in ops.h: T, or the window's band).
+size_t self_attn_cols(const ModelShape *s, size_t T, int causal);
 // An arena for at most `max` (acts.c); acts_carve lays out the views for `d`
 // (each size <= max, or an internal-error abort).
 Acts *acts_create_dims(const Model *m, const Dims *max, int with_grads);

@@ -5,7 +5,9 @@
 #include "gemm.h"
 #include "par.h"
 #include "rng.h"
+#include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <tgmath.h>
 
@@ -334,7 +336,7 @@ void residual_backward(real *da, real *db, const real *dout, size_t n) {
 
 // The keys query i of sequence b may see: [*lo, returned end). Padding,
 // the causal mask and the window; a query (of a padding row) whose window
-// holds no real key sees the last real key, so every row stays finite.
+// holds no real key sees none: its weights are all zero, its output too.
 static size_t key_range(const AttnShape *s, size_t b, size_t i, size_t *lo) {
     size_t n = (size_t)s->klen[b], t = s->q0 + i;
     if (n > s->Tk) n = s->Tk;
@@ -343,15 +345,21 @@ static size_t key_range(const AttnShape *s, size_t b, size_t i, size_t *lo) {
     if (s->window) {
         if (t + s->window + 1 < n) n = t + s->window + 1;
         if (t > s->window) *lo = t - s->window;
-        if (n && *lo >= n) *lo = n - 1;
+        if (*lo > n) *lo = n;
     }
     return n;
 }
 
-// Applies the dropout mask of head (b,h) to p (Tq,Tk) into out; mask index is
-// the element's position in probs, so forward and backward agree.
+size_t attn_cols(const AttnShape *s) {
+    if (!s->window) return s->Tk;
+    size_t band = s->causal ? s->window + 1 : 2 * s->window + 1;
+    return band < s->Tk ? band : s->Tk;
+}
+
+// Applies the dropout mask of head (b,h) to p (Tq, attn_cols) into out; mask
+// index is the element's position in probs, so forward and backward agree.
 static void attn_dropout(real *out, const real *p, const AttnShape *s, size_t bh) {
-    size_t n = s->Tq * s->Tk, base = bh * n;
+    size_t n = s->Tq * attn_cols(s), base = bh * n;
     real keep_scale = 1 / (1 - s->p_drop);
     uint32_t th = rng_threshold((double)s->p_drop);
     for (size_t i = 0; i < n; i++) out[i] = rng_keep(s->drop_key, base + i, th) ? p[i] * keep_scale : 0;
@@ -385,10 +393,11 @@ static void rel_dots(real *out, const real *x, const real *tab, const AttnShape 
     }
 }
 
-// w[r] = sum of row[j] over the keys j in [lo, hi) of bucket r (query i).
-static void rel_buckets(real *w, const real *row, const AttnShape *s, size_t i, size_t lo, size_t hi) {
+// w[r] = sum of key j's value over the keys j in [lo, hi) of bucket r
+// (query i); row[j - j0] holds key j's.
+static void rel_buckets(real *w, const real *row, long j0, const AttnShape *s, size_t i, size_t lo, size_t hi) {
     for (size_t r = 0; r <= 2 * s->rel_max; r++) w[r] = 0;
-    for (size_t j = lo; j < hi; j++) w[rel_bucket(s, i, j)] += row[j];
+    for (size_t j = lo; j < hi; j++) w[rel_bucket(s, i, j)] += row[(long)j - j0];
 }
 
 // acc[d] += sum_r w[r] tab[r][d], the terms appended in r order.
@@ -397,25 +406,26 @@ static void rel_mix(real *acc, const real *w, const real *tab, const AttnShape *
         for (size_t d = 0; d < s->D; d++) acc[d] = gemm_term(acc[d], w[r], tab[r * s->D + d]);
 }
 
-// Query i's scores over keys [lo, hi) gain q_i . rel_k[r] * scale.
-static void rel_scores(real *row, const real *q, const AttnShape *s, size_t i, size_t lo, size_t hi, real scale) {
+// Query i's scores over keys [lo, hi) gain q_i . rel_k[r] * scale (row[j - j0]: key j's).
+static void rel_scores(real *row, long j0, const real *q, const AttnShape *s, size_t i, size_t lo, size_t hi,
+                       real scale) {
     real qr[2 * ATTN_REL_MAX + 1];
     rel_dots(qr, q, s->rel_k, s);
-    for (size_t j = lo; j < hi; j++) row[j] += scale * qr[rel_bucket(s, i, j)];
+    for (size_t j = lo; j < hi; j++) row[(long)j - j0] += scale * qr[rel_bucket(s, i, j)];
 }
 
-// Query i's output gains sum_j w_ij rel_v[r] (w: the weights it used).
-static void rel_values(real *out, const real *w, const AttnShape *s, size_t i, size_t lo, size_t hi) {
+// Query i's output gains sum_j w_ij rel_v[r] (w: the weights it used, w[j - j0] key j's).
+static void rel_values(real *out, const real *w, long j0, const AttnShape *s, size_t i, size_t lo, size_t hi) {
     real wb[2 * ATTN_REL_MAX + 1];
-    rel_buckets(wb, w, s, i, lo, hi);
+    rel_buckets(wb, w, j0, s, i, lo, hi);
     rel_mix(out, wb, s->rel_v, s);
 }
 
-// Softmax of row over [lo, hi), zeros elsewhere.
-static void masked_softmax(real *row, size_t Tk, size_t lo, size_t hi) {
+// Softmax of row[lo, hi), zeros elsewhere in [0, n) (all zeros when the range is empty).
+static void masked_softmax(real *row, size_t n, size_t lo, size_t hi) {
     for (size_t j = 0; j < lo; j++) row[j] = 0;
-    row_softmax(row + lo, hi - lo);
-    for (size_t j = hi; j < Tk; j++) row[j] = 0;
+    if (hi > lo) row_softmax(row + lo, hi - lo);
+    for (size_t j = hi > lo ? hi : lo; j < n; j++) row[j] = 0;
 }
 
 // Decoding: one query per row, its keys transposed, no dropout. All heads of
@@ -442,7 +452,7 @@ static void attention_one_query(real *out, real *probs, const real *q, const rea
         for (size_t h = 0; h < H; h++) {
             real *ph = p + h * Tk;
             for (size_t j = lo; j < n; j++) ph[j] = scale * ph[j];
-            if (s->rel_k) rel_scores(ph, q + oq + h * D, s, 0, lo, n, scale);
+            if (s->rel_k) rel_scores(ph, 0, q + oq + h * D, s, 0, lo, n, scale);
             masked_softmax(ph, Tk, lo, n);
         }
         real *o = out + b * C;
@@ -454,8 +464,142 @@ static void attention_one_query(real *out, real *probs, const real *q, const rea
                 for (size_t e = 0; e < D; e++) oh[e] = gemm_term(oh[e], pj, vr[e]);
             }
         if (s->rel_v)
-            for (size_t h = 0; h < H; h++) rel_values(o + h * D, p + h * Tk, s, 0, lo, n);
+            for (size_t h = 0; h < H; h++) rel_values(o + h * D, p + h * Tk, 0, s, 0, lo, n);
     }
+}
+
+
+// ---- local attention as a band: query i's weights are attn_cols slots,
+// slot c for key t - window + c (t = q0 + i). Products run over blocks of
+// BAND_ROWS queries and the keys any of them sees, so time and memory grow
+// with Tq * window, not Tq * Tk.
+enum { BAND_ROWS = 32 };
+
+// The keys of queries [i0, i1): [*klo, returned end).
+static size_t block_keys(const AttnShape *s, size_t i0, size_t i1, size_t *klo) {
+    size_t t0 = s->q0 + i0, t1 = s->q0 + i1 - 1, W = s->window, hi = (s->causal ? t1 : t1 + W) + 1;
+    *klo = t0 > W ? t0 - W : 0;
+    if (hi > s->Tk) hi = s->Tk;
+    if (*klo > hi) *klo = hi;
+    return hi;
+}
+
+// Rows i0..i1 of the band from a block (bq, kw) whose column 0 is key klo
+// (gather = 1), or into a zeroed block (gather = 0); slots outside each
+// query's keys are 0.
+static void band_block(real *band, real *blk, const AttnShape *s, size_t b, size_t i0, size_t i1, size_t klo,
+                       size_t kw, int gather) {
+    size_t cols = attn_cols(s);
+    if (!gather) memset(blk, 0, (i1 - i0) * kw * sizeof(real));
+    for (size_t i = i0; i < i1; i++) {
+        size_t lo, n = key_range(s, b, i, &lo);
+        long j0 = (long)(s->q0 + i) - (long)s->window;
+        real *row = band + i * cols, *br = blk + (i - i0) * kw;
+        if (gather) {
+            for (size_t c = 0; c < cols; c++) row[c] = 0;
+            for (size_t j = lo; j < n; j++) row[(long)j - j0] = br[j - klo];
+        } else
+            for (size_t j = lo; j < n; j++) br[j - klo] = row[(long)j - j0];
+    }
+}
+
+static void band_forward_head(real *out, real *probs, real *scratch, real *blk, const real *q, const real *k,
+                              const real *v, const AttnShape *s, size_t bh) {
+    size_t Tq = s->Tq, H = s->H, D = s->D, C = H * D, cols = attn_cols(s);
+    size_t b = bh / H, h = bh % H, oq, ok, ov;
+    real scale = 1 / sqrt((real)D);
+    head_offsets(s, b, h, &oq, &ok, &ov);
+    const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
+    real *p = probs + bh * Tq * cols, *pd = p, *ob = out + b * Tq * C + h * D;
+    for (size_t i0 = 0; i0 < Tq; i0 += BAND_ROWS) {
+        size_t i1 = i0 + BAND_ROWS < Tq ? i0 + BAND_ROWS : Tq, klo, kw = block_keys(s, i0, i1, &klo) - klo;
+        if (s->k_transposed) gemm(0, 0, i1 - i0, kw, D, scale, qb + i0 * s->ldq, s->ldq, kb + klo, s->ldk, 0, blk, kw);
+        else gemm(0, 1, i1 - i0, kw, D, scale, qb + i0 * s->ldq, s->ldq, kb + klo * s->ldk, s->ldk, 0, blk, kw);
+        band_block(p, blk, s, b, i0, i1, klo, kw, 1);
+        for (size_t i = i0; i < i1; i++) {
+            size_t lo, n = key_range(s, b, i, &lo);
+            long j0 = (long)(s->q0 + i) - (long)s->window;
+            if (s->rel_k) rel_scores(p + i * cols, j0, qb + i * s->ldq, s, i, lo, n, scale);
+            if (n > lo) masked_softmax(p + i * cols, cols, (size_t)((long)lo - j0), (size_t)((long)n - j0));
+        }
+    }
+    if (s->p_drop > 0) {
+        pd = scratch + bh * Tq * cols;
+        attn_dropout(pd, p, s, bh);
+    }
+    for (size_t i0 = 0; i0 < Tq; i0 += BAND_ROWS) {
+        size_t i1 = i0 + BAND_ROWS < Tq ? i0 + BAND_ROWS : Tq, klo, kw = block_keys(s, i0, i1, &klo) - klo;
+        band_block(pd, blk, s, b, i0, i1, klo, kw, 0);
+        gemm(0, 0, i1 - i0, D, kw, 1, blk, kw, vb + klo * s->ldv, s->ldv, 0, ob + i0 * C, C);
+        for (size_t i = i0; i < i1 && s->rel_v; i++) {
+            size_t lo, n = key_range(s, b, i, &lo);
+            rel_values(ob + i * C, pd + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
+        }
+    }
+}
+
+static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real *blk, const real *dout,
+                               const real *probs, const real *q, const real *k, const real *v, const AttnShape *s,
+                               size_t bh, real *part) {
+    size_t Tq = s->Tq, H = s->H, D = s->D, C = H * D, cols = attn_cols(s), R = 2 * s->rel_max + 1;
+    size_t b = bh / H, h = bh % H, oq, ok, ov;
+    real scale = 1 / sqrt((real)D), w[2 * ATTN_REL_MAX + 1];
+    head_offsets(s, b, h, &oq, &ok, &ov);
+    const real *qb = q + oq, *kb = k + ok, *vb = v + ov, *dob = dout + b * Tq * C + h * D;
+    real *dqb = dq + oq, *dkb = dk + ok, *dvb = dv + ov;
+    const real *p = probs + bh * Tq * cols;
+    real *sc = scratch + bh * Tq * cols;
+    // sc holds the weights the forward pass used (P'); block by block they
+    // give dV and drel_v, then their rows become dP, then dS.
+    if (s->p_drop > 0) attn_dropout(sc, p, s, bh);
+    else memcpy(sc, p, Tq * cols * sizeof(real));
+    real keep_scale = s->p_drop > 0 ? 1 / (1 - s->p_drop) : 1;
+    uint32_t th = s->p_drop > 0 ? rng_threshold((double)s->p_drop) : 0;
+    for (size_t i0 = 0; i0 < Tq; i0 += BAND_ROWS) {
+        size_t i1 = i0 + BAND_ROWS < Tq ? i0 + BAND_ROWS : Tq, bq = i1 - i0, klo;
+        size_t kw = block_keys(s, i0, i1, &klo) - klo;
+        band_block(sc, blk, s, b, i0, i1, klo, kw, 0);
+        gemm(1, 0, kw, D, bq, 1, blk, kw, dob + i0 * C, C, 1, dvb + klo * s->ldv, s->ldv);
+        for (size_t i = i0; i < i1 && s->rel_v; i++) {
+            size_t lo, n = key_range(s, b, i, &lo);
+            rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
+            for (size_t r = 0; r < R; r++)
+                for (size_t d = 0; d < D; d++) part[(R + r) * D + d] += w[r] * dob[i * C + d];
+        }
+        gemm(0, 1, bq, kw, D, 1, dob + i0 * C, C, vb + klo * s->ldv, s->ldv, 0, blk, kw);
+        band_block(sc, blk, s, b, i0, i1, klo, kw, 1);
+        for (size_t i = i0; i < i1; i++) {
+            size_t lo, n = key_range(s, b, i, &lo);
+            long j0 = (long)(s->q0 + i) - (long)s->window;
+            real *dr = sc + i * cols;
+            const real *pr = p + i * cols;
+            if (s->rel_v) {
+                rel_dots(w, dob + i * C, s->rel_v, s);
+                for (size_t j = lo; j < n; j++) dr[(long)j - j0] += w[rel_bucket(s, i, j)];
+            }
+            if (s->p_drop > 0)
+                for (size_t c = 0; c < cols; c++)
+                    dr[c] = rng_keep(s->drop_key, (bh * Tq + i) * cols + c, th) ? dr[c] * keep_scale : 0;
+            real dot = 0;
+            for (size_t c = 0; c < cols; c++) dot += pr[c] * dr[c];
+            for (size_t c = 0; c < cols; c++) dr[c] = pr[c] * (dr[c] - dot) * scale;
+        }
+        band_block(sc, blk, s, b, i0, i1, klo, kw, 0);
+        gemm(0, 0, bq, D, kw, 1, blk, kw, kb + klo * s->ldk, s->ldk, 1, dqb + i0 * s->ldq, s->ldq);
+        gemm(1, 0, kw, D, bq, 1, blk, kw, qb + i0 * s->ldq, s->ldq, 1, dkb + klo * s->ldk, s->ldk);
+        for (size_t i = i0; i < i1 && s->rel_k; i++) {
+            size_t lo, n = key_range(s, b, i, &lo);
+            rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
+            rel_mix(dqb + i * s->ldq, w, s->rel_k, s);
+            for (size_t r = 0; r < R; r++)
+                for (size_t d = 0; d < D; d++) part[r * D + d] += w[r] * qb[i * s->ldq + d];
+        }
+    }
+}
+
+// A block's scratch: BAND_ROWS queries by the keys they may see.
+static real *band_scratch(const AttnShape *s) {
+    return xmalloc(BAND_ROWS * (BAND_ROWS + 2 * s->window) * sizeof(real));
 }
 
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
@@ -464,6 +608,16 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
     real scale = 1 / sqrt((real)D);
     if (Tq == 1 && s->k_transposed && !(s->p_drop > 0) && D <= GEMM_KC && Tk <= GEMM_KC) {
         attention_one_query(out, probs, q, k, v, s);
+        return;
+    }
+    if (attn_cols(s) < Tk) {
+        #pragma omp parallel if (s->B * H * Tq * attn_cols(s) * D > PAR_MIN)
+        {
+            real *blk = band_scratch(s);
+            #pragma omp for schedule(dynamic, 1)
+            for (size_t bh = 0; bh < s->B * H; bh++) band_forward_head(out, probs, scratch, blk, q, k, v, s, bh);
+            free(blk);
+        }
         return;
     }
     #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
@@ -476,7 +630,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         else gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            if (s->rel_k) rel_scores(p + i * Tk, qb + i * s->ldq, s, i, lo, n, scale);
+            if (s->rel_k) rel_scores(p + i * Tk, 0, qb + i * s->ldq, s, i, lo, n, scale);
             masked_softmax(p + i * Tk, Tk, lo, n);
         }
         const real *pd = p;
@@ -490,7 +644,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         if (s->rel_v)
             for (size_t i = 0; i < Tq; i++) {
                 n = key_range(s, b, i, &lo);
-                rel_values(ob + i * C, pd + i * Tk, s, i, lo, n);
+                rel_values(ob + i * C, pd + i * Tk, 0, s, i, lo, n);
             }
     }
 }
@@ -520,7 +674,7 @@ static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch,
     if (s->rel_v)
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            rel_buckets(w, pd + i * Tk, s, i, lo, n);
+            rel_buckets(w, pd + i * Tk, 0, s, i, lo, n);
             for (size_t r = 0; r < R; r++)
                 for (size_t d = 0; d < D; d++) part[(R + r) * D + d] += w[r] * dob[i * C + d];
         }
@@ -551,7 +705,7 @@ static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch,
     if (s->rel_k)  // the scores' relative terms: dq += dS rel_k, drel_k += dS^T q, by distance
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            rel_buckets(w, sc + i * Tk, s, i, lo, n);
+            rel_buckets(w, sc + i * Tk, 0, s, i, lo, n);
             rel_mix(dqb + i * s->ldq, w, s->rel_k, s);
             for (size_t r = 0; r < R; r++)
                 for (size_t d = 0; d < D; d++) part[r * D + d] += w[r] * qb[i * s->ldq + d];
@@ -567,11 +721,18 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     // into its own part, and the parts are added in order: the same sums
     // whatever the threads.
     if (s->rel_k) memset(s->rel_scratch, 0, ATTN_REL_PARTS * 2 * RD * sizeof(real));
-    #pragma omp parallel for schedule(dynamic, 1) if (BH * s->Tq * s->Tk * s->D > PAR_MIN)
-    for (size_t c = 0; c < ATTN_REL_PARTS; c++) {
-        real *part = s->rel_k ? s->rel_scratch + c * 2 * RD : NULL;
-        for (size_t bh = c * BH / ATTN_REL_PARTS; bh < (c + 1) * BH / ATTN_REL_PARTS; bh++)
-            attention_backward_head(dq, dk, dv, scratch, dout, probs, q, k, v, s, bh, part);
+    int band = attn_cols(s) < s->Tk;
+    #pragma omp parallel if (BH * s->Tq * attn_cols(s) * s->D > PAR_MIN)
+    {
+        real *blk = band ? band_scratch(s) : NULL;
+        #pragma omp for schedule(dynamic, 1)
+        for (size_t c = 0; c < ATTN_REL_PARTS; c++) {
+            real *part = s->rel_k ? s->rel_scratch + c * 2 * RD : NULL;
+            for (size_t bh = c * BH / ATTN_REL_PARTS; bh < (c + 1) * BH / ATTN_REL_PARTS; bh++)
+                if (band) band_backward_head(dq, dk, dv, scratch, blk, dout, probs, q, k, v, s, bh, part);
+                else attention_backward_head(dq, dk, dv, scratch, dout, probs, q, k, v, s, bh, part);
+        }
+        free(blk);
     }
     if (!s->rel_k) return;
     for (size_t c = 0; c < ATTN_REL_PARTS; c++)

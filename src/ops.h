@@ -58,9 +58,9 @@ void residual_backward(real *da, real *db, const real *dout, size_t n);
 
 // Multi-head scaled dot-product attention over B sequences, H heads of width D.
 // q (B,Tq,·) row stride ldq, head h at columns h*D; k (B,Tk,·) stride ldk; v stride ldv.
-// out (B,Tq,H*D). probs (B,H,Tq,Tk): softmax weights before dropout (saved).
+// out (B,Tq,H*D). probs (B,H,Tq,attn_cols): softmax weights before dropout (saved).
 // klen (B): keys j >= klen[b] are padding; causal: key j only for query i >= j.
-// Masked weights are exactly 0. scratch: B*H*Tq*Tk reals (used when p_drop > 0).
+// Masked weights are exactly 0. scratch: B*H*Tq*attn_cols reals (used when p_drop > 0).
 // k and v share the batch stride bskv (a key/value cache may be longer than Tk).
 // Forward only, k_transposed: k holds each sequence's keys as (H*D, ldk)
 // columns (key j of head h, element d at (h*D + d)*ldk + j), batch stride bsk:
@@ -89,9 +89,14 @@ typedef struct {
     real *drel_k, *drel_v, *rel_scratch;
 } AttnShape;
 enum { ATTN_REL_MAX = 256, ATTN_REL_PARTS = 64 };
+// The columns of each query's row in probs and scratch: Tk, or with a
+// window narrower than the keys, a band of 2 window + 1 slots (window + 1
+// causal), slot c holding key q0 + i - window + c; the band is computed
+// without the rest, so time and memory grow with Tq * window.
+size_t attn_cols(const AttnShape *s);
 void attention_forward(real *out, real *probs, real *scratch, const real *q, const real *k,
                        const real *v, const AttnShape *s);
-// dq/dk/dv use the strides of q/k/v. scratch: B*H*Tq*Tk reals.
+// dq/dk/dv use the strides of q/k/v. scratch: B*H*Tq*attn_cols reals.
 void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real *dout,
                         const real *probs, const real *q, const real *k, const real *v,
                         const AttnShape *s);

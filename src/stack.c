@@ -54,7 +54,9 @@ const real *decoder_forward(const Ctx *c, Acts *a, const int *tokens, const Seq 
 
 // Carves the arena for a batch and runs both stacks; returns the decoder output.
 static const real *forward(const Ctx *c, Acts *a, const Batch *b, const real **enc_out) {
-    Dims d = {b->B, b->B * b->S, b->B * b->T, b->B * b->S * b->S, b->B * b->T * b->T, b->B * b->T * b->S};
+    const ModelShape *ms = &c->m->s;
+    Dims d = {b->B, b->B * b->S, b->B * b->T, b->B * b->S * self_attn_cols(ms, b->S, 0),
+              b->B * b->T * self_attn_cols(ms, b->T, 1), b->B * b->T * b->S};
     acts_carve(a, c->m, &d);
     Seq src = {b->B, b->S, b->src_len}, tgt = {b->B, b->T, b->tgt_len};
     CrossSrc cs = {b->S, 1, b->src_len, NULL, NULL};

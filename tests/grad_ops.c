@@ -219,19 +219,26 @@ static void attention_case_ext(int causal, real p_drop, size_t Tq, size_t Tk, si
     }
     AttCtx c = {out, probs, scratch, qkv, qkv + C, qkv + 2 * C, w, s};
     att_loss(&c);
-    // Masked weights are exactly zero; every row sums to one.
+    // Masked weights are exactly zero; every row sums to one (a padding
+    // query whose window holds no real key: zero). With a band, slot c
+    // holds key i - window + c.
+    size_t cols = attn_cols(&s);
+    cr_assert(window == 0 || cols == (causal ? window + 1 : 2 * window + 1) || cols == Tk);
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < H; h++)
             for (size_t i = 0; i < Tq; i++) {
-                const real *row = probs + ((b * H + h) * Tq + i) * Tk;
+                const real *row = probs + ((b * H + h) * Tq + i) * cols;
                 double sum = 0;
-                for (size_t j = 0; j < Tk; j++) {
-                    int masked = j >= (size_t)klen[b] || (causal && j > i) ||
-                                 (window && (j + window < i || j > i + window) && i < (size_t)klen[b]);
-                    if (masked) cr_assert(row[j] == 0, "masked weight not zero (b%zu h%zu i%zu j%zu)", b, h, i, j);
-                    sum += row[j];
+                int any = 0;
+                for (size_t c = 0; c < cols; c++) {
+                    long j = cols < Tk ? (long)i - (long)window + (long)c : (long)c;
+                    int masked = j < 0 || j >= klen[b] || (causal && j > (long)i) ||
+                                 (window && labs(j - (long)i) > (long)window);
+                    if (masked) cr_assert(row[c] == 0, "masked weight not zero (b%zu h%zu i%zu j%ld)", b, h, i, j);
+                    any |= !masked;
+                    sum += row[c];
                 }
-                cr_assert(fabs(sum - 1) < 1e-12);
+                cr_assert(fabs(sum - any) < 1e-12, "row sum %g", sum);
             }
     attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, w, probs, qkv, qkv + C, qkv + 2 * C, &s);
     check_grad("attention q/k/v", qkv, dqkv, B * Tmax * 3 * C, att_loss, &c);
@@ -254,6 +261,11 @@ Test(grad, attention_relative_padding) { attention_case_ext(0, 0, 6, 6, 0, 2); }
 Test(grad, attention_relative_causal_dropout) { attention_case_ext(1, 0.25, 6, 6, 0, 2); }
 Test(grad, attention_window_padding) { attention_case_ext(0, 0, 6, 6, 1, 0); }
 Test(grad, attention_window_causal_relative) { attention_case_ext(1, 0.25, 7, 7, 2, 3); }
+// Bands over several blocks of queries (BAND_ROWS 32), with dropout.
+Test(grad, attention_band_blocks) { attention_case_ext(0, 0.25, 70, 70, 3, 2); }
+Test(grad, attention_band_blocks_causal) { attention_case_ext(1, 0.25, 70, 70, 5, 0); }
+// A window as wide as the keys: the full computation.
+Test(grad, attention_window_wider_than_keys) { attention_case_ext(0, 0.25, 5, 5, 4, 1); }
 
 // ------------------------------------------------------------------ label-smoothed cross entropy
 typedef struct { real *loss, *logits; int *tgt; size_t N, V; real eps; } XeCtx;
