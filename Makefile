@@ -41,7 +41,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test test-suite bench bench-translate bench-mpi clean help fuzz fuzz-deps fuzz-run
+.PHONY: all deps run test test-suite bench bench-translate bench-window bench-mpi clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
@@ -107,6 +107,10 @@ bench: $(NMT_BIN)
 	NMT=./$(NMT_BIN) sh scripts/bench.sh
 
 # 2 processes (mpirun) against one with 2 threads and accum_steps 2 (SHAPE=small).
+# Local attention against full attention at lengths 128, 512, 2048 (scripts/bench-window.sh).
+bench-window: $(NMT_BIN)
+	NMT=./$(NMT_BIN) sh scripts/bench-window.sh
+
 bench-translate: $(NMT_BIN)
 	sh scripts/install-deps.sh bench
 	NMT=./$(NMT_BIN) sh scripts/bench-translate.sh

@@ -64,11 +64,13 @@ int bench_shape(BenchShape *sh, const Config *c, const char *path) {
 static double step_flops(const ModelShape *s, const BenchShape *sh) {
     double d = s->d_model, ff = s->d_ff, ne = s->enc_layers, nd = s->dec_layers;
     double B = (double)sh->B, S = (double)sh->S, T = (double)sh->T, V = (double)sh->V;
+    double Se = (double)self_attn_cols(s, sh->S, 0), Td = (double)self_attn_cols(s, sh->T, 1);  // keys per query
     double mac = ne * (4 * d * d + 2 * d * ff) * B * S       // encoder: QKV, output, FFN
                  + nd * (6 * d * d + 2 * d * ff) * B * T     // decoder: QKV, output, cross Q + output, FFN
                  + nd * 2 * d * d * B * S                    // cross-attention K, V of the encoder output
                  + d * V * B * T                             // output projection
-                 + 2 * B * d * (ne * S * S + nd * (T * T + S * T));  // scores and weighted sums
+                 + 2 * B * d * (ne * S * Se + nd * (T * Td + S * T));  // scores and weighted sums
+    if (s->relative) mac += 2 * d * (2.0 * s->max_rel + 1) * B * (ne * S + nd * T);  // relative keys and values
     return 6 * mac;
 }
 

@@ -454,6 +454,10 @@ int checkpoint_info(const char *path) {
     if (m.quant) printf("weights: int8 (%zu matrices, one scale per output; vectors %s): for decoding only\n",
                         m.quant->n, REAL_NAME);
     printf("vocabulary: source %d, target %d\n", m.s.src_vocab, m.s.tgt_vocab);
+    if (m.s.relative) printf("positions: relative (distances clipped at %d)", m.s.max_rel);
+    else printf("positions: sinusoidal");
+    if (m.s.window) printf(", attention window %d\n", m.s.window);
+    else printf(", full attention\n");
     printf("optimizer state: %s\n", li.has_state ? li.optimizer : "none (weights only)");
     if (li.ema) printf("weights for decoding: the moving average (train.ema_decay %g); training resumes from the weights\n",
                        c.ema_decay);

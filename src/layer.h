@@ -54,9 +54,6 @@ struct Acts {
     real *g_rel;                 // relative positions: gradient shares (ops.h)
 };
 
-// The weights one query of a self-attention over T positions keeps
-// (attn_cols in ops.h: T, or the window's band).
-size_t self_attn_cols(const ModelShape *s, size_t T, int causal);
 // An arena for at most `max` (acts.c); acts_carve lays out the views for `d`
 // (each size <= max, or an internal-error abort).
 Acts *acts_create_dims(const Model *m, const Dims *max, int with_grads);

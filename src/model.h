@@ -50,6 +50,10 @@ typedef struct {
 
 typedef struct Acts Acts;
 
+// The attention weights one query of a self-attention over T positions
+// keeps (attn_cols in ops.h): T, or with a window, its band when narrower.
+size_t self_attn_cols(const ModelShape *s, size_t T, int causal);
+
 int model_create(Model *m, const ModelShape *s);   // allocates, does not initialise
 void model_init_params(Model *m, uint64_t seed);
 void model_free(Model *m);
