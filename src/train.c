@@ -75,6 +75,7 @@ typedef struct {
     char good_path[4200]; // that checkpoint's file
     int bad_records;      // log records in a row whose loss says the run diverged
     double last_loss;     // mean loss of the last log record (NAN before the first)
+    double wall0;         // when this invocation started (validation records' "wall")
 } Run;
 
 static void run_free(Run *r) {
@@ -359,7 +360,7 @@ static int run_validation(Run *r, int *stop) {
     fprintf(r->log, "{\"step\": %ld, \"valid_loss\": %.9g, \"valid_nll\": %.9g, \"valid_ppl\": %s", r->st.step,
             loss, nll, ppl);
     if (bleu >= 0) fprintf(r->log, ", \"valid_bleu\": %.4f", bleu);
-    fprintf(r->log, "}\n");
+    fprintf(r->log, ", \"elapsed\": %.3f, \"wall\": %.3f}\n", r->st.elapsed, now_seconds() - r->wall0);
     fflush(r->log);
     if (!r->quiet) {
         printf("%sstep %ld | valid loss %.4f | valid ppl %.3f", r->tty ? "\r\033[K" : "", r->st.step, loss, exp(nll));
@@ -683,7 +684,7 @@ static int nonfinite_step_error(Run *r, double loss, double gnorm) {
 }
 
 // After the loop: the last validation and save, and the summary. Returns the run's status.
-static int finish(Run *r, int rc, long first_step, int saved_now, int early, int stop, double wall0) {
+static int finish(Run *r, int rc, long first_step, int saved_now, int early, int stop) {
     const Config *c = &r->cfg;
     const char *why = early ? "early stopping" : stop ? "signal" : "train.max_steps reached";
     if (!r->lead) return rc;  // rank 0 validates, saves and reports
@@ -697,7 +698,7 @@ static int finish(Run *r, int rc, long first_step, int saved_now, int early, int
         if (!rc && !saved_now) rc = save(r, 0);
         if (!rc) {
             char wall[32];
-            double w = now_seconds() - wall0;
+            double w = now_seconds() - r->wall0;
             format_duration(wall, sizeof wall, w);
             printf("%snmt: stopped (%s) at step %ld after %s; %ld target tokens trained on in %.1f s of steps\n",
                    r->tty && !r->quiet ? "\r\033[K" : "", why, r->st.step, wall, r->st.tokens_seen, r->st.elapsed);
@@ -749,7 +750,7 @@ int train_run(const TrainArgs *args) {
     r.quiet = args->quiet || !r.lead;
     r.tty = isatty(STDOUT_FILENO);
     r.last_bleu = -1;
-    double wall0 = now_seconds();
+    r.wall0 = now_seconds();
     int rc = setup(&r, args);
     if (rc) {
         run_free(&r);
@@ -830,7 +831,7 @@ int train_run(const TrainArgs *args) {
         stop = flags & 1;
         early = (flags & 2) != 0;
     }
-    rc = finish(&r, rc, first_step, saved_now, early, stop, wall0);
+    rc = finish(&r, rc, first_step, saved_now, early, stop);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGUSR1, SIG_DFL);
