@@ -50,6 +50,7 @@ help:
 	@echo "make test       build and run the test suite (SANITIZE=1 for ASan+UBSan)"
 	@echo "make bench      build ./nmt, then time training steps beside PyTorch (scripts/bench.sh; BENCH_SHAPES=\"tiny small\")"
 	@echo "make bench-translate  translation speed and BLEU: nmt float and int8 beside PyTorch float and int8 (scripts/bench-translate.sh)"
+	@echo "make bench-window  local attention (model.attention_window) against full attention at lengths 128, 512, 2048"
 	@echo "make bench-mpi  2 processes under mpirun against 1 process with 2 threads (scripts/bench-mpi.sh)"
 	@echo "make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) into build/fuzz/ (fuzz/README.md)"
 	@echo "make fuzz-run   build and run each harness FUZZ_SECONDS (default 30), or FUZZ_RUNS executions, on fuzz/corpus/"
@@ -101,6 +102,7 @@ run: deps
 	$(MAKE) $(NMT_BIN)
 	OMP_NUM_THREADS=$(THREADS) ./nmt train --config configs/toy.json
 	sh scripts/toy-eval.sh ./nmt checkpoints/toy/last.ckpt data/toy/test
+	sh scripts/plot-log.sh checkpoints/toy/train_log.jsonl checkpoints/toy/train-curve.png
 
 bench: $(NMT_BIN)
 	sh scripts/install-deps.sh bench

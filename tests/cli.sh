@@ -73,6 +73,12 @@ if "$NMT" eval --checkpoint "$T/ck/last.ckpt" --src "$T/s.txt" --ref "$T/t.txt" 
 printf 'a b c\nb a\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 3 --nbest 2 >"$T/nb" 2>"$T/err"
 if [ "$(grep -c ' ||| ' "$T/nb")" -eq 4 ] && grep -q '^1 ||| ' "$T/nb"; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: nbest output: $(cat "$T/nb") $(cat "$T/err")"; fi
+# --nbest 1 is the Moses format too, with the best hypothesis of the plain output.
+printf 'a b c\nb a\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 3 --nbest 1 >"$T/nb1" 2>"$T/err"
+printf 'a b c\nb a\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 3 >"$T/plain" 2>>"$T/err"
+if [ "$(grep -c '^[01] ||| .* ||| -\{0,1\}[0-9][0-9.]*$' "$T/nb1")" -eq 2 ] &&
+   [ "$(sed 's/^[0-9]* ||| \(.*\) ||| [^|]*$/\1/' "$T/nb1")" = "$(cat "$T/plain")" ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: --nbest 1 output: $(cat "$T/nb1") / $(cat "$T/plain") $(cat "$T/err")"; fi
 expect 2 "missing.ckpt" -- "$NMT" translate --checkpoint "$T/missing.ckpt"
 expect 2 "--beam" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 0
 cp "$T/ck/last.ckpt" "$T/flip.ckpt"

@@ -50,8 +50,9 @@ static int option_table(Args *a, Option *t, int eval) {
                       OPT_CURRENT};
     t[n++] = (Option){"--nbest", OPT_INT, &a->o.nbest, 1, 256, "N",
                       eval ? "as for nmt translate; eval scores the best hypothesis only"
-                           : "print N hypotheses per sentence as 'index ||| text ||| score'",
-                      OPT_CURRENT};
+                           : "print N hypotheses per sentence as 'index ||| text ||| score' (also for\n"
+                             "N = 1); without --nbest, one plain line per sentence",
+                      NULL};
     t[n++] = (Option){"--batch", OPT_INT, &a->o.batch, 1, 4096, "N",
                       "sentences decoded together; the output does not depend on it", OPT_CURRENT};
     t[n++] = (Option){"--max-len-a", OPT_DOUBLE, &a->o.max_len_a, 0, 100, "A",
@@ -74,6 +75,7 @@ static int option_table(Args *a, Option *t, int eval) {
 static int parse_args(Args *a, Option *opts, OptSpec *spec, int argc, char **argv, int eval) {
     memset(a, 0, sizeof *a);
     a->o = decode_defaults();
+    a->o.nbest = 0;  // not given: the best hypothesis, printed plain
     *spec = (OptSpec){eval ? "eval" : "translate", eval ? EVAL_USAGE : TRANSLATE_USAGE, opts,
                       option_table(a, opts, eval), 0, NULL};
     int rc = options_parse(spec, argc, argv, NULL);
@@ -111,7 +113,8 @@ static int translate(const Args *a) {
     // All of stdin is read (and checked) before anything is written.
     char *text = NULL, **lines = NULL;
     rc = read_lines("/dev/stdin", &text, &lines);
-    size_t n = (size_t)arrlen(lines), nb = (size_t)a->o.nbest;
+    int moses = a->o.nbest > 0;  // --nbest given: 'index ||| text ||| score' lines
+    size_t n = (size_t)arrlen(lines), nb = moses ? (size_t)a->o.nbest : 1;
     char **out = xcalloc(n * nb + 1, sizeof *out);
     double *scores = xcalloc(n * nb + 1, sizeof *scores);
     if (!rc && a->attention_png && n != 1)
@@ -121,7 +124,7 @@ static int translate(const Args *a) {
         rc = attention_map_png(a->attention_png, &l.m, &l.t, l.c.max_src_len, lines[0], &a->o, a->attention_heads);
     if (!rc) {
         for (size_t i = 0; i < n * nb; i++) {
-            if (nb > 1) printf("%zu ||| %s ||| %.6f\n", i / nb, out[i], scores[i]);
+            if (moses) printf("%zu ||| %s ||| %.6f\n", i / nb, out[i], scores[i]);
             else puts(out[i]);
         }
         if (fflush(stdout) != 0) rc = err_set(NMT_ERR_RUNTIME, "stdout: write failed");
