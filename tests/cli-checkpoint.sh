@@ -79,6 +79,13 @@ section "$T/relr/last.ckpt" params >"$T/pb"
 if [ -s "$T/pa" ] && cmp -s "$T/pa" "$T/pb"; then ok; else bad "relative + window: weights after resume differ"; fi
 if "$NMT" info "$T/rel2/last.ckpt" 2>&1 | grep -q "positions: relative (distances clipped at 3), attention window 2"; then ok
 else bad "relative + window: info does not say so: $("$NMT" info "$T/rel2/last.ckpt" 2>&1 | head -5)"; fi
+# Int8: the relative embeddings stay float; the quantized file and --int8 decode alike.
+head -20 "$T/s.txt" >"$T/rel.src"
+if "$NMT" quantize --checkpoint "$T/rel2/last.ckpt" --output "$T/rel8.ckpt" >/dev/null 2>"$T/err" &&
+   "$NMT" translate --checkpoint "$T/rel8.ckpt" --beam 3 <"$T/rel.src" >"$T/a" 2>>"$T/err" &&
+   "$NMT" translate --checkpoint "$T/rel2/last.ckpt" --int8 --beam 3 <"$T/rel.src" >"$T/b" 2>>"$T/err" &&
+   [ "$(wc -l <"$T/a")" -eq 20 ] && cmp -s "$T/a" "$T/b"; then ok
+else bad "relative + window: int8 decoding: $(cat "$T/err")"; fi
 
 # Keep-last: save_every 100 over 300 steps with keep_last 5 keeps steps 100..300.
 if [ -e "$T/full2/step-100.ckpt" ] && [ -e "$T/full2/step-300.ckpt" ]; then ok; else bad "step-N.ckpt files missing"; fi
