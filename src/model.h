@@ -76,6 +76,9 @@ size_t acts_bytes(const Acts *a);
 // disables dropout.
 double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
                      int train, uint64_t dropout_key, double *nll_sum);
+// After model_forward: -log p(gold) of every target row (B*T; 0 on padding),
+// a view into the arena.
+const real *model_row_nll(const Acts *a);
 // A training step's forward and backward passes (dropout on unless
 // dropout_key = 0): returns what model_forward(train = 1) returns and
 // accumulates the gradients of (loss_sum * grad_scale, grad_scale != 0) into

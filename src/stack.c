@@ -116,6 +116,8 @@ double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
     return output_layer(m, a, b, y, label_smoothing, 0, nll_sum, NULL);
 }
 
+const real *model_row_nll(const Acts *a) { return a->nll; }
+
 // ---------------------------------------------------------------- backward
 // Stream buffers g_a/g_e alternate; g_b and g_d hold dz and du; g_c, g_wide,
 // g_wide2, g_f1, g_probs and ffn_scratch are scratch inside the sublayers.

@@ -79,6 +79,24 @@ printf 'a b c\nb a\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 3
 if [ "$(grep -c '^[01] ||| .* ||| -\{0,1\}[0-9][0-9.]*$' "$T/nb1")" -eq 2 ] &&
    [ "$(sed 's/^[0-9]* ||| \(.*\) ||| [^|]*$/\1/' "$T/nb1")" = "$(cat "$T/plain")" ]; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: --nbest 1 output: $(cat "$T/nb1") / $(cat "$T/plain") $(cat "$T/err")"; fi
+# nmt score: the log-probability greedy decoding reports (alpha 0: no length
+# penalty) for its own output; the same bytes whatever the batch.
+printf 'a b c\nb c a\nc a b\nb a\n' >"$T/s4.txt"
+"$NMT" translate --checkpoint "$T/ck/last.ckpt" --alpha 0 --nbest 1 <"$T/s4.txt" >"$T/nb4" 2>"$T/err"
+sed 's/^[0-9]* ||| \(.*\) ||| [^|]*$/\1/' "$T/nb4" >"$T/t4.txt"
+if "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/t4.txt" >"$T/sc" 2>>"$T/err" &&
+   "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/t4.txt" --batch 1 >"$T/sc1" 2>>"$T/err" &&
+   [ "$(wc -l <"$T/sc")" -eq 4 ] && cmp -s "$T/sc" "$T/sc1" &&
+   sed 's/.* ||| //' "$T/nb4" | paste - "$T/sc" | awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 || $2 >= 0) bad = 1 } END { exit bad }'
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: score: $(cat "$T/sc") vs $(cat "$T/nb4") $(cat "$T/err")"; fi
+"$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/t4.txt" --normalize >"$T/scn" 2>>"$T/err"
+if awk '{ print NF }' "$T/t4.txt" | paste - "$T/sc" "$T/scn" | awk '{ d = $2 / ($1 + 1) - $3; if (d < -1e-6 || d > 1e-6) bad = 1 } END { exit bad }'
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: score --normalize: $(cat "$T/scn")"; fi
+expect 2 "has 4 lines but" -- "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/s.txt"
+printf 'x y\nx \377\nz\ny\n' >"$T/bad4.txt"
+expect 2 "bad4.txt:2: invalid UTF-8" -- "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/bad4.txt"
+if [ ! -s "$T/out" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: score printed scores before an error"; fi
+expect 2 "--checkpoint, --src and --tgt are required" -- "$NMT" score --src "$T/s4.txt"
 expect 2 "missing.ckpt" -- "$NMT" translate --checkpoint "$T/missing.ckpt"
 expect 2 "--beam" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 0
 cp "$T/ck/last.ckpt" "$T/flip.ckpt"
@@ -115,7 +133,7 @@ if [ $? -eq 0 ] && grep -q "^BLEU = " "$T/out" && cmp -s "$T/hyp" "$T/hyp2"; the
 "$NMT" average --output="$T/avg.ckpt" "$T/ck/last.ckpt" >"$T/out" 2>"$T/err" && "$NMT" info "$T/avg.ckpt" >/dev/null 2>&1
 if [ $? -eq 0 ] && grep -q "averaged 1 checkpoints into $T/avg.ckpt" "$T/out"; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: average --output=...: $(cat "$T/err")"; fi
-for cmd in train translate eval info average quantize bleu bpe bench "bench gemm" config-keys; do
+for cmd in train translate eval info average quantize score bleu bpe bench "bench gemm" config-keys; do
     # shellcheck disable=SC2086  # "bench gemm" is two words
     expect 2 "nmt $cmd: unknown option '--bogus' (see: nmt $cmd --help)" -- "$NMT" $cmd --bogus=1
     # shellcheck disable=SC2086

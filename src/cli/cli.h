@@ -11,6 +11,7 @@ int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_average(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
+int cli_score(int argc, char **argv);
 int cli_bleu(int argc, char **argv);
 int cli_bpe(int argc, char **argv);
 int cli_bench(int argc, char **argv);

@@ -1,0 +1,66 @@
+// score.c — `nmt score`: the log-probability of given translations (forced decoding).
+#include "cli.h"
+#include "options.h"
+
+#include "checkpoint.h"
+#include "data.h"
+#include "score.h"
+#include "util.h"
+
+#include <stb/stb_ds.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char USAGE[] =
+    "usage: nmt score --checkpoint FILE --src SOURCE --tgt TRANSLATIONS [--normalize] [--batch N]\n"
+    "  prints, one line per pair, the log-probability (natural log) the model gives each line of\n"
+    "  TRANSLATIONS as the translation of the same line of SOURCE: the sum over its tokens and\n"
+    "  the end of sentence (forced decoding, no dropout); higher is more likely\n";
+
+int cli_score(int argc, char **argv) {
+    const char *ckpt = NULL, *src_path = NULL, *tgt_path = NULL;
+    int normalize = 0, batch = 32;
+    const Option opts[] = {
+        {"--checkpoint", OPT_STRING, &ckpt, 0, 0, "FILE", "a checkpoint (float or int8) (required)", NULL},
+        {"--src", OPT_STRING, &src_path, 0, 0, "FILE", "source sentences (required)", NULL},
+        {"--tgt", OPT_STRING, &tgt_path, 0, 0, "FILE", "their translations, line for line (required)", NULL},
+        {"--normalize", OPT_FLAG, &normalize, 0, 0, NULL, "divide each score by its number of tokens (EOS included)",
+         NULL},
+        {"--batch", OPT_INT, &batch, 1, 4096, "N", "pairs scored together; the scores do not depend on it",
+         OPT_CURRENT},
+    };
+    const OptSpec spec = {"score", USAGE, opts, sizeof opts / sizeof opts[0], 0, NULL};
+    int rc = options_parse(&spec, argc, argv, NULL);
+    if (!rc && (!ckpt || !src_path || !tgt_path)) rc = options_error(&spec, "--checkpoint, --src and --tgt are required");
+    if (rc) return options_report(&spec, rc);
+    char *stext = NULL, **src = NULL, *ttext = NULL, **tgt = NULL;
+    rc = read_lines(src_path, &stext, &src);
+    if (!rc) rc = read_lines(tgt_path, &ttext, &tgt);
+    if (!rc && arrlen(src) != arrlen(tgt))
+        rc = err_set(NMT_ERR_INPUT, "%s has %td lines but %s has %td", src_path, arrlen(src), tgt_path, arrlen(tgt));
+    Config c;
+    Tokenizer t;
+    Model m;
+    TrainState st;
+    int loaded = 0;
+    if (!rc) loaded = !(rc = checkpoint_load(ckpt, &c, &t, &m, NULL, &st));
+    size_t n = (size_t)arrlen(src);
+    double *lp = xcalloc(n + 1, sizeof *lp);
+    size_t *ntok = xcalloc(n + 1, sizeof *ntok);
+    if (!rc) rc = score_lines(&m, &t, c.max_src_len, src, tgt, n, (size_t)batch, src_path, tgt_path, lp, ntok);
+    // All pairs are scored (and checked) before anything is printed.
+    for (size_t i = 0; !rc && i < n; i++) printf("%.6f\n", normalize ? lp[i] / (double)ntok[i] : lp[i]);
+    if (!rc && fflush(stdout) != 0) rc = err_set(NMT_ERR_RUNTIME, "stdout: write failed");
+    free(lp);
+    free(ntok);
+    arrfree(src);
+    arrfree(tgt);
+    free(stext);
+    free(ttext);
+    if (loaded) {
+        model_free(&m);
+        tokenizer_free(&t);
+        config_free(&c);
+    }
+    return cli_finish(rc);
+}
