@@ -97,6 +97,21 @@ printf 'x y\nx \377\nz\ny\n' >"$T/bad4.txt"
 expect 2 "bad4.txt:2: invalid UTF-8" -- "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/bad4.txt"
 if [ ! -s "$T/out" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: score printed scores before an error"; fi
 expect 2 "--checkpoint, --src and --tgt are required" -- "$NMT" score --src "$T/s4.txt"
+# export / import: the imported checkpoint translates and scores exactly as the original.
+if "$NMT" export --checkpoint "$T/ck/last.ckpt" --output "$T/m.safetensors" 2>"$T/err" &&
+   "$NMT" import --input "$T/m.safetensors" --output "$T/imp.ckpt" 2>>"$T/err" &&
+   "$NMT" translate --checkpoint "$T/imp.ckpt" --beam 2 --nbest 2 <"$T/s4.txt" >"$T/a" 2>>"$T/err" &&
+   "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 2 --nbest 2 <"$T/s4.txt" >"$T/b" 2>>"$T/err" &&
+   [ -s "$T/a" ] && cmp -s "$T/a" "$T/b"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: export/import round trip: $(cat "$T/err")"; fi
+expect 2 "--format onnx: only safetensors" -- "$NMT" export --checkpoint "$T/ck/last.ckpt" --format onnx --output "$T/x"
+expect 2 "not a safetensors file" -- "$NMT" import --input "$T/s4.txt" --output "$T/never.ckpt"
+sed 's/"d_ff": 16/"d_ff": 32/' "$T/ok.json" >"$T/ff32.json"
+expect 2 "model keys differ from $T/m.safetensors's: model.d_ff" -- \
+    "$NMT" import --input "$T/m.safetensors" --config "$T/ff32.json" --output "$T/never.ckpt"
+if [ ! -e "$T/never.ckpt" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: a refused import wrote"; fi
+"$NMT" quantize --checkpoint "$T/ck/last.ckpt" --output "$T/q8.ckpt" >/dev/null 2>&1
+expect 2 "int8 weights; export the float checkpoint" -- "$NMT" export --checkpoint "$T/q8.ckpt" --output "$T/x"
 expect 2 "missing.ckpt" -- "$NMT" translate --checkpoint "$T/missing.ckpt"
 expect 2 "--beam" -- "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 0
 cp "$T/ck/last.ckpt" "$T/flip.ckpt"
@@ -133,7 +148,7 @@ if [ $? -eq 0 ] && grep -q "^BLEU = " "$T/out" && cmp -s "$T/hyp" "$T/hyp2"; the
 "$NMT" average --output="$T/avg.ckpt" "$T/ck/last.ckpt" >"$T/out" 2>"$T/err" && "$NMT" info "$T/avg.ckpt" >/dev/null 2>&1
 if [ $? -eq 0 ] && grep -q "averaged 1 checkpoints into $T/avg.ckpt" "$T/out"; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: average --output=...: $(cat "$T/err")"; fi
-for cmd in train translate eval info average quantize score bleu bpe bench "bench gemm" config-keys; do
+for cmd in train translate eval info average quantize score export import bleu bpe bench "bench gemm" config-keys; do
     # shellcheck disable=SC2086  # "bench gemm" is two words
     expect 2 "nmt $cmd: unknown option '--bogus' (see: nmt $cmd --help)" -- "$NMT" $cmd --bogus=1
     # shellcheck disable=SC2086

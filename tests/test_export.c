@@ -1,0 +1,266 @@
+// test_export.c — safetensors export and import: the round trip is exact for
+// every tokenizer kind and with relative positions; the file is what the
+// format says (header length, JSON, tensors tiling the data, PyTorch (out, in)
+// layouts); and a file that is not right (truncated, overlapping or missing
+// tensors, wrong shapes or dtypes, extra tensors, non-finite values, a config
+// asking for more than the file holds) is refused with NMT_ERR_INPUT naming
+// the file and the tensor, writing nothing.
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stb/stb_ds.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckptfile.h"
+#include "export.h"
+#include "safetensors.h"
+#include "tmpdir.h"
+#include "tiny_ckpt.h"
+
+TestSuite(export, .init = make_tmpdir, .fini = remove_tmpdir);
+
+// The bytes of a checkpoint section.
+static char *section(const char *path, const char *name, size_t *len) {
+    CkptFile *f = NULL;
+    cr_assert_eq(ckpt_open(&f, path), NMT_OK, "%s", err_msg());
+    uint64_t size;
+    const void *p = ckpt_section(f, name, &size);
+    cr_assert_not_null(p, "%s: no section %s", path, name);
+    *len = (size_t)size;
+    char *out = xmalloc(*len + 1);
+    memcpy(out, p, *len);
+    ckpt_close(f);
+    return out;
+}
+
+static void same_section(const char *a, const char *b, const char *name) {
+    size_t la, lb;
+    char *x = section(a, name, &la), *y = section(b, name, &lb);
+    cr_assert(la == lb && memcmp(x, y, la) == 0, "section %s differs after the round trip", name);
+    free(x);
+    free(y);
+}
+
+static void round_trip(int kind, const char *extra) {
+    const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors"), *back = tmp_path("b.ckpt");
+    write_tiny_with(ck, kind, extra, NULL, NULL);
+    cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
+    cr_assert_eq(import_safetensors(st, NULL, back), NMT_OK, "%s", err_msg());
+    same_section(ck, back, "params");
+    same_section(ck, back, "tensors");
+    same_section(ck, back, "config");
+    same_section(ck, back, "tokenizer");
+}
+
+Test(export, round_trip_word) { round_trip(K_WORD, ""); }
+Test(export, round_trip_shared_vocabulary) { round_trip(K_SHARED, ""); }
+Test(export, round_trip_bpe_relative_positions_pre_norm) {
+    round_trip(K_BPE, "\"positions\": \"relative\", \"max_relative_position\": 3, \"norm\": \"pre\", ");
+}
+
+// The file as the format and PyTorch see it: q_proj is the first third of
+// wqkv's columns, transposed to (out, in); a bias is one-dimensional.
+Test(export, layout_is_pytorchs) {
+    const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors");
+    real *params;
+    size_t n;
+    write_tiny(ck, K_WORD, &params, &n);
+    cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
+    StFile f;
+    cr_assert_eq(st_read(&f, st), NMT_OK, "%s", err_msg());
+    cr_assert_eq((f.size - 8) % 8, 0);  // the header padded to 8 bytes: the data stays aligned
+    Config c;
+    Tokenizer t;
+    Model m;
+    TrainState ts;
+    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, NULL, &ts), NMT_OK);
+    const Tensor *wqkv = &m.tensors[model_find_tensor(&m, "enc.0.self_attn.wqkv")];
+    const StTensor *q = st_find(&f, "encoder.layers.0.self_attn.q_proj.weight");
+    const StTensor *k = st_find(&f, "encoder.layers.0.self_attn.k_proj.weight");
+    const StTensor *b = st_find(&f, "decoder.layers.0.encoder_attn.v_proj.bias");
+    cr_assert(q && k && b);
+    cr_assert(q->ndim == 2 && q->shape[0] == 16 && q->shape[1] == 16 && b->ndim == 1 && b->shape[0] == 16);
+    for (size_t o = 0; o < 16; o++)
+        for (size_t i = 0; i < 16; i++) {
+            float x, y;
+            memcpy(&x, q->data + o * 16 + i, sizeof x);
+            memcpy(&y, k->data + o * 16 + i, sizeof y);
+            cr_assert_eq(x, params[wqkv->offset + i * 48 + o]);
+            cr_assert_eq(y, params[wqkv->offset + i * 48 + 16 + o]);
+        }
+    cr_assert_not_null(st_find(&f, "encoder.embed_tokens.weight"));
+    cr_assert_not_null(st_find(&f, "decoder.layers.0.final_layer_norm.weight"));
+    cr_assert_null(st_find(&f, "decoder.output_projection.weight"));  // tied
+    cr_assert_str_eq(st_meta(&f, "format"), "pt");
+    cr_assert_str_eq(st_meta(&f, "nmt.step"), "2");
+    cr_assert_not_null(strstr(st_meta(&f, "nmt.config"), "\"d_model\""));
+    st_free(&f);
+    model_free(&m);
+    tokenizer_free(&t);
+    config_free(&c);
+    free(params);
+}
+
+// ---------------------------------------------------------------- refusals
+
+// The exported tiny model as tensors and metadata, to edit and write back.
+typedef struct {
+    StFile f;
+    StTensor *t;
+    float **owned;
+    StMeta meta[4];
+    size_t nmeta;
+} Edit;
+
+static void edit_open(Edit *e) {
+    const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors");
+    write_tiny(ck, K_WORD, NULL, NULL);
+    cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
+    memset(e, 0, sizeof *e);
+    cr_assert_eq(st_read(&e->f, st), NMT_OK, "%s", err_msg());
+    for (ptrdiff_t i = 0; i < arrlen(e->f.tensors); i++) {
+        StTensor t = e->f.tensors[i];
+        size_t n = t.ndim == 1 ? t.shape[0] : t.shape[0] * t.shape[1];
+        float *copy = xmalloc((n ? n : 1) * sizeof *copy);
+        memcpy(copy, t.data, n * sizeof *copy);
+        t.data = copy;
+        arrput(e->owned, copy);
+        arrput(e->t, t);
+    }
+    const char *keys[] = {"format", "nmt.config", "nmt.tokenizer", "nmt.step"};
+    for (size_t i = 0; i < 4; i++) e->meta[e->nmeta++] = (StMeta){keys[i], st_meta(&e->f, keys[i])};
+}
+
+static StTensor *edit_find(Edit *e, const char *name) {
+    for (ptrdiff_t i = 0; i < arrlen(e->t); i++)
+        if (strcmp(e->t[i].name, name) == 0) return &e->t[i];
+    cr_assert_fail("no tensor %s", name);
+    return NULL;
+}
+
+// Writes the edited file and checks that importing it fails naming the file and `what`.
+static void edit_refused(Edit *e, const char *what) {
+    const char *bad = tmp_path("bad.safetensors"), *out = tmp_path("never.ckpt");
+    cr_assert_eq(st_write(bad, e->t, (size_t)arrlen(e->t), e->meta, e->nmeta), NMT_OK);
+    err_clear();
+    cr_assert_eq(import_safetensors(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
+    cr_assert(strstr(err_msg(), bad) && strstr(err_msg(), what), "message '%s' lacks '%s'", err_msg(), what);
+    cr_assert_neq(access(out, F_OK), 0, "a refused import wrote its output");
+    for (ptrdiff_t i = 0; i < arrlen(e->owned); i++) free(e->owned[i]);
+    arrfree(e->owned);
+    arrfree(e->t);
+    st_free(&e->f);
+}
+
+Test(export, missing_tensor) {
+    Edit e;
+    edit_open(&e);
+    StTensor *t = edit_find(&e, "decoder.layers.0.fc2.bias");
+    *t = e.t[arrlen(e.t) - 1];
+    arrpop(e.t);
+    edit_refused(&e, "'decoder.layers.0.fc2.bias' is missing");
+}
+
+Test(export, wrong_shape) {
+    Edit e;
+    edit_open(&e);
+    StTensor *t = edit_find(&e, "encoder.layers.0.fc1.weight");  // (32, 16) -> (16, 32): same size, transposed
+    t->shape[0] = 16, t->shape[1] = 32;
+    edit_refused(&e, "'encoder.layers.0.fc1.weight' has shape [16, 32], the config needs [32, 16]");
+}
+
+Test(export, extra_tensor) {
+    Edit e;
+    edit_open(&e);
+    StTensor x = *edit_find(&e, "encoder.layers.0.fc1.bias");
+    strcpy(x.name, "encoder.layers.0.adapter.bias");
+    arrput(e.t, x);
+    edit_refused(&e, "tensors, the model has");
+}
+
+Test(export, non_finite_value) {
+    Edit e;
+    edit_open(&e);
+    StTensor *t = edit_find(&e, "decoder.layers.0.self_attn.out_proj.weight");
+    ((float *)t->data)[5] = NAN;
+    edit_refused(&e, "non-finite");
+}
+
+Test(export, config_asking_for_more_than_the_file_holds) {
+    Edit e;
+    edit_open(&e);
+    size_t len = strlen(e.meta[1].value);
+    char *cfg = xmalloc(len + 16), *at;
+    memcpy(cfg, e.meta[1].value, len + 1);
+    at = strstr(cfg, "\"d_model\":");
+    cr_assert_not_null(at);
+    char *num = at + strlen("\"d_model\":");
+    while (*num == ' ' || *num == '\t') num++;
+    char rest[4096];
+    snprintf(rest, sizeof rest, "%s", strchr(num, ','));
+    sprintf(num, "65536%s", rest);
+    e.meta[1].value = cfg;
+    edit_refused(&e, "the config's model needs");
+    free(cfg);
+}
+
+Test(export, no_metadata) {
+    Edit e;
+    edit_open(&e);
+    e.nmeta = 1;
+    edit_refused(&e, "no nmt.config and nmt.tokenizer metadata");
+}
+
+// Raw bytes: the format's own checks.
+static void raw_refused(const char *bytes, size_t n, const char *what) {
+    const char *bad = tmp_path("raw.safetensors");
+    FILE *f = fopen(bad, "wb");
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+    StFile s;
+    err_clear();
+    cr_assert_eq(st_read(&s, bad), NMT_ERR_INPUT, "accepted: %s", what);
+    cr_assert(strstr(err_msg(), what), "message '%s' lacks '%s'", err_msg(), what);
+}
+
+static size_t with_header(char *buf, const char *json, size_t data_bytes) {
+    size_t hl = strlen(json);
+    uint64_t n = hl;
+    memcpy(buf, &n, 8);  // little-endian machine
+    memcpy(buf + 8, json, hl);
+    memset(buf + 8 + hl, 0, data_bytes);
+    return 8 + hl + data_bytes;
+}
+
+Test(export, malformed_files) {
+    char buf[4096];
+    raw_refused("abc", 3, "not a safetensors file");
+    uint64_t huge = UINT64_MAX;
+    memcpy(buf, &huge, 8);
+    raw_refused(buf, 16, "not a safetensors file");
+    size_t n = with_header(buf, "[1, 2]", 0);
+    raw_refused(buf, n, "not a JSON object");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [0, 4]}}", 4);
+    raw_refused(buf, n, "only F32");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 12]}}", 8);
+    raw_refused(buf, n, "outside the 8 data bytes");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 8]}}", 8);
+    raw_refused(buf, n, "8 bytes for 3 float32 values");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+                         " \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 8);
+    raw_refused(buf, n, "does not start where the previous one ends");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 8);
+    raw_refused(buf, n, "4 data bytes after the last tensor");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+                         " \"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8);
+    raw_refused(buf, n, "named twice");
+    n = with_header(buf, "{\"__metadata__\": {\"k\": 3}}", 0);
+    raw_refused(buf, n, "is not a string");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}", 4);
+    raw_refused(buf, n, "bad shape");
+    n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1, 1, 1], \"data_offsets\": [0, 4]}}", 4);
+    raw_refused(buf, n, "3 dimensions");
+}
