@@ -32,6 +32,11 @@ LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/float/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:src/cli/%.c=$(BUILD)/float/cli/%.o)
+# The HTTP server (nmt serve) is part of the program only, with its page
+# (src/serve/page.html) compiled in as a string.
+SERVE_SRC := $(wildcard src/serve/*.c)
+SERVE_OBJ := $(SERVE_SRC:src/serve/%.c=$(BUILD)/float/serve/%.o) $(BUILD)/float/serve/page.o
+SERVE_LIBS := -lmicrohttpd -lpthread
 OPT_OBJ := $(BUILD)/float/cli/options.o
 # bench_gemm times the float kernel against OpenBLAS: not part of the double build.
 DBL_OBJ := $(patsubst src/%.c,$(BUILD)/double/%.o,$(filter-out src/bench_gemm.c,$(LIB_SRC)))
@@ -59,8 +64,8 @@ help:
 deps:
 	@sh scripts/install-deps.sh
 
-$(NMT_BIN): $(CLI_OBJ) $(LIB_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+$(NMT_BIN): $(CLI_OBJ) $(SERVE_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) $(SERVE_LIBS)
 
 # Only comm.c sees MPI's headers.
 $(BUILD)/float/comm.o $(BUILD)/double/comm.o: CFLAGS += $(MPI_CFLAGS)
@@ -70,13 +75,21 @@ $(BUILD)/float/%.o: src/%.c Makefile | $(BUILD)/float/tests
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(BUILD)/float/cli/%.o: src/cli/%.c Makefile | $(BUILD)/float/cli
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+$(BUILD)/float/serve/%.o: src/serve/%.c Makefile | $(BUILD)/float/serve
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+# The page as a C string: backslashes and quotes escaped, one line per line.
+$(BUILD)/float/serve/page.c: src/serve/page.html Makefile | $(BUILD)/float/serve
+	{ echo '// generated from src/serve/page.html by the Makefile'; echo 'const char SERVE_PAGE[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } >$@
+$(BUILD)/float/serve/page.o: $(BUILD)/float/serve/page.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 $(BUILD)/double/%.o: src/%.c Makefile | $(BUILD)/double/tests
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -c -o $@ $<
 $(BUILD)/float/tests/%.o: tests/%.c Makefile | $(BUILD)/float/tests
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 $(BUILD)/double/tests/%.o: tests/%.c Makefile | $(BUILD)/double/tests
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
-$(BUILD)/float/tests $(BUILD)/double/tests $(BUILD)/float/cli:
+$(BUILD)/float/tests $(BUILD)/double/tests $(BUILD)/float/cli $(BUILD)/float/serve:
 	mkdir -p $@
 
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ)

@@ -3,7 +3,9 @@
 # Debian/Ubuntu (apt-get). Runs apt-get through sudo when not root.
 # Open MPI (libopenmpi-dev, openmpi-bin) is for training on several processes;
 # nmt builds and runs without it (make MPI=0). gnuplot draws the training
-# curves (scripts/plot-log.sh; `make run` draws the toy run's).
+# curves (scripts/plot-log.sh; `make run` draws the toy run's). libmicrohttpd
+# is nmt serve's HTTP library; curl and (headless) chromium are what the
+# server's tests talk to it with.
 # `install-deps.sh fuzz` also installs what `make fuzz` needs: clang, its
 # libFuzzer and sanitizer runtimes (libclang-rt-dev; clang itself does not pull
 # them in) and its OpenMP runtime (libomp-dev), all for Debian's default clang.
@@ -12,7 +14,7 @@
 # OpenBLAS, PyTorch's matrix products fall back to the reference BLAS and run
 # several times slower, which would make any comparison meaningless.
 set -e
-PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev libopenmpi-dev openmpi-bin gnuplot-nox"
+PKGS="gcc make libcjson-dev libstb-dev libcriterion-dev libopenmpi-dev openmpi-bin gnuplot-nox libmicrohttpd-dev curl chromium"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 [ "${1:-}" = bench ] && PKGS="$PKGS python3-torch libopenblas0-pthread"
 missing=""

@@ -15,9 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-// The one piece of mutable global state: the first error recorded.
-static char err_buf[1024];
-static int err_status;
+// The one piece of mutable global state: the first error recorded, per
+// thread (nmt serve's request threads each validate their own input).
+static _Thread_local char err_buf[1024];
+static _Thread_local int err_status;
 
 int err_set(int code, const char *fmt, ...) {
     if (err_status == 0) {

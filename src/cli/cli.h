@@ -14,6 +14,7 @@ int cli_quantize(int argc, char **argv);
 int cli_score(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_import(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_bleu(int argc, char **argv);
 int cli_bpe(int argc, char **argv);
 int cli_bench(int argc, char **argv);

@@ -31,6 +31,7 @@ static const char *HELP =
     "  score       the log-probability of given translations (forced decoding)\n"
     "  export      write a checkpoint's weights as safetensors (PyTorch names)\n"
     "  import      build a checkpoint from such a file\n"
+    "  serve       a translation server over HTTP, with a page to try it\n"
     "  bleu        corpus BLEU (sacreBLEU-compatible) of stdin against a reference file\n"
     "  bpe         learn, apply and undo byte-pair encoding\n"
     "  bench       time training steps on synthetic batches (configs/bench-*.json)\n"
@@ -46,7 +47,7 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"train", cli_train}, {"translate", cli_translate}, {"eval", cli_eval},
     {"info", cli_info},   {"average", cli_average},     {"quantize", cli_quantize}, {"bleu", cli_bleu},
-    {"score", cli_score}, {"export", cli_export}, {"import", cli_import},
+    {"score", cli_score}, {"export", cli_export}, {"import", cli_import}, {"serve", cli_serve},
     {"bpe", cli_bpe},     {"bench", cli_bench},         {"config-keys", cli_config_keys},
 };
 

@@ -1,0 +1,42 @@
+// serve.c — `nmt serve`: options, then the server (src/serve/).
+#include "cli.h"
+#include "options.h"
+
+#include "serve/serve.h"
+
+#include <omp.h>
+
+static const char USAGE[] =
+    "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
+    "                 [--max-batch N] [--max-chars N] [--int8]\n"
+    "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
+    "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
+    "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
+    "  GET /info, and GET / (a page to try it). Requests that arrive together are decoded together.\n";
+
+int cli_serve(int argc, char **argv) {
+    ServeOptions o = {NULL, "127.0.0.1", 8080, 4, 0, 32, 10000, 5, 30};
+    int threads = 0;
+    const Option opts[] = {
+        {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
+        {"--host", OPT_STRING, &o.host, 0, 0, "ADDR", "the address to listen on (0.0.0.0: every interface)",
+         OPT_CURRENT},
+        {"--port", OPT_INT, &o.port, 0, 65535, "P", "the port; 0 picks a free one (printed)", OPT_CURRENT},
+        {"--beam", OPT_INT, &o.beam, 1, 256, "K", "beam size when a request does not say", OPT_CURRENT},
+        {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads decoding (default: OMP_NUM_THREADS or all cores)",
+         NULL},
+        {"--max-batch", OPT_INT, &o.max_batch, 1, 4096, "N", "sentences decoded together", OPT_CURRENT},
+        {"--max-chars", OPT_INT, &o.max_chars, 1, 10000000, "N", "characters per request (more: 413)", OPT_CURRENT},
+        {"--window-ms", OPT_DOUBLE, &o.window_ms, 0, 1000, "MS",
+         "how long a request waits for others to share its batch", OPT_CURRENT},
+        {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S", "idle or slow connections are closed after S seconds",
+         OPT_CURRENT},
+        {"--int8", OPT_FLAG, &o.int8, 0, 0, NULL, "decode with int8 weights, quantized at load", NULL},
+    };
+    const OptSpec spec = {"serve", USAGE, opts, sizeof opts / sizeof opts[0], 0, NULL};
+    int rc = options_parse(&spec, argc, argv, NULL);
+    if (!rc && !o.checkpoint) rc = options_error(&spec, "--checkpoint FILE is required");
+    if (rc) return options_report(&spec, rc);
+    if (threads) omp_set_num_threads(threads);
+    return cli_finish(serve_run(&o));
+}

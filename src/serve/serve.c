@@ -1,0 +1,461 @@
+// serve.c — nmt serve's HTTP side: routing, request checks, JSON in and out,
+// start and drain (serve.h). Decoding is queue.c's.
+#include "serve.h"
+#include "queue.h"
+
+#include "checkpoint.h"
+#include "quant.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern const char SERVE_PAGE[];  // src/serve/page.html, compiled in
+
+enum { MAX_CONNECTIONS = 256 };
+
+typedef struct {
+    const ServeOptions *o;
+    ServeQueue *q;
+    Config c;
+    Tokenizer t;
+    Model m;
+    long step;
+    size_t body_cap;          // bytes of a request body (JSON for max_chars characters, escaped)
+    pthread_mutex_t mu;
+    int in_flight;            // requests received and not yet answered
+} Server;
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    int too_large;
+} Request;
+
+// ---------------------------------------------------------------- responses
+
+static enum MHD_Result reply(struct MHD_Connection *con, unsigned status, const char *type, const char *text,
+                             const char *allow) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    if (allow) MHD_add_response_header(r, "Allow", allow);
+    enum MHD_Result rc = MHD_queue_response(con, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *con, unsigned status, cJSON *json) {
+    char *text = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    enum MHD_Result rc = reply(con, status, "application/json; charset=utf-8", text, NULL);
+    free(text);
+    return rc;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
+                                   ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
+                                   ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", msg);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    enum MHD_Result rc = reply(con, status, "application/json; charset=utf-8", text, allow);
+    free(text);
+    return rc;
+}
+
+// ---------------------------------------------------------------- /info
+
+static cJSON *info_json(Server *s) {
+    const ModelShape *m = &s->m.s;
+    size_t sentences, batches;
+    queue_counts(s->q, &sentences, &batches);
+    cJSON *j = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(j, "model");
+    cJSON_AddNumberToObject(model, "d_model", m->d_model);
+    cJSON_AddNumberToObject(model, "heads", m->heads);
+    cJSON_AddNumberToObject(model, "d_ff", m->d_ff);
+    cJSON_AddNumberToObject(model, "encoder_layers", m->enc_layers);
+    cJSON_AddNumberToObject(model, "decoder_layers", m->dec_layers);
+    cJSON_AddStringToObject(model, "norm", m->pre_norm ? "pre" : "post");
+    cJSON_AddStringToObject(model, "positions", m->relative ? "relative" : "sinusoidal");
+    cJSON_AddNumberToObject(model, "attention_window", m->window);
+    cJSON_AddNumberToObject(model, "parameters", (double)s->m.nparams);
+    cJSON *voc = cJSON_AddObjectToObject(j, "vocabulary");
+    cJSON_AddStringToObject(voc, "tokenizer", s->t.kind == TOK_BPE ? "bpe" : "word");
+    cJSON_AddNumberToObject(voc, "source", m->src_vocab);
+    cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
+    cJSON_AddStringToObject(j, "checkpoint", s->o->checkpoint);
+    cJSON_AddNumberToObject(j, "step", (double)s->step);
+    cJSON_AddBoolToObject(j, "quantized", s->m.quant != NULL);
+    cJSON *srv = cJSON_AddObjectToObject(j, "server");
+    cJSON_AddNumberToObject(srv, "beam", s->o->beam);
+    cJSON_AddNumberToObject(srv, "max_batch", s->o->max_batch);
+    cJSON_AddNumberToObject(srv, "max_chars", s->o->max_chars);
+    cJSON_AddNumberToObject(srv, "window_ms", s->o->window_ms);
+    cJSON_AddNumberToObject(srv, "sentences_decoded", (double)sentences);
+    cJSON_AddNumberToObject(srv, "batches_decoded", (double)batches);
+    return j;
+}
+
+// ---------------------------------------------------------------- /translate
+
+// What a request asks for, checked; err (400 or 413) says what is wrong.
+typedef struct {
+    const char **lines;       // stb-free: an array of n pointers into the parsed JSON
+    size_t n;
+    int beam, nbest, attention, many, opennmt;
+    unsigned status;
+    char err[300];
+} Ask;
+
+static int bad(Ask *a, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(Ask *a, unsigned status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->err, sizeof a->err, fmt, ap);
+    va_end(ap);
+    a->status = status;
+    return 0;
+}
+
+// A small whole number field in [lo, hi], or def when absent.
+static int int_field(Ask *a, const cJSON *obj, const char *key, int lo, int hi, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) {
+        *out = def;
+        return 1;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < lo || v->valuedouble > hi)
+        return bad(a, MHD_HTTP_BAD_REQUEST, "\"%s\" must be a whole number from %d to %d", key, lo, hi);
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+// Sentence i: a string of valid UTF-8 without line breaks; counts its characters.
+static int take_sentence(Ask *a, const cJSON *v, size_t i, const char *what, size_t *chars) {
+    if (!cJSON_IsString(v)) return bad(a, MHD_HTTP_BAD_REQUEST, "%s[%zu] must be a string", what, i);
+    const char *s = v->valuestring;
+    size_t len = strlen(s);
+    long at = utf8_check(s, len);
+    if (at >= 0) return bad(a, MHD_HTTP_BAD_REQUEST, "%s[%zu]: invalid UTF-8 at byte %ld", what, i, at);
+    if (strpbrk(s, "\r\n"))
+        return bad(a, MHD_HTTP_BAD_REQUEST, "%s[%zu]: a line break; send one sentence per string", what, i);
+    for (size_t k = 0; k < len; k++) *chars += ((unsigned char)s[k] & 0xC0) != 0x80;
+    a->lines[i] = s;
+    return 1;
+}
+
+// Reads the request (LibreTranslate's object or OpenNMT-py's array).
+static int parse_ask(Ask *a, const cJSON *root, const ServeOptions *o) {
+    memset(a, 0, sizeof *a);
+    const cJSON *q = NULL;
+    const char *what = "q";
+    a->nbest = 1;
+    a->beam = o->beam;
+    if (cJSON_IsArray(root)) {  // OpenNMT-py: [{"src": "...", "id": N}, ...]
+        a->opennmt = a->many = 1;
+        q = root;
+        what = "request";
+    } else if (cJSON_IsObject(root)) {
+        q = cJSON_GetObjectItemCaseSensitive(root, "q");
+        if (!q) return bad(a, MHD_HTTP_BAD_REQUEST, "missing \"q\" (the text to translate)");
+        if (!cJSON_IsString(q) && !cJSON_IsArray(q))
+            return bad(a, MHD_HTTP_BAD_REQUEST, "\"q\" must be a string or an array of strings");
+        a->many = cJSON_IsArray(q);
+        int alternatives = 0;
+        if (!int_field(a, root, "beam", 1, 256, o->beam, &a->beam)) return 0;
+        if (!int_field(a, root, "alternatives", 0, 255, 0, &alternatives)) return 0;
+        if (!int_field(a, root, "nbest", 1, 256, alternatives + 1, &a->nbest)) return 0;
+        if (a->nbest > a->beam) a->beam = a->nbest;  // n hypotheses need a beam of n
+        const cJSON *att = cJSON_GetObjectItemCaseSensitive(root, "attention");
+        if (att && !cJSON_IsBool(att)) return bad(a, MHD_HTTP_BAD_REQUEST, "\"attention\" must be true or false");
+        a->attention = cJSON_IsTrue(att);
+    } else {
+        return bad(a, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object ({\"q\": ...}) or array ([{\"src\": ...}])");
+    }
+    a->n = a->many ? (size_t)cJSON_GetArraySize(q) : 1;
+    a->lines = xcalloc(a->n + 1, sizeof *a->lines);
+    size_t chars = 0, i = 0;
+    if (!a->many && !take_sentence(a, q, 0, "q", &chars)) return 0;
+    for (const cJSON *v = a->many ? q->child : NULL; v; v = v->next, i++) {
+        const cJSON *src = v;
+        if (a->opennmt) {
+            src = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "src") : NULL;
+            if (!src) return bad(a, MHD_HTTP_BAD_REQUEST, "request[%zu] must be an object with \"src\"", i);
+        }
+        if (!take_sentence(a, src, i, what, &chars)) return 0;
+    }
+    if (chars > (size_t)o->max_chars)
+        return bad(a, MHD_HTTP_CONTENT_TOO_LARGE, "%zu characters, more than this server's %d (--max-chars)", chars,
+                   o->max_chars);
+    return 1;
+}
+
+static cJSON *attention_json(const AttnMap *m) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "source", cJSON_CreateStringArray(m->cols, (int)m->S));
+    cJSON_AddItemToObject(j, "target", cJSON_CreateStringArray(m->rows, (int)m->T));
+    float *mean = attention_map_mean(m);
+    cJSON *w = cJSON_AddArrayToObject(j, "weights");
+    for (size_t t = 0; t < m->T; t++) {
+        cJSON *row = cJSON_CreateArray();
+        for (size_t s = 0; s < m->S; s++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(round((double)mean[t * m->S + s] * 1e4) / 1e4));
+        cJSON_AddItemToArray(w, row);
+    }
+    free(mean);
+    return j;
+}
+
+// Sentence i's part of a LibreTranslate response, added under each key of obj
+// (as the value itself for one sentence, appended to arrays for several).
+static void add_sentence(cJSON *obj, const Ask *a, const ServeJob *j, size_t i) {
+    size_t nb = (size_t)a->nbest;
+    cJSON *items[5] = {cJSON_CreateString(j->texts[i * nb]), cJSON_CreateNumber(j->scores[i * nb]), NULL, NULL, NULL};
+    const char *keys[5] = {"translatedText", "scores", "alternatives", "alternative_scores", "attention"};
+    if (nb > 1) {
+        items[2] = cJSON_CreateArray();
+        items[3] = cJSON_CreateArray();
+        for (size_t k = 1; k < nb; k++) {
+            cJSON_AddItemToArray(items[2], cJSON_CreateString(j->texts[i * nb + k]));
+            cJSON_AddItemToArray(items[3], cJSON_CreateNumber(j->scores[i * nb + k]));
+        }
+    }
+    if (a->attention) items[4] = attention_json(&j->maps[i]);
+    for (int k = 0; k < 5; k++) {
+        if (!items[k]) continue;
+        if (!a->many) {
+            cJSON_AddItemToObject(obj, keys[k], items[k]);
+            continue;
+        }
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, keys[k]);
+        if (!arr) arr = cJSON_AddArrayToObject(obj, keys[k]);
+        cJSON_AddItemToArray(arr, items[k]);
+    }
+}
+
+static cJSON *response_json(const Ask *a, const ServeJob *j) {
+    if (!a->opennmt) {
+        cJSON *obj = cJSON_CreateObject();
+        if (a->many && a->n == 0) cJSON_AddArrayToObject(obj, "translatedText");
+        for (size_t i = 0; i < a->n; i++) add_sentence(obj, a, j, i);
+        return obj;
+    }
+    cJSON *outer = cJSON_CreateArray(), *inner = cJSON_CreateArray();
+    for (size_t i = 0; i < a->n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "src", a->lines[i]);
+        cJSON_AddStringToObject(e, "tgt", j->texts[i]);
+        cJSON_AddNumberToObject(e, "n_best", 1);
+        cJSON_AddNumberToObject(e, "pred_score", j->scores[i]);
+        cJSON_AddItemToArray(inner, e);
+    }
+    cJSON_AddItemToArray(outer, inner);
+    return outer;
+}
+
+static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Request *r) {
+    long at = utf8_check(r->body ? r->body : "", r->len);
+    if (at >= 0) return reply_error(con, MHD_HTTP_BAD_REQUEST, NULL, "the body is not valid UTF-8 (byte %ld)", at);
+    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
+    if (!root) return reply_error(con, MHD_HTTP_BAD_REQUEST, NULL, "malformed JSON");
+    Ask a;
+    enum MHD_Result rc;
+    if (!parse_ask(&a, root, s->o)) {
+        rc = reply_error(con, a.status, NULL, "%s", a.err);
+    } else {
+        ServeJob j;
+        memset(&j, 0, sizeof j);
+        j.lines = (char *const *)a.lines;
+        j.n = a.n;
+        j.beam = a.beam;
+        j.nbest = a.nbest;
+        j.attention = a.attention;
+        queue_submit(s->q, &j);
+        if (j.rc) rc = reply_error(con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.error);
+        else rc = reply_json(con, MHD_HTTP_OK, response_json(&a, &j));
+        serve_job_free(&j);
+    }
+    free(a.lines);
+    cJSON_Delete(root);
+    return rc;
+}
+
+// ---------------------------------------------------------------- routing
+
+static enum MHD_Result route(Server *s, struct MHD_Connection *con, const char *url, const char *method,
+                             const Request *r) {
+    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
+    if (r->too_large)
+        return reply_error(con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
+    if (!strcmp(url, "/translate")) {
+        if (!post) return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s /translate: use POST", method);
+        return translate(s, con, r);
+    }
+    if (!strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info")) {
+        if (!get) return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
+        if (!strcmp(url, "/")) return reply(con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
+        if (!strcmp(url, "/info")) return reply_json(con, MHD_HTTP_OK, info_json(s));
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "status", "ok");
+        return reply_json(con, MHD_HTTP_OK, j);
+    }
+    return reply_error(con, MHD_HTTP_NOT_FOUND, NULL, "no %s here (try POST /translate, GET /health, /info or /)", url);
+}
+
+// libmicrohttpd calls this once when the headers are in, once per piece of
+// body, and once more when the body is complete.
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **state) {
+    (void)version;
+    Server *s = cls;
+    Request *r = *state;
+    if (!r) {
+        *state = r = xcalloc(1, sizeof *r);
+        pthread_mutex_lock(&s->mu);
+        s->in_flight++;
+        pthread_mutex_unlock(&s->mu);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->too_large && r->len + *upload_size > s->body_cap) r->too_large = 1;
+        if (!r->too_large) {
+            if (r->len + *upload_size + 1 > r->cap) {
+                r->cap = (r->len + *upload_size + 1) * 2;
+                r->body = xrealloc(r->body, r->cap);
+            }
+            memcpy(r->body + r->len, upload, *upload_size);
+            r->len += *upload_size;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return route(s, con, url, method, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **state, enum MHD_RequestTerminationCode why) {
+    (void)con;
+    (void)why;
+    Server *s = cls;
+    Request *r = *state;
+    if (!r) return;
+    free(r->body);
+    free(r);
+    *state = NULL;
+    pthread_mutex_lock(&s->mu);
+    s->in_flight--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+// ---------------------------------------------------------------- start and stop
+
+static int load_model(Server *s) {
+    TrainState st;
+    int rc = checkpoint_load(s->o->checkpoint, &s->c, &s->t, &s->m, NULL, &st);
+    if (rc) return rc;
+    if (s->o->int8 && !s->m.quant) model_quantize(&s->m);
+    s->step = st.step;
+    return NMT_OK;
+}
+
+static struct MHD_Daemon *start_daemon(Server *s) {
+    const ServeOptions *o = s->o;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    memset(&v4, 0, sizeof v4);
+    memset(&v6, 0, sizeof v6);
+    const struct sockaddr *addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC;
+    if (inet_pton(AF_INET, o->host, &v4.sin_addr) == 1) {
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons((uint16_t)o->port);
+        addr = (const struct sockaddr *)&v4;
+    } else if (inet_pton(AF_INET6, o->host, &v6.sin6_addr) == 1) {
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons((uint16_t)o->port);
+        addr = (const struct sockaddr *)&v6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        err_set(NMT_ERR_INPUT, "--host %s: not an IPv4 or IPv6 address", o->host);
+        return NULL;
+    }
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!d) err_set(NMT_ERR_INPUT, "cannot listen on %s port %d (in use, or not this machine's address?)", o->host, o->port);
+    return d;
+}
+
+// Waits until the requests in flight are answered (at most a minute).
+static void drain(Server *s) {
+    for (int i = 0; i < 6000; i++) {
+        pthread_mutex_lock(&s->mu);
+        int n = s->in_flight;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0) return;
+        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+    }
+    fprintf(stderr, "nmt serve: requests still in flight after a minute; stopping anyway\n");
+}
+
+int serve_run(const ServeOptions *o) {
+    Server s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.body_cap = (size_t)o->max_chars * 12 + 65536;  // a character is at most 12 bytes escaped (\uXXXX\uXXXX)
+    int rc = load_model(&s);
+    if (rc) return rc;
+    // SIGTERM and SIGINT are taken by sigwait below: blocked before any thread starts.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&s.mu, NULL);
+    DecodeOptions d = decode_defaults();
+    s.q = queue_start(&s.m, &s.t, s.c.max_src_len, (size_t)o->max_batch, o->window_ms / 1e3, &d);
+    struct MHD_Daemon *daemon = start_daemon(&s);
+    if (daemon) {
+        const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+        printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
+               strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", bound ? bound->port : 0,
+               o->checkpoint, s.step, s.m.quant ? ", int8" : "", o->beam, o->max_batch);
+        fflush(stdout);
+        int sig = 0;
+        sigwait(&stop, &sig);
+        fprintf(stderr, "nmt serve: %s: finishing the requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        MHD_quiesce_daemon(daemon);  // no new connections
+        drain(&s);
+        MHD_stop_daemon(daemon);
+        size_t sentences, batches;
+        queue_counts(s.q, &sentences, &batches);
+        fprintf(stderr, "nmt serve: stopped; %zu sentences decoded in %zu batches\n", sentences, batches);
+    } else {
+        rc = err_code();
+    }
+    queue_stop(s.q);
+    pthread_mutex_destroy(&s.mu);
+    model_free(&s.m);
+    tokenizer_free(&s.t);
+    config_free(&s.c);
+    return rc;
+}

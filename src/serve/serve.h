@@ -1,0 +1,33 @@
+// serve.h — `nmt serve`: a translation server over HTTP (libmicrohttpd).
+//   POST /translate  LibreTranslate's request {"q": "text" | ["text", ...],
+//                    "beam": K, "nbest": N (or "alternatives": N - 1),
+//                    "attention": bool} -> {"translatedText", "scores",
+//                    ["alternatives", "alternative_scores"], ["attention"]};
+//                    or OpenNMT-py's [{"src": "...", "id": 100}, ...] ->
+//                    [[{"src", "tgt", "n_best", "pred_score"}, ...]]
+//   GET /health      {"status": "ok"} (once the model is loaded)
+//   GET /info        the model, its checkpoint, the server's settings
+//   GET /            a page to try it (src/serve/page.html)
+// Errors: 400 malformed JSON, invalid UTF-8, a bad field; 413 more than
+// max_chars characters; 404 unknown path; 405 wrong method; each with
+// {"error": "..."}. Slow clients time out; SIGTERM or SIGINT stops accepting,
+// lets the requests in flight finish, and returns 0.
+#ifndef NMT_SERVE_H
+#define NMT_SERVE_H
+
+typedef struct {
+    const char *checkpoint, *host;
+    int port;               // 0: any free port (printed)
+    int beam;               // default beam size (a request may ask for another)
+    int int8;               // quantize the weights at load
+    int max_batch;          // sentences decoded together
+    int max_chars;          // characters per request
+    double window_ms;       // how long a request waits for company
+    int timeout_s;          // idle connections are closed after this
+} ServeOptions;
+
+// Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_INPUT for a bad
+// checkpoint or address (nothing is served then).
+int serve_run(const ServeOptions *o);
+
+#endif
