@@ -104,6 +104,17 @@ if "$NMT" export --checkpoint "$T/ck/last.ckpt" --output "$T/m.safetensors" 2>"$
    "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 2 --nbest 2 <"$T/s4.txt" >"$T/b" 2>>"$T/err" &&
    [ -s "$T/a" ] && cmp -s "$T/a" "$T/b"; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: export/import round trip: $(cat "$T/err")"; fi
+# scripts/nmt_torch.py (PyTorch) loads the exported file and scores as nmt does: within 1e-4 per token.
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/t4.txt" >"$T/sc_nmt" 2>"$T/err"
+    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$(dirname "$0")/../scripts/nmt_torch.py" --model "$T/m.safetensors" \
+        --src "$T/s4.txt" --tgt "$T/t4.txt" >"$T/sc_torch" 2>>"$T/err"
+    if [ "$(wc -l <"$T/sc_torch")" -eq 4 ] && awk '{ print NF + 1 }' "$T/t4.txt" | paste - "$T/sc_nmt" "$T/sc_torch" |
+       awk '{ d = $2 - $3; if (d < 0) d = -d; if (d > 1e-4 * $1) bad = 1 } END { exit bad }'; then pass=$((pass + 1))
+    else fail=$((fail + 1)); echo "FAIL: nmt_torch.py scores $(cat "$T/sc_torch") vs nmt $(cat "$T/sc_nmt"): $(cat "$T/err")"; fi
+else
+    echo "cli: skipping the nmt_torch.py comparison: no PyTorch for /usr/bin/python3 (scripts/install-deps.sh bench)"
+fi
 expect 2 "--format onnx: only safetensors" -- "$NMT" export --checkpoint "$T/ck/last.ckpt" --format onnx --output "$T/x"
 expect 2 "not a safetensors file" -- "$NMT" import --input "$T/s4.txt" --output "$T/never.ckpt"
 sed 's/"d_ff": 16/"d_ff": 32/' "$T/ok.json" >"$T/ff32.json"

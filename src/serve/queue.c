@@ -47,27 +47,25 @@ static struct timespec deadline_after(double s) {
 }
 
 // Takes the first job and every waiting job with its options, up to
-// max_batch sentences (the first job always, however long). Under the lock.
+// max_batch sentences (the first job always, however long); the others stay
+// in order. Under the lock.
 static ServeJob *take_group(ServeQueue *q) {
-    ServeJob *group = q->head, **tail = &group->next, **p = &q->head->next;
+    ServeJob *all = q->head, *group = NULL, **gtail = &group, **rtail = &q->head;
+    size_t n = 0;
     q->head = NULL;
-    size_t n = group->n;
-    ServeJob *rest = NULL, **rest_tail = &rest;
-    while (*p) {
-        ServeJob *j = *p;
-        *p = j->next;
+    while (all) {
+        ServeJob *j = all;
+        all = j->next;
         j->next = NULL;
-        if (same_options(j, group) && n + j->n <= q->max_batch) {
-            *tail = j;
-            tail = &j->next;
-            n += j->n;
-        } else {
-            *rest_tail = j;
-            rest_tail = &j->next;
+        if (group && !(same_options(j, group) && n + j->n <= q->max_batch)) {
+            *rtail = j;
+            rtail = &j->next;
+            continue;
         }
+        *gtail = j;
+        gtail = &j->next;
+        n += j->n;
     }
-    *tail = NULL;
-    q->head = rest;
     return group;
 }
 

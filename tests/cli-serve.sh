@@ -1,0 +1,169 @@
+#!/bin/bash
+# cli-serve.sh — nmt serve on loopback: every endpoint and error status, the
+# same translations as `nmt translate` for 200 sentences sent by 8 concurrent
+# clients, a short bounded load test with zero errors, a slow client timed
+# out, the page driven by headless Chromium, SIGTERM draining a request in
+# flight. Everything it starts, it stops. Run by `make test`.
+set -u
+NMT=${NMT:-./nmt}
+. "$(dirname "$0")/ckpt-lib.sh"
+T=$(mktemp -d /tmp/nmt-serve-XXXXXX)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# A small reversal model (a few seconds).
+reversal_corpus "$T" 11 600
+cat >"$T/cfg.json" <<JSON
+{"model": {"d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1},
+ "data": {"train_src": "$T/s.txt", "train_tgt": "$T/t.txt"},
+ "train": {"max_steps": 150, "batch_tokens": 400, "log_every": 50, "warmup_steps": 50, "lr_schedule": "inverse_sqrt",
+           "lr": 0.003, "checkpoint_dir": "$T/ck"}}
+JSON
+OMP_NUM_THREADS=2 "$NMT" train --config "$T/cfg.json" --quiet >/dev/null 2>&1 || bad "training the model"
+CK="$T/ck/last.ckpt"
+
+# start_server OUT [options]: starts nmt serve on a free port; sets PID and URL.
+start_server() {
+    local out=$1
+    shift
+    "$NMT" serve --checkpoint "$CK" --port 0 "$@" >"$out" 2>"$out.err" &
+    PID=$!
+    PIDS="$PIDS $PID"
+    for _ in $(seq 100); do
+        grep -q "listening on" "$out" 2>/dev/null && break
+        sleep 0.1
+    done
+    URL=$(sed -n 's/^nmt serve: listening on \(http:[^ ]*\) .*/\1/p' "$out")
+    [ -n "$URL" ] || { bad "the server did not start: $(cat "$out.err")"; return 1; }
+}
+
+# status METHOD PATH [curl args]: prints the HTTP status; the body goes to $T/body.
+status() {
+    local m=$1 p=$2
+    shift 2
+    curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$@" "$URL$p"
+}
+expect() {  # expect STATUS NEEDLE METHOD PATH [curl args]
+    local want=$1 needle=$2
+    shift 2
+    got=$(status "$@")
+    if [ "$got" = "$want" ] && grep -qF -- "$needle" "$T/body"; then ok
+    else bad "$1 $2 -> $got (want $want), body: $(head -c 300 "$T/body") (want '$needle')"; fi
+}
+json() { printf '%s' "$1" >"$T/req"; echo "--data-binary @$T/req -H Content-Type:application/json"; }
+
+start_server "$T/srv" --max-chars 300 --timeout 2 --beam 4 || exit 1
+echo "cli-serve: $URL"
+
+# ---- endpoints
+expect 200 '{"status":"ok"}' GET /health
+expect 200 '"d_model":32' GET /info
+expect 200 '<title>nmt' GET /
+expect 200 '"translatedText":"' POST /translate $(json '{"q": "w1 w2 w3"}')
+expect 200 '"alternatives":[' POST /translate $(json '{"q": ["w1 w2 w3", "w4 w5"], "nbest": 2}')
+expect 200 '"attention":{"source":["w1","w2","w3","</s>"]' POST /translate $(json '{"q": "w1 w2 w3", "attention": true}')
+expect 200 '[[{"src":"w1 w2 w3","tgt":"' POST /translate $(json '[{"src": "w1 w2 w3", "id": 100}]')
+expect 200 '"translatedText":[]' POST /translate $(json '{"q": []}')
+# ---- errors
+expect 400 'malformed JSON' POST /translate $(json '{"q": ')
+printf '{"q": "w1 \377"}' >"$T/req8"
+expect 400 'not valid UTF-8' POST /translate --data-binary @"$T/req8"
+expect 400 '\"q\" must be a string or an array' POST /translate $(json '{"q": 3}')
+expect 400 'missing \"q\"' POST /translate $(json '{"text": "w1"}')
+expect 400 '\"beam\" must be a whole number from 1 to 256' POST /translate $(json '{"q": "w1", "beam": 0}')
+expect 400 'q[1] must be a string' POST /translate $(json '{"q": ["w1", 2]}')
+expect 400 'a line break' POST /translate $(json '{"q": "w1\nw2"}')
+expect 400 'request[0] must be an object with \"src\"' POST /translate $(json '[3]')
+long=$(printf 'w1 %.0s' $(seq 120))
+expect 413 'more than this server' POST /translate $(json "{\"q\": \"$long\"}")
+head -c 4000000 /dev/zero | tr '\0' 'a' >"$T/huge"
+expect 413 'the body is larger than' POST /translate --data-binary @"$T/huge"
+expect 405 'use POST' GET /translate
+if grep -qi '^Allow: POST' <(curl -s -i "$URL/translate"); then ok; else bad "405 without Allow: POST"; fi
+expect 405 'use GET' POST /health --data x
+expect 404 'no /nope here' GET /nope
+
+# ---- 200 sentences from 8 concurrent clients: exactly translate's output
+head -200 "$T/s.txt" >"$T/src200"
+"$NMT" translate --checkpoint "$CK" --beam 4 <"$T/src200" >"$T/want200" 2>/dev/null
+mkdir "$T/out"
+seq 200 | xargs -P 8 -I{} sh -c 'line=$(sed -n "{}p" "$1"); printf "{\"q\": \"%s\"}" "$line" |
+    curl -s --data-binary @- "$2/translate" | sed -n "s/.*\"translatedText\":\"\([^\"]*\)\".*/\1/p" >"$3/{}"' \
+    sh "$T/src200" "$URL" "$T/out"
+for i in $(seq 200); do cat "$T/out/$i"; echo; done >"$T/got200"
+if [ "$(wc -l <"$T/got200")" -eq 200 ] && cmp -s "$T/got200" "$T/want200"; then ok
+else bad "concurrent translations differ from nmt translate: $(diff "$T/got200" "$T/want200" | head -4)"; fi
+decoded=$(curl -s "$URL/info" | sed -n 's/.*"batches_decoded":\([0-9]*\).*/\1/p')
+echo "cli-serve: 200 concurrent sentences identical to nmt translate ($decoded batches decoded so far)"
+
+# ---- a bounded load test: no errors
+if CLIENTS=16 DURATION=3 bash "$(dirname "$0")/../scripts/bench-serve.sh" "$URL" "$T/src200" >"$T/load" 2>&1; then ok
+else bad "load test: $(cat "$T/load")"; fi
+cat "$T/load"
+
+# ---- a slow client: half a request line, then silence; the server closes it after --timeout 2
+exec 3<>"/dev/tcp/127.0.0.1/${URL##*:}"
+printf 'POST /translate HTTP/1.1\r\nHost: x\r\n' >&3
+t0=$(date +%s)
+if timeout 10 cat <&3 >/dev/null; then t1=$(date +%s)
+    if [ $((t1 - t0)) -le 6 ]; then ok; else bad "a slow client was held $((t1 - t0)) s"; fi
+else bad "a slow client was never closed"; fi
+exec 3>&- 3<&-
+expect 200 '{"status":"ok"}' GET /health
+
+# ---- the page, in headless Chromium: it translates what /?q= gives it and draws the heatmap
+if command -v chromium >/dev/null 2>&1; then
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$T/chromium" --dump-dom \
+        --virtual-time-budget=10000 "$URL/?q=w1%20w2%20w3" >"$T/dom" 2>/dev/null
+    want=$(printf 'w1 w2 w3\n' | "$NMT" translate --checkpoint "$CK" --beam 4 2>/dev/null)
+    if grep -qF "<div id=\"translation\">$want</div>" "$T/dom" && grep -q '<table class="heat">' "$T/dom"; then ok
+    else bad "the page in chromium: $(grep -o '<div id="\(translation\|status\)"[^<]*</div>' "$T/dom")"; fi
+else
+    bad "chromium is not installed (scripts/install-deps.sh installs it)"
+fi
+
+kill -TERM "$PID"
+wait "$PID"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "finishing the requests in flight" "$T/srv.err"; then ok
+else bad "SIGTERM (idle): exit $rc, $(cat "$T/srv.err")"; fi
+
+# ---- a port in use; then SIGTERM with a request in flight: it is answered, then the server exits 0
+start_server "$T/srv2" --max-chars 1000000 || exit 1
+port=${URL##*:}
+"$NMT" serve --checkpoint "$CK" --port "$port" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "cannot listen on 127.0.0.1 port $port" "$T/err"; then ok; else bad "port in use: $(cat "$T/err")"; fi
+for i in $(seq 40); do cat "$T/src200"; done | head -3000 >"$T/src3000"
+awk 'BEGIN { printf "{\"q\": [" } { printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 } END { printf "], \"beam\": 8}" }' \
+    "$T/src3000" >"$T/big"
+curl -s -o "$T/bigout" -w '%{http_code} %{time_total}' --data-binary @"$T/big" "$URL/translate" >"$T/bigstatus" &
+cpid=$!
+sleep 0.5
+kill -TERM "$PID"
+wait "$cpid"
+wait "$PID"
+rc=$?
+# (the texts hold no '","': count the separators of translatedText's array)
+n=$(sed -n 's/.*"translatedText":\[\(.*\)\],"scores".*/\1/p' "$T/bigout" | grep -o '","' | wc -l)
+# It was in flight: it took longer than the 0.5 s before the signal.
+if [ "$(cut -d' ' -f1 "$T/bigstatus")" = 200 ] && awk '{ exit !($2 > 0.5) }' "$T/bigstatus" && [ "$n" -eq 2999 ] &&
+   [ $rc -eq 0 ]; then ok
+else bad "SIGTERM in flight: status $(cat "$T/bigstatus"), exit $rc, $(head -c 200 "$T/bigout")"; fi
+grep -q "3000 sentences decoded" "$T/srv2.err" || bad "SIGTERM in flight: $(cat "$T/srv2.err")"
+
+# ---- refusals at start: a bad checkpoint, a bad address
+"$NMT" serve --checkpoint "$T/s.txt" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "$T/s.txt" "$T/err"; then ok; else bad "bad checkpoint: $(cat "$T/err")"; fi
+"$NMT" serve --checkpoint "$CK" --host localhost.example --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q "not an IPv4 or IPv6 address" "$T/err"; then ok; else bad "bad host: $(cat "$T/err")"; fi
+
+echo "cli-serve: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
