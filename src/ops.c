@@ -384,41 +384,73 @@ static size_t rel_bucket(const AttnShape *s, size_t i, size_t j) {
     return (size_t)((d < -k ? -k : d > k ? k : d) + k);
 }
 
-// out[r] = x . tab[r] for every row r of tab (2 rel_max + 1, D).
-static void rel_dots(real *out, const real *x, const real *tab, const AttnShape *s) {
-    for (size_t r = 0; r <= 2 * s->rel_max; r++) {
-        real acc = 0;
-        for (size_t d = 0; d < s->D; d++) acc = gemm_term(acc, x[d], tab[r * s->D + d]);
-        out[r] = acc;
+// A table (2 rel_max + 1, D) transposed to (D, 2 rel_max + 1), so that
+// rel_dots runs its sums side by side along contiguous memory. Caller frees.
+static real *rel_transposed(const real *tab, const AttnShape *s) {
+    size_t R = 2 * s->rel_max + 1, D = s->D;
+    real *t = xmalloc(R * D * sizeof *t);
+    for (size_t r = 0; r < R; r++)
+        for (size_t d = 0; d < D; d++) t[d * R + r] = tab[r * D + d];
+    return t;
+}
+
+// The embedding rows the keys [lo, hi) of query i use: [r0, r1) (a query
+// sees fewer distances than the table has when the sequence is short; the
+// other rows would only add zeros).
+typedef struct { size_t r0, r1; } RelRange;
+static RelRange rel_range(const AttnShape *s, size_t i, size_t lo, size_t hi) {
+    RelRange rr = {0, 0};
+    if (hi > lo) rr = (RelRange){rel_bucket(s, i, lo), rel_bucket(s, i, hi - 1) + 1};
+    return rr;
+}
+
+// out[r] = x . tab[r] for the rows r in rr, from the table's transpose tabT
+// (rel_transposed): each sum from zero in d order.
+static void rel_dots(real *out, const real *x, const real *tabT, const AttnShape *s, RelRange rr) {
+    size_t R = 2 * s->rel_max + 1;
+    for (size_t r = rr.r0; r < rr.r1; r++) out[r] = 0;
+    for (size_t d = 0; d < s->D; d++) {
+        real xd = x[d];
+        const real *t = tabT + d * R;
+        for (size_t r = rr.r0; r < rr.r1; r++) out[r] = gemm_term(out[r], xd, t[r]);
     }
 }
 
 // w[r] = sum of key j's value over the keys j in [lo, hi) of bucket r
-// (query i); row[j - j0] holds key j's.
-static void rel_buckets(real *w, const real *row, long j0, const AttnShape *s, size_t i, size_t lo, size_t hi) {
-    for (size_t r = 0; r <= 2 * s->rel_max; r++) w[r] = 0;
+// (query i); row[j - j0] holds key j's. Returns the rows set.
+static RelRange rel_buckets(real *w, const real *row, long j0, const AttnShape *s, size_t i, size_t lo, size_t hi) {
+    RelRange rr = rel_range(s, i, lo, hi);
+    for (size_t r = rr.r0; r < rr.r1; r++) w[r] = 0;
     for (size_t j = lo; j < hi; j++) w[rel_bucket(s, i, j)] += row[(long)j - j0];
+    return rr;
 }
 
-// acc[d] += sum_r w[r] tab[r][d], the terms appended in r order.
-static void rel_mix(real *acc, const real *w, const real *tab, const AttnShape *s) {
-    for (size_t r = 0; r <= 2 * s->rel_max; r++)
+// acc[d] += sum_r w[r] tab[r][d] over the rows in rr, the terms appended in r order.
+static void rel_mix(real *acc, const real *w, const real *tab, const AttnShape *s, RelRange rr) {
+    for (size_t r = rr.r0; r < rr.r1; r++)
         for (size_t d = 0; d < s->D; d++) acc[d] = gemm_term(acc[d], w[r], tab[r * s->D + d]);
 }
 
-// Query i's scores over keys [lo, hi) gain q_i . rel_k[r] * scale (row[j - j0]: key j's).
-static void rel_scores(real *row, long j0, const real *q, const AttnShape *s, size_t i, size_t lo, size_t hi,
-                       real scale) {
+// part[r][d] += w[r] x[d] over the rows in rr (a head's share of a table's gradient).
+static void rel_outer(real *part, const real *w, const real *x, const AttnShape *s, RelRange rr) {
+    for (size_t r = rr.r0; r < rr.r1; r++)
+        for (size_t d = 0; d < s->D; d++) part[r * s->D + d] += w[r] * x[d];
+}
+
+// Query i's scores over keys [lo, hi) gain q_i . rel_k[r] * scale (row[j - j0]:
+// key j's; kT: rel_k transposed).
+static void rel_scores(real *row, long j0, const real *q, const real *kT, const AttnShape *s, size_t i, size_t lo,
+                       size_t hi, real scale) {
     real qr[2 * ATTN_REL_MAX + 1];
-    rel_dots(qr, q, s->rel_k, s);
+    rel_dots(qr, q, kT, s, rel_range(s, i, lo, hi));
     for (size_t j = lo; j < hi; j++) row[(long)j - j0] += scale * qr[rel_bucket(s, i, j)];
 }
 
 // Query i's output gains sum_j w_ij rel_v[r] (w: the weights it used, w[j - j0] key j's).
 static void rel_values(real *out, const real *w, long j0, const AttnShape *s, size_t i, size_t lo, size_t hi) {
     real wb[2 * ATTN_REL_MAX + 1];
-    rel_buckets(wb, w, j0, s, i, lo, hi);
-    rel_mix(out, wb, s->rel_v, s);
+    RelRange rr = rel_buckets(wb, w, j0, s, i, lo, hi);
+    rel_mix(out, wb, s->rel_v, s, rr);
 }
 
 // Softmax of row[lo, hi), zeros elsewhere in [0, n) (all zeros when the range is empty).
@@ -434,7 +466,7 @@ static void masked_softmax(real *row, size_t n, size_t lo, size_t hi) {
 // weights' product with V likewise, alpha 1), so the same bits. Keys before
 // the window are neither scored nor read (their weights are zero).
 static void attention_one_query(real *out, real *probs, const real *q, const real *k, const real *v,
-                                const AttnShape *s) {
+                                const AttnShape *s, const real *kT) {
     size_t Tk = s->Tk, H = s->H, D = s->D, C = H * D, ldk = s->ldk;
     real scale = 1 / sqrt((real)D);
     #pragma omp parallel for schedule(dynamic, 4) if (s->B * H * Tk * D > PAR_MIN)
@@ -452,7 +484,7 @@ static void attention_one_query(real *out, real *probs, const real *q, const rea
         for (size_t h = 0; h < H; h++) {
             real *ph = p + h * Tk;
             for (size_t j = lo; j < n; j++) ph[j] = scale * ph[j];
-            if (s->rel_k) rel_scores(ph, 0, q + oq + h * D, s, 0, lo, n, scale);
+            if (s->rel_k) rel_scores(ph, 0, q + oq + h * D, kT, s, 0, lo, n, scale);
             masked_softmax(ph, Tk, lo, n);
         }
         real *o = out + b * C;
@@ -504,7 +536,7 @@ static void band_block(real *band, real *blk, const AttnShape *s, size_t b, size
 }
 
 static void band_forward_head(real *out, real *probs, real *scratch, real *blk, const real *q, const real *k,
-                              const real *v, const AttnShape *s, size_t bh) {
+                              const real *v, const AttnShape *s, size_t bh, const real *kT) {
     size_t Tq = s->Tq, H = s->H, D = s->D, C = H * D, cols = attn_cols(s);
     size_t b = bh / H, h = bh % H, oq, ok, ov;
     real scale = 1 / sqrt((real)D);
@@ -519,7 +551,7 @@ static void band_forward_head(real *out, real *probs, real *scratch, real *blk, 
         for (size_t i = i0; i < i1; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
             long j0 = (long)(s->q0 + i) - (long)s->window;
-            if (s->rel_k) rel_scores(p + i * cols, j0, qb + i * s->ldq, s, i, lo, n, scale);
+            if (s->rel_k) rel_scores(p + i * cols, j0, qb + i * s->ldq, kT, s, i, lo, n, scale);
             if (n > lo) masked_softmax(p + i * cols, cols, (size_t)((long)lo - j0), (size_t)((long)n - j0));
         }
     }
@@ -540,7 +572,7 @@ static void band_forward_head(real *out, real *probs, real *scratch, real *blk, 
 
 static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real *blk, const real *dout,
                                const real *probs, const real *q, const real *k, const real *v, const AttnShape *s,
-                               size_t bh, real *part) {
+                               size_t bh, real *part, const real *vT) {
     size_t Tq = s->Tq, H = s->H, D = s->D, C = H * D, cols = attn_cols(s), R = 2 * s->rel_max + 1;
     size_t b = bh / H, h = bh % H, oq, ok, ov;
     real scale = 1 / sqrt((real)D), w[2 * ATTN_REL_MAX + 1];
@@ -562,9 +594,8 @@ static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real
         gemm(1, 0, kw, D, bq, 1, blk, kw, dob + i0 * C, C, 1, dvb + klo * s->ldv, s->ldv);
         for (size_t i = i0; i < i1 && s->rel_v; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
-            rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
-            for (size_t r = 0; r < R; r++)
-                for (size_t d = 0; d < D; d++) part[(R + r) * D + d] += w[r] * dob[i * C + d];
+            RelRange rr = rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
+            rel_outer(part + R * D, w, dob + i * C, s, rr);
         }
         gemm(0, 1, bq, kw, D, 1, dob + i0 * C, C, vb + klo * s->ldv, s->ldv, 0, blk, kw);
         band_block(sc, blk, s, b, i0, i1, klo, kw, 1);
@@ -574,7 +605,7 @@ static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real
             real *dr = sc + i * cols;
             const real *pr = p + i * cols;
             if (s->rel_v) {
-                rel_dots(w, dob + i * C, s->rel_v, s);
+                rel_dots(w, dob + i * C, vT, s, rel_range(s, i, lo, n));
                 for (size_t j = lo; j < n; j++) dr[(long)j - j0] += w[rel_bucket(s, i, j)];
             }
             if (s->p_drop > 0)
@@ -589,10 +620,9 @@ static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real
         gemm(1, 0, kw, D, bq, 1, blk, kw, qb + i0 * s->ldq, s->ldq, 1, dkb + klo * s->ldk, s->ldk);
         for (size_t i = i0; i < i1 && s->rel_k; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
-            rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
-            rel_mix(dqb + i * s->ldq, w, s->rel_k, s);
-            for (size_t r = 0; r < R; r++)
-                for (size_t d = 0; d < D; d++) part[r * D + d] += w[r] * qb[i * s->ldq + d];
+            RelRange rr = rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
+            rel_mix(dqb + i * s->ldq, w, s->rel_k, s, rr);
+            rel_outer(part, w, qb + i * s->ldq, s, rr);
         }
     }
 }
@@ -606,8 +636,10 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
                        const real *v, const AttnShape *s) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D;
     real scale = 1 / sqrt((real)D);
+    real *kT = s->rel_k ? rel_transposed(s->rel_k, s) : NULL;
     if (Tq == 1 && s->k_transposed && !(s->p_drop > 0) && D <= GEMM_KC && Tk <= GEMM_KC) {
-        attention_one_query(out, probs, q, k, v, s);
+        attention_one_query(out, probs, q, k, v, s, kT);
+        free(kT);
         return;
     }
     if (attn_cols(s) < Tk) {
@@ -615,9 +647,10 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         {
             real *blk = band_scratch(s);
             #pragma omp for schedule(dynamic, 1)
-            for (size_t bh = 0; bh < s->B * H; bh++) band_forward_head(out, probs, scratch, blk, q, k, v, s, bh);
+            for (size_t bh = 0; bh < s->B * H; bh++) band_forward_head(out, probs, scratch, blk, q, k, v, s, bh, kT);
             free(blk);
         }
+        free(kT);
         return;
     }
     #pragma omp parallel for schedule(dynamic, 1) if (s->B * H * Tq * Tk * D > PAR_MIN)
@@ -630,7 +663,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         else gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            if (s->rel_k) rel_scores(p + i * Tk, 0, qb + i * s->ldq, s, i, lo, n, scale);
+            if (s->rel_k) rel_scores(p + i * Tk, 0, qb + i * s->ldq, kT, s, i, lo, n, scale);
             masked_softmax(p + i * Tk, Tk, lo, n);
         }
         const real *pd = p;
@@ -647,13 +680,14 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
                 rel_values(ob + i * C, pd + i * Tk, 0, s, i, lo, n);
             }
     }
+    free(kT);
 }
 
 // The backward pass of head bh; the relative embeddings' gradient shares go
 // into part ((2, 2 rel_max + 1, D), when there are relative positions).
 static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch, const real *dout,
                                     const real *probs, const real *q, const real *k, const real *v,
-                                    const AttnShape *s, size_t bh, real *part) {
+                                    const AttnShape *s, size_t bh, real *part, const real *vT) {
     size_t Tq = s->Tq, Tk = s->Tk, H = s->H, D = s->D, C = H * D, R = 2 * s->rel_max + 1;
     real scale = 1 / sqrt((real)D), w[2 * ATTN_REL_MAX + 1];
     size_t b = bh / H, h = bh % H, oq, ok, ov, lo, n;
@@ -674,16 +708,14 @@ static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch,
     if (s->rel_v)
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            rel_buckets(w, pd + i * Tk, 0, s, i, lo, n);
-            for (size_t r = 0; r < R; r++)
-                for (size_t d = 0; d < D; d++) part[(R + r) * D + d] += w[r] * dob[i * C + d];
+            rel_outer(part + R * D, w, dob + i * C, s, rel_buckets(w, pd + i * Tk, 0, s, i, lo, n));
         }
     // dP' = dO (V + rel_v)^T, then through the dropout mask: dP = dP' * mask / (1-p).
     gemm(0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
     if (s->rel_v)
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            rel_dots(w, dob + i * C, s->rel_v, s);
+            rel_dots(w, dob + i * C, vT, s, rel_range(s, i, lo, n));
             for (size_t j = lo; j < n; j++) sc[i * Tk + j] += w[rel_bucket(s, i, j)];
         }
     if (s->p_drop > 0) {
@@ -705,10 +737,9 @@ static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch,
     if (s->rel_k)  // the scores' relative terms: dq += dS rel_k, drel_k += dS^T q, by distance
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
-            rel_buckets(w, sc + i * Tk, 0, s, i, lo, n);
-            rel_mix(dqb + i * s->ldq, w, s->rel_k, s);
-            for (size_t r = 0; r < R; r++)
-                for (size_t d = 0; d < D; d++) part[r * D + d] += w[r] * qb[i * s->ldq + d];
+            RelRange rr = rel_buckets(w, sc + i * Tk, 0, s, i, lo, n);
+            rel_mix(dqb + i * s->ldq, w, s->rel_k, s, rr);
+            rel_outer(part, w, qb + i * s->ldq, s, rr);
         }
 }
 
@@ -722,6 +753,7 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     // whatever the threads.
     if (s->rel_k) memset(s->rel_scratch, 0, ATTN_REL_PARTS * 2 * RD * sizeof(real));
     int band = attn_cols(s) < s->Tk;
+    real *vT = s->rel_v ? rel_transposed(s->rel_v, s) : NULL;
     #pragma omp parallel if (BH * s->Tq * attn_cols(s) * s->D > PAR_MIN)
     {
         real *blk = band ? band_scratch(s) : NULL;
@@ -729,11 +761,12 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
         for (size_t c = 0; c < ATTN_REL_PARTS; c++) {
             real *part = s->rel_k ? s->rel_scratch + c * 2 * RD : NULL;
             for (size_t bh = c * BH / ATTN_REL_PARTS; bh < (c + 1) * BH / ATTN_REL_PARTS; bh++)
-                if (band) band_backward_head(dq, dk, dv, scratch, blk, dout, probs, q, k, v, s, bh, part);
-                else attention_backward_head(dq, dk, dv, scratch, dout, probs, q, k, v, s, bh, part);
+                if (band) band_backward_head(dq, dk, dv, scratch, blk, dout, probs, q, k, v, s, bh, part, vT);
+                else attention_backward_head(dq, dk, dv, scratch, dout, probs, q, k, v, s, bh, part, vT);
         }
         free(blk);
     }
+    free(vT);
     if (!s->rel_k) return;
     for (size_t c = 0; c < ATTN_REL_PARTS; c++)
         for (size_t x = 0; x < RD; x++) {
