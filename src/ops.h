@@ -56,6 +56,11 @@ void relu_dropout_backward(real *d, const real *h, size_t n, real p, uint64_t ke
 void residual_forward(real *out, const real *a, const real *b, size_t n);
 void residual_backward(real *da, real *db, const real *dout, size_t n);
 
+// Softmax of row[0..n) in place (n >= 1), with the true maximum subtracted
+// (the exponentials vectorised where the machine has AVX2).
+void softmax_inplace(real *row, size_t n);
+
+// ---- attention (src/attention.c)
 // Multi-head scaled dot-product attention over B sequences, H heads of width D.
 // q (B,Tq,·) row stride ldq, head h at columns h*D; k (B,Tk,·) stride ldk; v stride ldv.
 // out (B,Tq,H*D). probs (B,H,Tq,attn_cols): softmax weights before dropout (saved).
