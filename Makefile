@@ -144,15 +144,17 @@ FUZZ_RSS_MB  ?= 2048
 FUZZ_BUILD   := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -fno-math-errno -fopenmp -march=$(ARCH) -D_GNU_SOURCE -MMD -MP \
                 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-FUZZ_NAMES   := checkpoint checkpoint_crc config bpe tokenizer corpus bleu
+FUZZ_NAMES   := checkpoint checkpoint_crc config bpe tokenizer corpus bleu safetensors request
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
-FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o)
+FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o) $(FUZZ_BUILD)/lib/serve_request.o
 
 fuzz: fuzz-deps $(FUZZ_BINS)
 
 fuzz-deps:
 	@sh scripts/install-deps.sh fuzz
 
+$(FUZZ_BUILD)/lib/serve_request.o: src/serve/request.c Makefile | $(FUZZ_BUILD)/lib
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -Isrc -c -o $@ $<
 $(FUZZ_BUILD)/lib/%.o: src/%.c Makefile | $(FUZZ_BUILD)/lib
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 $(FUZZ_BUILD)/fuzz_checkpoint_crc.o: fuzz/fuzz_checkpoint.c Makefile | $(FUZZ_BUILD)/lib

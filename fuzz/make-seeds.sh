@@ -10,7 +10,7 @@ NMT=${NMT:-./nmt}
 C=fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-mkdir -p $C/checkpoint $C/config $C/bpe $C/tokenizer $C/corpus $C/bleu fuzz/data
+mkdir -p $C/checkpoint $C/config $C/bpe $C/tokenizer $C/corpus $C/bleu $C/safetensors $C/request fuzz/data
 
 # Tiny training data: the first lines of the toy corpus.
 head -n 40 data/toy/train.src > $T/train.src
@@ -43,6 +43,7 @@ train() {  # NAME SETS...
 train word-adam
 train word-shared-sgd --set model.shared_vocab=true --set train.optimizer=sgd_momentum
 train word-prenorm --set model.norm=pre --set model.tie_output=false
+train word-relative --set model.positions=relative --set model.max_relative_position=2 --set model.attention_window=3
 train bpe --set data.tokenizer=bpe --set data.bpe_model=fuzz/data/toy.bpe --set data.vocab_size=300 --set model.shared_vocab=true --set train.optimizer=sgd_momentum \
     --set data.max_src_len=400 --set data.max_tgt_len=400 --set train.batch_tokens=800
 
@@ -114,5 +115,17 @@ done
 printf '\001The cat sat on the mat.\0The cat is on the mat.' > $C/bleu/cat
 printf '\003\xc3\x84rger \xe2\x80\x94 \xe2\x82\xac 3,5\0\xc3\xa4rger-\xe2\x82\xac 3.5 \xf0\x9f\x98\x80' > $C/bleu/unicode
 printf '\007&quot;x&lt;y&gt;&amp;\0"x<y>&"' > $C/bleu/entities
+# Safetensors files (nmt import): the tiny checkpoints, exported.
+for k in word-adam word-prenorm word-relative bpe; do
+    "$NMT" export --checkpoint $C/checkpoint/$k.ckpt --output $C/safetensors/$k.safetensors
+done
+
+# Request bodies (nmt serve's POST /translate).
+printf '{"q": "the old man"}' > $C/request/one
+printf '{"q": ["a b", "", "\\u00e9t\\u00e9"], "beam": 5, "nbest": 2, "attention": true}' > $C/request/many
+printf '{"q": "x", "alternatives": 3, "source": "de", "target": "en", "format": "text"}' > $C/request/libre
+printf '[{"src": "the old man", "id": 100}, {"src": "b"}]' > $C/request/opennmt
+printf '{"q": "a\\nb", "beam": 0}' > $C/request/bad
+
 ls -l $C/*/ | awk '$5 > 8192 {print "make-seeds: large seed:", $0}'
 echo "make-seeds: wrote $(find $C -type f | wc -l) seeds under $C"

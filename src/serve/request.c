@@ -1,0 +1,91 @@
+// request.c — a /translate request's JSON, checked (request.h).
+#include "request.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int bad(Ask *a, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(Ask *a, unsigned status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->err, sizeof a->err, fmt, ap);
+    va_end(ap);
+    a->status = status;
+    return 0;
+}
+
+// A small whole number field in [lo, hi], or def when absent.
+static int int_field(Ask *a, const cJSON *obj, const char *key, int lo, int hi, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) {
+        *out = def;
+        return 1;
+    }
+    // The range first: converting a double outside int's range is undefined.
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != floor(v->valuedouble))
+        return bad(a, 400, "\"%s\" must be a whole number from %d to %d", key, lo, hi);
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+// Sentence i: a string of valid UTF-8 without line breaks; counts its characters.
+static int take_sentence(Ask *a, const cJSON *v, size_t i, const char *what, size_t *chars) {
+    if (!cJSON_IsString(v)) return bad(a, 400, "%s[%zu] must be a string", what, i);
+    const char *s = v->valuestring;
+    size_t len = strlen(s);
+    long at = utf8_check(s, len);
+    if (at >= 0) return bad(a, 400, "%s[%zu]: invalid UTF-8 at byte %ld", what, i, at);
+    if (strpbrk(s, "\r\n"))
+        return bad(a, 400, "%s[%zu]: a line break; send one sentence per string", what, i);
+    for (size_t k = 0; k < len; k++) *chars += ((unsigned char)s[k] & 0xC0) != 0x80;
+    a->lines[i] = s;
+    return 1;
+}
+
+int parse_ask(Ask *a, const cJSON *root, int default_beam, int max_chars) {
+    memset(a, 0, sizeof *a);
+    const cJSON *q = NULL;
+    const char *what = "q";
+    a->nbest = 1;
+    a->beam = default_beam;
+    if (cJSON_IsArray(root)) {  // OpenNMT-py: [{"src": "...", "id": N}, ...]
+        a->opennmt = a->many = 1;
+        q = root;
+        what = "request";
+    } else if (cJSON_IsObject(root)) {
+        q = cJSON_GetObjectItemCaseSensitive(root, "q");
+        if (!q) return bad(a, 400, "missing \"q\" (the text to translate)");
+        if (!cJSON_IsString(q) && !cJSON_IsArray(q))
+            return bad(a, 400, "\"q\" must be a string or an array of strings");
+        a->many = cJSON_IsArray(q);
+        int alternatives = 0;
+        if (!int_field(a, root, "beam", 1, 256, default_beam, &a->beam)) return 0;
+        if (!int_field(a, root, "alternatives", 0, 255, 0, &alternatives)) return 0;
+        if (!int_field(a, root, "nbest", 1, 256, alternatives + 1, &a->nbest)) return 0;
+        if (a->nbest > a->beam) a->beam = a->nbest;  // n hypotheses need a beam of n
+        const cJSON *att = cJSON_GetObjectItemCaseSensitive(root, "attention");
+        if (att && !cJSON_IsBool(att)) return bad(a, 400, "\"attention\" must be true or false");
+        a->attention = cJSON_IsTrue(att);
+    } else {
+        return bad(a, 400, "the body must be a JSON object ({\"q\": ...}) or array ([{\"src\": ...}])");
+    }
+    a->n = a->many ? (size_t)cJSON_GetArraySize(q) : 1;
+    a->lines = xcalloc(a->n + 1, sizeof *a->lines);
+    size_t chars = 0, i = 0;
+    if (!a->many && !take_sentence(a, q, 0, "q", &chars)) return 0;
+    for (const cJSON *v = a->many ? q->child : NULL; v; v = v->next, i++) {
+        const cJSON *src = v;
+        if (a->opennmt) {
+            src = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "src") : NULL;
+            if (!src) return bad(a, 400, "request[%zu] must be an object with \"src\"", i);
+        }
+        if (!take_sentence(a, src, i, what, &chars)) return 0;
+    }
+    if (chars > (size_t)max_chars)
+        return bad(a, 413, "%zu characters, more than this server's %d (--max-chars)", chars,
+                   max_chars);
+    return 1;
+}
