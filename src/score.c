@@ -41,12 +41,15 @@ static void score_batch(Model *m, int *const *src, int *const *tgt, size_t i0, s
     for (size_t r = 0; r < B; r++) {  // TOK_PAD is 0: the calloc'ed tails are padding
         const int *s = src[i0 + r], *g = tgt[i0 + r];
         size_t ls = (size_t)arrlen(s), lt = (size_t)arrlen(g);
-        memcpy(b.src + r * S, s, ls * sizeof(int));
+        // (an empty side is a NULL array: no memcpy from it)
+        if (ls) memcpy(b.src + r * S, s, ls * sizeof(int));
         b.src[r * S + ls] = TOK_EOS;
         b.src_len[r] = (int)ls + 1;
         b.tgt_in[r * T] = TOK_BOS;
-        memcpy(b.tgt_in + r * T + 1, g, lt * sizeof(int));
-        memcpy(b.tgt_out + r * T, g, lt * sizeof(int));
+        if (lt) {
+            memcpy(b.tgt_in + r * T + 1, g, lt * sizeof(int));
+            memcpy(b.tgt_out + r * T, g, lt * sizeof(int));
+        }
         b.tgt_out[r * T + lt] = TOK_EOS;
         b.tgt_len[r] = (int)lt + 1;
         b.ntok += lt + 1;
