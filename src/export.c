@@ -91,16 +91,23 @@ static int map_name(const char *name, Mapped *m) {
     return 0;
 }
 
+// Part p of tensor t as the file lays it out: its name and shape.
+static void part_shape(const Tensor *t, const Mapped *m, int p, StTensor *st) {
+    size_t w = t->cols / (size_t)m->parts, R = t->rows;
+    snprintf(st->name, sizeof st->name, "%s", m->names[p]);
+    st->ndim = R == 1 ? 1 : 2;
+    st->shape[0] = R == 1 ? w : m->transpose ? w : R;
+    st->shape[1] = m->transpose ? R : w;
+    st->data = NULL;
+}
+
 // Part p of tensor t as the file lays it out: shape and values (a new buffer).
 static float *part_out(const Tensor *t, const real *v, const Mapped *m, int p, StTensor *st) {
     size_t w = t->cols / (size_t)m->parts, c0 = (size_t)p * w, R = t->rows;
     float *out = xmalloc((R * w > 0 ? R * w : 1) * sizeof *out);
     for (size_t r = 0; r < R; r++)
         for (size_t c = 0; c < w; c++) out[m->transpose ? c * R + r : r * w + c] = (float)v[r * t->cols + c0 + c];
-    snprintf(st->name, sizeof st->name, "%s", m->names[p]);
-    st->ndim = R == 1 ? 1 : 2;
-    st->shape[0] = R == 1 ? w : m->transpose ? w : R;
-    st->shape[1] = m->transpose ? R : w;
+    part_shape(t, m, p, st);
     st->data = out;
     return out;
 }
@@ -154,8 +161,7 @@ static int fill_tensor(const StFile *f, const Tensor *t, real *v, const char *pa
     if (!map_name(t->name, &mp)) return err_set(NMT_ERR_INPUT, "%s: no name for tensor '%s'", path, t->name);
     for (int p = 0; p < mp.parts; p++) {
         StTensor want;
-        float *scratch = part_out(t, v, &mp, p, &want);  // the shape only; values unused
-        free(scratch);
+        part_shape(t, &mp, p, &want);
         const StTensor *got = st_find(f, want.name);
         if (!got) return err_set(NMT_ERR_INPUT, "%s: tensor '%s' is missing", path, want.name);
         if (got->ndim != want.ndim || got->shape[0] != want.shape[0] || (want.ndim == 2 && got->shape[1] != want.shape[1]))
