@@ -424,6 +424,18 @@ int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimiz
     return load(path, c, t, m, opt, st, NULL);
 }
 
+int checkpoint_load_decoding(Loaded *l, const char *path, int int8) {
+    int rc = checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &l->st);
+    if (!rc && int8 && !l->m.quant) model_quantize(&l->m);
+    return rc;
+}
+
+void loaded_free(Loaded *l) {
+    model_free(&l->m);
+    tokenizer_free(&l->t);
+    config_free(&l->c);
+}
+
 int checkpoint_info(const char *path) {
     CkptFile *f = NULL;
     int rc = ckpt_open(&f, path);

@@ -35,6 +35,18 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
 // Nothing is returned half-built: on error all outputs are left empty.
 int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st);
 
+// A checkpoint loaded for decoding (translate, eval, score, export, serve):
+// checkpoint_load without an optimizer; with int8, float weights are
+// quantized at load (an int8 checkpoint is decoded so anyway).
+typedef struct {
+    Config c;
+    Tokenizer t;
+    Model m;
+    TrainState st;
+} Loaded;
+int checkpoint_load_decoding(Loaded *l, const char *path, int int8);
+void loaded_free(Loaded *l);
+
 // Every value of the weights and of the optimizer state (opt may be NULL)
 // finite, as checkpoint_load requires; else NMT_ERR_INPUT "WHAT: section 'S'
 // holds N non-finite values ...; the first: tensor 'T' [i, j] is nan".

@@ -113,34 +113,33 @@ static float *part_out(const Tensor *t, const real *v, const Mapped *m, int p, S
 }
 
 int export_safetensors(const char *in, const char *out) {
-    Config c;
-    Tokenizer t;
-    Model m;
-    TrainState st;
-    int rc = checkpoint_load(in, &c, &t, &m, NULL, &st);
+    Loaded l;
+    int rc = checkpoint_load_decoding(&l, in, 0);
     if (rc) return rc;
-    if (m.quant) {
+    const Model *m = &l.m;
+    if (m->quant) {
         rc = err_set(NMT_ERR_INPUT, "%s: int8 weights; export the float checkpoint it was quantized from", in);
-        goto done;
+        loaded_free(&l);
+        return rc;
     }
     StTensor *tensors = NULL;
     float **bufs = NULL;
-    for (ptrdiff_t i = 0; i < arrlen(m.tensors); i++) {
+    for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
         Mapped mp;
-        if (!map_name(m.tensors[i].name, &mp)) {
-            fprintf(stderr, "nmt: internal error: no export name for tensor '%s'\n", m.tensors[i].name);
+        if (!map_name(m->tensors[i].name, &mp)) {
+            fprintf(stderr, "nmt: internal error: no export name for tensor '%s'\n", m->tensors[i].name);
             abort();
         }
         for (int p = 0; p < mp.parts; p++) {
             StTensor s;
-            arrput(bufs, part_out(&m.tensors[i], m.params + m.tensors[i].offset, &mp, p, &s));
+            arrput(bufs, part_out(&m->tensors[i], m->params + m->tensors[i].offset, &mp, p, &s));
             arrput(tensors, s);
         }
     }
-    char *cfg = config_to_json(&c), step[32];
+    char *cfg = config_to_json(&l.c), step[32];
     size_t tlen;
-    char *tok = tokenizer_serialize(&t, &tlen);
-    snprintf(step, sizeof step, "%ld", st.step);
+    char *tok = tokenizer_serialize(&l.t, &tlen);
+    snprintf(step, sizeof step, "%ld", l.st.step);
     StMeta meta[] = {{"format", "pt"}, {"nmt.config", cfg}, {"nmt.tokenizer", tok}, {"nmt.step", step}};
     rc = st_write(out, tensors, (size_t)arrlen(tensors), meta, sizeof meta / sizeof *meta);
     for (ptrdiff_t i = 0; i < arrlen(bufs); i++) free(bufs[i]);
@@ -148,10 +147,7 @@ int export_safetensors(const char *in, const char *out) {
     arrfree(tensors);
     free(cfg);
     free(tok);
-done:
-    model_free(&m);
-    tokenizer_free(&t);
-    config_free(&c);
+    loaded_free(&l);
     return rc;
 }
 
@@ -213,18 +209,13 @@ static int import_config(const StFile *f, const char *in, const char *config_pat
 
 // The written checkpoint loads as any other, or is removed.
 static int verify_written(const char *out) {
-    Config c;
-    Tokenizer t;
-    Model m;
-    TrainState st;
-    int rc = checkpoint_load(out, &c, &t, &m, NULL, &st);
+    Loaded l;
+    int rc = checkpoint_load_decoding(&l, out, 0);
     if (rc) {
         remove(out);
         return rc;
     }
-    model_free(&m);
-    tokenizer_free(&t);
-    config_free(&c);
+    loaded_free(&l);
     return NMT_OK;
 }
 

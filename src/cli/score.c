@@ -38,16 +38,13 @@ int cli_score(int argc, char **argv) {
     if (!rc) rc = read_lines(tgt_path, &ttext, &tgt);
     if (!rc && arrlen(src) != arrlen(tgt))
         rc = err_set(NMT_ERR_INPUT, "%s has %td lines but %s has %td", src_path, arrlen(src), tgt_path, arrlen(tgt));
-    Config c;
-    Tokenizer t;
-    Model m;
-    TrainState st;
+    Loaded l;
     int loaded = 0;
-    if (!rc) loaded = !(rc = checkpoint_load(ckpt, &c, &t, &m, NULL, &st));
+    if (!rc) loaded = !(rc = checkpoint_load_decoding(&l, ckpt, 0));
     size_t n = (size_t)arrlen(src);
     double *lp = xcalloc(n + 1, sizeof *lp);
     size_t *ntok = xcalloc(n + 1, sizeof *ntok);
-    if (!rc) rc = score_lines(&m, &t, c.max_src_len, src, tgt, n, (size_t)batch, src_path, tgt_path, lp, ntok);
+    if (!rc) rc = score_lines(&l.m, &l.t, l.c.max_src_len, src, tgt, n, (size_t)batch, src_path, tgt_path, lp, ntok);
     // All pairs are scored (and checked) before anything is printed.
     for (size_t i = 0; !rc && i < n; i++) printf("%.6f\n", normalize ? lp[i] / (double)ntok[i] : lp[i]);
     if (!rc && fflush(stdout) != 0) rc = err_set(NMT_ERR_RUNTIME, "stdout: write failed");
@@ -57,10 +54,6 @@ int cli_score(int argc, char **argv) {
     arrfree(tgt);
     free(stext);
     free(ttext);
-    if (loaded) {
-        model_free(&m);
-        tokenizer_free(&t);
-        config_free(&c);
-    }
+    if (loaded) loaded_free(&l);
     return cli_finish(rc);
 }

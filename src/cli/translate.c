@@ -7,7 +7,6 @@
 #include "bleu.h"
 #include "checkpoint.h"
 #include "data.h"
-#include "quant.h"
 #include "translate.h"
 #include "util.h"
 
@@ -87,28 +86,9 @@ static int parse_args(Args *a, Option *opts, OptSpec *spec, int argc, char **arg
     return NMT_OK;
 }
 
-typedef struct {
-    Config c;
-    Tokenizer t;
-    Model m;
-} Loaded;
-
-static int load(Loaded *l, const char *path, int int8) {
-    TrainState st;
-    int rc = checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &st);
-    if (!rc && int8 && !l->m.quant) model_quantize(&l->m);
-    return rc;
-}
-
-static void unload(Loaded *l) {
-    model_free(&l->m);
-    tokenizer_free(&l->t);
-    config_free(&l->c);
-}
-
 static int translate(const Args *a) {
     Loaded l;
-    int rc = load(&l, a->checkpoint, a->int8);
+    int rc = checkpoint_load_decoding(&l, a->checkpoint, a->int8);
     if (rc) return rc;
     // All of stdin is read (and checked) before anything is written.
     char *text = NULL, **lines = NULL;
@@ -134,7 +114,7 @@ static int translate(const Args *a) {
     free(scores);
     arrfree(lines);
     free(text);
-    unload(&l);
+    loaded_free(&l);
     return rc;
 }
 
@@ -158,7 +138,7 @@ static int eval(Args *a) {
     Loaded l;
     int loaded = 0;
     if (!rc) {
-        rc = load(&l, a->checkpoint, a->int8);
+        rc = checkpoint_load_decoding(&l, a->checkpoint, a->int8);
         loaded = !rc;
     }
     size_t n = (size_t)arrlen(src);
@@ -185,7 +165,7 @@ static int eval(Args *a) {
     arrfree(ref);
     free(stext);
     free(rtext);
-    if (loaded) unload(&l);
+    if (loaded) loaded_free(&l);
     return rc;
 }
 

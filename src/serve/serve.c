@@ -5,7 +5,6 @@
 #include "request.h"
 
 #include "checkpoint.h"
-#include "quant.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -28,10 +27,7 @@ enum { MAX_CONNECTIONS = 256 };
 typedef struct {
     const ServeOptions *o;
     ServeQueue *q;
-    Config c;
-    Tokenizer t;
-    Model m;
-    long step;
+    Loaded l;                 // the model, its tokenizer and config
     size_t body_cap;          // bytes of a request body (JSON for max_chars characters, escaped)
     pthread_mutex_t mu;
     int in_flight;            // requests received and not yet answered
@@ -85,7 +81,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, 
 // ---------------------------------------------------------------- /info
 
 static cJSON *info_json(Server *s) {
-    const ModelShape *m = &s->m.s;
+    const ModelShape *m = &s->l.m.s;
     size_t sentences, batches;
     queue_counts(s->q, &sentences, &batches);
     cJSON *j = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(j, "model");
@@ -97,14 +93,14 @@ static cJSON *info_json(Server *s) {
     cJSON_AddStringToObject(model, "norm", m->pre_norm ? "pre" : "post");
     cJSON_AddStringToObject(model, "positions", m->relative ? "relative" : "sinusoidal");
     cJSON_AddNumberToObject(model, "attention_window", m->window);
-    cJSON_AddNumberToObject(model, "parameters", (double)s->m.nparams);
+    cJSON_AddNumberToObject(model, "parameters", (double)s->l.m.nparams);
     cJSON *voc = cJSON_AddObjectToObject(j, "vocabulary");
-    cJSON_AddStringToObject(voc, "tokenizer", s->t.kind == TOK_BPE ? "bpe" : "word");
+    cJSON_AddStringToObject(voc, "tokenizer", s->l.t.kind == TOK_BPE ? "bpe" : "word");
     cJSON_AddNumberToObject(voc, "source", m->src_vocab);
     cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
     cJSON_AddStringToObject(j, "checkpoint", s->o->checkpoint);
-    cJSON_AddNumberToObject(j, "step", (double)s->step);
-    cJSON_AddBoolToObject(j, "quantized", s->m.quant != NULL);
+    cJSON_AddNumberToObject(j, "step", (double)s->l.st.step);
+    cJSON_AddBoolToObject(j, "quantized", s->l.m.quant != NULL);
     cJSON *srv = cJSON_AddObjectToObject(j, "server");
     cJSON_AddNumberToObject(srv, "beam", s->o->beam);
     cJSON_AddNumberToObject(srv, "max_batch", s->o->max_batch);
@@ -275,15 +271,6 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **state, en
 
 // ---------------------------------------------------------------- start and stop
 
-static int load_model(Server *s) {
-    TrainState st;
-    int rc = checkpoint_load(s->o->checkpoint, &s->c, &s->t, &s->m, NULL, &st);
-    if (rc) return rc;
-    if (s->o->int8 && !s->m.quant) model_quantize(&s->m);
-    s->step = st.step;
-    return NMT_OK;
-}
-
 static struct MHD_Daemon *start_daemon(Server *s) {
     const ServeOptions *o = s->o;
     struct sockaddr_in v4;
@@ -330,7 +317,7 @@ int serve_run(const ServeOptions *o) {
     memset(&s, 0, sizeof s);
     s.o = o;
     s.body_cap = (size_t)o->max_chars * 12 + 65536;  // a character is at most 12 bytes escaped (\uXXXX\uXXXX)
-    int rc = load_model(&s);
+    int rc = checkpoint_load_decoding(&s.l, o->checkpoint, o->int8);
     if (rc) return rc;
     // SIGTERM and SIGINT are taken by sigwait below: blocked before any thread starts.
     sigset_t stop;
@@ -341,13 +328,13 @@ int serve_run(const ServeOptions *o) {
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
     DecodeOptions d = decode_defaults();
-    s.q = queue_start(&s.m, &s.t, s.c.max_src_len, (size_t)o->max_batch, o->window_ms / 1e3, &d);
+    s.q = queue_start(&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, o->window_ms / 1e3, &d);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {
         const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
         printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
                strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", bound ? bound->port : 0,
-               o->checkpoint, s.step, s.m.quant ? ", int8" : "", o->beam, o->max_batch);
+               o->checkpoint, s.l.st.step, s.l.m.quant ? ", int8" : "", o->beam, o->max_batch);
         fflush(stdout);
         int sig = 0;
         sigwait(&stop, &sig);
@@ -363,8 +350,6 @@ int serve_run(const ServeOptions *o) {
     }
     queue_stop(s.q);
     pthread_mutex_destroy(&s.mu);
-    model_free(&s.m);
-    tokenizer_free(&s.t);
-    config_free(&s.c);
+    loaded_free(&s.l);
     return rc;
 }
