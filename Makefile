@@ -25,21 +25,22 @@ else
   CFLAGS += -O3 -g
 endif
 
-# The library is src/*.c; the command line (src/cli/, which the library never
-# includes) links on top of it. The tests link the library only, plus the
-# option parser that tests/test_options.c checks.
-LIB_SRC := $(wildcard src/*.c)
+# The library is src/<room>/*.c (README "Design"); the command line
+# (src/cli/, which the library never includes) links on top of it. The tests
+# link the library only, plus the option parser that tests/test_options.c checks.
+ROOMS   := common kernels text model data optim io decode eval train bench
+LIB_SRC := $(foreach r,$(ROOMS),$(wildcard src/$(r)/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/float/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
-CLI_OBJ := $(CLI_SRC:src/cli/%.c=$(BUILD)/float/cli/%.o)
+CLI_OBJ := $(CLI_SRC:src/%.c=$(BUILD)/float/%.o)
 # The HTTP server (nmt serve) is part of the program only, with its page
 # (src/serve/page.html) compiled in as a string.
 SERVE_SRC := $(wildcard src/serve/*.c)
-SERVE_OBJ := $(SERVE_SRC:src/serve/%.c=$(BUILD)/float/serve/%.o) $(BUILD)/float/serve/page.o
+SERVE_OBJ := $(SERVE_SRC:src/%.c=$(BUILD)/float/%.o) $(BUILD)/float/serve/page.o
 SERVE_LIBS := -lmicrohttpd -lpthread
 OPT_OBJ := $(BUILD)/float/cli/options.o
-# bench_gemm times the float kernel against OpenBLAS: not part of the double build.
-DBL_OBJ := $(patsubst src/%.c,$(BUILD)/double/%.o,$(filter-out src/bench_gemm.c,$(LIB_SRC)))
+# bench/gemm.c times the float kernel against OpenBLAS: not part of the double build.
+DBL_OBJ := $(patsubst src/%.c,$(BUILD)/double/%.o,$(filter-out src/bench/gemm.c,$(LIB_SRC)))
 TEST_SRC := $(wildcard tests/test_*.c)
 GRAD_SRC := $(wildcard tests/grad_*.c)
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
@@ -67,30 +68,30 @@ deps:
 $(NMT_BIN): $(CLI_OBJ) $(SERVE_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) $(SERVE_LIBS)
 
-# Only comm.c sees MPI's headers.
-$(BUILD)/float/comm.o $(BUILD)/double/comm.o: CFLAGS += $(MPI_CFLAGS)
+# Only train/comm.c sees MPI's headers.
+$(BUILD)/float/train/comm.o $(BUILD)/double/train/comm.o: CFLAGS += $(MPI_CFLAGS)
 
-# Objects depend on this file too: a changed flag rebuilds them.
-$(BUILD)/float/%.o: src/%.c Makefile | $(BUILD)/float/tests
-	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/float/cli/%.o: src/cli/%.c Makefile | $(BUILD)/float/cli
-	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
-$(BUILD)/float/serve/%.o: src/serve/%.c Makefile | $(BUILD)/float/serve
+# Objects depend on this file too: a changed flag rebuilds them. Every file
+# includes by room: "model/model.h".
+$(BUILD)/float/%.o: src/%.c Makefile
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 # The page as a C string: backslashes and quotes escaped, one line per line.
-$(BUILD)/float/serve/page.c: src/serve/page.html Makefile | $(BUILD)/float/serve
+$(BUILD)/float/serve/page.c: src/serve/page.html Makefile
+	@mkdir -p $(@D)
 	{ echo '// generated from src/serve/page.html by the Makefile'; echo 'const char SERVE_PAGE[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } >$@
 $(BUILD)/float/serve/page.o: $(BUILD)/float/serve/page.c
 	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/double/%.o: src/%.c Makefile | $(BUILD)/double/tests
-	$(CC) $(CFLAGS) -DNMT_DOUBLE -c -o $@ $<
-$(BUILD)/float/tests/%.o: tests/%.c Makefile | $(BUILD)/float/tests
-	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
-$(BUILD)/double/tests/%.o: tests/%.c Makefile | $(BUILD)/double/tests
+$(BUILD)/double/%.o: src/%.c Makefile
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
-$(BUILD)/float/tests $(BUILD)/double/tests $(BUILD)/float/cli $(BUILD)/float/serve:
-	mkdir -p $@
+$(BUILD)/float/tests/%.o: tests/%.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+$(BUILD)/double/tests/%.o: tests/%.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
 
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion
@@ -146,17 +147,16 @@ FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -fno-math-errno -fopenmp -march=$(ARCH) -
                 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_NAMES   := checkpoint checkpoint_crc config bpe tokenizer corpus bleu safetensors request
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
-FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o) $(FUZZ_BUILD)/lib/serve_request.o
+FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o) $(FUZZ_BUILD)/lib/serve/request.o
 
 fuzz: fuzz-deps $(FUZZ_BINS)
 
 fuzz-deps:
 	@sh scripts/install-deps.sh fuzz
 
-$(FUZZ_BUILD)/lib/serve_request.o: src/serve/request.c Makefile | $(FUZZ_BUILD)/lib
+$(FUZZ_BUILD)/lib/%.o: src/%.c Makefile
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -Isrc -c -o $@ $<
-$(FUZZ_BUILD)/lib/%.o: src/%.c Makefile | $(FUZZ_BUILD)/lib
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 $(FUZZ_BUILD)/fuzz_checkpoint_crc.o: fuzz/fuzz_checkpoint.c Makefile | $(FUZZ_BUILD)/lib
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -DFUZZ_FIX_CRC -Isrc -c -o $@ $<
 $(FUZZ_BUILD)/fuzz_%.o: fuzz/fuzz_%.c Makefile | $(FUZZ_BUILD)/lib

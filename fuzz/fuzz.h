@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "common/util.h"
 
 // An oracle failed: print what and abort, so libFuzzer saves the input.
 #define FUZZ_CHECK(cond, ...)                                                  \

@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-#include "bleu.h"
+#include "eval/bleu.h"
 
 enum { MAX_REFS = 4 };
 

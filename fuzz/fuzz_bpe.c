@@ -10,7 +10,7 @@
 
 #include <stb/stb_ds.h>
 
-#include "bpe.h"
+#include "text/bpe.h"
 
 static const char *const LINES[] = {
     "", "a", "the cat sat on the mat .", "  two  leading spaces and trailing  ",

@@ -16,8 +16,8 @@
 //                        parsers instead of failing the CRC.
 #include "fuzz.h"
 
-#include "checkpoint.h"
-#include "ckptfile.h"
+#include "io/checkpoint.h"
+#include "io/ckptfile.h"
 
 #ifdef FUZZ_FIX_CRC
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }

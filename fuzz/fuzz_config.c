@@ -7,7 +7,7 @@
 // same text (config -> JSON -> config is the identity).
 #include "fuzz.h"
 
-#include "config.h"
+#include "common/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *buf = fuzz_strndup(data, size);

@@ -14,9 +14,9 @@
 
 #include <stb/stb_ds.h>
 
-#include "bpe.h"
-#include "data.h"
-#include "tokenizer.h"
+#include "text/bpe.h"
+#include "data/corpus.h"
+#include "text/tokenizer.h"
 
 #ifndef FUZZ_DATA_DIR
 #define FUZZ_DATA_DIR "fuzz/data"

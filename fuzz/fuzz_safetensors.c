@@ -6,9 +6,9 @@
 // tensors lie inside the file.
 #include "fuzz.h"
 
-#include "checkpoint.h"
-#include "export.h"
-#include "safetensors.h"
+#include "io/checkpoint.h"
+#include "io/export.h"
+#include "io/safetensors.h"
 
 #include <stb/stb_ds.h>
 

@@ -8,8 +8,8 @@
 
 #include <stb/stb_ds.h>
 
-#include "tokenizer.h"
-#include "tokens.h"
+#include "text/tokenizer.h"
+#include "text/tokens.h"
 
 static const char *const LINES[] = {"", "the cat sat on the mat .", "  a  b ", "\xc3\xa9t\xc3\xa9 \xe2\x96\x81", "<unk> </s>"};
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "rng.h"
+#include "common/rng.h"
 
 // Writes n random sequences of tokens t0..t{V-1}, lengths 3..maxlen, to
 // dir/split.src and dir/split.tgt (the same on both sides).

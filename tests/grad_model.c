@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "model.h"
-#include "rng.h"
-#include "train_step.h"
+#include "common/config.h"
+#include "model/model.h"
+#include "common/rng.h"
+#include "train/step.h"
 
 #define H_STEP 1e-5
 #define TOL 1e-6   // see grad_ops.c: double-precision noise is ~1e-10

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-#include "rng.h"
+#include "kernels/ops.h"
+#include "common/rng.h"
 
 #define H_STEP 1e-5
 #define TOL 1e-6

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "attnpng.h"
-#include "util.h"
+#include "decode/attnpng.h"
+#include "common/util.h"
 
 static char dir[64];
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bleu.h"
-#include "util.h"
+#include "eval/bleu.h"
+#include "common/util.h"
 
 // ---------------------------------------------------------------------------
 // helpers

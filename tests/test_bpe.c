@@ -9,8 +9,8 @@
 #include <unistd.h>
 #include <stb/stb_ds.h>
 
-#include "bpe.h"
-#include "util.h"
+#include "text/bpe.h"
+#include "common/util.h"
 
 // A fresh directory per test (Criterion runs each test in its own process).
 static char tmpdir[64];

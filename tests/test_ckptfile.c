@@ -3,8 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 
-#include "ckptfile.h"
-#include "util.h"
+#include "io/ckptfile.h"
+#include "common/util.h"
 
 #include <dirent.h>
 #include <signal.h>

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-#include "util.h"
+#include "common/config.h"
+#include "common/util.h"
 
 static const char *BASE = "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\"}, %s}";
 

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "tokens.h"
-#include "util.h"
-#include "vocab.h"
+#include "common/config.h"
+#include "text/tokens.h"
+#include "common/util.h"
+#include "text/vocab.h"
 #include "tmpdir.h"
 
 TestSuite(config_strict, .init = make_tmpdir, .fini = remove_tmpdir);

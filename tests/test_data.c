@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
-#include "rng.h"
-#include "util.h"
-#include "vocab.h"
+#include "data/corpus.h"
+#include "common/rng.h"
+#include "common/util.h"
+#include "text/vocab.h"
 #include "tmpdir.h"
 
 TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir);

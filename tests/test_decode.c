@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "model.h"
-#include "rng.h"
-#include "util.h"
+#include "decode/search.h"
+#include "model/model.h"
+#include "common/rng.h"
+#include "common/util.h"
 
 // A random model: its distributions are far from peaked, so decoding paths
 // branch a lot and every mistake in the cache or the beam shows.
@@ -178,7 +178,7 @@ Test(decode, beam_finds_at_least_greedy_logprob) {
     model_free(&m);
 }
 
-// An inference arena gives every layer the same activation buffers (acts.c);
+// An inference arena gives every layer the same activation buffers (model/arena.c);
 // a training arena keeps each layer's. With dropout off both must give the
 // same loss bits, post-norm and pre-norm, with three layers per stack.
 static void shared_layers_match(int pre_norm) {

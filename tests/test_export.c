@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ckptfile.h"
-#include "export.h"
-#include "safetensors.h"
+#include "io/ckptfile.h"
+#include "io/export.h"
+#include "io/safetensors.h"
 #include "tmpdir.h"
 #include "tiny_ckpt.h"
 

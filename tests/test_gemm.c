@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_gemm.h"
-#include "gemm.h"
-#include "util.h"
+#include "bench/gemm.h"
+#include "kernels/gemm.h"
+#include "common/util.h"
 
 #ifdef NMT_DOUBLE
 #define EPS DBL_EPSILON

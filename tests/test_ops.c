@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-#include "rng.h"
-#include "util.h"
+#include "kernels/ops.h"
+#include "common/rng.h"
+#include "common/util.h"
 
 // Distance in units in the last place between two positive floats.
 static int64_t ulps(float a, float b) {

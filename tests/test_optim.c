@@ -10,15 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "ckptfile.h"
-#include "model_config.h"
-#include "optim.h"
-#include "par.h"
-#include "rng.h"
-#include "train.h"
-#include "train_step.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "io/ckptfile.h"
+#include "model/shape.h"
+#include "optim/optim.h"
+#include "kernels/par.h"
+#include "common/rng.h"
+#include "train/train.h"
+#include "train/step.h"
+#include "common/util.h"
 #include "copy_corpus.h"
 
 // ---------------------------------------------------------------- a tiny parameter set

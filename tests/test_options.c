@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli/options.h"
-#include "util.h"
+#include "common/util.h"
 
 typedef struct {
     const char *checkpoint;

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "par.h"
-#include "qgemm.h"
-#include "util.h"
+#include "kernels/par.h"
+#include "kernels/qgemm.h"
+#include "common/util.h"
 
 static uint64_t rng = 1;
 static uint32_t next(void) {

@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "ckptfile.h"
-#include "train.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "io/ckptfile.h"
+#include "train/train.h"
+#include "common/util.h"
 #include "copy_corpus.h"
 
 static char dir[64];

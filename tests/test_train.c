@@ -10,12 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "ckptfile.h"
-#include "decode.h"
-#include "rng.h"
-#include "train.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "io/ckptfile.h"
+#include "decode/search.h"
+#include "common/rng.h"
+#include "train/train.h"
+#include "common/util.h"
 #include "copy_corpus.h"
 
 static char *make_tmpdir(void) {

@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bpe.h"
-#include "quant.h"
-#include "translate.h"
-#include "util.h"
-#include "vocab.h"
+#include "text/bpe.h"
+#include "model/quant.h"
+#include "decode/translate.h"
+#include "common/util.h"
+#include "text/vocab.h"
 #include "tmpdir.h"
 
 TestSuite(translate, .init = make_tmpdir, .fini = remove_tmpdir);
@@ -371,7 +371,7 @@ Test(translate, empty_lines_translate_without_disturbing_others) {
     fixture_free(&f);
 }
 
-// The output length cap of decode.h: a * source length + b, at least 1, at
+// The output length cap of decode/search.h: a * source length + b, at least 1, at
 // most the model's positions minus BOS and EOS.
 static size_t length_cap(const Model *m, const DecodeOptions *o, size_t src_len) {
     double n = o->max_len_a * (double)src_len + o->max_len_b;

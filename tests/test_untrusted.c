@@ -19,13 +19,13 @@
 #include <string.h>
 #include <stb/stb_ds.h>
 
-#include "checkpoint.h"
-#include "ckptfile.h"
-#include "model_config.h"
-#include "optim.h"
-#include "quant.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "io/ckptfile.h"
+#include "model/shape.h"
+#include "optim/optim.h"
+#include "model/quant.h"
+#include "text/tokenizer.h"
+#include "common/util.h"
 #include "tmpdir.h"
 #include "tiny_ckpt.h"
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokens.h"
-#include "util.h"
-#include "vocab.h"
+#include "text/tokens.h"
+#include "common/util.h"
+#include "text/vocab.h"
 #include "tmpdir.h"
 
 TestSuite(vocab, .init = make_tmpdir, .fini = remove_tmpdir);

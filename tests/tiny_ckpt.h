@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "model_config.h"
-#include "optim.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "model/shape.h"
+#include "optim/optim.h"
+#include "text/tokenizer.h"
+#include "common/util.h"
 
 
 enum { K_WORD, K_SHARED, K_BPE };

@@ -1,9 +1,9 @@
-// average.c — `nmt average --output OUT IN1 IN2 ...` (average.h does the work).
-#include "cli.h"
-#include "options.h"
+// cli/average.c — `nmt average --output OUT IN1 IN2 ...` (average.h does the work).
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "average.h"
-#include "util.h"
+#include "train/average.h"
+#include "common/util.h"
 
 #include <stb/stb_ds.h>
 #include <stdio.h>

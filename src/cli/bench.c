@@ -1,12 +1,12 @@
-// bench.c — `nmt bench`: training-step timings per config (bench.h), one
+// cli/bench.c — `nmt bench`: training-step timings per config (bench/steps.h), one
 // human-readable line and one JSON line each.
-#include "cli.h"
-#include "options.h"
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "bench.h"
-#include "comm.h"
-#include "config.h"
-#include "util.h"
+#include "bench/steps.h"
+#include "train/comm.h"
+#include "common/config.h"
+#include "common/util.h"
 
 #include <omp.h>
 #include <stb/stb_ds.h>

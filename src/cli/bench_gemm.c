@@ -1,10 +1,10 @@
-// bench_gemm.c — `nmt bench gemm`: a table of GFLOP/s, nmt's gemm() beside
-// OpenBLAS (bench_gemm.h does the timing).
-#include "cli.h"
-#include "options.h"
+// cli/bench_gemm.c — `nmt bench gemm`: a table of GFLOP/s, nmt's gemm() beside
+// OpenBLAS (bench/gemm.h does the timing).
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "bench_gemm.h"
-#include "util.h"
+#include "bench/gemm.h"
+#include "common/util.h"
 
 #include <math.h>
 #include <omp.h>

@@ -1,10 +1,10 @@
-// bleu.c — `nmt bleu REF_FILE [--lowercase] [--chrf] < HYP`: score standard
+// cli/bleu.c — `nmt bleu REF_FILE [--lowercase] [--chrf] < HYP`: score standard
 // input against a reference file (bleu.h does the reading and the scoring).
-#include "cli.h"
-#include "options.h"
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "bleu.h"
-#include "util.h"
+#include "eval/bleu.h"
+#include "common/util.h"
 
 #include <stb/stb_ds.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
-// bpe.c — `nmt bpe learn|encode|decode`: the command-line face of bpe.h.
-#include "cli.h"
-#include "options.h"
+// cli/bpe.c — `nmt bpe learn|encode|decode`: the command-line face of bpe.h.
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "bpe.h"
-#include "util.h"
+#include "text/bpe.h"
+#include "common/util.h"
 
 #include <libgen.h>
 #include <stb/stb_ds.h>

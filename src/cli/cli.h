@@ -1,4 +1,4 @@
-// cli.h — the subcommands of `nmt`, one function each. argv[0] is the
+// cli/cli.h — the subcommands of `nmt`, one function each. argv[0] is the
 // command's own name ("train", "gemm" for `nmt bench gemm`). Each parses its
 // options (options.h), calls the library, prints its results and its errors,
 // and returns the exit status: 0 ok, 1 runtime failure, 2 bad usage, config or input.

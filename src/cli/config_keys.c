@@ -1,8 +1,8 @@
-// config_keys.c — `nmt config-keys`: the table of config keys (Markdown).
-#include "cli.h"
-#include "options.h"
+// cli/config_keys.c — `nmt config-keys`: the table of config keys (Markdown).
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "config.h"
+#include "common/config.h"
 
 static const char USAGE[] =
     "usage: nmt config-keys\n"

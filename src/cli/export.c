@@ -1,8 +1,8 @@
-// export.c — `nmt export` and `nmt import`: a checkpoint's weights as safetensors, and back.
-#include "cli.h"
-#include "options.h"
+// cli/export.c — `nmt export` and `nmt import`: a checkpoint's weights as safetensors, and back.
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "export.h"
+#include "io/export.h"
 
 #include <string.h>
 

@@ -1,9 +1,9 @@
-// info.c — `nmt info CHECKPOINT`: describe and verify a checkpoint.
-#include "cli.h"
-#include "options.h"
+// cli/info.c — `nmt info CHECKPOINT`: describe and verify a checkpoint.
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "checkpoint.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "common/util.h"
 
 #include <stb/stb_ds.h>
 

@@ -1,11 +1,11 @@
-// main.c — `nmt`: subcommand dispatch, --help and --version.
+// cli/main.c — `nmt`: subcommand dispatch, --help and --version.
 // Each subcommand (cli.h) prints its own results and errors and returns the
 // exit status: 0 ok, 1 runtime failure, 2 bad usage / config / input.
-#include "cli.h"
-#include "comm.h"
+#include "cli/cli.h"
+#include "train/comm.h"
 
-#include "real.h"
-#include "util.h"
+#include "common/real.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

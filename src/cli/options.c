@@ -1,7 +1,7 @@
-// options.c — one option parser for every subcommand (see options.h).
-#include "options.h"
+// cli/options.c — one option parser for every subcommand (see options.h).
+#include "cli/options.h"
 
-#include "util.h"
+#include "common/util.h"
 
 #include <math.h>
 #include <stb/stb_ds.h>

@@ -1,4 +1,4 @@
-// options.h — the one option parser of every subcommand. A command describes
+// cli/options.h — the one option parser of every subcommand. A command describes
 // its options in a table; the parser reads `--name value` and `--name=value`,
 // collects positional arguments, prints --help from the same table, and words
 // every usage error one way: "nmt CMD: WHAT (see: nmt CMD --help)".

@@ -1,11 +1,11 @@
-// quantize.c — `nmt quantize`: a float checkpoint in, an int8 deployment
+// cli/quantize.c — `nmt quantize`: a float checkpoint in, an int8 deployment
 // checkpoint out (quant.h says what is quantized, ckpt_quant.h how it is stored).
-#include "cli.h"
-#include "options.h"
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "checkpoint.h"
-#include "quant.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "model/quant.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <sys/stat.h>

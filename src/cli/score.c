@@ -1,11 +1,11 @@
-// score.c — `nmt score`: the log-probability of given translations (forced decoding).
-#include "cli.h"
-#include "options.h"
+// cli/score.c — `nmt score`: the log-probability of given translations (forced decoding).
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "checkpoint.h"
-#include "data.h"
-#include "score.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "data/corpus.h"
+#include "decode/score.h"
+#include "common/util.h"
 
 #include <stb/stb_ds.h>
 #include <stdio.h>

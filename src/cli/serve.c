@@ -1,6 +1,6 @@
-// serve.c — `nmt serve`: options, then the server (src/serve/).
-#include "cli.h"
-#include "options.h"
+// cli/serve.c — `nmt serve`: options, then the server (src/serve/).
+#include "cli/cli.h"
+#include "cli/options.h"
 
 #include "serve/serve.h"
 

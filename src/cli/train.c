@@ -1,10 +1,10 @@
-// train.c — `nmt train`: options -> TrainArgs -> train_run().
-#include "cli.h"
-#include "options.h"
+// cli/train.c — `nmt train`: options -> TrainArgs -> train_run().
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "comm.h"
-#include "train.h"
-#include "util.h"
+#include "train/comm.h"
+#include "train/train.h"
+#include "common/util.h"
 
 #include <stb/stb_ds.h>
 #include <string.h>

@@ -1,14 +1,14 @@
-// translate.c — `nmt translate` (stdin -> stdout) and `nmt eval` (files -> BLEU):
+// cli/translate.c — `nmt translate` (stdin -> stdout) and `nmt eval` (files -> BLEU):
 // their options, the checkpoint in, the results out.
-#include "cli.h"
-#include "options.h"
+#include "cli/cli.h"
+#include "cli/options.h"
 
-#include "attnmap.h"
-#include "bleu.h"
-#include "checkpoint.h"
-#include "data.h"
-#include "translate.h"
-#include "util.h"
+#include "decode/attnmap.h"
+#include "eval/bleu.h"
+#include "io/checkpoint.h"
+#include "data/corpus.h"
+#include "decode/translate.h"
+#include "common/util.h"
 
 #include <stb/stb_ds.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
-// queue.c — the decoder thread and its queue (queue.h).
-#include "queue.h"
-#include "translate.h"
-#include "util.h"
+// serve/queue.c — the decoder thread and its queue (queue.h).
+#include "serve/queue.h"
+#include "decode/translate.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-// queue.h — dynamic batching for `nmt serve`: requests that arrive
+// serve/queue.h — dynamic batching for `nmt serve`: requests that arrive
 // together are decoded together. One decoder thread owns the model; request
 // threads submit jobs and wait. The first waiting job opens a window (a few
 // milliseconds, or until max_batch sentences wait); then every waiting job
@@ -9,10 +9,10 @@
 #define NMT_SERVE_QUEUE_H
 
 #include <stddef.h>
-#include "attnmap.h"
-#include "decode.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "decode/attnmap.h"
+#include "decode/search.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
 
 typedef struct ServeJob {
     // in: n sentences (valid UTF-8, no line breaks) and how to decode them

@@ -1,6 +1,6 @@
-// request.c — a /translate request's JSON, checked (request.h).
-#include "request.h"
-#include "util.h"
+// serve/request.c — a /translate request's JSON, checked (request.h).
+#include "serve/request.h"
+#include "common/util.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-// request.h — what a POST /translate body asks for, read and checked: LibreTranslate's
+// serve/request.h — what a POST /translate body asks for, read and checked: LibreTranslate's
 // object {"q": "text" | ["text", ...], "beam": K, "nbest": N (or "alternatives":
 // N - 1), "attention": bool} or OpenNMT-py's array [{"src": "text", "id": N}, ...].
 // Every sentence must be a string of valid UTF-8 without line breaks; the

@@ -1,11 +1,11 @@
-// serve.c — nmt serve's HTTP side: routing, request checks, JSON in and out,
+// serve/serve.c — nmt serve's HTTP side: routing, request checks, JSON in and out,
 // start and drain (serve.h). Decoding is queue.c's.
-#include "serve.h"
-#include "queue.h"
-#include "request.h"
+#include "serve/serve.h"
+#include "serve/queue.h"
+#include "serve/request.h"
 
-#include "checkpoint.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "common/util.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>

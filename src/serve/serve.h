@@ -1,4 +1,4 @@
-// serve.h — `nmt serve`: a translation server over HTTP (libmicrohttpd).
+// serve/serve.h — `nmt serve`: a translation server over HTTP (libmicrohttpd).
 //   POST /translate  LibreTranslate's request {"q": "text" | ["text", ...],
 //                    "beam": K, "nbest": N (or "alternatives": N - 1),
 //                    "attention": bool} -> {"translatedText", "scores",

@@ -1,0 +1,53 @@
+// common/util.h — error reporting, checked allocation, timing.
+#ifndef NMT_UTIL_H
+#define NMT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Exit statuses used everywhere (only main() exits).
+enum { NMT_OK = 0, NMT_ERR_RUNTIME = 1, NMT_ERR_INPUT = 2 };
+
+// Records an error: the first error recorded wins until err_clear().
+// `code` is NMT_ERR_RUNTIME or NMT_ERR_INPUT. Returns `code` so callers can
+// write `return err_set(NMT_ERR_INPUT, "%s: ...", path);`.
+int err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *err_msg(void);
+int err_code(void);
+void err_clear(void);
+
+// Allocation that aborts the program with a message when memory is exhausted.
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+// Wall-clock seconds (monotonic).
+double now_seconds(void);
+// CPU seconds this process has used, all threads (user + system).
+double cpu_seconds(void);
+
+// Reads a whole file into a NUL-terminated buffer. Returns NULL and records
+// an NMT_ERR_INPUT error naming the file on failure.
+char *read_file_text(const char *path, size_t *len_out);
+
+// Writes `len` bytes to `path` atomically: NAME.tmp, fsync, rename, fsync dir.
+int write_file_atomic(const char *path, const void *data, size_t len);
+
+// What to append after strerror(errnum) when a write failed: " (...)" saying
+// what to do about a full disk or the file size limit (ulimit -f), else "".
+const char *write_error_hint(int errnum, char *buf, size_t n);
+
+// mkdir -p. Returns 0 or records an error.
+int make_dirs(const char *path);
+
+
+
+// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF; what Python's codec
+// accepts). utf8_next decodes the sequence at s[0..n) into *cp and returns its
+// length, or 0 when it is invalid; utf8_check returns the offset of the first
+// invalid byte of s[0..n), or -1; utf8_valid is utf8_check(...) < 0.
+int utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
+long utf8_check(const char *s, size_t n);
+int utf8_valid(const char *s, size_t n);
+#endif

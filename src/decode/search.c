@@ -1,0 +1,359 @@
+// decode/search.c — greedy and beam search.
+//
+// Each sentence owns `beam` rows of the decoder state. Its live hypotheses
+// sit in the first rows; at every step the best `beam - finished` candidates
+// (over live rows x vocabulary) are taken: those ending in EOS are finished,
+// the others live on, so the beam shrinks as hypotheses finish (as in
+// Marian). With beam 1 this is exactly greedy search. A sentence also stops when no live
+// hypothesis can still beat its best finished one.
+#include "decode/search.h"
+#include "kernels/par.h"
+#include "model/decode_state.h"
+#include "kernels/ops.h"
+#include "common/util.h"
+
+#include <math.h>
+#include <stb/stb_ds.h>
+#include <stdlib.h>
+#include <string.h>
+
+DecodeOptions decode_defaults(void) {
+    DecodeOptions o = {1, 0.6, 1, 32, 1.5, 10, 0};
+    return o;
+}
+
+static size_t max_out_len(const DecodeOptions *o, size_t src_len, size_t limit) {
+    double n = o->max_len_a * (double)src_len + o->max_len_b;
+    if (n < 1) n = 1;
+    if (n > (double)limit) n = (double)limit;
+    return (size_t)n;
+}
+
+static double length_penalty(double alpha, size_t len) {
+    return alpha == 0 ? 1 : pow((5.0 + (double)len) / 6.0, alpha);
+}
+
+typedef struct {
+    double score;   // cumulative log-probability
+    int row, tok;
+} Cand;
+
+// Orders candidates best first; ties by row, then token (deterministic).
+static int better(const Cand *a, const Cand *b) {
+    if (a->score != b->score) return a->score > b->score;
+    if (a->row != b->row) return a->row < b->row;
+    return a->tok < b->tok;
+}
+
+// Keeps the best k candidates in top[0..*n) (insertion into a sorted array).
+static void offer(Cand *top, int *n, int k, Cand c) {
+    if (*n == k && !better(&c, &top[k - 1])) return;
+    int i = *n < k ? (*n)++ : k - 1;
+    while (i > 0 && better(&c, &top[i - 1])) {
+        top[i] = top[i - 1];
+        i--;
+    }
+    top[i] = c;
+}
+
+// Logits provider: the incremental state, or (for tests) full recomputation.
+typedef struct {
+    Model *m;
+    const DecodeOptions *o;
+    DecodeState *state;
+    Acts *acts;
+    int *rsrc, *rsrc_len, *tin, *tlen;   // recompute: per-row source and prefix
+    size_t S, T;
+} Stepper;
+
+static const real *step_logits(Stepper *st, const int *tokens, int *const *hist, size_t rows, size_t t) {
+    if (!st->o->recompute) return model_decode_step(st->m, st->state, tokens, t);
+    size_t T = t + 1;
+    for (size_t r = 0; r < rows; r++) {
+        st->tin[r * T] = TOK_BOS;
+        // Rows of finished hypotheses have short histories: pad them.
+        for (size_t j = 0; j < t; j++) st->tin[r * T + 1 + j] = j < (size_t)arrlen(hist[r]) ? hist[r][j] : TOK_PAD;
+        st->tlen[r] = (int)T;
+    }
+    Batch b = {rows, st->S, T, st->rsrc, st->rsrc_len, st->tin, NULL, st->tlen, 0};
+    return model_next_logits(st->m, st->acts, &b);
+}
+
+// The whole search: the logits provider and every per-row and per-sentence
+// buffer, sized once for batches of B sentences of K rows each.
+typedef struct {
+    const DecodeOptions *o;
+    size_t K, NB, B, V, limit;
+    Stepper st;
+    int *bsrc, *slen;            // the batch's sources (B, S) with EOS, and their lengths
+    int *tokens, *from, *live;   // per row: next input, parent row; per sentence: live rows
+    double *score, *nscore;      // per row: cumulative log-probability
+    int **hist, **nhist;         // per row: stb_ds token history
+    Hypothesis **fin;            // per sentence: stb_ds array of finished hypotheses
+    Cand *top, *cands, *row_top; // a sentence's best k; its live ones; each row's best K
+    int *row_n;
+    // Only live rows are computed: row r's place among the decoder state's
+    // rows (-1: not live), and the next step's (select's arguments).
+    int *phys, *next_phys, *pfrom, *ptok;
+} Search;
+
+static void search_init(Search *se, Model *m, int *const *src, size_t n, const DecodeOptions *o) {
+    memset(se, 0, sizeof *se);
+    se->o = o;
+    se->K = (size_t)(o->beam > 0 ? o->beam : 1);
+    se->NB = (size_t)(o->nbest > 0 ? o->nbest : 1);
+    if (se->NB > se->K) se->NB = se->K;
+    se->B = (size_t)(o->batch > 0 ? o->batch : 1);
+    se->V = (size_t)m->s.tgt_vocab;
+    se->limit = (size_t)m->s.max_len - 2;
+    size_t S = 1, T = 1, K = se->K;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = (size_t)arrlen(src[i]) + 1;
+        if (s > S) S = s;
+        size_t t = max_out_len(o, s - 1, se->limit) + 1;
+        if (t > T) T = t;
+    }
+    if (se->B > n) se->B = n ? n : 1;
+    size_t B = se->B, R = B * K;
+    se->st = (Stepper){m, o, NULL, NULL, NULL, NULL, NULL, NULL, S, T};
+    if (o->recompute) {
+        size_t wide = S > T ? S : T;
+        se->st.acts = acts_create(m, R * wide, S, T, 0);
+        se->st.rsrc = xcalloc(R * S, sizeof(int));
+        se->st.rsrc_len = xcalloc(R, sizeof(int));
+        se->st.tin = xcalloc(R * T, sizeof(int));
+        se->st.tlen = xcalloc(R, sizeof(int));
+    } else {
+        se->st.state = decode_state_create(m, B, K, S, T);
+    }
+    se->bsrc = xcalloc(B * S, sizeof(int));
+    se->slen = xcalloc(B, sizeof(int));
+    se->tokens = xcalloc(R, sizeof(int));
+    se->from = xcalloc(R, sizeof(int));
+    se->live = xcalloc(B, sizeof(int));
+    se->score = xcalloc(R, sizeof(double));
+    se->nscore = xcalloc(R, sizeof(double));
+    se->hist = xcalloc(R, sizeof(int *));
+    se->nhist = xcalloc(R, sizeof(int *));
+    se->fin = xcalloc(B, sizeof(Hypothesis *));
+    se->top = xcalloc(K, sizeof(Cand));
+    se->cands = xcalloc(K, sizeof(Cand));
+    se->row_top = xcalloc(R * K, sizeof(Cand));
+    se->row_n = xcalloc(R, sizeof(int));
+    se->phys = xcalloc(R, sizeof(int));
+    se->next_phys = xcalloc(R, sizeof(int));
+    se->pfrom = xcalloc(R, sizeof(int));
+    se->ptok = xcalloc(R, sizeof(int));
+}
+
+static void search_free(Search *se) {
+    for (size_t r = 0; r < se->B * se->K; r++) {
+        arrfree(se->hist[r]);
+        arrfree(se->nhist[r]);
+    }
+    for (size_t i = 0; i < se->B; i++) arrfree(se->fin[i]);
+    free(se->fin); free(se->hist); free(se->nhist); free(se->top); free(se->cands); free(se->row_top);
+    free(se->row_n); free(se->bsrc); free(se->slen); free(se->tokens); free(se->from); free(se->live);
+    free(se->score); free(se->nscore); free(se->phys); free(se->next_phys); free(se->pfrom); free(se->ptok);
+    Stepper *st = &se->st;
+    free(st->rsrc); free(st->rsrc_len); free(st->tin); free(st->tlen);
+    acts_free(st->acts);
+    decode_state_free(st->state);
+}
+
+// Sentences lo..lo+nb: padded sources, encoder run, one live BOS row each.
+// Returns the longest output any of them may have.
+static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
+    size_t K = se->K, bs = 1;
+    for (size_t i = 0; i < nb; i++)
+        if ((size_t)arrlen(src[lo + i]) + 1 > bs) bs = (size_t)arrlen(src[lo + i]) + 1;
+    memset(se->bsrc, 0, nb * bs * sizeof(int));
+    for (size_t i = 0; i < nb; i++) {
+        size_t len = (size_t)arrlen(src[lo + i]);
+        if (len) memcpy(se->bsrc + i * bs, src[lo + i], len * sizeof(int));
+        se->bsrc[i * bs + len] = TOK_EOS;
+        se->slen[i] = (int)len + 1;
+        se->live[i] = 1;
+        arrsetlen(se->fin[i], 0);
+    }
+    size_t rows = nb * K;
+    Stepper *st = &se->st;
+    if (se->o->recompute) {
+        st->S = bs;
+        for (size_t r = 0; r < rows; r++) {
+            memcpy(st->rsrc + r * bs, se->bsrc + (r / K) * bs, bs * sizeof(int));
+            st->rsrc_len[r] = se->slen[r / K];
+        }
+        for (size_t r = 0; r < rows; r++) se->phys[r] = (int)r;
+    } else {
+        // Each sentence starts with one live row: only those are computed.
+        model_decode_begin(st->m, st->state, se->bsrc, se->slen, nb, bs);
+        for (size_t r = 0; r < rows; r++) se->phys[r] = r % K ? -1 : (int)(r / K);
+        for (size_t i = 0; i < nb; i++) se->pfrom[i] = (int)(i * K);
+        model_decode_select(st->state, se->pfrom, nb, 0);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        se->tokens[r] = TOK_BOS;
+        se->score[r] = 0;
+        arrsetlen(se->hist[r], 0);
+    }
+    size_t tmax = 0;
+    for (size_t i = 0; i < nb; i++) {
+        size_t c = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
+        if (c > tmax) tmax = c;
+    }
+    return tmax;
+}
+
+// Each live row's best K candidates, rows in parallel. The best k <= K of a
+// sentence are among the union of its rows' best K, and the order (score,
+// row, token) is total: the same choice as one scan.
+static void row_candidates(Search *se, const real *logits, size_t rows) {
+    size_t K = se->K, V = se->V;
+    #pragma omp parallel for schedule(dynamic, 8)
+    for (size_t r = 0; r < rows; r++) {
+        se->row_n[r] = 0;
+        if (r % K >= (size_t)se->live[r / K]) continue;
+        const real *x = logits + (size_t)se->phys[r] * V;
+        double base = se->score[r], lse = log_sum_exp(x, V);
+        Cand *top = se->row_top + r * K;
+        for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
+            double sc = base + (double)x[v] - lse;
+            // Once K are kept, a score no higher than the K-th loses (on a tie
+            // the lower token, kept first, wins): most tokens stop here.
+            if (se->row_n[r] == (int)K && sc <= top[K - 1].score) continue;
+            offer(top, &se->row_n[r], (int)K, (Cand){sc, (int)r, (int)v});
+        }
+    }
+}
+
+// Sentence i's best candidates: those ending in EOS (all of them at the
+// length limit) finish; the rest become its live rows, parents in from[].
+static void choose(Search *se, size_t i) {
+    size_t K = se->K;
+    int **hist = se->hist;
+    // Slots left: the beam minus the hypotheses already finished.
+    int k = (int)K - (int)arrlen(se->fin[i]);
+    size_t cap = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
+    int nt = 0, nl = 0;
+    for (size_t r = i * K; r < i * K + (size_t)se->live[i]; r++)
+        for (int c = 0; c < se->row_n[r]; c++) offer(se->top, &nt, k, se->row_top[r * K + (size_t)c]);
+    for (int c = 0; c < nt; c++) {
+        size_t r = (size_t)se->top[c].row;
+        int eos = se->top[c].tok == TOK_EOS;
+        if (eos || (size_t)arrlen(hist[r]) + 1 >= cap) {
+            Hypothesis h = {NULL, se->top[c].score, 0, eos};
+            for (ptrdiff_t j = 0; j < arrlen(hist[r]); j++) arrput(h.ids, hist[r][j]);
+            if (!eos) arrput(h.ids, se->top[c].tok);
+            h.score = h.logprob / length_penalty(se->o->alpha, (size_t)arrlen(h.ids) + (size_t)eos);
+            arrput(se->fin[i], h);
+        } else {
+            se->cands[nl++] = se->top[c];
+        }
+    }
+    // Early stop: no live hypothesis can beat the best finished one
+    // (log-probabilities only fall; the penalty is largest at cap).
+    double best_fin = -INFINITY, bound = -INFINITY;
+    for (ptrdiff_t h = 0; h < arrlen(se->fin[i]); h++)
+        if (se->fin[i][h].score > best_fin) best_fin = se->fin[i][h].score;
+    for (int c = 0; c < nl; c++) {
+        double b = se->cands[c].score / length_penalty(se->o->alpha, cap + 1);
+        if (b > bound) bound = b;
+    }
+    if (arrlen(se->fin[i]) >= (ptrdiff_t)se->NB && best_fin >= bound) nl = 0;
+    for (int c = 0; c < nl; c++) {
+        size_t r = i * K + (size_t)c;
+        se->from[r] = se->cands[c].row;
+        se->nscore[r] = se->cands[c].score;
+        se->tokens[r] = se->cands[c].tok;
+    }
+    for (size_t r = i * K + (size_t)nl; r < (i + 1) * K; r++) se->tokens[r] = TOK_PAD;
+    se->live[i] = nl;
+}
+
+// New histories (and cache rows) follow the chosen parents.
+static void follow_parents(Search *se, size_t rows, size_t t) {
+    size_t K = se->K;
+    for (size_t r = 0; r < rows; r++) {
+        arrsetlen(se->nhist[r], 0);
+        size_t i = r / K;
+        if (r - i * K >= (size_t)se->live[i]) continue;
+        int *h = se->hist[se->from[r]];
+        for (ptrdiff_t j = 0; j < arrlen(h); j++) arrput(se->nhist[r], h[j]);
+        arrput(se->nhist[r], se->tokens[r]);
+        se->score[r] = se->nscore[r];
+    }
+    for (size_t r = 0; r < rows; r++) {
+        int *tmp = se->hist[r];
+        se->hist[r] = se->nhist[r];
+        se->nhist[r] = tmp;
+    }
+    if (se->o->recompute) return;
+    // The decoder state's next rows: the live ones, each from its parent's row.
+    size_t n = 0;
+    for (size_t r = 0; r < rows; r++) {
+        size_t i = r / K;
+        se->next_phys[r] = -1;
+        if (r - i * K >= (size_t)se->live[i]) continue;
+        se->pfrom[n] = se->phys[se->from[r]];
+        se->next_phys[r] = (int)n++;
+    }
+    int *tmp = se->phys;
+    se->phys = se->next_phys;
+    se->next_phys = tmp;
+    model_decode_select(se->st.state, se->pfrom, n, t + 1);
+}
+
+// The tokens of the live rows, in the decoder state's order.
+static const int *state_tokens(Search *se, size_t rows) {
+    for (size_t r = 0; r < rows; r++)
+        if (se->phys[r] >= 0) se->ptok[se->phys[r]] = se->tokens[r];
+    return se->ptok;
+}
+
+// Sentence i's finished hypotheses, best first (score, then log-probability,
+// then shorter), into out[0..NB).
+static void emit(Search *se, size_t i, Hypothesis *out) {
+    Hypothesis *f = se->fin[i];
+    size_t nf = (size_t)arrlen(f);
+    for (size_t a = 1; a < nf; a++)
+        for (size_t b = a; b > 0 && (f[b].score > f[b - 1].score ||
+                                     (f[b].score == f[b - 1].score && arrlen(f[b].ids) < arrlen(f[b - 1].ids)));
+             b--) {
+            Hypothesis tmp = f[b];
+            f[b] = f[b - 1];
+            f[b - 1] = tmp;
+        }
+    for (size_t h = 0; h < se->NB; h++) {
+        if (h < nf) {
+            out[h] = f[h];
+            f[h].ids = NULL;
+        } else {
+            out[h] = (Hypothesis){NULL, -INFINITY, -INFINITY, 0};
+        }
+    }
+    for (size_t h = se->NB; h < nf; h++) arrfree(f[h].ids);
+}
+
+void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+    Search se;
+    search_init(&se, m, src, n, o);
+    for (size_t lo = 0; lo < n; lo += se.B) {
+        size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;
+        par_sample();  // a shared machine: no work split over threads
+        size_t tmax = search_begin(&se, src, lo, nb);
+        for (size_t t = 0; t <= tmax; t++) {
+            int any = 0;
+            for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
+            if (!any) break;
+            const int *tok = o->recompute ? se.tokens : state_tokens(&se, rows);
+            row_candidates(&se, step_logits(&se.st, tok, se.hist, rows, t), rows);
+            for (size_t r = 0; r < rows; r++) se.from[r] = (int)r;
+            for (size_t i = 0; i < nb; i++)
+                if (se.live[i]) choose(&se, i);
+            follow_parents(&se, rows, t);
+        }
+        for (size_t i = 0; i < nb; i++) emit(&se, i, out + (lo + i) * se.NB);
+    }
+    search_free(&se);
+}

@@ -1,0 +1,31 @@
+// decode/search.h — translation: greedy and beam search over incremental decoding.
+#ifndef NMT_DECODE_H
+#define NMT_DECODE_H
+
+#include <stddef.h>
+#include "model/model.h"
+
+typedef struct {
+    int beam;               // 1 = greedy
+    double alpha;           // length penalty ((5+len)/6)^alpha; 0 = none
+    int nbest;              // hypotheses kept per sentence (<= beam)
+    int batch;              // sentences decoded together; output does not depend on it
+    double max_len_a;       // output length limit: a * source length + b
+    int max_len_b;
+    int recompute;          // testing: recompute the whole prefix at every step (no cache)
+} DecodeOptions;
+
+typedef struct {
+    int *ids;               // stb_ds array of target ids, without EOS
+    double logprob;         // sum of log-probabilities (EOS included when emitted)
+    double score;           // logprob / length penalty
+    int eos;                // 1 when it ended with EOS, 0 when the length limit stopped it
+} Hypothesis;
+
+DecodeOptions decode_defaults(void);
+
+// Translates n sources (stb_ds id arrays without EOS). out must hold n * nbest
+// hypotheses: sentence i's are out[i*nbest ...], best first.
+void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out);
+
+#endif

@@ -1,0 +1,44 @@
+// decode/translate.c — the text side of translation, shared by translate, eval and
+// validation during training.
+#include "decode/translate.h"
+#include "common/util.h"
+
+#include <stb/stb_ds.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
+                    const DecodeOptions *o, const char *what, char **texts, double *scores,
+                    TranslateStats *stats) {
+    int **src = xcalloc(n ? n : 1, sizeof *src);
+    int rc = NMT_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int cut;
+        rc = tokenizer_encode_prefix(t, SIDE_SRC, lines[i], max_src, &src[i], &cut, what, (long)i + 1);
+        if (!rc && cut)
+            fprintf(stderr, "nmt: warning: %s:%zu: more than data.max_src_len (%d) tokens, truncated\n", what,
+                    i + 1, max_src);
+    }
+    if (!rc) {
+        size_t nb = (size_t)(o->nbest > 0 ? o->nbest : 1);
+        Hypothesis *h = xcalloc(n * nb + 1, sizeof *h);
+        double t0 = now_seconds();
+        translate_ids(m, src, n, o, h);
+        if (stats) {
+            stats->sentences = n;
+            stats->seconds = now_seconds() - t0;
+            stats->tokens = 0;
+        }
+        for (size_t i = 0; i < n * nb; i++) {
+            // Empty input lines give empty output lines.
+            texts[i] = arrlen(src[i / nb]) ? tokenizer_decode(t, h[i].ids, (size_t)arrlen(h[i].ids)) : xstrdup("");
+            if (scores) scores[i] = h[i].score;
+            if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + (size_t)h[i].eos;
+            arrfree(h[i].ids);
+        }
+        free(h);
+    }
+    for (size_t i = 0; i < n; i++) arrfree(src[i]);
+    free(src);
+    return rc;
+}

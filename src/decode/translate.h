@@ -1,0 +1,22 @@
+// decode/translate.h — text in, text out: tokenize source lines, decode, detokenize.
+#ifndef NMT_TRANSLATE_H
+#define NMT_TRANSLATE_H
+
+#include <stddef.h>
+#include "decode/search.h"
+#include "text/tokenizer.h"
+
+typedef struct {
+    size_t sentences, tokens;   // sentences translated, output tokens (EOS included)
+    double seconds;             // wall time of decoding (tokenizing excluded)
+} TranslateStats;
+
+// Translates n lines. texts receives n*o->nbest malloc'ed strings (best first
+// per sentence) and, if scores != NULL, their scores. Source lines longer than
+// max_src tokens are truncated with a warning naming what:line. Invalid UTF-8
+// is an NMT_ERR_INPUT error naming what:line; then nothing is returned.
+int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
+                    const DecodeOptions *o, const char *what, char **texts, double *scores,
+                    TranslateStats *stats);
+
+#endif

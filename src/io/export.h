@@ -1,0 +1,30 @@
+// io/export.h — a checkpoint's model as a safetensors file that other tools load
+// (`nmt export`), and back (`nmt import`).
+//
+// Names and layouts are fairseq's Transformer, which PyTorch users know:
+// linear weights (out, in), q/k/v split out of the fused projections
+// ("encoder.layers.0.self_attn.q_proj.weight"), "fc1"/"fc2",
+// "self_attn_layer_norm", "encoder_attn" for cross-attention,
+// "encoder.embed_tokens.weight" (also the decoder's and the output's when
+// tied or shared: written once), "decoder.output_projection.weight" when
+// untied; relative position embeddings as
+// "<stack>.layers.N.self_attn.relative_keys.weight" / "relative_values".
+// The metadata holds "format": "pt", "nmt.config" (the resolved config,
+// JSON), "nmt.tokenizer" (the vocabulary or BPE model as the checkpoint
+// stores it) and "nmt.step".
+#ifndef NMT_EXPORT_H
+#define NMT_EXPORT_H
+
+// Writes the weights of checkpoint `in` (for decoding: the moving average
+// when it has one) to `out`. An int8 checkpoint is refused (NMT_ERR_INPUT):
+// export the float checkpoint it came from.
+int export_safetensors(const char *in, const char *out);
+
+// Builds a weights-only checkpoint `out` from a safetensors file written by
+// export_safetensors: the config and the tokenizer from its metadata, or the
+// config from config_path when given (its model keys must agree with the
+// file's tensors). Every tensor the model needs must be there with its shape,
+// nothing else, every value finite. The round trip is exact.
+int import_safetensors(const char *in, const char *config_path, const char *out);
+
+#endif

@@ -1,0 +1,67 @@
+// kernels/gemm.h — the one matrix-product entry point of the program.
+//
+// Row-major, BLAS-like:  C = alpha * op(A) * op(B) + beta * C
+//   op(A) is (M,K): A is (M,K) with row stride lda, or (K,M) when trans_a.
+//   op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when trans_b.
+//   C is (M,N) with row stride ldc. beta == 0 means C is not read.
+//
+// Results are bit-identical whatever the number of OpenMP threads: each output
+// element is always summed over K in the same order. Called from inside an
+// OpenMP parallel region it runs on the calling thread only.
+#ifndef NMT_GEMM_H
+#define NMT_GEMM_H
+
+#include <stddef.h>
+#include "common/real.h"
+
+// Each element's sum runs over K in order from zero, one term at a time as
+// gemm_term adds it; K beyond GEMM_KC is summed in even blocks. Code that must
+// give a product's bits without calling gemm (decoding's attention) sums the
+// same way, for K <= GEMM_KC, and then multiplies by alpha.
+enum { GEMM_KC = 256 };
+static inline real gemm_term(real acc, real a, real b) {
+#if !defined(NMT_DOUBLE) && defined(__AVX2__) && defined(__FMA__)
+    return __builtin_fmaf(a, b, acc);  // the kernels' FMA
+#else
+    return acc + a * b;
+#endif
+}
+
+void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+          real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+          real beta, real *C, size_t ldc);
+
+// The same product as a value, for gemm_pair, with an optional epilogue:
+// bias (N values, or NULL) is added to every row in place of beta * C, and
+// relu then clamps C at zero (C = max(0, alpha op(A) op(B) + bias)). Done as
+// the kernel stores C, this saves the passes over C that filling it with the
+// bias first and a separate ReLU would take; the bits are the same.
+typedef struct {
+    int trans_a, trans_b;
+    size_t M, N, K;
+    real alpha;
+    const real *A;
+    size_t lda;
+    const real *B;
+    size_t ldb;
+    real beta;
+    real *C;
+    size_t ldc;
+    const real *bias;
+    int relu;
+} GemmCall;
+
+void gemm_call(const GemmCall *g);
+
+// Two independent products (neither reads what the other writes). Small ones
+// run side by side, one thread each, rather than one after the other on all
+// threads: a product too small to split well still keeps a core busy. The
+// results are those of two gemm() calls.
+void gemm_pair(const GemmCall *a, const GemmCall *b);
+
+// Straightforward triple loop with the same contract; the reference in tests.
+void gemm_reference(int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                    real alpha, const real *A, size_t lda, const real *B, size_t ldb,
+                    real beta, real *C, size_t ldc);
+
+#endif

@@ -1,0 +1,40 @@
+// text/tokenizer.h — text <-> ids for both sides: word vocabularies or BPE.
+#ifndef NMT_TOKENIZER_H
+#define NMT_TOKENIZER_H
+
+#include <stddef.h>
+#include "common/config.h"
+
+typedef struct Vocab Vocab;
+typedef struct Bpe Bpe;
+
+enum { SIDE_SRC = 0, SIDE_TGT = 1 };
+
+typedef struct {
+    int kind;             // TOK_WORD | TOK_BPE
+    Vocab *vocab[2];      // word: per side (the same pointer when shared)
+    Bpe *bpe;             // bpe: one joint model for both sides
+} Tokenizer;
+
+// From the config's training data (word), or the BPE model file, learned (and,
+// if save, saved) when it does not exist yet.
+int tokenizer_build(Tokenizer *t, const Config *c, int save);
+int tokenizer_vocab_size(const Tokenizer *t, int side);
+// Appends the ids of `line` (no BOS/EOS) to the stb_ds array *ids. Invalid
+// UTF-8 is an NMT_ERR_INPUT error naming file:lineno.
+int tokenizer_encode(const Tokenizer *t, int side, const char *line, int **ids,
+                     const char *file, long lineno);
+// The first `max` of those ids (max 0: all); *cut tells whether some were
+// left out. BPE does not encode the words past the limit.
+int tokenizer_encode_prefix(const Tokenizer *t, int side, const char *line, int max, int **ids,
+                            int *cut, const char *file, long lineno);
+// Printable form of one token id of a side ("<unk>", "▁Haus", "<0xE2>"), or "?".
+const char *tokenizer_token(const Tokenizer *t, int side, int id);
+// Target-side text of ids (specials skipped). Caller frees.
+char *tokenizer_decode(const Tokenizer *t, const int *ids, size_t n);
+// One buffer holding everything (stored in checkpoints). Caller frees.
+char *tokenizer_serialize(const Tokenizer *t, size_t *len);
+int tokenizer_deserialize(Tokenizer *t, const char *buf, size_t len, const char *what);
+void tokenizer_free(Tokenizer *t);
+
+#endif
