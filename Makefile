@@ -98,12 +98,15 @@ $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ)
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion
 
-# The suite: unit and gradient tests (Criterion), then the command-line tests.
+# The suite: the rooms' include direction and function lengths (tests/check-*.sh),
+# unit and gradient tests (Criterion), then the command-line tests.
 # The test binaries get the short OpenMP spin ./nmt uses: Criterion runs tests side by side.
 # (A second make after deps: it finds the packages deps installed, Open MPI's mpicc among them.)
 test: deps
 	$(MAKE) test-suite
 test-suite: $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
+	sh tests/check-rooms.sh
+	sh tests/check-function-length.sh
 	OMP_NUM_THREADS=$(THREADS) GOMP_SPINCOUNT=20000 $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) GOMP_SPINCOUNT=20000 $(BUILD)/tests
 	NMT=./$(NMT_BIN) sh tests/cli.sh
