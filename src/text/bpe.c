@@ -932,48 +932,52 @@ static int read_line(FILE *in, const char *name, char **line, size_t *cap, long 
     return NMT_OK;
 }
 
-int bpe_encode_stream(const Bpe *b, FILE *in, FILE *out, const char *name) {
+// Calls each(b, line, lineno, ids, name, out) for every line of in, with ids
+// an emptied scratch array: how encode and decode walk their streams.
+typedef int (*LineFn)(const Bpe *b, char *line, long lineno, int **ids, const char *name, FILE *out);
+static int each_line(const Bpe *b, FILE *in, FILE *out, const char *name, LineFn each) {
     char *line = NULL;
     size_t cap = 0;
     int *ids = NULL, rc = NMT_OK, eof = 0;
     for (long lineno = 1; rc == NMT_OK; lineno++) {
         if ((rc = read_line(in, name, &line, &cap, lineno, &eof)) || eof) break;
         arrsetlen(ids, 0);
-        if ((rc = bpe_encode_at(b, line, &ids, name, lineno))) break;
-        for (ptrdiff_t i = 0; i < arrlen(ids); i++) {
-            if (i) fputc(' ', out);
-            fputs(bpe_token(b, ids[i]), out);
-        }
-        fputc('\n', out);
+        rc = each(b, line, lineno, &ids, name, out);
     }
     free(line);
     arrfree(ids);
     return rc;
 }
 
-int bpe_decode_stream(const Bpe *b, FILE *in, FILE *out, const char *name) {
-    char *line = NULL;
-    size_t cap = 0;
-    int *ids = NULL, rc = NMT_OK, eof = 0;
-    for (long lineno = 1; rc == NMT_OK; lineno++) {
-        if ((rc = read_line(in, name, &line, &cap, lineno, &eof)) || eof) break;
-        arrsetlen(ids, 0);
-        for (char *s = line, *tok; (tok = strsep(&s, " ")) != NULL;) {
-            if (!*tok) continue;
-            int id = bpe_token_id(b, tok);
-            if (id < 0) {
-                rc = err_set(NMT_ERR_INPUT, "%s:%ld: unknown token '%.60s'", name, lineno, tok);
-                break;
-            }
-            arrpush(ids, id);
-        }
-        if (rc) break;
-        char *text = bpe_decode(b, ids, arrlenu(ids));
-        fputs(text, out);
-        fputc('\n', out);
-        free(text);
+static int encode_line(const Bpe *b, char *line, long lineno, int **ids, const char *name, FILE *out) {
+    int rc = bpe_encode_at(b, line, ids, name, lineno);
+    if (rc) return rc;
+    for (ptrdiff_t i = 0; i < arrlen(*ids); i++) {
+        if (i) fputc(' ', out);
+        fputs(bpe_token(b, (*ids)[i]), out);
     }
-    free(line);
-    arrfree(ids);
-    return rc;
+    fputc('\n', out);
+    return NMT_OK;
+}
+
+static int decode_line(const Bpe *b, char *line, long lineno, int **ids, const char *name, FILE *out) {
+    for (char *s = line, *tok; (tok = strsep(&s, " ")) != NULL;) {
+        if (!*tok) continue;
+        int id = bpe_token_id(b, tok);
+        if (id < 0) return err_set(NMT_ERR_INPUT, "%s:%ld: unknown token '%.60s'", name, lineno, tok);
+        arrpush(*ids, id);
+    }
+    char *text = bpe_decode(b, *ids, arrlenu(*ids));
+    fputs(text, out);
+    fputc('\n', out);
+    free(text);
+    return NMT_OK;
+}
+
+int bpe_encode_stream(const Bpe *b, FILE *in, FILE *out, const char *name) {
+    return each_line(b, in, out, name, encode_line);
+}
+
+int bpe_decode_stream(const Bpe *b, FILE *in, FILE *out, const char *name) {
+    return each_line(b, in, out, name, decode_line);
 }
