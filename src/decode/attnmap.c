@@ -13,7 +13,7 @@
 int attention_map(AttnMap *a, Model *m, const Tokenizer *tk, int max_src, const char *line, const DecodeOptions *o,
                   const char *what) {
     memset(a, 0, sizeof *a);
-    int *src = NULL, *out = NULL;
+    int *src = NULL;
     int rc = tokenizer_encode(tk, SIDE_SRC, line, &src, what, 1);
     if (rc) return rc;
     if (arrlen(src) > max_src) arrsetlen(src, max_src);
@@ -21,12 +21,22 @@ int attention_map(AttnMap *a, Model *m, const Tokenizer *tk, int max_src, const 
     DecodeOptions one = *o;
     one.nbest = 1;
     translate_ids(m, &src, 1, &one, &h);
-    size_t S = (size_t)arrlen(src) + 1, T = (size_t)arrlen(h.ids) + 1, H = (size_t)m->s.heads;
-    for (size_t i = 0; i + 1 < S; i++) arrput(out, src[i]);
-    arrput(out, TOK_EOS);
+    rc = attention_map_forced(a, m, tk, src, (size_t)arrlen(src), h.ids, (size_t)arrlen(h.ids));
+    arrfree(h.ids);
+    arrfree(src);
+    return rc;
+}
+
+int attention_map_forced(AttnMap *a, Model *m, const Tokenizer *tk, const int *src, size_t src_len, const int *out,
+                         size_t out_len) {
+    memset(a, 0, sizeof *a);
+    size_t S = src_len + 1, T = out_len + 1, H = (size_t)m->s.heads;
+    int *srce = xmalloc(S * sizeof *srce);  // the source and its EOS
+    for (size_t i = 0; i + 1 < S; i++) srce[i] = src[i];
+    srce[S - 1] = TOK_EOS;
     int slen = (int)S;
     DecodeState *d = decode_state_create(m, 1, 1, S, T + 1);
-    model_decode_begin(m, d, out, &slen, 1, S);
+    model_decode_begin(m, d, srce, &slen, 1, S);
     float *w = xcalloc(H * T * S, sizeof *w);  // (heads, T, S)
     int tok = TOK_BOS;
     for (size_t t = 0; t < T; t++) {
@@ -34,18 +44,16 @@ int attention_map(AttnMap *a, Model *m, const Tokenizer *tk, int max_src, const 
         const real *p = model_decode_cross_attention(d);
         for (size_t hh = 0; hh < H; hh++)
             for (size_t j = 0; j < S; j++) w[(hh * T + t) * S + j] = (float)p[hh * S + j];
-        if (t + 1 < T) tok = h.ids[t];
+        if (t + 1 < T) tok = out[t];
     }
     a->rows = xcalloc(T, sizeof *a->rows);
     a->cols = xcalloc(S, sizeof *a->cols);
-    for (size_t t = 0; t < T; t++) a->rows[t] = t + 1 < T ? tokenizer_token(tk, SIDE_TGT, h.ids[t]) : "</s>";
+    for (size_t t = 0; t < T; t++) a->rows[t] = t + 1 < T ? tokenizer_token(tk, SIDE_TGT, out[t]) : "</s>";
     for (size_t j = 0; j < S; j++) a->cols[j] = j + 1 < S ? tokenizer_token(tk, SIDE_SRC, src[j]) : "</s>";
     a->w = w;
     a->H = H, a->T = T, a->S = S;
     decode_state_free(d);
-    arrfree(h.ids);
-    arrfree(src);
-    arrfree(out);
+    free(srce);
     return NMT_OK;
 }
 

@@ -1,6 +1,7 @@
 // decode/attnmap.h — the cross-attention of one translation, drawn as a heatmap PNG
-// (attnpng.h): the sentence is translated, then its output is force-decoded
-// to record the last decoder layer's cross-attention at every output position.
+// (attnpng.h): the sentence is translated (or its translation is given), then
+// its output is force-decoded to record the last decoder layer's
+// cross-attention at every output position.
 #ifndef NMT_ATTNMAP_H
 #define NMT_ATTNMAP_H
 
@@ -21,6 +22,12 @@ typedef struct {
 // record its weights. Returns NMT_OK or an error recorded with err_set().
 int attention_map(AttnMap *a, Model *m, const Tokenizer *tk, int max_src, const char *line, const DecodeOptions *o,
                   const char *what);
+// The weights of a translation already decoded: source ids src (src_len,
+// without EOS) and output ids out (out_len, without EOS) are force-decoded.
+// For a hypothesis of translate_ids on that source this is attention_map's
+// second half (the same weights, bit for bit) without decoding it again.
+int attention_map_forced(AttnMap *a, Model *m, const Tokenizer *tk, const int *src, size_t src_len, const int *out,
+                         size_t out_len);
 // The weights averaged over heads, (T, S). Caller frees.
 float *attention_map_mean(const AttnMap *a);
 void attention_map_free(AttnMap *a);

@@ -10,6 +10,12 @@
 int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
                     const DecodeOptions *o, const char *what, char **texts, double *scores,
                     TranslateStats *stats) {
+    return translate_lines_keep(m, t, max_src, lines, n, o, what, texts, scores, stats, NULL, NULL);
+}
+
+int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
+                         const DecodeOptions *o, const char *what, char **texts, double *scores,
+                         TranslateStats *stats, int **keep_src, Hypothesis *keep_hyps) {
     int **src = xcalloc(n ? n : 1, sizeof *src);
     int rc = NMT_OK;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -34,11 +40,15 @@ int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *line
             texts[i] = arrlen(src[i / nb]) ? tokenizer_decode(t, h[i].ids, (size_t)arrlen(h[i].ids)) : xstrdup("");
             if (scores) scores[i] = h[i].score;
             if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + (size_t)h[i].eos;
-            arrfree(h[i].ids);
+            if (keep_hyps) keep_hyps[i] = h[i];
+            else arrfree(h[i].ids);
         }
         free(h);
     }
-    for (size_t i = 0; i < n; i++) arrfree(src[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && keep_src) keep_src[i] = src[i];
+        else arrfree(src[i]);
+    }
     free(src);
     return rc;
 }

@@ -1,6 +1,6 @@
-// serve/queue.c — the decoder thread and its queue (queue.h).
+// serve/queue.c — the worker thread and its queue (queue.h); what a job does
+// is its kind's.
 #include "serve/queue.h"
-#include "decode/translate.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -11,12 +11,9 @@
 #include <time.h>
 
 struct ServeQueue {
-    Model *m;
-    const Tokenizer *t;
-    int max_src;
-    size_t max_batch;
+    JobEnv env;
+    size_t max_batch;  // env.max_batch, at least 1
     double window_s;
-    DecodeOptions defaults;
     pthread_mutex_t mu;
     pthread_cond_t work, finished;
     ServeJob *head;  // FIFO
@@ -25,15 +22,21 @@ struct ServeQueue {
     pthread_t thread;
 };
 
-static int same_options(const ServeJob *a, const ServeJob *b) {
-    return a->beam == b->beam && a->nbest == b->nbest;
+// Whether a and b can run in one call: the same kind, and its same group.
+static int together(const ServeJob *a, const ServeJob *b) {
+    return a->kind == b->kind && a->kind->same_group(a, b);
+}
+
+void serve_job_fail(ServeJob *j, int rc) {
+    j->rc = rc;
+    snprintf(j->error, sizeof j->error, "%s", err_msg());
 }
 
 // Waiting sentences that could join the first job.
 static size_t waiting_like_first(const ServeQueue *q) {
     size_t n = 0;
     for (const ServeJob *j = q->head; j; j = j->next)
-        if (same_options(j, q->head)) n += j->n;
+        if (together(j, q->head)) n += j->n;
     return n;
 }
 
@@ -46,7 +49,7 @@ static struct timespec deadline_after(double s) {
     return ts;
 }
 
-// Takes the first job and every waiting job with its options, up to
+// Takes the first job and every waiting job of its group, up to
 // max_batch sentences (the first job always, however long); the others stay
 // in order. Under the lock.
 static ServeJob *take_group(ServeQueue *q) {
@@ -57,7 +60,7 @@ static ServeJob *take_group(ServeQueue *q) {
         ServeJob *j = all;
         all = j->next;
         j->next = NULL;
-        if (group && !(same_options(j, group) && n + j->n <= q->max_batch)) {
+        if (group && !(together(j, group) && n + j->n <= q->max_batch)) {
             *rtail = j;
             rtail = &j->next;
             continue;
@@ -69,43 +72,20 @@ static ServeJob *take_group(ServeQueue *q) {
     return group;
 }
 
-// Decodes a group of jobs with the same options in one call.
-static void decode_group(ServeQueue *q, ServeJob *group) {
-    size_t n = 0;
-    for (ServeJob *j = group; j; j = j->next) n += j->n;
-    DecodeOptions o = q->defaults;
-    o.beam = group->beam;
-    o.nbest = group->nbest;
-    o.batch = (int)q->max_batch;
-    size_t nb = (size_t)o.nbest;
-    char **lines = xcalloc(n + 1, sizeof *lines), **texts = xcalloc(n * nb + 1, sizeof *texts);
-    double *scores = xcalloc(n * nb + 1, sizeof *scores);
-    size_t at = 0;
-    for (ServeJob *j = group; j; j = j->next)
-        for (size_t i = 0; i < j->n; i++) lines[at++] = j->lines[i];
-    err_clear();  // this thread's errors are per group
-    int rc = translate_lines(q->m, q->t, q->max_src, lines, n, &o, "request", texts, scores, NULL);
-    at = 0;
+// Runs a group in one call (its kind's), then wakes its waiters.
+static void run_group(ServeQueue *q, ServeJob *group) {
+    size_t n = 0, count = 0;
+    for (ServeJob *j = group; j; j = j->next) n += j->n, count++;
+    ServeJob **jobs = xcalloc(count, sizeof *jobs);
+    count = 0;
     for (ServeJob *j = group; j; j = j->next) {
-        j->rc = rc;
-        if (rc) snprintf(j->error, sizeof j->error, "%s", err_msg());
-        j->texts = xcalloc(j->n * nb + 1, sizeof *j->texts);
-        j->scores = xcalloc(j->n * nb + 1, sizeof *j->scores);
-        for (size_t i = 0; !rc && i < j->n * nb; i++, at++) {
-            j->texts[i] = texts[at];
-            j->scores[i] = scores[at];
-        }
-        if (!rc && j->attention) {
-            j->maps = xcalloc(j->n, sizeof *j->maps);
-            for (size_t i = 0; i < j->n && !j->rc; i++) {
-                j->rc = attention_map(&j->maps[i], q->m, q->t, q->max_src, j->lines[i], &o, "request");
-                if (j->rc) snprintf(j->error, sizeof j->error, "%s", err_msg());
-            }
-        }
+        j->rc = NMT_OK;
+        j->error[0] = 0;
+        jobs[count++] = j;
     }
-    free(lines);
-    free(texts);
-    free(scores);
+    err_clear();  // this thread's errors are per group
+    group->kind->run(jobs, count, &q->env);
+    free(jobs);
     pthread_mutex_lock(&q->mu);
     q->sentences += n;
     q->batches += (n + q->max_batch - 1) / q->max_batch;
@@ -118,7 +98,7 @@ static void decode_group(ServeQueue *q, ServeJob *group) {
     pthread_mutex_unlock(&q->mu);
 }
 
-static void *decoder_main(void *arg) {
+static void *worker_main(void *arg) {
     ServeQueue *q = arg;
     pthread_mutex_lock(&q->mu);
     for (;;) {
@@ -130,33 +110,30 @@ static void *decoder_main(void *arg) {
             if (pthread_cond_timedwait(&q->work, &q->mu, &until) == ETIMEDOUT) break;
         ServeJob *group = take_group(q);
         pthread_mutex_unlock(&q->mu);
-        decode_group(q, group);
+        run_group(q, group);
         pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
 }
 
-ServeQueue *queue_start(Model *m, const Tokenizer *t, int max_src, size_t max_batch, double window_s,
-                        const DecodeOptions *defaults) {
+ServeQueue *queue_start(const JobEnv *env, double window_s) {
     ServeQueue *q = xcalloc(1, sizeof *q);
-    q->m = m;
-    q->t = t;
-    q->max_src = max_src;
-    q->max_batch = max_batch ? max_batch : 1;
+    q->env = *env;
+    q->max_batch = env->max_batch ? env->max_batch : 1;
+    q->env.max_batch = q->max_batch;
     q->window_s = window_s;
-    q->defaults = *defaults;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->finished, NULL);
-    if (pthread_create(&q->thread, NULL, decoder_main, q) != 0) {
-        fprintf(stderr, "nmt: internal error: cannot start the decoder thread\n");
+    if (pthread_create(&q->thread, NULL, worker_main, q) != 0) {
+        fprintf(stderr, "nmt: internal error: cannot start the serve worker thread\n");
         abort();
     }
     return q;
 }
 
-void queue_submit(ServeQueue *q, ServeJob *j) {
+void queue_post(ServeQueue *q, ServeJob *j) {
     j->done = 0;
     j->next = NULL;
     pthread_mutex_lock(&q->mu);
@@ -164,19 +141,18 @@ void queue_submit(ServeQueue *q, ServeJob *j) {
     while (*p) p = &(*p)->next;
     *p = j;
     pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void queue_wait(ServeQueue *q, ServeJob *j) {
+    pthread_mutex_lock(&q->mu);
     while (!j->done) pthread_cond_wait(&q->finished, &q->mu);
     pthread_mutex_unlock(&q->mu);
 }
 
-void serve_job_free(ServeJob *j) {
-    for (size_t i = 0; j->texts && i < j->n * (size_t)j->nbest; i++) free(j->texts[i]);
-    free(j->texts);
-    free(j->scores);
-    for (size_t i = 0; j->maps && i < j->n; i++) attention_map_free(&j->maps[i]);
-    free(j->maps);
-    j->texts = NULL;
-    j->scores = NULL;
-    j->maps = NULL;
+void queue_submit(ServeQueue *q, ServeJob *j) {
+    queue_post(q, j);
+    queue_wait(q, j);
 }
 
 void queue_stop(ServeQueue *q) {

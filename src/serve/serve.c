@@ -1,8 +1,10 @@
 // serve/serve.c — nmt serve's HTTP side: routing, request checks, JSON in and out,
-// start and drain (serve.h). Decoding is queue.c's.
+// start and drain (serve.h). Decoding is the queue's (queue.c), as translation
+// jobs (translate_job.c).
 #include "serve/serve.h"
 #include "serve/queue.h"
 #include "serve/request.h"
+#include "serve/translate_job.h"
 
 #include "io/checkpoint.h"
 #include "common/util.h"
@@ -131,7 +133,7 @@ static cJSON *attention_json(const AttnMap *m) {
 
 // Sentence i's part of a LibreTranslate response, added under each key of obj
 // (as the value itself for one sentence, appended to arrays for several).
-static void add_sentence(cJSON *obj, const Ask *a, const ServeJob *j, size_t i) {
+static void add_sentence(cJSON *obj, const Ask *a, const TranslateJob *j, size_t i) {
     size_t nb = (size_t)a->nbest;
     cJSON *items[5] = {cJSON_CreateString(j->texts[i * nb]), cJSON_CreateNumber(j->scores[i * nb]), NULL, NULL, NULL};
     const char *keys[5] = {"translatedText", "scores", "alternatives", "alternative_scores", "attention"};
@@ -156,7 +158,7 @@ static void add_sentence(cJSON *obj, const Ask *a, const ServeJob *j, size_t i) 
     }
 }
 
-static cJSON *response_json(const Ask *a, const ServeJob *j) {
+static cJSON *response_json(const Ask *a, const TranslateJob *j) {
     if (!a->opennmt) {
         cJSON *obj = cJSON_CreateObject();
         if (a->many && a->n == 0) cJSON_AddArrayToObject(obj, "translatedText");
@@ -186,17 +188,12 @@ static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Re
     if (!parse_ask(&a, root, s->o->beam, s->o->max_chars)) {
         rc = reply_error(con, a.status, NULL, "%s", a.err);
     } else {
-        ServeJob j;
-        memset(&j, 0, sizeof j);
-        j.lines = (char *const *)a.lines;
-        j.n = a.n;
-        j.beam = a.beam;
-        j.nbest = a.nbest;
-        j.attention = a.attention;
-        queue_submit(s->q, &j);
-        if (j.rc) rc = reply_error(con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.error);
+        TranslateJob j;
+        translate_job_init(&j, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
+        queue_submit(s->q, &j.job);
+        if (j.job.rc) rc = reply_error(con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.job.error);
         else rc = reply_json(con, MHD_HTTP_OK, response_json(&a, &j));
-        serve_job_free(&j);
+        translate_job_free(&j);
     }
     free(a.lines);
     cJSON_Delete(root);
@@ -327,8 +324,8 @@ int serve_run(const ServeOptions *o) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
-    DecodeOptions d = decode_defaults();
-    s.q = queue_start(&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, o->window_ms / 1e3, &d);
+    JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch};
+    s.q = queue_start(&env, o->window_ms / 1e3);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {
         const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -1,0 +1,110 @@
+// serve/translate_job.c — the translation job kind (translate_job.h).
+#include "serve/translate_job.h"
+#include "decode/translate.h"
+#include "common/util.h"
+
+#include <stb/stb_ds.h>
+#include <stdlib.h>
+#include <string.h>
+
+void translate_job_init(TranslateJob *tj, char *const *lines, size_t n, int beam, int nbest, int attention) {
+    memset(tj, 0, sizeof *tj);
+    tj->job.kind = &TRANSLATE_JOB;
+    tj->job.n = n;
+    tj->lines = lines;
+    tj->o = decode_defaults();
+    tj->o.beam = beam;
+    tj->o.nbest = nbest;
+    tj->attention = attention;
+}
+
+void translate_job_free(TranslateJob *tj) {
+    for (size_t i = 0; tj->texts && i < tj->job.n * (size_t)tj->o.nbest; i++) free(tj->texts[i]);
+    free(tj->texts);
+    free(tj->scores);
+    for (size_t i = 0; tj->maps && i < tj->job.n; i++) attention_map_free(&tj->maps[i]);
+    free(tj->maps);
+    tj->texts = NULL;
+    tj->scores = NULL;
+    tj->maps = NULL;
+}
+
+// Every option but the batch (the queue's) must agree.
+static int same_options(const ServeJob *a, const ServeJob *b) {
+    const DecodeOptions *x = &((const TranslateJob *)a)->o, *y = &((const TranslateJob *)b)->o;
+    return x->beam == y->beam && x->nbest == y->nbest && x->alpha == y->alpha && x->max_len_a == y->max_len_a &&
+           x->max_len_b == y->max_len_b && x->recompute == y->recompute;
+}
+
+// What one translate_lines call over the group hands back.
+typedef struct {
+    size_t n, nb;             // sentences, hypotheses per sentence
+    char **lines, **texts;
+    double *scores;
+    int **src;                // with attention: the sources and hypotheses decoded
+    Hypothesis *hyps;
+} Group;
+
+// Sentence i's map: its best hypothesis, force-decoded.
+static void attention_maps(TranslateJob *tj, const Group *g, size_t at, const JobEnv *env) {
+    tj->maps = xcalloc(tj->job.n, sizeof *tj->maps);
+    for (size_t i = 0; i < tj->job.n && !tj->job.rc; i++) {
+        const int *src = g->src[at + i], *out = g->hyps[(at + i) * g->nb].ids;
+        int rc = attention_map_forced(&tj->maps[i], env->m, env->t, src, (size_t)arrlen(src), out,
+                                      (size_t)arrlen(out));
+        if (rc) serve_job_fail(&tj->job, rc);
+    }
+}
+
+// Hands each job its texts and scores (and maps); on an error, the error.
+static void hand_out(ServeJob *const *jobs, size_t count, const Group *g, int rc, const JobEnv *env) {
+    size_t at = 0;
+    for (size_t k = 0; k < count; k++) {
+        TranslateJob *tj = (TranslateJob *)jobs[k];
+        if (rc) {
+            serve_job_fail(&tj->job, rc);
+            continue;
+        }
+        size_t n = tj->job.n;
+        tj->texts = xcalloc(n * g->nb + 1, sizeof *tj->texts);
+        tj->scores = xcalloc(n * g->nb + 1, sizeof *tj->scores);
+        memcpy(tj->texts, g->texts + at * g->nb, n * g->nb * sizeof *tj->texts);
+        memcpy(tj->scores, g->scores + at * g->nb, n * g->nb * sizeof *tj->scores);
+        if (tj->attention) attention_maps(tj, g, at, env);
+        at += n;
+    }
+}
+
+static void translate_run(ServeJob *const *jobs, size_t count, const JobEnv *env) {
+    const TranslateJob *first = (const TranslateJob *)jobs[0];
+    DecodeOptions o = first->o;
+    o.batch = (int)env->max_batch;
+    Group g = {0, (size_t)o.nbest, NULL, NULL, NULL, NULL, NULL};
+    int attention = 0;
+    for (size_t k = 0; k < count; k++) {
+        g.n += jobs[k]->n;
+        attention |= ((const TranslateJob *)jobs[k])->attention;
+    }
+    g.lines = xcalloc(g.n + 1, sizeof *g.lines);
+    g.texts = xcalloc(g.n * g.nb + 1, sizeof *g.texts);
+    g.scores = xcalloc(g.n * g.nb + 1, sizeof *g.scores);
+    if (attention) {  // kept only when a map needs them
+        g.src = xcalloc(g.n + 1, sizeof *g.src);
+        g.hyps = xcalloc(g.n * g.nb + 1, sizeof *g.hyps);
+    }
+    size_t at = 0;
+    for (size_t k = 0; k < count; k++)
+        for (size_t i = 0; i < jobs[k]->n; i++) g.lines[at++] = ((const TranslateJob *)jobs[k])->lines[i];
+    int rc = translate_lines_keep(env->m, env->t, env->max_src, g.lines, g.n, &o, "request", g.texts, g.scores, NULL,
+                                  g.src, g.hyps);
+    hand_out(jobs, count, &g, rc, env);
+    for (size_t i = 0; g.src && i < g.n; i++) arrfree(g.src[i]);
+    for (size_t i = 0; g.hyps && i < g.n * g.nb; i++) arrfree(g.hyps[i].ids);
+    free(g.src);
+    free(g.hyps);
+    free(g.lines);
+    free(g.texts);
+    free(g.scores);
+}
+
+const JobKind TRANSLATE_JOB = {"translate", same_options, translate_run};

@@ -1,0 +1,247 @@
+// test_queue.c — the serve queue (serve/queue.h) with a fake job kind that
+// records every call: jobs of one group run together and other groups apart,
+// in arrival order, at most max_batch sentences a call (a longer job alone);
+// each waiter gets its own answers in order; many threads submitting at once
+// are all answered; a failing job fails alone; stopping runs what waits.
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/queue.h"
+#include "common/util.h"
+
+enum { MAX_CALLS = 64, MAX_JOBS = 64 };
+
+typedef struct {
+    ServeJob job;
+    int id, group;
+    int in[8];       // job.n inputs; a negative one fails the job
+    int out[8];      // answers: in * 3 + 1
+    int gate;        // run waits for open_gate() before answering this one
+} FakeJob;
+
+// What run was given, call by call.
+static struct {
+    pthread_mutex_t mu;
+    int calls;
+    int ids[MAX_CALLS][MAX_JOBS];
+    size_t njobs[MAX_CALLS], sentences[MAX_CALLS];
+    int mixed[MAX_CALLS];   // jobs of more than one group in one call
+    pthread_cond_t gate_cv;
+    int gate_open;
+} rec = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}, {0}, {0}, {0}, PTHREAD_COND_INITIALIZER, 0};
+
+static void open_gate(void) {
+    pthread_mutex_lock(&rec.mu);
+    rec.gate_open = 1;
+    pthread_cond_broadcast(&rec.gate_cv);
+    pthread_mutex_unlock(&rec.mu);
+}
+
+static int fake_same_group(const ServeJob *a, const ServeJob *b) {
+    return ((const FakeJob *)a)->group == ((const FakeJob *)b)->group;
+}
+
+static void fake_run(ServeJob *const *jobs, size_t n, const JobEnv *env) {
+    (void)env;
+    pthread_mutex_lock(&rec.mu);
+    int c = rec.calls++;
+    if (c >= MAX_CALLS || n > MAX_JOBS) abort();  // (not cr_assert: this is the worker thread)
+    rec.njobs[c] = n;
+    for (size_t k = 0; k < n; k++) {
+        const FakeJob *f = (const FakeJob *)jobs[k];
+        rec.ids[c][k] = f->id;
+        rec.sentences[c] += f->job.n;
+        rec.mixed[c] |= f->group != ((const FakeJob *)jobs[0])->group;
+        while (f->gate && !rec.gate_open) pthread_cond_wait(&rec.gate_cv, &rec.mu);
+    }
+    pthread_mutex_unlock(&rec.mu);
+    for (size_t k = 0; k < n; k++) {
+        FakeJob *f = (FakeJob *)jobs[k];
+        for (size_t i = 0; i < f->job.n; i++) {
+            if (f->in[i] < 0) {
+                serve_job_fail(&f->job, err_set(NMT_ERR_INPUT, "job %d: input %zu is negative", f->id, i));
+                break;
+            }
+            f->out[i] = f->in[i] * 3 + 1;
+        }
+    }
+}
+
+static const JobKind FAKE = {"fake", fake_same_group, fake_run};
+static const JobKind OTHER = {"other", fake_same_group, fake_run};  // another kind, the same rules
+
+static void fake(FakeJob *f, int id, int group, size_t n) {
+    memset(f, 0, sizeof *f);
+    f->job.kind = &FAKE;
+    f->job.n = n;
+    f->id = id;
+    f->group = group;
+    for (size_t i = 0; i < n; i++) f->in[i] = id * 10 + (int)i;
+}
+
+static ServeQueue *start(size_t max_batch, double window_s) {
+    JobEnv env = {NULL, NULL, 0, max_batch};
+    return queue_start(&env, window_s);
+}
+
+static void expect_answered(const FakeJob *f) {
+    cr_assert_eq(f->job.rc, NMT_OK, "job %d: %s", f->id, f->job.error);
+    for (size_t i = 0; i < f->job.n; i++)
+        cr_assert_eq(f->out[i], f->in[i] * 3 + 1, "job %d answer %zu: %d for input %d", f->id, i, f->out[i], f->in[i]);
+}
+
+// Call c ran exactly the jobs ids[0..n), in that order.
+static void expect_call(int c, const int *ids, size_t n) {
+    cr_assert_lt(c, rec.calls, "only %d calls", rec.calls);
+    cr_assert_eq(rec.njobs[c], n, "call %d ran %zu jobs, not %zu", c, rec.njobs[c], n);
+    for (size_t k = 0; k < n; k++)
+        cr_assert_eq(rec.ids[c][k], ids[k], "call %d job %zu: %d, not %d", c, k, rec.ids[c][k], ids[k]);
+}
+
+// A gate job runs first and holds the worker until every other job waits:
+// what runs together is then decided by the queue alone, not by timing.
+static void post_gated(ServeQueue *q, FakeJob *gate, FakeJob *jobs, size_t n) {
+    fake(gate, 0, 99, 1);
+    gate->gate = 1;
+    queue_post(q, &gate->job);
+    for (size_t k = 0; k < n; k++) queue_post(q, &jobs[k].job);
+    open_gate();
+    queue_wait(q, &gate->job);
+    for (size_t k = 0; k < n; k++) queue_wait(q, &jobs[k].job);
+}
+
+Test(serve_queue, same_group_runs_together_others_apart_in_order) {
+    ServeQueue *q = start(4, 0.2);
+    FakeJob gate, j[5];
+    size_t sizes[5] = {2, 1, 1, 3, 1};
+    int groups[5] = {1, 2, 1, 2, 1};
+    for (int k = 0; k < 5; k++) fake(&j[k], k + 1, groups[k], sizes[k]);
+    post_gated(q, &gate, j, 5);
+    for (int k = 0; k < 5; k++) expect_answered(&j[k]);
+    cr_assert_eq(rec.calls, 3);
+    expect_call(0, (int[]){0}, 1);
+    expect_call(1, (int[]){1, 3, 5}, 3);
+    expect_call(2, (int[]){2, 4}, 2);
+    size_t sentences, batches;
+    queue_counts(q, &sentences, &batches);
+    cr_assert_eq(sentences, 9);
+    cr_assert_eq(batches, 3);
+    queue_stop(q);
+}
+
+Test(serve_queue, batches_hold_at_most_max_batch_sentences_a_longer_job_alone) {
+    ServeQueue *q = start(4, 0.2);
+    FakeJob gate, j[8];
+    size_t sizes[8] = {2, 2, 2, 1, 3, 1, 2, 6};
+    for (int k = 0; k < 8; k++) fake(&j[k], k + 1, 1, sizes[k]);
+    post_gated(q, &gate, j, 8);
+    for (int k = 0; k < 8; k++) expect_answered(&j[k]);
+    // Those that fit join the first; the rest keep their order.
+    cr_assert_eq(rec.calls, 6);
+    expect_call(1, (int[]){1, 2}, 2);
+    expect_call(2, (int[]){3, 4, 6}, 3);
+    expect_call(3, (int[]){5}, 1);
+    expect_call(4, (int[]){7}, 1);
+    expect_call(5, (int[]){8}, 1);
+    size_t sentences, batches;
+    queue_counts(q, &sentences, &batches);
+    cr_assert_eq(sentences, 20);
+    cr_assert_eq(batches, 1 + 4 + 2);  // 6 sentences are two batches of 4
+    queue_stop(q);
+}
+
+Test(serve_queue, different_kinds_never_run_together) {
+    ServeQueue *q = start(8, 0.05);
+    FakeJob gate, j[4];
+    for (int k = 0; k < 4; k++) fake(&j[k], k + 1, 1, 1);
+    j[1].job.kind = &OTHER;
+    j[3].job.kind = &OTHER;
+    post_gated(q, &gate, j, 4);
+    for (int k = 0; k < 4; k++) expect_answered(&j[k]);
+    cr_assert_eq(rec.calls, 3);
+    expect_call(1, (int[]){1, 3}, 2);
+    expect_call(2, (int[]){2, 4}, 2);
+    queue_stop(q);
+}
+
+Test(serve_queue, a_failing_job_fails_alone) {
+    ServeQueue *q = start(8, 0.05);
+    FakeJob gate, j[3];
+    for (int k = 0; k < 3; k++) fake(&j[k], k + 1, 1, 2);
+    j[1].in[1] = -1;
+    post_gated(q, &gate, j, 3);
+    expect_call(1, (int[]){1, 2, 3}, 3);
+    expect_answered(&j[0]);
+    expect_answered(&j[2]);
+    cr_assert_eq(j[1].job.rc, NMT_ERR_INPUT);
+    cr_assert(strstr(j[1].job.error, "job 2: input 1 is negative"), "error: %s", j[1].job.error);
+    queue_stop(q);
+}
+
+Test(serve_queue, stopping_runs_what_waits) {
+    ServeQueue *q = start(2, 10.0);  // a window nobody waits out: stopping ends it
+    FakeJob j[3];
+    for (int k = 0; k < 3; k++) fake(&j[k], k + 1, k, 1);
+    for (int k = 0; k < 3; k++) queue_post(q, &j[k].job);
+    queue_stop(q);
+    for (int k = 0; k < 3; k++) {
+        cr_assert(j[k].job.done, "job %d not run", k + 1);
+        expect_answered(&j[k]);
+    }
+    cr_assert_eq(rec.calls, 3);
+}
+
+// ---------------------------------------------------------------- many threads
+
+enum { THREADS = 24, BATCH = 4 };
+
+typedef struct {
+    ServeQueue *q;
+    FakeJob f;
+    pthread_barrier_t *go;
+} Client;
+
+static void *client(void *arg) {
+    Client *c = arg;
+    pthread_barrier_wait(c->go);
+    queue_submit(c->q, &c->f.job);
+    return NULL;
+}
+
+Test(serve_queue, many_threads_submitting_at_once_are_all_answered) {
+    ServeQueue *q = start(BATCH, 0.05);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, THREADS);
+    Client c[THREADS];
+    pthread_t th[THREADS];
+    size_t total = 0;
+    for (int k = 0; k < THREADS; k++) {
+        c[k].q = q;
+        c[k].go = &go;
+        fake(&c[k].f, k + 1, k % 3, 1 + (size_t)(k % 3));
+        total += c[k].f.job.n;
+        cr_assert_eq(pthread_create(&th[k], NULL, client, &c[k]), 0);
+    }
+    for (int k = 0; k < THREADS; k++) pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&go);
+    for (int k = 0; k < THREADS; k++) expect_answered(&c[k].f);
+    // Every job ran exactly once, in a call of its group within max_batch.
+    int seen[THREADS + 1] = {0};
+    size_t sum = 0;
+    for (int call = 0; call < rec.calls; call++) {
+        cr_assert(!rec.mixed[call], "call %d mixed groups", call);
+        cr_assert_leq(rec.sentences[call], BATCH, "call %d: %zu sentences", call, rec.sentences[call]);
+        sum += rec.sentences[call];
+        for (size_t k = 0; k < rec.njobs[call]; k++) seen[rec.ids[call][k]]++;
+    }
+    for (int k = 1; k <= THREADS; k++) cr_assert_eq(seen[k], 1, "job %d ran %d times", k, seen[k]);
+    cr_assert_eq(sum, total);
+    size_t sentences, batches;
+    queue_counts(q, &sentences, &batches);
+    cr_assert_eq(sentences, total);
+    cr_assert_eq(batches, (size_t)rec.calls);
+    queue_stop(q);
+}

@@ -1,0 +1,160 @@
+// test_translate_job.c — the serve queue's translation kind (serve/translate_job.h)
+// on a tiny random model: a group run in one call gives each job what
+// translate_lines gives its lines alone, and attention maps equal to
+// attention_map()'s (which translates again) bit for bit, for greedy, beam
+// and n-best, run directly or through the queue; options tell the groups.
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/translate.h"
+#include "serve/translate_job.h"
+#include "common/util.h"
+#include "text/vocab.h"
+#include "tmpdir.h"
+
+TestSuite(translate_job, .init = make_tmpdir, .fini = remove_tmpdir);
+
+static const char SRC_TEXT[] = "ein mann fährt ein rad\ndas haus ist klein und alt\nzwei hunde spielen im schnee\n";
+static const char TGT_TEXT[] = "a man rides a bike\nthe house is small and old\ntwo dogs play in the snow\n";
+
+typedef struct {
+    Tokenizer t;
+    Model m;
+    JobEnv env;
+} Fixture;
+
+enum { MAX_SRC = 6 };
+
+static void fixture(Fixture *f) {
+    memset(f, 0, sizeof *f);
+    const char *sp = write_tmp("train.src", SRC_TEXT), *tp = write_tmp("train.tgt", TGT_TEXT);
+    f->t.kind = TOK_WORD;
+    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_SRC], &sp, 1, 1, 0), NMT_OK, "%s", err_msg());
+    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_TGT], &tp, 1, 1, 0), NMT_OK, "%s", err_msg());
+    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1,
+                    .src_vocab = tokenizer_vocab_size(&f->t, SIDE_SRC),
+                    .tgt_vocab = tokenizer_vocab_size(&f->t, SIDE_TGT), .max_len = 64};
+    cr_assert_eq(model_create(&f->m, &s), NMT_OK, "%s", err_msg());
+    model_init_params(&f->m, 11);
+    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2};  // batches of 2 inside a call
+}
+
+static void fixture_free(Fixture *f) {
+    model_free(&f->m);
+    tokenizer_free(&f->t);
+}
+
+// Three requests: the last has an empty line and one longer than MAX_SRC tokens.
+static char *const A[] = {"ein mann", "das haus ist klein"};
+static char *const B[] = {"zwei hunde spielen im schnee"};
+static char *const C[] = {"ein rad", "", "das haus ist klein und alt und ein mann im schnee"};
+static char *const *const LINES[3] = {A, B, C};
+static const size_t COUNTS[3] = {2, 1, 3};
+
+static void jobs_init(TranslateJob *j, int beam, int nbest) {
+    for (int k = 0; k < 3; k++) translate_job_init(&j[k], LINES[k], COUNTS[k], beam, nbest, k != 1);
+}
+
+static void expect_same_map(const AttnMap *a, const AttnMap *b, const char *what) {
+    cr_assert(a->H == b->H && a->T == b->T && a->S == b->S, "%s: %zux%zux%zu vs %zux%zux%zu", what, a->H, a->T,
+              a->S, b->H, b->T, b->S);
+    cr_assert(!memcmp(a->w, b->w, a->H * a->T * a->S * sizeof *a->w), "%s: weights differ", what);
+    for (size_t t = 0; t < a->T; t++) cr_assert_str_eq(a->rows[t], b->rows[t], "%s: row %zu", what, t);
+    for (size_t s = 0; s < a->S; s++) cr_assert_str_eq(a->cols[s], b->cols[s], "%s: col %zu", what, s);
+}
+
+// Job k's results are those of its lines translated alone, and its maps attention_map()'s.
+static void expect_as_alone(Fixture *f, TranslateJob *j) {
+    size_t nb = (size_t)j->o.nbest;
+    DecodeOptions o = j->o;
+    o.batch = 1;
+    char **texts = xcalloc(j->job.n * nb, sizeof *texts);
+    double *scores = xcalloc(j->job.n * nb, sizeof *scores);
+    cr_assert_eq(j->job.rc, NMT_OK, "%s", j->job.error);
+    cr_assert_eq(translate_lines(&f->m, &f->t, MAX_SRC, j->lines, j->job.n, &o, "alone", texts, scores, NULL), NMT_OK);
+    for (size_t i = 0; i < j->job.n * nb; i++) {
+        cr_assert_str_eq(j->texts[i], texts[i], "hypothesis %zu", i);
+        cr_assert(j->scores[i] == scores[i], "hypothesis %zu: score %.17g vs %.17g", i, j->scores[i], scores[i]);
+        free(texts[i]);
+    }
+    free(texts);
+    free(scores);
+    cr_assert_eq(j->maps != NULL, j->attention, "maps without attention, or none with it");
+    for (size_t i = 0; j->attention && i < j->job.n; i++) {
+        AttnMap ref;
+        cr_assert_eq(attention_map(&ref, &f->m, &f->t, MAX_SRC, j->lines[i], &j->o, "alone"), NMT_OK);
+        char what[64];
+        snprintf(what, sizeof what, "\"%s\" beam %d nbest %d", j->lines[i], j->o.beam, j->o.nbest);
+        expect_same_map(&j->maps[i], &ref, what);
+        attention_map_free(&ref);
+    }
+}
+
+static void run_directly(int beam, int nbest) {
+    Fixture f;
+    fixture(&f);
+    TranslateJob j[3];
+    jobs_init(j, beam, nbest);
+    ServeJob *jobs[3] = {&j[0].job, &j[1].job, &j[2].job};
+    TRANSLATE_JOB.run(jobs, 3, &f.env);
+    for (int k = 0; k < 3; k++) {
+        expect_as_alone(&f, &j[k]);
+        translate_job_free(&j[k]);
+    }
+    fixture_free(&f);
+}
+
+Test(translate_job, greedy_group_equals_each_alone) { run_directly(1, 1); }
+Test(translate_job, beam_group_equals_each_alone) { run_directly(4, 1); }
+// Maps of the best of n equal those of a 1-best translation.
+Test(translate_job, nbest_group_equals_each_alone) { run_directly(4, 3); }
+
+Test(translate_job, through_the_queue) {
+    Fixture f;
+    fixture(&f);
+    ServeQueue *q = queue_start(&f.env, 0.05);
+    TranslateJob j[6];
+    jobs_init(j, 3, 2);
+    jobs_init(j + 3, 1, 1);
+    for (int k = 0; k < 6; k++) queue_post(q, &j[k].job);
+    for (int k = 0; k < 6; k++) queue_wait(q, &j[k].job);
+    queue_stop(q);
+    for (int k = 0; k < 6; k++) {
+        expect_as_alone(&f, &j[k]);
+        translate_job_free(&j[k]);
+    }
+    fixture_free(&f);
+}
+
+Test(translate_job, groups_are_the_decoding_options) {
+    TranslateJob a, b;
+    translate_job_init(&a, A, 2, 4, 1, 0);
+    translate_job_init(&b, B, 1, 4, 1, 1);  // attention does not split a group
+    cr_assert(TRANSLATE_JOB.same_group(&a.job, &b.job));
+    translate_job_init(&b, B, 1, 3, 1, 0);
+    cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "beam 4 and 3 together");
+    translate_job_init(&b, B, 1, 4, 2, 0);
+    cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "nbest 1 and 2 together");
+    b = a;
+    b.o.alpha = 1.0;
+    cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "alpha 0.6 and 1 together");
+}
+
+Test(translate_job, invalid_utf8_fails_every_job_of_the_group) {
+    Fixture f;
+    fixture(&f);
+    char *const bad[] = {"ein \xff mann"};
+    TranslateJob j[2];
+    translate_job_init(&j[0], A, 2, 1, 1, 1);
+    translate_job_init(&j[1], bad, 1, 1, 1, 0);
+    ServeJob *jobs[2] = {&j[0].job, &j[1].job};
+    TRANSLATE_JOB.run(jobs, 2, &f.env);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(j[k].job.rc, NMT_ERR_INPUT);
+        cr_assert(strstr(j[k].job.error, "request:3: invalid UTF-8"), "job %d: %s", k, j[k].job.error);
+        cr_assert_null(j[k].texts);
+        translate_job_free(&j[k]);
+    }
+    fixture_free(&f);
+}
