@@ -51,7 +51,8 @@ static void tiny_case_ext(int pre_norm, int tie, int shared, size_t out_rows, in
     real ls = 0.1;
     memset(m.grads, 0, m.nparams * sizeof(real));
     double nll_fb, nll_f;
-    double loss_fb = model_forward_backward(&m, a, &b, ls, key, 1, &nll_fb, NULL);
+    GradSink sink = {m.grads, NULL, NULL};
+    double loss_fb = model_forward_backward(&m, a, &b, ls, key, 1, &sink, &nll_fb, NULL);
     double loss_f = model_forward(&m, a, &b, ls, 1, key, &nll_f);
     cr_assert(loss_fb == loss_f && nll_fb == nll_f, "the training step's loss differs from model_forward's");
     for (int i = 0; i < (int)arrlen(m.tensors); i++) {
