@@ -1,5 +1,6 @@
-// model/model.c — the model's parameters: the table of named tensors (grouped per
-// layer and sublayer), one buffer for values and one for gradients, and their
+// model/model.c — the model's parameters: the table of named tensors (built from
+// the layout walk, model/layout.c) with their offsets grouped per layer and
+// sublayer, one buffer for values and one for gradients, and their
 // initialisation. The passes are in model/layer.c and model/stacks.c.
 #include "model/internal.h"
 #include "model/layout.h"
@@ -8,8 +9,6 @@
 #include "common/util.h"
 
 #include <stb/stb_ds.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,7 +71,9 @@ static int add_tensor(void *arg, const LayoutTensor *lt) {
     if (lt->role == ROLE_SRC_EMB) m->src_emb_span = whole;
     if (lt->role == ROLE_TGT_EMB) m->tgt_emb_span = whole;
     if (lt->role == ROLE_OUT_PROJ) m->out_proj_span = whole;
-    ParamSpan *layer = lt->layer < 0 ? NULL : lt->stack == LAYOUT_ENC ? &m->enc_span[lt->layer] : &m->dec_span[lt->layer];
+    ParamSpan *layer = lt->layer < 0            ? NULL
+                       : lt->stack == LAYOUT_ENC ? &m->enc_span[lt->layer]
+                                                 : &m->dec_span[lt->layer];
     if (layer) {  // a layer's tensors are contiguous
         if (layer->n == 0) layer->off = lt->offset;
         layer->n = lt->offset + lt->size - layer->off;

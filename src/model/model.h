@@ -87,8 +87,9 @@ const real *model_row_nll(const Acts *a);
 // A training step's forward and backward passes (dropout on unless
 // dropout_key = 0): returns what model_forward(train = 1) returns and
 // accumulates the gradients of (loss_sum * grad_scale, grad_scale != 0) into
-// g->dst, announcing its parts to g->ready (GradSink). The output layer's forward and backward run together, a chunk of
-// positions at a time, so the N x V logits never exist at once. a: a training
+// g->dst, announcing its parts to g->ready (GradSink); m is not changed. The
+// output layer's forward and backward run together, a chunk of positions at
+// a time, so the N x V logits never exist at once. a: a training
 // arena (with_grads = 1). *fwd_seconds (may be NULL) gets the time spent in
 // forward computations.
 double model_forward_backward(const Model *m, Acts *a, const Batch *b, real label_smoothing,

@@ -75,8 +75,9 @@ int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real
 // chunk of at most acts_logits_rows() positions at a time, so only one chunk
 // of logits exists. With grad_scale != 0 each chunk's logit gradient (scaled)
 // goes at once into g_a, the gradient of y, and into the output projection's
-// gradient in g (NULL when grad_scale = 0). *fwd_seconds (if given) gets the time spent on the logits and the
-// loss, so that `nmt bench` can still tell forward from backward.
+// gradient in g (NULL when grad_scale = 0). *fwd_seconds (if given) gets the
+// time spent on the logits and the loss, so that `nmt bench` can still tell
+// forward from backward.
 static double output_layer(const Model *m, Acts *a, const Batch *b, const real *y, real label_smoothing,
                            real grad_scale, real *g, double *nll_sum, double *fwd_seconds) {
     size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab, N = b->B * b->T;
