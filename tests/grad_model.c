@@ -2,7 +2,7 @@
 // gradient against central finite differences (double precision build),
 // with padding in the batch, dropout on everywhere, post- and pre-norm,
 // untied, tied and shared vocabularies; and gradients accumulated over
-// micro-batches.
+// micro-batches; and the gradient sink (destination and announcements).
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stb/stb_ds.h>
@@ -51,7 +51,8 @@ static void tiny_case_ext(int pre_norm, int tie, int shared, size_t out_rows, in
     real ls = 0.1;
     memset(m.grads, 0, m.nparams * sizeof(real));
     double nll_fb, nll_f;
-    double loss_fb = model_forward_backward(&m, a, &b, ls, key, 1, &nll_fb, NULL);
+    GradSink sink = {m.grads, NULL, NULL};
+    double loss_fb = model_forward_backward(&m, a, &b, ls, key, 1, &sink, &nll_fb, NULL);
     double loss_f = model_forward(&m, a, &b, ls, 1, key, &nll_f);
     cr_assert(loss_fb == loss_f && nll_fb == nll_f, "the training step's loss differs from model_forward's");
     for (int i = 0; i < (int)arrlen(m.tensors); i++) {
@@ -139,6 +140,51 @@ Test(grad_model, accumulated_micro_batches) {
     cr_assert(worst < TOL, "accumulated gradient: worst relative error %.3g", worst);
     step_accum_free(&u);
     config_free(&c);
+    acts_free(a);
+    model_free(&m);
+}
+
+// The gradient sink: the pass writes its destination only (not m->grads) and
+// announces each part once it is final, in the documented order, every part
+// but the final norms.
+typedef struct { ParamSpan got[16]; int n; } Heard;
+static void heard(void *arg, size_t off, size_t n) {
+    Heard *h = arg;
+    cr_assert(h->n < 16);
+    h->got[h->n++] = (ParamSpan){off, n};
+}
+
+Test(grad_model, gradient_sink) {
+    ModelShape s = {.d_model = 6, .heads = 3, .d_ff = 5, .enc_layers = 2, .dec_layers = 2, .pre_norm = 1,
+                    .src_vocab = 7, .tgt_vocab = 9, .max_len = 8, .dropout = 0.2};
+    Model m;
+    model_create(&m, &s);
+    model_init_params(&m, 44);
+    Batch b = {3, 5, 4, &SRC[0][0], SRC_LEN, &TIN[0][0], &TOUT[0][0], TGT_LEN, 8};
+    Acts *a = acts_create(&m, 15, 5, 4, 1);
+    uint64_t key = rng_key(7, 101, 0);
+    real *dst = malloc(m.nparams * sizeof(real));
+    model_zero_grads(&m, dst);
+    model_zero_grads(&m, m.grads);
+    Heard h = {.n = 0};
+    GradSink sink = {dst, heard, &h};
+    model_forward_backward(&m, a, &b, 0.1, key, 1, &sink, NULL, NULL);
+    for (size_t i = 0; i < m.nparams; i++) cr_assert(m.grads[i] == 0, "m->grads changed at %zu", i);
+    ParamSpan want[] = {m.out_proj_span, m.dec_span[1], m.dec_span[0], m.tgt_emb_span,
+                        m.enc_span[1], m.enc_span[0], m.src_emb_span};
+    cr_assert_eq(h.n, 7);
+    size_t covered = 0;
+    for (int i = 0; i < 7; i++) {
+        cr_assert(h.got[i].off == want[i].off && h.got[i].n == want[i].n, "announcement %d", i);
+        covered += h.got[i].n;
+    }
+    // Everything else is the two final norms (w and b, 16-real aligned each).
+    cr_assert_eq(m.nparams - covered, 4 * 16);
+    // The same gradient as with m->grads as the destination.
+    GradSink plain = {m.grads, NULL, NULL};
+    model_forward_backward(&m, a, &b, 0.1, key, 1, &plain, NULL, NULL);
+    cr_assert(memcmp(dst, m.grads, m.nparams * sizeof(real)) == 0);
+    free(dst);
     acts_free(a);
     model_free(&m);
 }

@@ -604,11 +604,12 @@ Test(optim, accumulation_is_the_ordered_sum_of_micro_batches) {
 
     real *sum = xcalloc(b.m.nparams, sizeof(real));
     double loss = 0, nll = 0;
+    GradSink sink = {b.m.grads, NULL, NULL};
     for (int j = 0; j < K; j++) {
-        model_zero_grads(&b.m);
+        model_zero_grads(&b.m, b.m.grads);
         double n;
         loss += model_forward_backward(&b.m, b.acts, &b.b, (real)b.c.label_smoothing, step_dropout_key(&b.c, step, j),
-                                       (real)(1.0 / (double)ntok), &n, NULL);
+                                       (real)(1.0 / (double)ntok), &sink, &n, NULL);
         nll += n;
         for (size_t i = 0; i < b.m.nparams; i++) sum[i] = j ? sum[i] + b.m.grads[i] : b.m.grads[i];
     }
@@ -632,10 +633,11 @@ Test(optim, accumulation_is_the_ordered_sum_of_micro_batches) {
     memcpy(part, b.m.grads, b.m.nparams * sizeof(real));
     tiny_free(&b);
     tiny_init(&b);
+    sink.dst = b.m.grads;  // b was made again
     for (int j = 1; j < K; j++) {
-        model_zero_grads(&b.m);
+        model_zero_grads(&b.m, b.m.grads);
         model_forward_backward(&b.m, b.acts, &b.b, (real)b.c.label_smoothing, step_dropout_key(&b.c, step, j),
-                               (real)(1.0 / (double)ntok), NULL, NULL);
+                               (real)(1.0 / (double)ntok), &sink, NULL, NULL);
         for (size_t i = 0; i < b.m.nparams; i++) sum[i] = j > 1 ? sum[i] + b.m.grads[i] : b.m.grads[i];
     }
     cr_assert(memcmp(part, sum, b.m.nparams * sizeof(real)) == 0, "micro-batches 1..2 alone: not their ordered sum");

@@ -1,6 +1,8 @@
-// io/export.c — nmt's parameter table <-> fairseq-style safetensors names.
+// io/export.c — nmt's parameter table <-> fairseq-style safetensors names
+// (the names and splits are the parameter layout's: model/layout.h).
 #include "io/export.h"
 #include "io/checkpoint.h"
+#include "model/layout.h"
 #include "model/shape.h"
 #include "io/safetensors.h"
 #include "common/util.h"
@@ -11,105 +13,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-// How one nmt tensor (rows, cols) appears in the file: `parts` tensors, part
-// p its columns [p cols/parts, (p+1) cols/parts), transposed when `transpose`
-// (a linear weight is (in, out) here and (out, in) in PyTorch); a vector
-// (rows 1) becomes one dimension.
-typedef struct {
-    char names[3][128];
-    int parts, transpose;
-} Mapped;
-
-// Per-layer tensors: nmt's name after "<stack>.<layer>.", the stacks it
-// appears in ('e', 'd' or 0 for both), the file's names after
-// "<encoder|decoder>.layers.<layer>.".
-typedef struct {
-    const char *nmt;
-    char stack;
-    int parts, transpose;
-    const char *names[3];
-} Rule;
-
-static const Rule RULES[] = {
-    {"self_attn.wqkv", 0, 3, 1, {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"}},
-    {"self_attn.bqkv", 0, 3, 0, {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}},
-    {"self_attn.wo", 0, 1, 1, {"self_attn.out_proj.weight"}},
-    {"self_attn.bo", 0, 1, 0, {"self_attn.out_proj.bias"}},
-    {"self_attn.rel_k", 0, 1, 0, {"self_attn.relative_keys.weight"}},
-    {"self_attn.rel_v", 0, 1, 0, {"self_attn.relative_values.weight"}},
-    {"cross_attn.wq", 'd', 1, 1, {"encoder_attn.q_proj.weight"}},
-    {"cross_attn.bq", 'd', 1, 0, {"encoder_attn.q_proj.bias"}},
-    {"cross_attn.wkv", 'd', 2, 1, {"encoder_attn.k_proj.weight", "encoder_attn.v_proj.weight"}},
-    {"cross_attn.bkv", 'd', 2, 0, {"encoder_attn.k_proj.bias", "encoder_attn.v_proj.bias"}},
-    {"cross_attn.wo", 'd', 1, 1, {"encoder_attn.out_proj.weight"}},
-    {"cross_attn.bo", 'd', 1, 0, {"encoder_attn.out_proj.bias"}},
-    {"ffn.w1", 0, 1, 1, {"fc1.weight"}},
-    {"ffn.b1", 0, 1, 0, {"fc1.bias"}},
-    {"ffn.w2", 0, 1, 1, {"fc2.weight"}},
-    {"ffn.b2", 0, 1, 0, {"fc2.bias"}},
-    {"ln1.w", 0, 1, 0, {"self_attn_layer_norm.weight"}},
-    {"ln1.b", 0, 1, 0, {"self_attn_layer_norm.bias"}},
-    {"ln2.w", 'e', 1, 0, {"final_layer_norm.weight"}},
-    {"ln2.b", 'e', 1, 0, {"final_layer_norm.bias"}},
-    {"ln2.w", 'd', 1, 0, {"encoder_attn_layer_norm.weight"}},
-    {"ln2.b", 'd', 1, 0, {"encoder_attn_layer_norm.bias"}},
-    {"ln3.w", 'd', 1, 0, {"final_layer_norm.weight"}},
-    {"ln3.b", 'd', 1, 0, {"final_layer_norm.bias"}},
-};
-
-static const struct { const char *nmt, *name; } WHOLE[] = {
-    {"src_emb", "encoder.embed_tokens.weight"},    {"tgt_emb", "decoder.embed_tokens.weight"},
-    {"out_proj", "decoder.output_projection.weight"}, {"enc.ln_final.w", "encoder.layer_norm.weight"},
-    {"enc.ln_final.b", "encoder.layer_norm.bias"}, {"dec.ln_final.w", "decoder.layer_norm.weight"},
-    {"dec.ln_final.b", "decoder.layer_norm.bias"},
-};
-
-// The file's names of nmt tensor `name`; 0 when it has none (never, for
-// the tensors model_create makes).
-static int map_name(const char *name, Mapped *m) {
-    memset(m, 0, sizeof *m);
-    m->parts = 1;
-    for (size_t i = 0; i < sizeof WHOLE / sizeof *WHOLE; i++)
-        if (strcmp(name, WHOLE[i].nmt) == 0) {
-            snprintf(m->names[0], sizeof m->names[0], "%s", WHOLE[i].name);
-            return 1;
-        }
-    char stack[4];
-    int layer, used = 0;
-    if (sscanf(name, "%3[a-z].%d.%n", stack, &layer, &used) != 2 || used == 0) return 0;
-    char s = strcmp(stack, "enc") == 0 ? 'e' : strcmp(stack, "dec") == 0 ? 'd' : 0;
-    for (size_t i = 0; s && i < sizeof RULES / sizeof *RULES; i++) {
-        const Rule *r = &RULES[i];
-        if (strcmp(name + used, r->nmt) != 0 || (r->stack && r->stack != s)) continue;
-        m->parts = r->parts;
-        m->transpose = r->transpose;
-        for (int p = 0; p < r->parts; p++)
-            snprintf(m->names[p], sizeof m->names[p], "%s.layers.%d.%s", s == 'e' ? "encoder" : "decoder", layer,
-                     r->names[p]);
-        return 1;
+// The table's tensor of layout entry lt (the model was made from the same
+// shape, so they agree; checked anyway).
+static const Tensor *table_tensor(const Model *m, const LayoutTensor *lt) {
+    const Tensor *t = lt->index < (size_t)arrlen(m->tensors) ? &m->tensors[lt->index] : NULL;
+    if (!t || t->offset != lt->offset || t->rows != lt->rows || t->cols != lt->cols) {
+        fprintf(stderr, "nmt: internal error: tensor %zu is not where the layout puts it\n", lt->index);
+        abort();
     }
-    return 0;
+    return t;
 }
 
 // Part p of tensor t as the file lays it out: its name and shape.
-static void part_shape(const Tensor *t, const Mapped *m, int p, StTensor *st) {
-    size_t w = t->cols / (size_t)m->parts, R = t->rows;
-    snprintf(st->name, sizeof st->name, "%s", m->names[p]);
+static void part_shape(const Tensor *t, const FileNames *fn, int p, StTensor *st) {
+    size_t w = t->cols / (size_t)fn->parts, R = t->rows;
+    snprintf(st->name, sizeof st->name, "%s", fn->names[p]);
     st->ndim = R == 1 ? 1 : 2;
-    st->shape[0] = R == 1 ? w : m->transpose ? w : R;
-    st->shape[1] = m->transpose ? R : w;
+    st->shape[0] = R == 1 ? w : fn->transpose ? w : R;
+    st->shape[1] = fn->transpose ? R : w;
     st->data = NULL;
 }
 
 // Part p of tensor t as the file lays it out: shape and values (a new buffer).
-static float *part_out(const Tensor *t, const real *v, const Mapped *m, int p, StTensor *st) {
-    size_t w = t->cols / (size_t)m->parts, c0 = (size_t)p * w, R = t->rows;
+static float *part_out(const Tensor *t, const real *v, const FileNames *fn, int p, StTensor *st) {
+    size_t w = t->cols / (size_t)fn->parts, c0 = (size_t)p * w, R = t->rows;
     float *out = xmalloc((R * w > 0 ? R * w : 1) * sizeof *out);
     for (size_t r = 0; r < R; r++)
-        for (size_t c = 0; c < w; c++) out[m->transpose ? c * R + r : r * w + c] = (float)v[r * t->cols + c0 + c];
-    part_shape(t, m, p, st);
+        for (size_t c = 0; c < w; c++) out[fn->transpose ? c * R + r : r * w + c] = (float)v[r * t->cols + c0 + c];
+    part_shape(t, fn, p, st);
     st->data = out;
     return out;
+}
+
+// The file's tensors of a model, with their buffers, as the walk makes them.
+typedef struct {
+    const Model *m;
+    StTensor *tensors;  // stb arrays
+    float **bufs;
+} Out;
+
+static int out_tensor(void *arg, const LayoutTensor *lt) {
+    Out *o = arg;
+    const Tensor *t = table_tensor(o->m, lt);
+    FileNames fn;
+    layout_file_names(lt, &fn);
+    for (int p = 0; p < fn.parts; p++) {
+        StTensor s;
+        arrput(o->bufs, part_out(t, o->m->params + t->offset, &fn, p, &s));
+        arrput(o->tensors, s);
+    }
+    return NMT_OK;
 }
 
 int export_safetensors(const char *in, const char *out) {
@@ -122,57 +75,61 @@ int export_safetensors(const char *in, const char *out) {
         loaded_free(&l);
         return rc;
     }
-    StTensor *tensors = NULL;
-    float **bufs = NULL;
-    for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
-        Mapped mp;
-        if (!map_name(m->tensors[i].name, &mp)) {
-            fprintf(stderr, "nmt: internal error: no export name for tensor '%s'\n", m->tensors[i].name);
-            abort();
-        }
-        for (int p = 0; p < mp.parts; p++) {
-            StTensor s;
-            arrput(bufs, part_out(&m->tensors[i], m->params + m->tensors[i].offset, &mp, p, &s));
-            arrput(tensors, s);
-        }
-    }
+    Out o = {m, NULL, NULL};
+    rc = layout_walk(&m->s, out_tensor, &o, NULL);
     char *cfg = config_to_json(&l.c), step[32];
     size_t tlen;
     char *tok = tokenizer_serialize(&l.t, &tlen);
     snprintf(step, sizeof step, "%ld", l.st.step);
     StMeta meta[] = {{"format", "pt"}, {"nmt.config", cfg}, {"nmt.tokenizer", tok}, {"nmt.step", step}};
-    rc = st_write(out, tensors, (size_t)arrlen(tensors), meta, sizeof meta / sizeof *meta);
-    for (ptrdiff_t i = 0; i < arrlen(bufs); i++) free(bufs[i]);
-    arrfree(bufs);
-    arrfree(tensors);
+    if (!rc) rc = st_write(out, o.tensors, (size_t)arrlen(o.tensors), meta, sizeof meta / sizeof *meta);
+    for (ptrdiff_t i = 0; i < arrlen(o.bufs); i++) free(o.bufs[i]);
+    arrfree(o.bufs);
+    arrfree(o.tensors);
     free(cfg);
     free(tok);
     loaded_free(&l);
     return rc;
 }
 
-// Fills tensor t of the model from the file's parts; errors name the file.
-static int fill_tensor(const StFile *f, const Tensor *t, real *v, const char *path) {
-    Mapped mp;
-    if (!map_name(t->name, &mp)) return err_set(NMT_ERR_INPUT, "%s: no name for tensor '%s'", path, t->name);
-    for (int p = 0; p < mp.parts; p++) {
+// Fills tensor t of the model from the file's parts fn; errors name the file.
+static int fill_tensor(const StFile *f, const Tensor *t, const FileNames *fn, real *v, const char *path) {
+    for (int p = 0; p < fn->parts; p++) {
         StTensor want;
-        part_shape(t, &mp, p, &want);
+        part_shape(t, fn, p, &want);
         const StTensor *got = st_find(f, want.name);
         if (!got) return err_set(NMT_ERR_INPUT, "%s: tensor '%s' is missing", path, want.name);
         if (got->ndim != want.ndim || got->shape[0] != want.shape[0] || (want.ndim == 2 && got->shape[1] != want.shape[1]))
             return err_set(NMT_ERR_INPUT, "%s: tensor '%s' has shape [%zu%s%zu], the config needs [%zu%s%zu]", path,
                            want.name, got->shape[0], got->ndim == 2 ? ", " : "", got->ndim == 2 ? got->shape[1] : 0,
                            want.shape[0], want.ndim == 2 ? ", " : "", want.ndim == 2 ? want.shape[1] : 0);
-        size_t w = t->cols / (size_t)mp.parts, R = t->rows, c0 = (size_t)p * w;
+        size_t w = t->cols / (size_t)fn->parts, R = t->rows, c0 = (size_t)p * w;
         for (size_t r = 0; r < R; r++)
             for (size_t c = 0; c < w; c++) {
                 float x;
-                memcpy(&x, got->data + (mp.transpose ? c * R + r : r * w + c), sizeof x);  // may be unaligned
+                memcpy(&x, got->data + (fn->transpose ? c * R + r : r * w + c), sizeof x);  // may be unaligned
                 v[r * t->cols + c0 + c] = x;
             }
     }
     return NMT_OK;
+}
+
+// The model's tensors from the file, as the walk names them; parts counts
+// the file's tensors they read.
+typedef struct {
+    const StFile *f;
+    Model *m;
+    const char *path;
+    size_t parts;
+} In;
+
+static int in_tensor(void *arg, const LayoutTensor *lt) {
+    In *in = arg;
+    const Tensor *t = table_tensor(in->m, lt);
+    FileNames fn;
+    layout_file_names(lt, &fn);
+    in->parts += (size_t)fn.parts;
+    return fill_tensor(in->f, t, &fn, in->m->params + t->offset, in->path);
 }
 
 // The config (from config_path, checked against the file's, or the file's)
@@ -242,15 +199,11 @@ int import_safetensors(const char *in, const char *config_path, const char *out)
     Model m;
     memset(&m, 0, sizeof m);
     if (!rc) model_create(&m, &s);
-    size_t parts = 0;
-    for (ptrdiff_t i = 0; !rc && i < arrlen(m.tensors); i++) {
-        Mapped mp;
-        parts += map_name(m.tensors[i].name, &mp) ? (size_t)mp.parts : 0;
-        rc = fill_tensor(&f, &m.tensors[i], m.params + m.tensors[i].offset, in);
-    }
-    if (!rc && parts != (size_t)arrlen(f.tensors))
+    In fill = {&f, &m, in, 0};
+    if (!rc) rc = layout_walk(&s, in_tensor, &fill, NULL);
+    if (!rc && fill.parts != (size_t)arrlen(f.tensors))
         rc = err_set(NMT_ERR_INPUT, "%s: %td tensors, the model has %zu (names that are not the model's?)", in,
-                     arrlen(f.tensors), parts);
+                     arrlen(f.tensors), fill.parts);
     if (!rc) rc = checkpoint_check_finite(&m, NULL, in);
     if (!rc) {
         TrainState st;

@@ -96,7 +96,7 @@ void model_decode_begin(Model *m, DecodeState *d, const int *src, const int *src
     d->rows = B * d->group;
     Dims dims = {B, B * S, d->rows, B * S * self_attn_cols(&m->s, S, 0), d->rows * d->max_tgt, d->rows * S};
     acts_carve(d->a, m, &dims);
-    Ctx c = {m, 0, 0};
+    Ctx c = {m, 0, 0, NULL};
     Seq q = {B, S, src_len};
     const real *enc = encoder_forward(&c, d->a, src, &q);
     decoder_cross_kv(&c, d->a, enc, B * S);
@@ -124,7 +124,7 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
         d->cache[l].pos = t;
         d->cache[l].slot = d->slot;
     }
-    Ctx c = {m, 0, 0};
+    Ctx c = {m, 0, 0, NULL};
     Seq q = {R, 1, d->self_len};
     CrossSrc src = {d->S, d->group, d->cross_len, d->cross_kt, d->row_src};
     const real *y = decoder_forward(&c, d->a, tokens, &q, t, &src, d->cache);

@@ -10,7 +10,7 @@
 #include "kernels/ops.h"
 
 // ---------------------------------------------------------------- parameters
-// Offsets into Model.params (and, the same, Model.grads), one group per sublayer.
+// Offsets into Model.params (and, the same, a gradient buffer), one group per sublayer.
 typedef struct { size_t w, b; } LinearParams;   // w (in, out), b (out)
 typedef struct { size_t w, b; } NormParams;     // LayerNorm gain and bias (C)
 // rel_k, rel_v: relative position embeddings (2 max_rel + 1, D), when the model has them.
@@ -72,11 +72,13 @@ void par_copy(real *dst, const real *src, size_t n);
 int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real *logits);
 
 // ---------------------------------------------------------------- one layer
-// What a pass does: dropout on (train and key != 0) or off.
+// What a pass does: dropout on (train and key != 0) or off; a backward pass
+// accumulates into sink->dst (NULL in a forward-only pass).
 typedef struct {
     const Model *m;
     int train;
     uint64_t key;
+    const GradSink *sink;
 } Ctx;
 
 // The query side of a layer call: B sequences of T positions (N = B*T rows);

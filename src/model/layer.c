@@ -3,7 +3,7 @@
 // Each sublayer F (self-attention, cross-attention, FFN) is wrapped the same way:
 //   post-norm (the paper): y = LN(x + dropout(F(x)))
 //   pre-norm:              y = x + dropout(F(LN(x)))   (+ a final LN per stack)
-// Every backward accumulates into m->grads.
+// Every backward accumulates into the pass's gradient sink (Ctx.sink->dst).
 #include "model/internal.h"
 #include "kernels/gemm.h"
 #include "model/quant.h"
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define P(off) (c->m->params + (off))
-#define G(off) (c->m->grads + (off))
+#define G(off) (c->sink->dst + (off))
 
 uint64_t site_key(const Ctx *c, int stack, int layer, int site) {
     return rng_key(c->key, (uint64_t)stack * 1000 + (uint64_t)layer, (uint64_t)site);
@@ -43,8 +43,8 @@ static AttnShape self_shape(const Ctx *c, const SelfAttnParams *p, const Seq *q,
         a.rel_max = (size_t)c->m->s.max_rel;
         a.rel_k = P(p->rel_k);
         a.rel_v = P(p->rel_v);
-        a.drel_k = G(p->rel_k);
-        a.drel_v = G(p->rel_v);
+        a.drel_k = c->sink ? G(p->rel_k) : NULL;  // a forward-only pass has no gradients
+        a.drel_v = c->sink ? G(p->rel_v) : NULL;
         a.rel_scratch = rel_scratch;
     }
     return a;

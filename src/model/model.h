@@ -28,7 +28,7 @@ typedef struct {
     ModelShape s;
     Tensor *tensors;                   // stb_ds array
     size_t nparams;
-    real *params, *grads;              // one contiguous buffer each
+    real *params, *grads;              // one contiguous buffer each (grads: the optimizer's)
     size_t src_emb, tgt_emb, out_proj; // offsets (equal when tied)
     size_t enc_lnf_w, enc_lnf_b, dec_lnf_w, dec_lnf_b;
     EncParams *enc;
@@ -36,19 +36,24 @@ typedef struct {
     real *pe;                          // (max_len, d_model); NULL with relative positions
     ParamSpan *enc_span, *dec_span;    // each layer's parameters: contiguous, encoder then decoder
     ParamSpan src_emb_span, tgt_emb_span, out_proj_span;  // equal when shared or tied
-    // When set, model_forward_backward calls it as each part of m->grads is
-    // final in that pass: [off, off + n) does not change again. The output
-    // projection (untied) after the output layer, each decoder layer, the
-    // target embedding (not shared) after the decoder, each encoder layer, the
-    // source embedding at the end; the final norms are never announced.
-    void (*grads_ready)(void *arg, size_t off, size_t n);
-    void *grads_ready_arg;
     // int8 decoding weights (quant.h), or NULL: a float model. A quantized
     // model decodes and computes losses; it is never trained.
     struct QuantModel *quant;
 } Model;
 
 typedef struct Acts Acts;
+
+// Where a backward pass puts its gradients: dst (nparams reals; accumulated
+// into) and, when ready != NULL, ready(arg, off, n) as each part [off, off +
+// n) of dst is final in that pass: it does not change again. The announcement
+// order: the output projection (untied) after the output layer, each decoder
+// layer, the target embedding (not shared) after the decoder, each encoder
+// layer, the source embedding at the end; the final norms are never announced.
+typedef struct {
+    real *dst;
+    void (*ready)(void *arg, size_t off, size_t n);
+    void *arg;
+} GradSink;
 
 // The attention weights one query of a self-attention over T positions
 // keeps (attn_cols in ops.h): T, or with a window, its band when narrower.
@@ -58,7 +63,7 @@ int model_create(Model *m, const ModelShape *s);   // allocates, does not initia
 void model_init_params(Model *m, uint64_t seed);
 void model_free(Model *m);
 int model_find_tensor(const Model *m, const char *name);  // index or -1
-void model_zero_grads(Model *m);                   // m->grads = 0, on all threads
+void model_zero_grads(const Model *m, real *dst);  // dst (nparams reals) = 0, on all threads
 // The parameters as the optimizer sees them (views of m's buffers and table).
 ParamSet model_param_set(Model *m);
 
@@ -82,12 +87,13 @@ const real *model_row_nll(const Acts *a);
 // A training step's forward and backward passes (dropout on unless
 // dropout_key = 0): returns what model_forward(train = 1) returns and
 // accumulates the gradients of (loss_sum * grad_scale, grad_scale != 0) into
-// m->grads. The output layer's forward and backward run together, a chunk of
-// positions at a time, so the N x V logits never exist at once. a: a training
+// g->dst, announcing its parts to g->ready (GradSink); m is not changed. The
+// output layer's forward and backward run together, a chunk of positions at
+// a time, so the N x V logits never exist at once. a: a training
 // arena (with_grads = 1). *fwd_seconds (may be NULL) gets the time spent in
 // forward computations.
-double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
-                              uint64_t dropout_key, real grad_scale, double *nll_sum,
+double model_forward_backward(const Model *m, Acts *a, const Batch *b, real label_smoothing,
+                              uint64_t dropout_key, real grad_scale, const GradSink *g, double *nll_sum,
                               double *fwd_seconds);
 
 // Inference: logits for the last target position of every row (b->tgt_in with

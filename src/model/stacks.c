@@ -12,7 +12,6 @@
 #include <stdlib.h>
 
 #define P(off) (m->params + (off))
-#define G(off) (m->grads + (off))
 
 // x0 = dropout(table[ids] * sqrt(C) + positions t0..), (B*T, C).
 static const real *embed(const Ctx *c, real *x0, const int *ids, size_t table, size_t B, size_t T, size_t t0,
@@ -76,10 +75,11 @@ int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real
 // chunk of at most acts_logits_rows() positions at a time, so only one chunk
 // of logits exists. With grad_scale != 0 each chunk's logit gradient (scaled)
 // goes at once into g_a, the gradient of y, and into the output projection's
-// gradient. *fwd_seconds (if given) gets the time spent on the logits and the
-// loss, so that `nmt bench` can still tell forward from backward.
-static double output_layer(Model *m, Acts *a, const Batch *b, const real *y, real label_smoothing,
-                           real grad_scale, double *nll_sum, double *fwd_seconds) {
+// gradient in g (NULL when grad_scale = 0). *fwd_seconds (if given) gets the
+// time spent on the logits and the loss, so that `nmt bench` can still tell
+// forward from backward.
+static double output_layer(const Model *m, Acts *a, const Batch *b, const real *y, real label_smoothing,
+                           real grad_scale, real *g, double *nll_sum, double *fwd_seconds) {
     size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab, N = b->B * b->T;
     size_t rows = acts_logits_rows(a, N);
     double t_fwd = 0;
@@ -96,7 +96,7 @@ static double output_layer(Model *m, Acts *a, const Batch *b, const real *y, rea
         xent_backward(a->logits, a->logits, a->xent_stats + 2 * r0, b->tgt_out + r0, n, V, TOK_PAD,
                       label_smoothing, grad_scale);
         GemmCall gx = {0, 0, n, C, V, 1, a->logits, V, P(m->out_proj), C, 0, a->g_a + r0 * C, C, NULL, 0};
-        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, G(m->out_proj), C, NULL, 0};
+        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, g + m->out_proj, C, NULL, 0};
         gemm_pair(&gx, &gw);
     }
     if (fwd_seconds) *fwd_seconds = t_fwd;
@@ -111,9 +111,9 @@ static double output_layer(Model *m, Acts *a, const Batch *b, const real *y, rea
 
 double model_forward(Model *m, Acts *a, const Batch *b, real label_smoothing,
                      int train, uint64_t dropout_key, double *nll_sum) {
-    Ctx c = {m, train, dropout_key};
+    Ctx c = {m, train, dropout_key, NULL};
     const real *y = forward(&c, a, b, NULL);
-    return output_layer(m, a, b, y, label_smoothing, 0, nll_sum, NULL);
+    return output_layer(m, a, b, y, label_smoothing, 0, NULL, nll_sum, NULL);
 }
 
 const real *model_row_nll(const Acts *a) { return a->nll; }
@@ -121,6 +121,11 @@ const real *model_row_nll(const Acts *a) { return a->nll; }
 // ---------------------------------------------------------------- backward
 // Stream buffers g_a/g_e alternate; g_b and g_d hold dz and du; g_c, g_wide,
 // g_wide2, g_f1, g_probs and ffn_scratch are scratch inside the sublayers.
+
+// Part s of the gradient is final in this pass: tell the sink.
+static void announce(const Ctx *c, ParamSpan s) {
+    if (c->sink->ready) c->sink->ready(c->sink->arg, s.off, s.n);
+}
 
 static void encoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy) {
     const Model *m = c->m;
@@ -132,10 +137,10 @@ static void encoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy) {
         final_norm_backward(c, &g, &fin, enc_layer_output(c, a, m->s.enc_layers - 1), a->enc_fmean, a->enc_frstd, N);
     for (int l = m->s.enc_layers - 1; l >= 0; l--) {
         enc_layer_backward(c, l, a, &g, &q);
-        if (m->grads_ready) m->grads_ready(m->grads_ready_arg, m->enc_span[l].off, m->enc_span[l].n);
+        announce(c, m->enc_span[l]);
     }
     embedding_backward(c, &g, m->src_emb, b->src, N, site_key(c, STACK_ENC, 0, SITE_EMB_SRC));
-    if (m->grads_ready) m->grads_ready(m->grads_ready_arg, m->src_emb_span.off, m->src_emb_span.n);
+    announce(c, m->src_emb_span);
 }
 
 // Leaves the gradient of the encoder output in a->g_enc.
@@ -151,29 +156,28 @@ static void decoder_backward(const Ctx *c, Acts *a, const Batch *b, real *gy, co
         final_norm_backward(c, &g, &fin, dec_layer_output(c, a, m->s.dec_layers - 1), a->dec_fmean, a->dec_frstd, N);
     for (int l = m->s.dec_layers - 1; l >= 0; l--) {
         dec_layer_backward(c, l, a, &g, &q, &src, enc, Ns);
-        if (m->grads_ready) m->grads_ready(m->grads_ready_arg, m->dec_span[l].off, m->dec_span[l].n);
+        announce(c, m->dec_span[l]);
     }
     embedding_backward(c, &g, m->tgt_emb, b->tgt_in, N, site_key(c, STACK_DEC, 0, SITE_EMB_TGT));
-    if (m->grads_ready && !m->s.shared_vocab)
-        m->grads_ready(m->grads_ready_arg, m->tgt_emb_span.off, m->tgt_emb_span.n);
+    if (!m->s.shared_vocab) announce(c, m->tgt_emb_span);
 }
 
-double model_forward_backward(Model *m, Acts *a, const Batch *b, real label_smoothing,
-                              uint64_t dropout_key, real grad_scale, double *nll_sum,
+double model_forward_backward(const Model *m, Acts *a, const Batch *b, real label_smoothing,
+                              uint64_t dropout_key, real grad_scale, const GradSink *g, double *nll_sum,
                               double *fwd_seconds) {
-    if (!a->with_grads || grad_scale == 0) {
-        fprintf(stderr, "nmt: internal error: model_forward_backward needs a training arena and a gradient scale\n");
+    if (!a->with_grads || grad_scale == 0 || !g || !g->dst) {
+        fprintf(stderr, "nmt: internal error: model_forward_backward needs a training arena, a gradient scale "
+                        "and a gradient destination\n");
         abort();
     }
     double t0 = fwd_seconds ? now_seconds() : 0;
-    Ctx c = {m, 1, dropout_key};
+    Ctx c = {m, 1, dropout_key, g};
     const real *enc;
     const real *y = forward(&c, a, b, &enc);
     double t_out = 0;
     if (fwd_seconds) *fwd_seconds = now_seconds() - t0;
-    double loss = output_layer(m, a, b, y, label_smoothing, grad_scale, nll_sum, fwd_seconds ? &t_out : NULL);
-    if (m->grads_ready && !m->s.tie_output)
-        m->grads_ready(m->grads_ready_arg, m->out_proj_span.off, m->out_proj_span.n);
+    double loss = output_layer(m, a, b, y, label_smoothing, grad_scale, g->dst, nll_sum, fwd_seconds ? &t_out : NULL);
+    if (!m->s.tie_output) announce(&c, m->out_proj_span);
     if (fwd_seconds) *fwd_seconds += t_out;
     decoder_backward(&c, a, b, a->g_a, enc);
     // The encoder output's gradient was gathered in g_enc; move it to a stream buffer.
@@ -191,7 +195,7 @@ const real *model_next_logits(Model *m, Acts *a, const Batch *b) {
         fprintf(stderr, "nmt: internal error: model_next_logits needs an inference arena\n");
         abort();
     }
-    Ctx c = {m, 0, 0};
+    Ctx c = {m, 0, 0, NULL};
     const real *y = forward(&c, a, b, NULL);
     size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab;
     for (size_t i = 0; i < b->B; i++) {

@@ -71,26 +71,24 @@ void step_micro(StepAccum *u, Model *m, Acts *acts, const Batch *b, const Config
     double t0 = now_seconds(), fwd = 0, nll;
     u->grads = m->grads;
     // The first micro-batch's gradient goes straight into m->grads; each later
-    // one is computed alone (the model's backward accumulates into m->grads,
-    // pointed at the scratch buffer meanwhile) and then added: the same
+    // one is computed alone into the scratch buffer and then added: the same
     // additions, in the same order, as the sum over processes makes.
+    GradSink sink = {m->grads, NULL, NULL};
     if (u->count > 0) {
         if (!u->scratch) u->scratch = xmalloc(m->nparams * sizeof(real));
-        m->grads = u->scratch;
+        sink.dst = u->scratch;
     }
     int overlap = u->comm && !u->no_overlap && u->count + 1 == u->local;
     if (overlap) {
         comm_sum_begin(u->comm, u->grads);
         u->summing = 1;
         arrsetlen(u->ready, 0);
-        m->grads_ready = part_ready;
-        m->grads_ready_arg = u;
+        sink.ready = part_ready;
+        sink.arg = u;
     }
-    model_zero_grads(m);
+    model_zero_grads(m, sink.dst);
     double loss = model_forward_backward(m, acts, b, (real)c->label_smoothing, step_dropout_key(c, u->step, u->next),
-                                         (real)(1.0 / (double)u->ntok), &nll, &fwd);
-    m->grads_ready = NULL;
-    m->grads = u->grads;
+                                         (real)(1.0 / (double)u->ntok), &sink, &nll, &fwd);
     if (overlap) rest_ready(u, m->nparams);
     else if (u->count > 0) add_into(u->grads, u->scratch, m->nparams);
     arrpush(u->sums, loss);

@@ -63,7 +63,7 @@ typedef struct {
     Comm *comm;           // the processes (NULL: one)
     int no_overlap;       // set by the caller: sum over processes only after the backward pass
     int summing;          // the sum over processes has begun
-    real *grads;          // the model's gradient buffer (while m->grads points at scratch)
+    real *grads;          // the model's gradient buffer: the step's sum
     ParamSpan *ready;     // the parts of it the backward pass announced final (stb array)
     double reduce0;       // comm->reduce_seconds at step_begin
     real *scratch;        // gradient of the current micro-batch past the first (nparams; owned)
