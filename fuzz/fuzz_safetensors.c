@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "io/safetensors.h"
+#include "train/import.h"
 
 #include <stb/stb_ds.h>
 
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     remove(ck);
     err_clear();
-    int rc = import_safetensors(in, NULL, ck);
+    int rc = import_checkpoint(in, NULL, ck);
     if (rc != NMT_OK) {
         FUZZ_CHECK(rc == NMT_ERR_INPUT && *err_msg(), "import failed with code %d", rc);
         FUZZ_CHECK(access(ck, F_OK) != 0, "a refused import wrote %s", ck);
@@ -50,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     err_clear();
     FUZZ_CHECK(export_safetensors(ck, st) == NMT_OK, "the imported checkpoint does not export: %s", err_msg());
     const char *again = out_path("c.ckpt");
-    FUZZ_CHECK(import_safetensors(st, NULL, again) == NMT_OK, "the export does not import: %s", err_msg());
+    FUZZ_CHECK(import_checkpoint(st, NULL, again) == NMT_OK, "the export does not import: %s", err_msg());
     Config c1, c2;
     Tokenizer t1, t2;
     Model m1, m2;

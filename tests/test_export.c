@@ -16,6 +16,7 @@
 
 #include "io/ckptfile.h"
 #include "io/export.h"
+#include "train/import.h"
 #include "io/safetensors.h"
 #include "tmpdir.h"
 #include "tiny_ckpt.h"
@@ -48,7 +49,7 @@ static void round_trip(int kind, const char *extra) {
     const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors"), *back = tmp_path("b.ckpt");
     write_tiny_with(ck, kind, extra, NULL, NULL);
     cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
-    cr_assert_eq(import_safetensors(st, NULL, back), NMT_OK, "%s", err_msg());
+    cr_assert_eq(import_checkpoint(st, NULL, back), NMT_OK, "%s", err_msg());
     same_section(ck, back, "params");
     same_section(ck, back, "tensors");
     same_section(ck, back, "config");
@@ -146,7 +147,7 @@ static void edit_refused(Edit *e, const char *what) {
     const char *bad = tmp_path("bad.safetensors"), *out = tmp_path("never.ckpt");
     cr_assert_eq(st_write(bad, e->t, (size_t)arrlen(e->t), e->meta, e->nmeta), NMT_OK);
     err_clear();
-    cr_assert_eq(import_safetensors(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
+    cr_assert_eq(import_checkpoint(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
     cr_assert(strstr(err_msg(), bad) && strstr(err_msg(), what), "message '%s' lacks '%s'", err_msg(), what);
     cr_assert_neq(access(out, F_OK), 0, "a refused import wrote its output");
     for (ptrdiff_t i = 0; i < arrlen(e->owned); i++) free(e->owned[i]);
