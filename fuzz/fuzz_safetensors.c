@@ -6,6 +6,7 @@
 // tensors lie inside the file.
 #include "fuzz.h"
 
+#include "train/state.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "io/safetensors.h"
@@ -56,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Tokenizer t1, t2;
     Model m1, m2;
     TrainState s1, s2;
-    FUZZ_CHECK(checkpoint_load(ck, &c1, &t1, &m1, NULL, &s1) == NMT_OK, "%s", err_msg());
-    FUZZ_CHECK(checkpoint_load(again, &c2, &t2, &m2, NULL, &s2) == NMT_OK, "%s", err_msg());
+    FUZZ_CHECK(train_state_load(ck, &c1, &t1, &m1, NULL, &s1) == NMT_OK, "%s", err_msg());
+    FUZZ_CHECK(train_state_load(again, &c2, &t2, &m2, NULL, &s2) == NMT_OK, "%s", err_msg());
     FUZZ_CHECK(m1.nparams == m2.nparams && !memcmp(m1.params, m2.params, m1.nparams * sizeof(real)),
                "import -> export -> import changed the weights");
     model_free(&m1);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "train/state.h"
 #include "io/ckptfile.h"
 #include "io/export.h"
 #include "train/import.h"
@@ -77,7 +78,7 @@ Test(export, layout_is_pytorchs) {
     Tokenizer t;
     Model m;
     TrainState ts;
-    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, NULL, &ts), NMT_OK);
+    cr_assert_eq(train_state_load(ck, &c, &t, &m, NULL, &ts), NMT_OK);
     const Tensor *wqkv = &m.tensors[model_find_tensor(&m, "enc.0.self_attn.wqkv")];
     const StTensor *q = st_find(&f, "encoder.layers.0.self_attn.q_proj.weight");
     const StTensor *k = st_find(&f, "encoder.layers.0.self_attn.k_proj.weight");
