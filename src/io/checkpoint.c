@@ -225,7 +225,8 @@ static int parse_state(CkptState *st, char *text, const char *path) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "step");
     double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
     cJSON_Delete(o);
-    if (!cJSON_IsNumber(v)) return err_set(NMT_ERR_INPUT, "%s: state section lacks step", path);
+    // (The message is the trainer's for a state without its cursor, which starts with the step.)
+    if (!cJSON_IsNumber(v)) return err_set(NMT_ERR_INPUT, "%s: state section lacks step/epoch/batch_pos", path);
     if (!(d >= 0 && d <= 9007199254740992.0) || d != floor(d))
         return err_set(NMT_ERR_INPUT, "%s: state section: %s is %g, not a count", path, "step", d);
     st->step = (long)d;
