@@ -1,4 +1,5 @@
-// fuzz_safetensors.c — nmt import (import_safetensors) on arbitrary files.
+// fuzz_safetensors.c — nmt import (import_checkpoint: import_safetensors, then
+// import_write) on arbitrary files.
 //
 // Oracles: a refused file gives NMT_ERR_INPUT with a message and writes
 // nothing; an accepted one wrote a checkpoint that loads, and exporting that

@@ -257,7 +257,6 @@ static int find_weights(const CkptFile *f, const char *table, size_t nparams, in
     return NMT_OK;
 }
 
-
 // What load() gathers from the file before anything it sizes is allocated.
 typedef struct {
     const char *path;
