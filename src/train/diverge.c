@@ -13,7 +13,7 @@ void run_describe_good(const Run *r, char *buf, size_t n) {
 }
 
 // Before anything is saved: every weight and every optimizer state value must
-// be finite. (Per step, train_run checks the loss and the gradient norm,
+// be finite. (Per step, the loop (train.c) checks the loss and the gradient norm,
 // which are computed anyway: with a finite gradient Adam's update is finite;
 // this scan, at save time only, catches whatever else made a value non-finite,
 // e.g. an SGD update that overflowed.)

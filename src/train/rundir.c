@@ -2,7 +2,6 @@
 // step-N.ckpt files, saving and pruning them.
 #include "train/run.h"
 #include "common/util.h"
-#include "io/checkpoint.h"
 #include "train/state.h"
 
 #include <dirent.h>
