@@ -1,6 +1,6 @@
 // tiny_ckpt.h — for tests: a tiny valid checkpoint (word, shared word or BPE
 // tokenizer; d_model 16, 1+1 layers) built in memory and written with
-// checkpoint_save.
+// train_state_save.
 #ifndef NMT_TEST_TINY_CKPT_H
 #define NMT_TEST_TINY_CKPT_H
 
