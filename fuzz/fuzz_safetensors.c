@@ -1,4 +1,5 @@
-// fuzz_safetensors.c — nmt import (import_safetensors) on arbitrary files.
+// fuzz_safetensors.c — nmt import (import_checkpoint: import_safetensors, then
+// import_write) on arbitrary files.
 //
 // Oracles: a refused file gives NMT_ERR_INPUT with a message and writes
 // nothing; an accepted one wrote a checkpoint that loads, and exporting that
@@ -6,9 +7,11 @@
 // tensors lie inside the file.
 #include "fuzz.h"
 
+#include "train/state.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "io/safetensors.h"
+#include "train/import.h"
 
 #include <stb/stb_ds.h>
 
@@ -41,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     remove(ck);
     err_clear();
-    int rc = import_safetensors(in, NULL, ck);
+    int rc = import_checkpoint(in, NULL, ck);
     if (rc != NMT_OK) {
         FUZZ_CHECK(rc == NMT_ERR_INPUT && *err_msg(), "import failed with code %d", rc);
         FUZZ_CHECK(access(ck, F_OK) != 0, "a refused import wrote %s", ck);
@@ -50,13 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     err_clear();
     FUZZ_CHECK(export_safetensors(ck, st) == NMT_OK, "the imported checkpoint does not export: %s", err_msg());
     const char *again = out_path("c.ckpt");
-    FUZZ_CHECK(import_safetensors(st, NULL, again) == NMT_OK, "the export does not import: %s", err_msg());
+    FUZZ_CHECK(import_checkpoint(st, NULL, again) == NMT_OK, "the export does not import: %s", err_msg());
     Config c1, c2;
     Tokenizer t1, t2;
     Model m1, m2;
     TrainState s1, s2;
-    FUZZ_CHECK(checkpoint_load(ck, &c1, &t1, &m1, NULL, &s1) == NMT_OK, "%s", err_msg());
-    FUZZ_CHECK(checkpoint_load(again, &c2, &t2, &m2, NULL, &s2) == NMT_OK, "%s", err_msg());
+    FUZZ_CHECK(train_state_load(ck, &c1, &t1, &m1, NULL, &s1) == NMT_OK, "%s", err_msg());
+    FUZZ_CHECK(train_state_load(again, &c2, &t2, &m2, NULL, &s2) == NMT_OK, "%s", err_msg());
     FUZZ_CHECK(m1.nparams == m2.nparams && !memcmp(m1.params, m2.params, m1.nparams * sizeof(real)),
                "import -> export -> import changed the weights");
     model_free(&m1);

@@ -14,8 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "train/state.h"
 #include "io/ckptfile.h"
 #include "io/export.h"
+#include "train/import.h"
 #include "io/safetensors.h"
 #include "tmpdir.h"
 #include "tiny_ckpt.h"
@@ -48,7 +50,7 @@ static void round_trip(int kind, const char *extra) {
     const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors"), *back = tmp_path("b.ckpt");
     write_tiny_with(ck, kind, extra, NULL, NULL);
     cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
-    cr_assert_eq(import_safetensors(st, NULL, back), NMT_OK, "%s", err_msg());
+    cr_assert_eq(import_checkpoint(st, NULL, back), NMT_OK, "%s", err_msg());
     same_section(ck, back, "params");
     same_section(ck, back, "tensors");
     same_section(ck, back, "config");
@@ -76,7 +78,7 @@ Test(export, layout_is_pytorchs) {
     Tokenizer t;
     Model m;
     TrainState ts;
-    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, NULL, &ts), NMT_OK);
+    cr_assert_eq(train_state_load(ck, &c, &t, &m, NULL, &ts), NMT_OK);
     const Tensor *wqkv = &m.tensors[model_find_tensor(&m, "enc.0.self_attn.wqkv")];
     const StTensor *q = st_find(&f, "encoder.layers.0.self_attn.q_proj.weight");
     const StTensor *k = st_find(&f, "encoder.layers.0.self_attn.k_proj.weight");
@@ -146,7 +148,7 @@ static void edit_refused(Edit *e, const char *what) {
     const char *bad = tmp_path("bad.safetensors"), *out = tmp_path("never.ckpt");
     cr_assert_eq(st_write(bad, e->t, (size_t)arrlen(e->t), e->meta, e->nmeta), NMT_OK);
     err_clear();
-    cr_assert_eq(import_safetensors(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
+    cr_assert_eq(import_checkpoint(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
     cr_assert(strstr(err_msg(), bad) && strstr(err_msg(), what), "message '%s' lacks '%s'", err_msg(), what);
     cr_assert_neq(access(out, F_OK), 0, "a refused import wrote its output");
     for (ptrdiff_t i = 0; i < arrlen(e->owned); i++) free(e->owned[i]);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "train/state.h"
 #include "io/checkpoint.h"
 #include "io/ckptfile.h"
 #include "model/shape.h"
@@ -389,7 +390,7 @@ Test(optim, sgd_momentum_state_round_trips_through_a_checkpoint, .timeout = 60) 
     Model m;
     Optimizer o;
     TrainState st;
-    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, &o, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(ck, &c, &t, &m, &o, &st), 0, "%s", err_msg());
     cr_assert_str_eq(o.name, "sgd_momentum");
     cr_assert_eq(o.set.momentum, 0.8);
     cr_assert_eq(o.step, 3);
@@ -398,13 +399,13 @@ Test(optim, sgd_momentum_state_round_trips_through_a_checkpoint, .timeout = 60) 
     // Arbitrary bits (not the ones training left) come back exactly.
     real *want = random_vector(o.n, 42);
     memcpy(o.state[0], want, o.n * sizeof(real));
-    cr_assert_eq(checkpoint_save(ck2, &c, &t, &m, &o, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_save(ck2, &c, &t, &m, &o, &st), 0, "%s", err_msg());
     Config c2;
     Tokenizer t2;
     Model m2;
     Optimizer o2;
     TrainState st2;
-    cr_assert_eq(checkpoint_load(ck2, &c2, &t2, &m2, &o2, &st2), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(ck2, &c2, &t2, &m2, &o2, &st2), 0, "%s", err_msg());
     cr_assert_str_eq(o2.state_name[0], "momentum");
     cr_assert(memcmp(o2.state[0], want, o.n * sizeof(real)) == 0, "momentum buffer changed in the round trip");
     cr_assert(memcmp(m2.params, m.params, m.nparams * sizeof(real)) == 0);
@@ -428,12 +429,12 @@ Test(optim, ema_round_trips_and_is_what_decoding_loads, .timeout = 60) {
     Model m, md;
     Optimizer o;
     TrainState st;
-    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, &o, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(ck, &c, &t, &m, &o, &st), 0, "%s", err_msg());
     cr_assert_eq(o.ema, 2);
     cr_assert(memcmp(o.state[o.ema], m.params, m.nparams * sizeof(real)) != 0, "the average is the weights");
     Config cd;
     Tokenizer td;
-    cr_assert_eq(checkpoint_load(ck, &cd, &td, &md, NULL, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(ck, &cd, &td, &md, NULL, &st), 0, "%s", err_msg());
     cr_assert(memcmp(md.params, o.state[o.ema], m.nparams * sizeof(real)) == 0, "decoding does not get the average");
     model_free(&md), tokenizer_free(&td), config_free(&cd);
     optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);

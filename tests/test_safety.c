@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "train/state.h"
 #include "io/checkpoint.h"
 #include "io/ckptfile.h"
 #include "train/train.h"
@@ -76,7 +77,7 @@ static long step_of(const char *name) {
     Model m;
     TrainState st;
     err_clear();
-    cr_assert_eq(checkpoint_load(in_dir(name), &c, &t, &m, NULL, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(in_dir(name), &c, &t, &m, NULL, &st), 0, "%s", err_msg());
     for (size_t i = 0; i < m.nparams; i++) cr_assert(isfinite(m.params[i]), "%s: parameter %zu is not finite", name, i);
     model_free(&m);
     tokenizer_free(&t);
@@ -96,11 +97,11 @@ Test(safety, nonfinite_update_is_never_saved) {
     Model m;
     Optimizer o;
     TrainState st;
-    cr_assert_eq(checkpoint_load(in_dir("ck/last.ckpt"), &c, &t, &m, &o, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(in_dir("ck/last.ckpt"), &c, &t, &m, &o, &st), 0, "%s", err_msg());
     size_t at = m.tensors[arrlen(m.tensors) - 1].offset;  // a weight every forward pass uses
     o.state[0][at] = 3e38f;
     o.state[1][at] = 0;
-    cr_assert_eq(checkpoint_save(in_dir("ck/last.ckpt"), &c, &t, &m, &o, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_save(in_dir("ck/last.ckpt"), &c, &t, &m, &o, &st), 0, "%s", err_msg());
     optim_free(&o);
     model_free(&m);
     tokenizer_free(&t);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "train/state.h"
 #include "io/checkpoint.h"
 #include "io/ckptfile.h"
 #include "decode/search.h"
@@ -100,7 +101,7 @@ Test(train, copy_task_learns_and_decodes_exactly, .timeout = 120) {
     Tokenizer t;
     Model m;
     TrainState st;
-    cr_assert_eq(checkpoint_load(ck, &c, &t, &m, NULL, &st), 0, "%s", err_msg());
+    cr_assert_eq(train_state_load(ck, &c, &t, &m, NULL, &st), 0, "%s", err_msg());
     cr_assert_eq(st.step, 600);
     snprintf(tp, sizeof tp, "%s/test.src", dir);
     char *text = read_file_text(tp, NULL);

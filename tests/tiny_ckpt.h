@@ -1,6 +1,6 @@
 // tiny_ckpt.h — for tests: a tiny valid checkpoint (word, shared word or BPE
 // tokenizer; d_model 16, 1+1 layers) built in memory and written with
-// checkpoint_save.
+// train_state_save.
 #ifndef NMT_TEST_TINY_CKPT_H
 #define NMT_TEST_TINY_CKPT_H
 
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/state.h"
 #include "io/checkpoint.h"
 #include "model/shape.h"
 #include "optim/optim.h"
@@ -84,7 +85,7 @@ static inline void write_tiny_with(const char *path, int kind, const char *extra
     TrainState st;
     memset(&st, 0, sizeof st);
     st.step = 2, st.epoch = 0, st.batch_pos = 2, st.best_valid_loss = INFINITY, st.best_valid_bleu = -1;
-    cr_assert_eq(checkpoint_save(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    cr_assert_eq(train_state_save(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
     if (out_params) {
         *out_params = xmalloc(m.nparams * sizeof(real));
         memcpy(*out_params, m.params, m.nparams * sizeof(real));

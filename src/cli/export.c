@@ -3,6 +3,7 @@
 #include "cli/options.h"
 
 #include "io/export.h"
+#include "train/import.h"
 
 #include <string.h>
 
@@ -45,5 +46,5 @@ int cli_import(int argc, char **argv) {
     int rc = options_parse(&spec, argc, argv, NULL);
     if (!rc && (!in || !out)) rc = options_error(&spec, "--input and --output are required");
     if (rc) return options_report(&spec, rc);
-    return cli_finish(import_safetensors(in, config, out));
+    return cli_finish(import_checkpoint(in, config, out));
 }

@@ -3,9 +3,14 @@
 #include "cli/options.h"
 
 #include "io/checkpoint.h"
+#include "model/quant.h"
+#include "train/state.h"
 #include "common/util.h"
 
+#include <math.h>
 #include <stb/stb_ds.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static const char USAGE[] =
     "usage: nmt info CHECKPOINT\n"
@@ -15,12 +20,62 @@ static const char USAGE[] =
     "  exit status 0 when valid, 2 when corrupt or inconsistent (the error names the\n"
     "  section, and for a non-finite value the tensor and element)\n";
 
+// The container: printed as soon as it is verified, before the sections' contents are.
+static void print_header(const char *path, const CkptInfo *in) {
+    printf("file: %s\nformat: nmt checkpoint version %u, %llu bytes, all %d section checksums valid\n", path,
+           in->version, (unsigned long long)in->file_size, in->nsections);
+    printf("sections:\n");
+    for (int i = 0; i < in->nsections; i++) {
+        const CkptSectionInfo *s = &in->sections[i];
+        printf("  %-10s offset %10llu  size %12llu  crc32 %08x\n", s->name, (unsigned long long)s->offset,
+               (unsigned long long)s->size, s->crc);
+    }
+}
+
+static void print_contents(const CkptInfo *in, const TrainState *st) {
+    const Model *m = &in->m;
+    char *cfg = config_to_json(&in->c);
+    printf("step: %ld (epoch %ld, batch %ld), %ld target tokens, %.1f s of training\n", st->step, st->epoch,
+           st->batch_pos, st->tokens_seen, st->elapsed);
+    printf("micro-batches per step: %ld (%ld process%s x train.accum_steps %ld)\n", st->micro_batches, st->processes,
+           st->processes > 1 ? "es" : "", st->micro_batches / (st->processes > 0 ? st->processes : 1));
+    if (isfinite(st->best_valid_loss)) printf("best validation loss: %.6f\n", st->best_valid_loss);
+    if (st->best_valid_bleu >= 0) printf("best validation BLEU: %.2f\n", st->best_valid_bleu);
+    printf("parameters: %zu in %td tensors (%s)\n", m->nparams, arrlen(m->tensors), REAL_NAME);
+    if (m->quant) printf("weights: int8 (%zu matrices, one scale per output; vectors %s): for decoding only\n",
+                         m->quant->n, REAL_NAME);
+    printf("vocabulary: source %d, target %d\n", m->s.src_vocab, m->s.tgt_vocab);
+    if (m->s.relative) printf("positions: relative (distances clipped at %d)", m->s.max_rel);
+    else printf("positions: sinusoidal");
+    if (m->s.window) printf(", attention window %d\n", m->s.window);
+    else printf(", full attention\n");
+    printf("optimizer state: %s\n", in->has_state ? in->optimizer : "none (weights only)");
+    if (in->ema) printf("weights for decoding: the moving average (train.ema_decay %g); training resumes from the weights\n",
+                        in->c.ema_decay);
+    printf("verified: config, tokenizer, tensor table, section sizes, all values finite\n");
+    printf("config:\n%s\n", cfg);
+    free(cfg);
+}
+
+// Prints header, sections, config, step and sizes, after exactly the
+// verification loading does, the trainer's state included.
+static int info(const char *path) {
+    CkptInfo in;
+    int rc = checkpoint_describe(path, &in);
+    if (in.opened) print_header(path, &in);
+    TrainState st;
+    if (!rc) rc = train_state_from_json(&st, in.st.json, path);
+    if (!rc) print_contents(&in, &st);
+    ckpt_info_free(&in);
+    return rc;
+}
+
 int cli_info(int argc, char **argv) {
     const char **files = NULL;  // stb_ds array
     const OptSpec spec = {"info", USAGE, NULL, 0, 1, NULL};
     int rc = options_parse(&spec, argc, argv, &files);
     if (!rc && arrlen(files) != 1) rc = options_error(&spec, "expects exactly one checkpoint file");
-    if (!rc) rc = cli_finish(checkpoint_info(files[0]));
+    if (!rc) rc = cli_finish(info(files[0]));
     else rc = options_report(&spec, rc);
     arrfree(files);
     return rc;

@@ -4,6 +4,7 @@
 #include "cli/options.h"
 
 #include "io/checkpoint.h"
+#include "train/state.h"
 #include "model/quant.h"
 #include "common/util.h"
 
@@ -27,12 +28,12 @@ static int quantize(const char *in, const char *out) {
     Tokenizer t;
     Model m;
     TrainState st;
-    int rc = checkpoint_load(in, &c, &t, &m, NULL, &st);
+    int rc = train_state_load(in, &c, &t, &m, NULL, &st);
     if (rc) return rc;
     if (m.quant) rc = err_set(NMT_ERR_INPUT, "quantize: %s is already an int8 checkpoint", in);
     else {
         model_quantize(&m);
-        rc = checkpoint_save(out, &c, &t, &m, NULL, &st);
+        rc = train_state_save(out, &c, &t, &m, NULL, &st);
         if (!rc)
             printf("nmt: wrote %s: %zu int8 matrices, %.2f MiB (%s: %.2f MiB)\n", out, m.quant->n, mib(out), in, mib(in));
     }

@@ -24,37 +24,12 @@ static char *tensor_table(const Model *m, size_t *len) {
     return s;
 }
 
-static char *state_json(const TrainState *st) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "step", (double)st->step);
-    cJSON_AddNumberToObject(o, "epoch", (double)st->epoch);
-    cJSON_AddNumberToObject(o, "batch_pos", (double)st->batch_pos);
-    // JSON has no infinity: an absent best_valid_loss means "none yet".
-    if (isfinite(st->best_valid_loss)) cJSON_AddNumberToObject(o, "best_valid_loss", st->best_valid_loss);
-    cJSON_AddNumberToObject(o, "best_valid_bleu", st->best_valid_bleu);
-    cJSON_AddNumberToObject(o, "bad_evals", (double)st->bad_evals);
-    cJSON_AddNumberToObject(o, "log_loss", st->log_loss);
-    cJSON_AddNumberToObject(o, "log_nll", st->log_nll);
-    cJSON_AddNumberToObject(o, "log_tokens", st->log_tokens);
-    cJSON_AddNumberToObject(o, "elapsed", st->elapsed);
-    cJSON_AddNumberToObject(o, "tokens_seen", (double)st->tokens_seen);
-    cJSON_AddNumberToObject(o, "micro_batches", (double)(st->micro_batches > 0 ? st->micro_batches : 1));
-    cJSON_AddNumberToObject(o, "processes", (double)(st->processes > 0 ? st->processes : 1));
-    // cJSON prints 17 significant digits when needed, so doubles round-trip.
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    char *out = xstrdup(s);
-    cJSON_free(s);
-    return out;
-}
-
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
-                    const Optimizer *opt, const TrainState *st) {
+                    const Optimizer *opt, const char *state_json) {
     char *cfg = config_to_json(c);
     size_t tok_len, tab_len;
     char *tok = tokenizer_serialize(t, &tok_len);
     char *tab = tensor_table(m, &tab_len);
-    char *state = state_json(st);
     CkptSection sec[5 + OPTIM_MAX_STATE + QUANT_SECTIONS];
     void *owned[QUANT_SECTIONS] = {0};
     int n = 0;
@@ -69,13 +44,12 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
         for (int i = 0; opt && i < opt->nstate; i++)
             sec[n++] = (CkptSection){opt->state_name[i], opt->state[i], opt->n * sizeof(real)};
     }
-    sec[n++] = (CkptSection){"state", state, strlen(state)};
+    sec[n++] = (CkptSection){"state", state_json, strlen(state_json)};
     int rc = ckpt_write(path, sec, n);
     for (int i = 0; i < QUANT_SECTIONS; i++) free(owned[i]);
     free(cfg);
     free(tok);
     free(tab);
-    free(state);
     return rc;
 }
 
@@ -235,61 +209,30 @@ int checkpoint_check_finite(const Model *m, const Optimizer *opt, const char *wh
     return rc;
 }
 
-// A whole number in [0, 2^53] (a double holds those exactly), or def when absent.
-static int count_or(const cJSON *o, const char *key, long def, long *out, const char *path) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) {
-        *out = def;
-        return NMT_OK;
-    }
-    double d = v->valuedouble;
-    if (!(d >= 0 && d <= 9007199254740992.0) || d != floor(d))
-        return err_set(NMT_ERR_INPUT, "%s: state section: %s is %g, not a count", path, key, d);
-    *out = (long)d;
-    return NMT_OK;
+void ckpt_state_free(CkptState *st) {
+    free(st->json);
+    memset(st, 0, sizeof *st);
 }
 
-static int real_or(const cJSON *o, const char *key, double def, double *out, const char *path) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    *out = cJSON_IsNumber(v) ? v->valuedouble : def;
-    if (cJSON_IsNumber(v) && !isfinite(*out))
-        return err_set(NMT_ERR_INPUT, "%s: state section: %s is not a finite number", path, key);
-    return NMT_OK;
-}
-
-static int parse_state(TrainState *st, const char *text, const char *path) {
+// The state is the trainer's (train/state.h); the checkpoint needs its step,
+// a whole number in [0, 2^53] (a double holds those exactly).
+static int parse_state(CkptState *st, char *text, const char *path) {
     cJSON *o = cJSON_Parse(text);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return err_set(NMT_ERR_INPUT, "%s: state section is not a JSON object", path);
     }
-    memset(st, 0, sizeof *st);
-    int rc = count_or(o, "step", -1, &st->step, path);
-    if (!rc) rc = count_or(o, "epoch", -1, &st->epoch, path);
-    if (!rc) rc = count_or(o, "batch_pos", -1, &st->batch_pos, path);
-    if (!rc) rc = real_or(o, "best_valid_loss", INFINITY, &st->best_valid_loss, path);
-    if (!rc) rc = real_or(o, "best_valid_bleu", -1, &st->best_valid_bleu, path);
-    if (!rc) rc = count_or(o, "bad_evals", 0, &st->bad_evals, path);
-    if (!rc) rc = real_or(o, "log_loss", 0, &st->log_loss, path);
-    if (!rc) rc = real_or(o, "log_nll", 0, &st->log_nll, path);
-    if (!rc) rc = real_or(o, "log_tokens", 0, &st->log_tokens, path);
-    if (!rc) rc = real_or(o, "elapsed", 0, &st->elapsed, path);
-    if (!rc) rc = count_or(o, "tokens_seen", 0, &st->tokens_seen, path);
-    if (!rc) rc = count_or(o, "micro_batches", 1, &st->micro_batches, path);
-    if (!rc) rc = count_or(o, "processes", 1, &st->processes, path);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "step");
+    double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
     cJSON_Delete(o);
-    if (rc) return rc;
-    if (st->step < 0 || st->epoch < 0 || st->batch_pos < 0)
-        return err_set(NMT_ERR_INPUT, "%s: state section lacks step/epoch/batch_pos", path);
+    // (The message is the trainer's for a state without its cursor, which starts with the step.)
+    if (!cJSON_IsNumber(v)) return err_set(NMT_ERR_INPUT, "%s: state section lacks step/epoch/batch_pos", path);
+    if (!(d >= 0 && d <= 9007199254740992.0) || d != floor(d))
+        return err_set(NMT_ERR_INPUT, "%s: state section: %s is %g, not a count", path, "step", d);
+    st->step = (long)d;
+    st->json = text;
     return NMT_OK;
 }
-
-// What checkpoint_info prints beyond the loaded objects.
-typedef struct {
-    const char *optimizer;   // the config's train.optimizer
-    int has_state;           // its state sections are present
-    int ema;                 // the weights given for decoding are the moving average
-} LoadInfo;
 
 static size_t count_lines(const char *s) {
     size_t n = 0;
@@ -314,118 +257,148 @@ static int find_weights(const CkptFile *f, const char *table, size_t nparams, in
     return NMT_OK;
 }
 
+// What load() gathers from the file before anything it sizes is allocated.
+typedef struct {
+    const char *path;
+    CkptFile *f;
+    char *table;                       // the tensor table, NUL-terminated
+    ModelShape s;
+    size_t nparams;
+    int int8;                          // int8 weight sections instead of params
+    const real *params;                // the float weights in the file (NULL for int8)
+    Optimizer names;                   // the state sections' names (no buffers: n = 0)
+    const real *ostate[OPTIM_MAX_STATE];
+    int present;                       // how many of the optimizer's state sections are present
+    int have_cfg, have_tok, have_model;
+} Load;
+
+// The config, the tokenizer and their agreement.
+static int load_config_tokenizer(Load *L, Config *c, Tokenizer *t) {
+    char *cfg = section_text(L->f, "config", L->path);
+    if (!cfg) return err_code();
+    char what[4200];
+    snprintf(what, sizeof what, "%s (config section)", L->path);
+    int rc = config_parse(c, cfg, what, NULL, 0);
+    free(cfg);
+    if (rc) return rc;
+    L->have_cfg = 1;
+    uint64_t n;
+    const char *tok = ckpt_section(L->f, "tokenizer", &n);
+    if (!tok) return err_set(NMT_ERR_INPUT, "%s: checkpoint has no 'tokenizer' section", L->path);
+    rc = tokenizer_deserialize(t, tok, (size_t)n, L->path);
+    if (rc) return rc;
+    L->have_tok = 1;
+    return check_tokenizer(c, t, L->path);
+}
+
+// The parameter count the config and vocabularies imply (overflow-checked),
+// and the weights' sections that must hold them.
+static int load_weight_sections(Load *L, const Config *c, const Tokenizer *t, int for_training) {
+    L->s = model_shape_from(c, t);
+    L->nparams = model_param_count(&L->s, NULL);
+    const ModelShape *s = &L->s;
+    if (!L->nparams)
+        return err_set(NMT_ERR_INPUT, "%s: the config describes a model too large to address (d_model %d, d_ff %d, "
+                       "%d+%d layers, vocabularies %d/%d)", L->path, s->d_model, s->d_ff, s->enc_layers, s->dec_layers,
+                       s->src_vocab, s->tgt_vocab);
+    L->table = section_text(L->f, "tensors", L->path);
+    if (!L->table) return err_code();
+    return find_weights(L->f, L->table, L->nparams, for_training, &L->int8, &L->params, L->path);
+}
+
+// The optimizer's state sections: all or none, required for training.
+static int load_optim_sections(Load *L, const Config *c, int for_training) {
+    optim_init(&L->names, c, 0);
+    for (int i = 0; i < L->names.nstate; i++) L->present += ckpt_section(L->f, L->names.state_name[i], NULL) != NULL;
+    if (!L->present && !for_training) return NMT_OK;
+    for (int i = 0; i < L->names.nstate; i++)
+        if (!(L->ostate[i] = array_section(L->f, L->names.state_name[i], L->nparams, L->path))) {
+            if (L->present && L->present < L->names.nstate)
+                err_set(NMT_ERR_INPUT, "%s: checkpoint has some of %s's state sections but no '%s'", L->path,
+                        L->names.name, L->names.state_name[i]);
+            return err_code();
+        }
+    return NMT_OK;
+}
+
+// Now bounded by the file: the model holds what the params section holds;
+// its tensor table must be the file's and every value finite.
+static int load_model(Load *L, Model *m) {
+    model_create(m, &L->s);
+    L->have_model = 1;
+    if (m->nparams != L->nparams)  // model_param_count must follow model_create's layout
+        return err_set(NMT_ERR_RUNTIME, "%s: internal error: %zu parameters counted, %zu allocated", L->path,
+                       L->nparams, m->nparams);
+    int rc = check_tensor_table(m, L->table, L->path);
+    if (!rc && L->int8) rc = quant_load(L->f, m, L->path);
+    if (!rc && !L->int8) rc = check_finite(m, L->params, "params", L->path);
+    for (int i = 0; !rc && i < L->names.nstate; i++)
+        if (L->ostate[i]) rc = check_finite(m, L->ostate[i], L->names.state_name[i], L->path);
+    if (!rc && !L->int8) memcpy(m->params, L->params, L->nparams * sizeof(real));
+    return rc;
+}
+
 // Everything in the file is checked, in this order, before anything it sizes
 // is allocated: the container (ckpt_open), the config, the tokenizer and its
 // agreement with the config, the parameter count the config and vocabularies
 // imply (overflow-checked) against the params section, the optimizer's state
 // sections (all or none; required when opt != NULL), the state JSON. Only then
 // is the model allocated, its tensor table compared with the file's, and the
-// values checked finite. checkpoint_info runs exactly this.
-static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st, LoadInfo *li) {
+// values checked finite. checkpoint_describe runs exactly this (info != NULL).
+static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, CkptState *st, CkptInfo *info) {
     memset(c, 0, sizeof *c);
     memset(t, 0, sizeof *t);
     memset(m, 0, sizeof *m);
     memset(st, 0, sizeof *st);
     if (opt) memset(opt, 0, sizeof *opt);
-    CkptFile *f = NULL;
-    int rc = ckpt_open(&f, path);
+    Load L;
+    memset(&L, 0, sizeof L);
+    L.path = path;
+    int rc = ckpt_open(&L.f, path);
     if (rc) return rc;
-    char *cfg = section_text(f, "config", path), *state = NULL, *table = NULL;
-    int have_cfg = 0, have_tok = 0, have_model = 0;
-    Optimizer names;  // the state sections' names (no buffers: n = 0)
-    memset(&names, 0, sizeof names);
-    if (!cfg) { rc = err_code(); goto done; }
-    char what[4200];
-    snprintf(what, sizeof what, "%s (config section)", path);
-    rc = config_parse(c, cfg, what, NULL, 0);
-    if (rc) goto done;
-    have_cfg = 1;
-    uint64_t n;
-    const char *tok = ckpt_section(f, "tokenizer", &n);
-    if (!tok) { rc = err_set(NMT_ERR_INPUT, "%s: checkpoint has no 'tokenizer' section", path); goto done; }
-    rc = tokenizer_deserialize(t, tok, (size_t)n, path);
-    if (rc) goto done;
-    have_tok = 1;
-    rc = check_tokenizer(c, t, path);
-    if (rc) goto done;
-    ModelShape s = model_shape_from(c, t);
-    size_t nparams = model_param_count(&s, NULL);
-    if (!nparams) {
-        rc = err_set(NMT_ERR_INPUT, "%s: the config describes a model too large to address (d_model %d, d_ff %d, "
-                     "%d+%d layers, vocabularies %d/%d)", path, s.d_model, s.d_ff, s.enc_layers, s.dec_layers,
-                     s.src_vocab, s.tgt_vocab);
-        goto done;
+    rc = load_config_tokenizer(&L, c, t);
+    if (!rc) rc = load_weight_sections(&L, c, t, opt != NULL);
+    if (!rc) rc = load_optim_sections(&L, c, opt != NULL);
+    if (!rc && info) {
+        snprintf(info->optimizer, sizeof info->optimizer, "%s", L.names.name);
+        info->has_state = L.present > 0;
     }
-    table = section_text(f, "tensors", path);
-    if (!table) { rc = err_code(); goto done; }
-    int int8;
-    const real *params;
-    rc = find_weights(f, table, nparams, opt != NULL, &int8, &params, path);
-    if (rc) goto done;
-    optim_init(&names, c, 0);
-    const real *ostate[OPTIM_MAX_STATE] = {0};
-    int present = 0;
-    for (int i = 0; i < names.nstate; i++) present += ckpt_section(f, names.state_name[i], NULL) != NULL;
-    if (li) li->optimizer = names.name, li->has_state = present > 0;
-    if (present || opt)
-        for (int i = 0; i < names.nstate; i++)
-            if (!(ostate[i] = array_section(f, names.state_name[i], nparams, path))) {
-                if (present && present < names.nstate)
-                    err_set(NMT_ERR_INPUT, "%s: checkpoint has some of %s's state sections but no '%s'", path,
-                            names.name, names.state_name[i]);
-                rc = err_code();
-                goto done;
-            }
-    state = section_text(f, "state", path);
-    if (!state) { rc = err_code(); goto done; }
-    rc = parse_state(st, state, path);
-    if (rc) goto done;
-    // Now bounded by the file: the model holds what the params section holds.
-    model_create(m, &s);
-    have_model = 1;
-    if (m->nparams != nparams) {  // model_param_count must follow model_create's layout
-        rc = err_set(NMT_ERR_RUNTIME, "%s: internal error: %zu parameters counted, %zu allocated", path, nparams, m->nparams);
-        goto done;
-    }
-    rc = check_tensor_table(m, table, path);
-    if (!rc && int8) rc = quant_load(f, m, path);
-    if (!rc && !int8) rc = check_finite(m, params, "params", path);
-    for (int i = 0; !rc && i < names.nstate; i++)
-        if (ostate[i]) rc = check_finite(m, ostate[i], names.state_name[i], path);
-    if (rc) goto done;
-    if (!int8) memcpy(m->params, params, nparams * sizeof(real));
+    char *state = rc ? NULL : section_text(L.f, "state", path);
+    if (!rc && !state) rc = err_code();
+    if (!rc && (rc = parse_state(st, state, path))) free(state);
+    if (!rc) rc = load_model(&L, m);
     // Decoding (no optimizer wanted) uses the moving average when there is one.
-    if (!int8 && !opt && names.ema >= 0 && ostate[names.ema]) {
-        memcpy(m->params, ostate[names.ema], nparams * sizeof(real));
-        if (li) li->ema = 1;
+    if (!rc && !L.int8 && !opt && L.names.ema >= 0 && L.ostate[L.names.ema]) {
+        memcpy(m->params, L.ostate[L.names.ema], L.nparams * sizeof(real));
+        if (info) info->ema = 1;
     }
-    if (opt) {
-        optim_init(opt, c, nparams);
-        for (int i = 0; i < opt->nstate; i++) memcpy(opt->state[i], ostate[i], nparams * sizeof(real));
+    if (!rc && opt) {
+        optim_init(opt, c, L.nparams);
+        for (int i = 0; i < opt->nstate; i++) memcpy(opt->state[i], L.ostate[i], L.nparams * sizeof(real));
         opt->step = st->step;
     }
-done:
-    optim_free(&names);
-    free(cfg);
-    free(state);
-    free(table);
-    ckpt_close(f);
+    optim_free(&L.names);
+    free(L.table);
+    ckpt_close(L.f);
     if (rc) {
         if (opt) optim_free(opt);
-        if (have_model) model_free(m);
-        if (have_tok) tokenizer_free(t);
-        if (have_cfg) config_free(c);
-        memset(st, 0, sizeof *st);
+        if (L.have_model) model_free(m);
+        if (L.have_tok) tokenizer_free(t);
+        if (L.have_cfg) config_free(c);
+        ckpt_state_free(st);
     }
     return rc;
 }
 
-int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st) {
+int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, CkptState *st) {
     return load(path, c, t, m, opt, st, NULL);
 }
 
 int checkpoint_load_decoding(Loaded *l, const char *path, int int8) {
-    int rc = checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &l->st);
+    CkptState st;
+    int rc = checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &st);
+    l->step = st.step;
+    ckpt_state_free(&st);
     if (!rc && int8 && !l->m.quant) model_quantize(&l->m);
     return rc;
 }
@@ -436,48 +409,32 @@ void loaded_free(Loaded *l) {
     config_free(&l->c);
 }
 
-int checkpoint_info(const char *path) {
+int checkpoint_describe(const char *path, CkptInfo *info) {
+    memset(info, 0, sizeof *info);
     CkptFile *f = NULL;
     int rc = ckpt_open(&f, path);
     if (rc) return rc;
-    printf("file: %s\nformat: nmt checkpoint version %u, %llu bytes, all %d section checksums valid\n", path,
-           ckpt_version(f), (unsigned long long)ckpt_file_size(f), ckpt_section_count(f));
-    printf("sections:\n");
-    for (int i = 0; i < ckpt_section_count(f); i++)
-        printf("  %-10s offset %10llu  size %12llu  crc32 %08x\n", ckpt_section_name(f, i),
-               (unsigned long long)ckpt_section_offset(f, i), (unsigned long long)ckpt_section_size(f, i),
-               ckpt_section_crc(f, i));
+    info->opened = 1;
+    info->version = ckpt_version(f);
+    info->file_size = ckpt_file_size(f);
+    info->nsections = ckpt_section_count(f);
+    info->sections = xcalloc((size_t)info->nsections + 1, sizeof *info->sections);
+    for (int i = 0; i < info->nsections; i++) {
+        CkptSectionInfo *s = &info->sections[i];
+        snprintf(s->name, sizeof s->name, "%s", ckpt_section_name(f, i));
+        s->offset = ckpt_section_offset(f, i);
+        s->size = ckpt_section_size(f, i);
+        s->crc = ckpt_section_crc(f, i);
+    }
     ckpt_close(f);
-    Config c;
-    Tokenizer t;
-    Model m;
-    TrainState st;
-    LoadInfo li = {NULL, 0, 0};
-    rc = load(path, &c, &t, &m, NULL, &st, &li);
-    if (rc) return rc;
-    char *cfg = config_to_json(&c);
-    printf("step: %ld (epoch %ld, batch %ld), %ld target tokens, %.1f s of training\n", st.step, st.epoch,
-           st.batch_pos, st.tokens_seen, st.elapsed);
-    printf("micro-batches per step: %ld (%ld process%s x train.accum_steps %ld)\n", st.micro_batches, st.processes,
-           st.processes > 1 ? "es" : "", st.micro_batches / (st.processes > 0 ? st.processes : 1));
-    if (isfinite(st.best_valid_loss)) printf("best validation loss: %.6f\n", st.best_valid_loss);
-    if (st.best_valid_bleu >= 0) printf("best validation BLEU: %.2f\n", st.best_valid_bleu);
-    printf("parameters: %zu in %td tensors (%s)\n", m.nparams, arrlen(m.tensors), REAL_NAME);
-    if (m.quant) printf("weights: int8 (%zu matrices, one scale per output; vectors %s): for decoding only\n",
-                        m.quant->n, REAL_NAME);
-    printf("vocabulary: source %d, target %d\n", m.s.src_vocab, m.s.tgt_vocab);
-    if (m.s.relative) printf("positions: relative (distances clipped at %d)", m.s.max_rel);
-    else printf("positions: sinusoidal");
-    if (m.s.window) printf(", attention window %d\n", m.s.window);
-    else printf(", full attention\n");
-    printf("optimizer state: %s\n", li.has_state ? li.optimizer : "none (weights only)");
-    if (li.ema) printf("weights for decoding: the moving average (train.ema_decay %g); training resumes from the weights\n",
-                       c.ema_decay);
-    printf("verified: config, tokenizer, tensor table, section sizes, all values finite\n");
-    printf("config:\n%s\n", cfg);
-    free(cfg);
-    model_free(&m);
-    tokenizer_free(&t);
-    config_free(&c);
-    return NMT_OK;
+    return load(path, &info->c, &info->t, &info->m, NULL, &info->st, info);
+}
+
+void ckpt_info_free(CkptInfo *info) {
+    free(info->sections);
+    model_free(&info->m);
+    tokenizer_free(&info->t);
+    config_free(&info->c);
+    ckpt_state_free(&info->st);
+    memset(info, 0, sizeof *info);
 }

@@ -6,19 +6,32 @@
 //   params     every parameter, raw little-endian floats
 //   one section per state buffer the optimizer names (training checkpoints):
 //              adam_m, adam_v (Adam); momentum (SGD with momentum)
-//   state      JSON: step, data cursor, log accumulators, best validation loss
+//   state      the trainer's state, JSON text handed in by the trainer
+//              (train/state.h): step, data cursor, log accumulators, best
+//              validation loss; of it the checkpoint reads only "step"
 #ifndef NMT_CHECKPOINT_H
 #define NMT_CHECKPOINT_H
 
 #include "common/config.h"
+#include "io/ckptfile.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "text/tokenizer.h"
-#include "train/step.h"
 
-// Writes atomically. opt may be NULL (weights-only checkpoint, e.g. averages).
+// What a checkpoint keeps for whoever trains from it: the trainer's state, a
+// JSON object handed in as text and given back as stored. Of it the
+// checkpoint reads only "step" (updates done; the optimizer's state belongs
+// to that step), checked as a count.
+typedef struct {
+    long step;
+    char *json;  // malloc'ed
+} CkptState;
+void ckpt_state_free(CkptState *st);
+
+// Writes atomically. opt may be NULL (weights-only checkpoint, e.g. averages);
+// state_json: the trainer's state (a JSON object with "step").
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
-                    const Optimizer *opt, const TrainState *st);
+                    const Optimizer *opt, const char *state_json);
 
 // Reads and verifies everything, then builds the config, tokenizer and model
 // (and, if opt != NULL, the optimizer the checkpoint's config names, with its
@@ -30,10 +43,12 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
 // kind and vocabulary sizes <-> parameter count, computed before anything is
 // allocated <-> tensor table <-> params and optimizer-state bytes), with
 // every parameter and optimizer value finite. The optimizer's state sections
-// are checked whenever present (all or none), also when opt == NULL.
+// are checked whenever present (all or none), also when opt == NULL. The
+// state must be a JSON object whose "step" is a count; the rest of it is the
+// trainer's to check (train_state_from_json).
 // Any failure is NMT_ERR_INPUT "PATH: ...".
 // Nothing is returned half-built: on error all outputs are left empty.
-int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, TrainState *st);
+int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, CkptState *st);
 
 // A checkpoint loaded for decoding (translate, eval, score, export, serve):
 // checkpoint_load without an optimizer; with int8, float weights are
@@ -42,7 +57,7 @@ typedef struct {
     Config c;
     Tokenizer t;
     Model m;
-    TrainState st;
+    long step;  // updates the weights have had
 } Loaded;
 int checkpoint_load_decoding(Loaded *l, const char *path, int int8);
 void loaded_free(Loaded *l);
@@ -52,9 +67,35 @@ void loaded_free(Loaded *l);
 // holds N non-finite values ...; the first: tensor 'T' [i, j] is nan".
 int checkpoint_check_finite(const Model *m, const Optimizer *opt, const char *what);
 
-// `nmt info FILE`: prints header, sections, config, step and sizes, after
-// exactly the verification checkpoint_load does (its status: NMT_ERR_INPUT
-// for a corrupt or inconsistent file, non-finite values included).
-int checkpoint_info(const char *path);
+// What `nmt info FILE` shows (cli/info.c prints it): the container's header
+// and sections, and what loading found.
+typedef struct {
+    char name[CKPT_NAME_MAX + 1];
+    uint64_t offset, size;  // the payload's place in the file
+    uint32_t crc;
+} CkptSectionInfo;
+typedef struct {
+    int opened;                 // the container verified: version .. sections are set
+    unsigned version;
+    uint64_t file_size;
+    int nsections;
+    CkptSectionInfo *sections;  // malloc'ed
+    // Set when checkpoint_describe returns NMT_OK: the checkpoint as loaded for
+    // decoding, and what it says beyond that.
+    Config c;
+    Tokenizer t;
+    Model m;
+    CkptState st;
+    char optimizer[32];         // the config's train.optimizer
+    int has_state;              // its state sections are present
+    int ema;                    // the weights given for decoding are the moving average
+} CkptInfo;
+
+// Exactly the verification checkpoint_load does (without an optimizer), and
+// what it found. On error (NMT_ERR_INPUT for a corrupt or inconsistent file)
+// info->opened says whether the header and sections were read; either way
+// ckpt_info_free releases what is set.
+int checkpoint_describe(const char *path, CkptInfo *info);
+void ckpt_info_free(CkptInfo *info);
 
 #endif

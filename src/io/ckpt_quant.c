@@ -81,88 +81,103 @@ static const void *section(const CkptFile *f, const char *name, uint64_t want, c
     return p && size == want ? p : NULL;
 }
 
+// The int8 sections' table and sizes, read against the model.
+typedef struct {
+    QTensor *qt;          // the quantized tensors, in order (nq of them)
+    size_t nq, nw, ns, nf;  // counts: tensors, int8 weights, scales, float values
+    const int8_t *w;
+    const float *sc;
+    const real *fp;
+} QuantRead;
+
+// The table must list exactly the eligible tensors, in order, with their shapes.
+static int read_table(QuantRead *q, const Model *m, const char *tab, const char *path) {
+    const char *p = tab + sizeof HEADER - 1;
+    for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
+        const Tensor *t = &m->tensors[i];
+        int in_out;
+        if (!quant_tensor_eligible(t, &in_out)) {
+            q->nf += t->rows * t->cols;
+            continue;
+        }
+        char name[64];
+        size_t n, k, wn, wk;
+        quant_tensor_dims(t, in_out, &wn, &wk);
+        if (!*p || !read_line(&p, name, &n, &k))
+            return err_set(NMT_ERR_INPUT, "%s: section 'quant' ends early or is malformed before tensor '%s'", path,
+                           t->name);
+        if (strcmp(name, t->name) != 0 || n != wn || k != wk)
+            return err_set(NMT_ERR_INPUT, "%s: section 'quant' lists '%s' %zux%zu where the model has '%s' %zux%zu",
+                           path, name, n, k, t->name, wn, wk);
+        q->qt[q->nq].tensor = (size_t)i;
+        q->qt[q->nq++].in_out = in_out;
+        q->nw += n * k;
+        q->ns += n;
+    }
+    if (*p) return err_set(NMT_ERR_INPUT, "%s: section 'quant' lists tensors the model does not have", path);
+    return NMT_OK;
+}
+
+// The value sections: their sizes, int8 values in -127..127, scales finite
+// and >= 0, float values finite.
+static int check_values(QuantRead *q, const CkptFile *f, const char *path) {
+    q->w = section(f, "qweights", q->nw, path);
+    q->sc = q->w ? section(f, "qscales", q->ns * sizeof(float), path) : NULL;
+    q->fp = q->sc ? section(f, "fparams", q->nf * sizeof(real), path) : NULL;
+    if (!q->fp) return NMT_ERR_INPUT;
+    for (size_t i = 0; i < q->nw; i++)
+        if (q->w[i] == -128)
+            return err_set(NMT_ERR_INPUT, "%s: section 'qweights' holds -128 at byte %zu (values are -127..127)", path, i);
+    for (size_t i = 0; i < q->ns; i++)
+        if (!(isfinite(q->sc[i]) && q->sc[i] >= 0))
+            return err_set(NMT_ERR_INPUT, "%s: section 'qscales' holds %g at %zu (scales are finite and >= 0)", path,
+                           (double)q->sc[i], i);
+    for (size_t i = 0; i < q->nf; i++)
+        if (!isfinite(q->fp[i]))
+            return err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds a non-finite value at %zu", path, i);
+    return NMT_OK;
+}
+
+// Everything checked: the model's quantized matrices and float values.
+static void fill_model(QuantRead *q, Model *m) {
+    memset(m->params, 0, m->nparams * sizeof(real));
+    size_t j = 0, iw = 0, is = 0, iff = 0;
+    for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
+        const Tensor *t = &m->tensors[i];
+        if (j < q->nq && q->qt[j].tensor == (size_t)i) {
+            size_t n, k;
+            quant_tensor_dims(t, q->qt[j].in_out, &n, &k);
+            qmatrix_from_int8(&q->qt[j].q, q->w + iw, q->sc + is, n, k);
+            iw += n * k;
+            is += n;
+            j++;
+        } else {
+            memcpy(m->params + t->offset, q->fp + iff, t->rows * t->cols * sizeof(real));
+            iff += t->rows * t->cols;
+        }
+    }
+    model_set_quant(m, q->qt, q->nq);
+    q->qt = NULL;
+}
+
 int quant_load(const CkptFile *f, Model *m, const char *path) {
     uint64_t tlen;
     const char *text = ckpt_section(f, "quant", &tlen);
     char *tab = xmalloc((size_t)tlen + 1);
     memcpy(tab, text, (size_t)tlen);
     tab[tlen] = 0;
-    QTensor *qt = NULL;
-    size_t nq = 0, nw = 0, ns = 0, nf = 0;
+    QuantRead q;
+    memset(&q, 0, sizeof q);
     int rc = NMT_OK;
-    if (strlen(tab) != (size_t)tlen || strncmp(tab, HEADER, sizeof HEADER - 1) != 0) {
+    if (strlen(tab) != (size_t)tlen || strncmp(tab, HEADER, sizeof HEADER - 1) != 0)
         rc = err_set(NMT_ERR_INPUT, "%s: section 'quant' does not start with \"int8 per-output-symmetric\"", path);
-        goto done;
+    if (!rc) {
+        q.qt = xcalloc((size_t)arrlen(m->tensors) + 1, sizeof *q.qt);
+        rc = read_table(&q, m, tab, path);
     }
-    // The table must list exactly the eligible tensors, in order, with their shapes.
-    const char *p = tab + sizeof HEADER - 1;
-    qt = xcalloc((size_t)arrlen(m->tensors) + 1, sizeof *qt);
-    for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
-        const Tensor *t = &m->tensors[i];
-        int in_out;
-        if (!quant_tensor_eligible(t, &in_out)) {
-            nf += t->rows * t->cols;
-            continue;
-        }
-        char name[64];
-        size_t n, k, wn, wk;
-        quant_tensor_dims(t, in_out, &wn, &wk);
-        if (!*p || !read_line(&p, name, &n, &k)) {
-            rc = err_set(NMT_ERR_INPUT, "%s: section 'quant' ends early or is malformed before tensor '%s'", path, t->name);
-            goto done;
-        }
-        if (strcmp(name, t->name) != 0 || n != wn || k != wk) {
-            rc = err_set(NMT_ERR_INPUT, "%s: section 'quant' lists '%s' %zux%zu where the model has '%s' %zux%zu", path,
-                         name, n, k, t->name, wn, wk);
-            goto done;
-        }
-        qt[nq].tensor = (size_t)i;
-        qt[nq++].in_out = in_out;
-        nw += n * k;
-        ns += n;
-    }
-    if (*p) { rc = err_set(NMT_ERR_INPUT, "%s: section 'quant' lists tensors the model does not have", path); goto done; }
-    const int8_t *w = section(f, "qweights", nw, path);
-    const float *sc = w ? section(f, "qscales", ns * sizeof(float), path) : NULL;
-    const real *fp = sc ? section(f, "fparams", nf * sizeof(real), path) : NULL;
-    if (!fp) { rc = NMT_ERR_INPUT; goto done; }
-    for (size_t i = 0; i < nw; i++)
-        if (w[i] == -128) {
-            rc = err_set(NMT_ERR_INPUT, "%s: section 'qweights' holds -128 at byte %zu (values are -127..127)", path, i);
-            goto done;
-        }
-    for (size_t i = 0; i < ns; i++)
-        if (!(isfinite(sc[i]) && sc[i] >= 0)) {
-            rc = err_set(NMT_ERR_INPUT, "%s: section 'qscales' holds %g at %zu (scales are finite and >= 0)", path,
-                         (double)sc[i], i);
-            goto done;
-        }
-    for (size_t i = 0; i < nf; i++)
-        if (!isfinite(fp[i])) {
-            rc = err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds a non-finite value at %zu", path, i);
-            goto done;
-        }
-    // Everything checked: fill the model.
-    memset(m->params, 0, m->nparams * sizeof(real));
-    size_t j = 0, iw = 0, is = 0, iff = 0;
-    for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
-        const Tensor *t = &m->tensors[i];
-        if (j < nq && qt[j].tensor == (size_t)i) {
-            size_t n, k;
-            quant_tensor_dims(t, qt[j].in_out, &n, &k);
-            qmatrix_from_int8(&qt[j].q, w + iw, sc + is, n, k);
-            iw += n * k;
-            is += n;
-            j++;
-        } else {
-            memcpy(m->params + t->offset, fp + iff, t->rows * t->cols * sizeof(real));
-            iff += t->rows * t->cols;
-        }
-    }
-    model_set_quant(m, qt, nq);
-    qt = NULL;
-done:
-    free(qt);
+    if (!rc) rc = check_values(&q, f, path);
+    if (!rc) fill_model(&q, m);
+    free(q.qt);
     free(tab);
     return rc;
 }

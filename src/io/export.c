@@ -7,7 +7,6 @@
 #include "io/safetensors.h"
 #include "common/util.h"
 
-#include <math.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +79,7 @@ int export_safetensors(const char *in, const char *out) {
     char *cfg = config_to_json(&l.c), step[32];
     size_t tlen;
     char *tok = tokenizer_serialize(&l.t, &tlen);
-    snprintf(step, sizeof step, "%ld", l.st.step);
+    snprintf(step, sizeof step, "%ld", l.step);
     StMeta meta[] = {{"format", "pt"}, {"nmt.config", cfg}, {"nmt.tokenizer", tok}, {"nmt.step", step}};
     if (!rc) rc = st_write(out, o.tensors, (size_t)arrlen(o.tensors), meta, sizeof meta / sizeof *meta);
     for (ptrdiff_t i = 0; i < arrlen(o.bufs); i++) free(o.bufs[i]);
@@ -164,19 +163,30 @@ static int import_config(const StFile *f, const char *in, const char *config_pat
     return rc;
 }
 
-// The written checkpoint loads as any other, or is removed.
-static int verify_written(const char *out) {
-    Loaded l;
-    int rc = checkpoint_load_decoding(&l, out, 0);
+int import_write(const char *out, const Loaded *l, const char *state_json) {
+    int rc = checkpoint_save(out, &l->c, &l->t, &l->m, NULL, state_json);
+    if (rc) return rc;
+    // The written checkpoint loads as any other, or is removed.
+    Loaded back;
+    rc = checkpoint_load_decoding(&back, out, 0);
     if (rc) {
         remove(out);
         return rc;
     }
-    loaded_free(&l);
+    loaded_free(&back);
     return NMT_OK;
 }
 
-int import_safetensors(const char *in, const char *config_path, const char *out) {
+// The step the metadata names (0 when absent or not a count).
+static long import_step(const StFile *f) {
+    const char *step = st_meta(f, "nmt.step");
+    char *end = NULL;
+    long v = step ? strtol(step, &end, 10) : 0;
+    return step && *step && !*end && v >= 0 ? v : 0;
+}
+
+int import_safetensors(const char *in, const char *config_path, Loaded *l) {
+    memset(l, 0, sizeof *l);
     StFile f;
     int rc = st_read(&f, in);
     if (rc) return rc;
@@ -206,21 +216,12 @@ int import_safetensors(const char *in, const char *config_path, const char *out)
                      arrlen(f.tensors), fill.parts);
     if (!rc) rc = checkpoint_check_finite(&m, NULL, in);
     if (!rc) {
-        TrainState st;
-        memset(&st, 0, sizeof st);
-        st.best_valid_loss = INFINITY;
-        st.best_valid_bleu = -1;
-        st.micro_batches = st.processes = 1;
-        const char *step = st_meta(&f, "nmt.step");
-        char *end = NULL;
-        long v = step ? strtol(step, &end, 10) : 0;
-        st.step = step && *step && !*end && v >= 0 ? v : 0;
-        rc = checkpoint_save(out, &c, &t, &m, NULL, &st);
-        if (!rc) rc = verify_written(out);
+        *l = (Loaded){c, t, m, import_step(&f)};
+    } else {
+        model_free(&m);
+        tokenizer_free(&t);
+        config_free(&c);
     }
-    model_free(&m);
-    tokenizer_free(&t);
-    config_free(&c);
     st_free(&f);
     return rc;
 }

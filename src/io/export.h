@@ -15,16 +15,23 @@
 #ifndef NMT_EXPORT_H
 #define NMT_EXPORT_H
 
+#include "io/checkpoint.h"
+
 // Writes the weights of checkpoint `in` (for decoding: the moving average
 // when it has one) to `out`. An int8 checkpoint is refused (NMT_ERR_INPUT):
 // export the float checkpoint it came from.
 int export_safetensors(const char *in, const char *out);
 
-// Builds a weights-only checkpoint `out` from a safetensors file written by
-// export_safetensors: the config and the tokenizer from its metadata, or the
-// config from config_path when given (its model keys must agree with the
-// file's tensors). Every tensor the model needs must be there with its shape,
-// nothing else, every value finite. The round trip is exact.
-int import_safetensors(const char *in, const char *config_path, const char *out);
+// Reads a safetensors file written by export_safetensors into *l: the
+// config and the tokenizer from its metadata, or the config from config_path
+// when given (its model keys must agree with the file's tensors), the weights
+// and the step the metadata names. Every tensor the model needs must be there
+// with its shape, nothing else, every value finite. The round trip is exact.
+// On error *l is left empty.
+int import_safetensors(const char *in, const char *config_path, Loaded *l);
+
+// Writes l as a weights-only checkpoint `out` holding the trainer's state
+// state_json, then loads it back as any other (or removes it).
+int import_write(const char *out, const Loaded *l, const char *state_json);
 
 #endif

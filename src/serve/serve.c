@@ -101,7 +101,7 @@ static cJSON *info_json(Server *s) {
     cJSON_AddNumberToObject(voc, "source", m->src_vocab);
     cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
     cJSON_AddStringToObject(j, "checkpoint", s->o->checkpoint);
-    cJSON_AddNumberToObject(j, "step", (double)s->l.st.step);
+    cJSON_AddNumberToObject(j, "step", (double)s->l.step);
     cJSON_AddBoolToObject(j, "quantized", s->l.m.quant != NULL);
     cJSON *srv = cJSON_AddObjectToObject(j, "server");
     cJSON_AddNumberToObject(srv, "beam", s->o->beam);
@@ -331,7 +331,7 @@ int serve_run(const ServeOptions *o) {
         const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
         printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
                strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", bound ? bound->port : 0,
-               o->checkpoint, s.l.st.step, s.l.m.quant ? ", int8" : "", o->beam, o->max_batch);
+               o->checkpoint, s.l.step, s.l.m.quant ? ", int8" : "", o->beam, o->max_batch);
         fflush(stdout);
         int sig = 0;
         sigwait(&stop, &sig);

@@ -4,6 +4,7 @@
 // argument order) and no optimizer state.
 #include "train/average.h"
 #include "io/checkpoint.h"
+#include "train/state.h"
 #include "text/tokenizer.h"
 #include "common/util.h"
 
@@ -12,7 +13,7 @@
 
 // Loads a float checkpoint: averaging int8 values would average their rounding.
 static int load_float(const char *path, Config *c, Tokenizer *t, Model *m, TrainState *st) {
-    int rc = checkpoint_load(path, c, t, m, NULL, st);
+    int rc = train_state_load(path, c, t, m, NULL, st);
     if (rc || !m->quant) return rc;
     model_free(m);
     tokenizer_free(t);
@@ -59,7 +60,7 @@ int checkpoint_average(const char *out, const char *const *in, int nin) {
         for (size_t j = 0; j < m0.nparams; j++) m0.params[j] = (real)(sum[j] / nin);
         TrainState st = st0;
         st.step = step;
-        rc = checkpoint_save(out, &c0, &t0, &m0, NULL, &st);
+        rc = train_state_save(out, &c0, &t0, &m0, NULL, &st);
     }
     free(sum);
     free(tok0);

@@ -1,7 +1,6 @@
 // train/step.h — one training step (zero the gradients, forward and backward
 // over its micro-batches, the sum over processes, gradient norm, clipping
-// factor, optimizer update), which `nmt train` and `nmt bench` both run; and
-// the trainer's state that a checkpoint keeps.
+// factor, optimizer update), which `nmt train` and `nmt bench` both run.
 #ifndef NMT_TRAIN_STEP_H
 #define NMT_TRAIN_STEP_H
 
@@ -10,20 +9,6 @@
 #include "common/config.h"
 #include "model/model.h"
 #include "optim/optim.h"
-
-typedef struct {
-    long step;                 // optimizer steps done
-    long epoch;                // data cursor: epoch and next position in its order
-    long batch_pos;
-    double best_valid_loss;    // +inf until validation runs
-    double best_valid_bleu;    // -1 until validation BLEU runs
-    long bad_evals;            // validations since the best one (early stopping)
-    double log_loss, log_nll, log_tokens;  // accumulators since the last log record
-    double elapsed;            // training seconds so far
-    long tokens_seen;          // target tokens trained on
-    long micro_batches;        // micro-batches per step (processes x train.accum_steps) of the run so far
-    long processes;            // processes that computed them
-} TrainState;
 
 typedef struct {
     double loss, nll;          // sums over the batch's target tokens: label-smoothed, -log p(gold)

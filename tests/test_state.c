@@ -1,0 +1,79 @@
+// test_state.c — the trainer's state as JSON text (train/state.h): the round
+// trip is exact, and the text is what checkpoints have always held.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "train/state.h"
+
+static void expect_equal(const TrainState *a, const TrainState *b) {
+    cr_assert_eq(a->step, b->step);
+    cr_assert_eq(a->epoch, b->epoch);
+    cr_assert_eq(a->batch_pos, b->batch_pos);
+    cr_assert(a->best_valid_loss == b->best_valid_loss, "best_valid_loss %.17g != %.17g", a->best_valid_loss,
+              b->best_valid_loss);
+    cr_assert(a->best_valid_bleu == b->best_valid_bleu);
+    cr_assert_eq(a->bad_evals, b->bad_evals);
+    cr_assert(a->log_loss == b->log_loss && a->log_nll == b->log_nll && a->log_tokens == b->log_tokens);
+    cr_assert(a->elapsed == b->elapsed, "elapsed %.17g != %.17g", a->elapsed, b->elapsed);
+    cr_assert_eq(a->tokens_seen, b->tokens_seen);
+    cr_assert_eq(a->micro_batches, b->micro_batches);
+    cr_assert_eq(a->processes, b->processes);
+}
+
+// Every field set, doubles that need 17 digits: to_json then from_json gives
+// them back exactly, and writing again gives the same text.
+Test(state, round_trip_is_exact) {
+    TrainState a = {.step = 12345, .epoch = 3, .batch_pos = 77, .best_valid_loss = 2.9065231413728259,
+                    .best_valid_bleu = 11.862629695564356, .bad_evals = 2, .log_loss = 1.0 / 3, .log_nll = 0.1,
+                    .log_tokens = 4096, .elapsed = 68.5127249019996, .tokens_seen = 393799, .micro_batches = 4,
+                    .processes = 2};
+    char *j = train_state_to_json(&a);
+    TrainState b;
+    cr_assert_eq(train_state_from_json(&b, j, "t"), NMT_OK, "%s", err_msg());
+    expect_equal(&a, &b);
+    char *j2 = train_state_to_json(&b);
+    cr_assert_str_eq(j, j2);
+    free(j);
+    free(j2);
+}
+
+// A fresh run's state: best loss +inf (left out of the text, which has no
+// infinity, and +inf again when read), best BLEU -1, one micro-batch of one process.
+Test(state, fresh_state_and_its_text) {
+    TrainState a, b;
+    train_state_init(&a);
+    cr_assert(isinf(a.best_valid_loss) && a.best_valid_loss > 0);
+    cr_assert_eq(a.best_valid_bleu, -1);
+    cr_assert_eq(a.micro_batches, 1);
+    cr_assert_eq(a.processes, 1);
+    cr_assert_eq(a.step, 0);
+    char *j = train_state_to_json(&a);
+    // The text checkpoints hold (io/checkpoint.c wrote it before the state was the trainer's).
+    cr_assert_str_eq(j, "{\"step\":0,\"epoch\":0,\"batch_pos\":0,\"best_valid_bleu\":-1,\"bad_evals\":0,"
+                        "\"log_loss\":0,\"log_nll\":0,\"log_tokens\":0,\"elapsed\":0,\"tokens_seen\":0,"
+                        "\"micro_batches\":1,\"processes\":1}");
+    cr_assert_eq(train_state_from_json(&b, j, "t"), NMT_OK, "%s", err_msg());
+    expect_equal(&a, &b);
+    free(j);
+}
+
+// What is not a state is refused, naming the place.
+Test(state, refusals) {
+    TrainState st;
+    err_clear();
+    cr_assert_eq(train_state_from_json(&st, "[1]", "p.ckpt"), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "p.ckpt: state section is not a JSON object"), "%s", err_msg());
+    err_clear();
+    cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0}", "p.ckpt"), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "lacks step/epoch/batch_pos"), "%s", err_msg());
+    err_clear();
+    cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0,\"batch_pos\":-1}", "p.ckpt"), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "batch_pos is -1, not a count"), "%s", err_msg());
+    err_clear();
+    cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0,\"batch_pos\":0,\"log_nll\":1e999}", "p.ckpt"),
+                 NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "log_nll is not a finite number"), "%s", err_msg());
+}
