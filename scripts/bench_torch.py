@@ -34,7 +34,7 @@ from nmt_torch import BOS, EOS, PAD  # noqa: E402
 
 
 def load_config(path):
-    """The keys the benchmark uses, with nmt's defaults (src/config.c)."""
+    """The keys the benchmark uses, with nmt's defaults (src/common/config.c)."""
     try:
         with open(path) as f:
             cfg = json.load(f)
@@ -78,7 +78,7 @@ def paper_positions(n, d):
 
 
 def step_flops(c):
-    """6 x the multiply-adds of the matrix products, as src/bench.c counts them."""
+    """6 x the multiply-adds of the matrix products, as src/bench/steps.c counts them."""
     d, ff, ne, nd = c["d_model"], c["d_ff"], c["enc_layers"], c["dec_layers"]
     B, S, T, V = c["B"], c["S"], c["T"], c["V"]
     mac = (ne * (4 * d * d + 2 * d * ff) * B * S + nd * (6 * d * d + 2 * d * ff) * B * T

@@ -93,7 +93,7 @@ class Decoder:
         return caches, src_kv, mask, caps
 
     def greedy(self, srcs):
-        """Beam 1 exactly as src/decode.c runs it: every row steps until the
+        """Beam 1 exactly as src/decode/search.c runs it: every row steps until the
         whole batch is done; the best token among ids >= EOS (never pad, unk or
         bos; ties to the lowest id); a sentence ends at EOS or at its cap."""
         caches, src_kv, mask, caps = self.begin(srcs, 1)
@@ -117,7 +117,7 @@ class Decoder:
         return [out[i, :length[i]].tolist() for i in range(nb)]
 
     def beam(self, srcs):
-        """src/decode.c's beam search: K rows per sentence, its live hypotheses
+        """src/decode/search.c's beam search: K rows per sentence, its live hypotheses
         first; each step every row's best K continuations (log-probabilities
         over the whole vocabulary, candidates ids >= EOS), of which the sentence
         keeps its best K - finished; EOS or the cap finishes a candidate; a
@@ -196,7 +196,7 @@ class Decoder:
 
 
 
-def main():
+def options():
     ap = argparse.ArgumentParser(description="PyTorch reference decoder for nmt checkpoints (a benchmark).")
     ap.add_argument("--checkpoint", required=True, help="an nmt float checkpoint")
     ap.add_argument("--input", required=True, help="source sentences, one per line")
@@ -215,6 +215,55 @@ def main():
     a = ap.parse_args()
     if a.beam < 1 or a.batch < 1:
         fail("--beam and --batch must be at least 1")
+    return a
+
+
+def quantize(model, qengine):
+    """(the model with every nn.Linear int8 dynamic, the engine's name)."""
+    # fbgemm is PyTorch's usual x86 engine, but Debian's 1.13 is built
+    # without it; onednn is its x86 successor (and much faster here than
+    # qnnpack, which is made for ARM).
+    have = torch.backends.quantized.supported_engines
+    engine = qengine or next((e for e in ("fbgemm", "onednn", "qnnpack") if e in have), None)
+    if engine not in have:
+        fail(f"quantized engine {engine} is not in this PyTorch (it has {have})")
+    torch.backends.quantized.engine = engine
+    return torch.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True), engine
+
+
+def sources(path, tok, max_src):
+    """The input's lines as source ids, cut at data.max_src_len as nmt does."""
+    try:
+        lines = read_lines(path)
+    except FormatError as e:
+        fail(e)
+    srcs = []
+    for n, line in enumerate(lines, 1):
+        ids = tok.encode(line)
+        if max_src and len(ids) > max_src:
+            print(f"bench_translate_torch.py: warning: {path}:{n}: more than data.max_src_len "
+                  f"({max_src}) tokens, truncated", file=sys.stderr)
+            ids = ids[:max_src]
+        srcs.append(ids)
+    return srcs
+
+
+def check_against(path, texts, summary):
+    """--check-against: how many lines equal the file's (stderr, and in the summary)."""
+    try:
+        ref = read_lines(path)
+    except FormatError as e:
+        fail(e)
+    same = sum(1 for x, y in zip(texts, ref) if x == y)
+    diff = [i + 1 for i in range(max(len(texts), len(ref)))
+            if i >= len(texts) or i >= len(ref) or texts[i] != ref[i]]
+    print(f"check: {same} of {len(texts)} lines equal {path} ({len(ref)} lines)"
+          + (f"; first differing lines: {diff[:10]}" if diff else ""), file=sys.stderr)
+    summary.update(check_equal=same, check_lines=len(ref))
+
+
+def main():
+    a = options()
     threads = a.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     torch.set_num_threads(threads)
 
@@ -222,36 +271,15 @@ def main():
         model, cfg, tok = load_checkpoint(a.checkpoint)
     except FormatError as e:
         fail(e)
-    max_src = cfg.get("data", {}).get("max_src_len", 100)
     _, tv = tok.vocab_size()
     if a.beam > tv - EOS:
         fail(f"--beam {a.beam} exceeds the {tv - EOS} tokens a hypothesis can continue with")
     engine = None
     if a.quantize:
-        # fbgemm is PyTorch's usual x86 engine, but Debian's 1.13 is built
-        # without it; onednn is its x86 successor (and much faster here than
-        # qnnpack, which is made for ARM).
-        have = torch.backends.quantized.supported_engines
-        engine = a.qengine or next((e for e in ("fbgemm", "onednn", "qnnpack") if e in have), None)
-        if engine not in have:
-            fail(f"quantized engine {engine} is not in this PyTorch (it has {have})")
-        torch.backends.quantized.engine = engine
-        model = torch.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        model, engine = quantize(model, a.qengine)
 
-    try:
-        lines = read_lines(a.input)
-    except FormatError as e:
-        fail(e)
-    srcs = []
-    for n, line in enumerate(lines, 1):
-        ids = tok.encode(line)
-        if max_src and len(ids) > max_src:
-            print(f"bench_translate_torch.py: warning: {a.input}:{n}: more than data.max_src_len "
-                  f"({max_src}) tokens, truncated", file=sys.stderr)
-            ids = ids[:max_src]
-        srcs.append(ids)
+    srcs = sources(a.input, tok, cfg.get("data", {}).get("max_src_len", 100))
     batches = [srcs[i:i + a.batch] for i in range(0, len(srcs), a.batch)]
-
     dec = Decoder(model, a)
     outs = []
     with torch.inference_mode():
@@ -262,7 +290,7 @@ def main():
             outs.extend(dec.batch(b))
         seconds = time.perf_counter() - t0
 
-    # Empty input lines give empty output lines (src/translate.c).
+    # Empty input lines give empty output lines (src/decode/translate.c).
     texts = [tok.decode(ids) if src else "" for ids, src in zip(outs, srcs)]
     if a.output:
         with open(a.output, "w", encoding="utf-8") as f:
@@ -272,16 +300,7 @@ def main():
                "sent_per_s": round(len(texts) / seconds, 2) if seconds > 0 else None,
                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if a.check_against:
-        try:
-            ref = read_lines(a.check_against)
-        except FormatError as e:
-            fail(e)
-        same = sum(1 for x, y in zip(texts, ref) if x == y)
-        diff = [i + 1 for i in range(max(len(texts), len(ref)))
-                if i >= len(texts) or i >= len(ref) or texts[i] != ref[i]]
-        print(f"check: {same} of {len(texts)} lines equal {a.check_against} ({len(ref)} lines)"
-              + (f"; first differing lines: {diff[:10]}" if diff else ""), file=sys.stderr)
-        summary.update(check_equal=same, check_lines=len(ref))
+        check_against(a.check_against, texts, summary)
     if a.json:
         print(json.dumps(summary))
     else:

@@ -190,7 +190,7 @@ def max_positions(cfg):
 # ---------------------------------------------------------------- tokenizers
 
 def utf8_replace(raw):
-    """bytes -> str the way src/bpe.c's decode does it: every byte that does not
+    """bytes -> str the way src/text/bpe.c's decode does it: every byte that does not
     start a whole, valid UTF-8 character (and NUL) becomes one U+FFFD. Python's
     'replace' handler would merge a broken sequence into one U+FFFD instead."""
     out, i, n = [], 0, len(raw)
@@ -213,7 +213,7 @@ def utf8_replace(raw):
 
 
 class WordTokenizer:
-    """src/vocab.c: words are runs of anything but space, tab, CR and LF;
+    """src/text/vocab.c: words are runs of anything but space, tab, CR and LF;
     unknown words are <unk>, which decoding shows; other specials are skipped."""
     SPLIT = re.compile(r"[ \t\r\n]+")
 
@@ -248,7 +248,7 @@ CL_SPACE, CL_RAW, CL_PUNCT, CL_DIGIT, CL_WORD = range(5)
 
 
 def char_class(cp):
-    """src/bpe.c's character classes: runs of one class form a piece."""
+    """src/text/bpe.c's character classes: runs of one class form a piece."""
     if cp == 0x20:
         return CL_SPACE
     if cp < 0x20 or cp == 0x7F or 0x80 <= cp < 0xA0 or cp == 0x2581:
@@ -265,7 +265,7 @@ def char_class(cp):
 
 
 class BpeTokenizer:
-    """nmt's BPE (src/bpe.c), rebuilt from the model text of the tokenizer
+    """nmt's BPE (src/text/bpe.c), rebuilt from the model text of the tokenizer
     section: ids 0..3 specials, 4..259 bytes, then the learned characters,
     then merge results in merge order (a result spelled like an existing
     learned token reuses its id)."""
@@ -300,7 +300,7 @@ class BpeTokenizer:
         return len(self.tok), len(self.tok)
 
     def pieces(self, line):
-        """src/bpe.c pretokenize(): (text, marker, raw) pieces; a dummy space
+        """src/text/bpe.c pretokenize(): (text, marker, raw) pieces; a dummy space
         before the line; a space followed by no word is a piece of its own."""
         out, pending, run_class = [], True, None
         for ch in line:
@@ -323,7 +323,7 @@ class BpeTokenizer:
 
     def encode_piece(self, s):
         """Merge the adjacent pair of lowest rank, leftmost on ties, until none
-        is left (what src/bpe.c's heap does); unlearned characters are bytes."""
+        is left (what src/text/bpe.c's heap does); unlearned characters are bytes."""
         sym = []
         for ch in s:
             i = self.char_id.get(ch)
@@ -444,7 +444,11 @@ class Attention(nn.Module):
 
     def attend(self, q, k, v, hide, r):
         """q (..., Tq, D), k/v (..., Tk, D); hide broadcastable to the scores
-        (True = unseen) or None; r the relative index (Tq, Tk) or None."""
+        (True = unseen) or None; r the relative index (Tq, Tk) or None. Plain
+        matmul on purpose: it is what a PyTorch user writes. (In decoding this
+        PyTorch runs it as one small BLAS product per row and head, a third of
+        greedy decoding's time; a broadcast multiply-and-sum was faster for 32
+        rows, slower for 128.)"""
         s = q @ k.transpose(-1, -2)
         if r is not None:
             s = s + torch.einsum("bhid,ijd->bhij", q, self.relative_keys.weight[r])
@@ -621,7 +625,8 @@ class Transformer(nn.Module):
         C = self.c["d_model"]
         x = stack.embed_tokens(ids) * math.sqrt(C)
         if self.c["positions"] == "sinusoidal":
-            x = x + (self.pe[pos] if ids.dim() == 1 or ids.shape[1] <= self.max_len else positions_table(ids.shape[1], C))
+            T = ids.shape[1] if ids.dim() == 2 else 0  # 0: one position per row (step)
+            x = x + (positions_table(T, C) if T > self.max_len else self.pe[pos])
         return F.dropout(x, self.c["dropout"], True) if self.training and self.c["dropout"] > 0 else x
 
     def run(self, stack, ids, length, causal, mem=None, mem_hide=None):
@@ -664,19 +669,30 @@ class Transformer(nn.Module):
 # have them: e, d or both) and the fused layout's: 'w' a linear weight, stored
 # (in, out), 'v' a vector, 'm' a matrix as stored (src/io/export.c's table).
 CKPT_LAYER = (
-    ("self_attn.wqkv", "ed", "self_attn.qkv_proj.weight", "w"), ("self_attn.bqkv", "ed", "self_attn.qkv_proj.bias", "v"),
-    ("self_attn.wo", "ed", "self_attn.out_proj.weight", "w"), ("self_attn.bo", "ed", "self_attn.out_proj.bias", "v"),
+    ("self_attn.wqkv", "ed", "self_attn.qkv_proj.weight", "w"),
+    ("self_attn.bqkv", "ed", "self_attn.qkv_proj.bias", "v"),
+    ("self_attn.wo", "ed", "self_attn.out_proj.weight", "w"),
+    ("self_attn.bo", "ed", "self_attn.out_proj.bias", "v"),
     ("self_attn.rel_k", "ed", "self_attn.relative_keys.weight", "m"),
     ("self_attn.rel_v", "ed", "self_attn.relative_values.weight", "m"),
-    ("cross_attn.wq", "d", "encoder_attn.q_proj.weight", "w"), ("cross_attn.bq", "d", "encoder_attn.q_proj.bias", "v"),
-    ("cross_attn.wkv", "d", "encoder_attn.kv_proj.weight", "w"), ("cross_attn.bkv", "d", "encoder_attn.kv_proj.bias", "v"),
-    ("cross_attn.wo", "d", "encoder_attn.out_proj.weight", "w"), ("cross_attn.bo", "d", "encoder_attn.out_proj.bias", "v"),
-    ("ffn.w1", "ed", "fc1.weight", "w"), ("ffn.b1", "ed", "fc1.bias", "v"),
-    ("ffn.w2", "ed", "fc2.weight", "w"), ("ffn.b2", "ed", "fc2.bias", "v"),
-    ("ln1.w", "ed", "self_attn_layer_norm.weight", "v"), ("ln1.b", "ed", "self_attn_layer_norm.bias", "v"),
-    ("ln2.w", "e", "final_layer_norm.weight", "v"), ("ln2.b", "e", "final_layer_norm.bias", "v"),
-    ("ln2.w", "d", "encoder_attn_layer_norm.weight", "v"), ("ln2.b", "d", "encoder_attn_layer_norm.bias", "v"),
-    ("ln3.w", "d", "final_layer_norm.weight", "v"), ("ln3.b", "d", "final_layer_norm.bias", "v"),
+    ("cross_attn.wq", "d", "encoder_attn.q_proj.weight", "w"),
+    ("cross_attn.bq", "d", "encoder_attn.q_proj.bias", "v"),
+    ("cross_attn.wkv", "d", "encoder_attn.kv_proj.weight", "w"),
+    ("cross_attn.bkv", "d", "encoder_attn.kv_proj.bias", "v"),
+    ("cross_attn.wo", "d", "encoder_attn.out_proj.weight", "w"),
+    ("cross_attn.bo", "d", "encoder_attn.out_proj.bias", "v"),
+    ("ffn.w1", "ed", "fc1.weight", "w"),
+    ("ffn.b1", "ed", "fc1.bias", "v"),
+    ("ffn.w2", "ed", "fc2.weight", "w"),
+    ("ffn.b2", "ed", "fc2.bias", "v"),
+    ("ln1.w", "ed", "self_attn_layer_norm.weight", "v"),
+    ("ln1.b", "ed", "self_attn_layer_norm.bias", "v"),
+    ("ln2.w", "e", "final_layer_norm.weight", "v"),
+    ("ln2.b", "e", "final_layer_norm.bias", "v"),
+    ("ln2.w", "d", "encoder_attn_layer_norm.weight", "v"),
+    ("ln2.b", "d", "encoder_attn_layer_norm.bias", "v"),
+    ("ln3.w", "d", "final_layer_norm.weight", "v"),
+    ("ln3.b", "d", "final_layer_norm.bias", "v"),
 )
 CKPT_WHOLE = (("src_emb", "encoder.embed_tokens.weight"), ("tgt_emb", "decoder.embed_tokens.weight"),
               ("out_proj", "decoder.output_projection.weight"), ("enc.ln_final.w", "encoder.layer_norm.weight"),
@@ -686,21 +702,19 @@ CKPT_WHOLE = (("src_emb", "encoder.embed_tokens.weight"), ("tgt_emb", "decoder.e
 
 def checkpoint_state(t):
     """nmt's tensors (read_checkpoint_tensors) under the fused layout's names."""
-    whole, state = dict(CKPT_WHOLE), {}
+    whole = dict(CKPT_WHOLE)
+    layer = {(side, name): (ours, kind) for name, sides, ours, kind in CKPT_LAYER for side in sides}
+    state = {}
     for name, x in t.items():
         m = re.fullmatch(r"(enc|dec)\.(\d+)\.(.+)", name)
         if name in whole:
             state[whole[name]] = x.reshape(-1) if ".layer_norm." in whole[name] else x
-            continue
-        kind = None
-        for nmt_name, stacks, ours, k in CKPT_LAYER:
-            if m and m.group(3) == nmt_name and m.group(1)[0] in stacks:
-                key = f"{'encoder' if m.group(1) == 'enc' else 'decoder'}.layers.{m.group(2)}.{ours}"
-                kind = k
-                break
-        if kind is None:
+        elif m and (m.group(1)[0], m.group(3)) in layer:
+            ours, kind = layer[m.group(1)[0], m.group(3)]
+            key = f"{'encoder' if m.group(1) == 'enc' else 'decoder'}.layers.{m.group(2)}.{ours}"
+            state[key] = x.t() if kind == "w" else x.reshape(-1) if kind == "v" else x
+        else:
             raise FormatError(f"no name for tensor '{name}'")
-        state[key] = x.t() if kind == "w" else x.reshape(-1) if kind == "v" else x
     return state
 
 
