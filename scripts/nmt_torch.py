@@ -489,7 +489,7 @@ class Attention(nn.Module):
         kc[:, :, t] = k
         vc[:, :, t] = v
         lo = max(0, t - self.window) if self.window else 0
-        r = self.rel_index(torch.tensor([t]), torch.arange(lo, t + 1))
+        r = self.rel_index(torch.tensor([t]), torch.arange(lo, t + 1)) if self.rel else None
         o = self.attend(q.unsqueeze(2), kc[:, :, lo:t + 1], vc[:, :, lo:t + 1], None, r)
         return self.out_proj(o.reshape(R, C))
 
