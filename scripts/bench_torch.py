@@ -6,7 +6,8 @@ data.vocab_size, S = data.max_src_len, T = data.max_tgt_len, B =
 train.batch_tokens // max(S, T)) and times forward + backward + clipping +
 Adam on random full-length batches, written with plain modules (nn.Linear,
 nn.LayerNorm, nn.Embedding, a hand-written multi-head attention and nmt's
-label-smoothed loss), not nn.Transformer. Prints the same two lines as
+label-smoothed loss), not nn.Transformer: scripts/nmt_torch.py's model in
+nmt's fused layout, with nmt's initialisation. Prints the same two lines as
 `./nmt bench`: a human line and a JSON line per config.
 
 usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_torch.py \
@@ -24,29 +25,26 @@ import time
 
 try:
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
     sys.exit("bench_torch.py: PyTorch is not installed (apt-get install -y python3-torch)")
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nmt_torch  # noqa: E402
+from nmt_torch import BOS, EOS, PAD  # noqa: E402
 
 
 def load_config(path):
-    """The keys the benchmark uses, with nmt's defaults (src/config.c)."""
+    """The keys the benchmark uses, with nmt's defaults (src/common/config.c)."""
     try:
         with open(path) as f:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
         print(f"bench_torch.py: {path}: {e}", file=sys.stderr)
         sys.exit(2)
-    m, d, t = cfg.get("model", {}), cfg.get("data", {}), cfg.get("train", {})
+    m, d, t = nmt_torch.model_config(cfg), cfg.get("data", {}), cfg.get("train", {})
     c = {
-        "d_model": m.get("d_model", 512), "heads": m.get("heads", 8), "d_ff": m.get("d_ff", 2048),
-        "enc_layers": m.get("encoder_layers", 6), "dec_layers": m.get("decoder_layers", 6),
-        "norm": m.get("norm", "post"), "tie_output": m.get("tie_output", True),
-        "shared_vocab": m.get("shared_vocab", False), "dropout": m.get("dropout", 0.1),
-        "attn_dropout": m.get("attention_dropout", 0.0), "ffn_dropout": m.get("ffn_dropout", 0.0),
+        "model": m, "d_model": m["d_model"], "heads": m["heads"], "d_ff": m["d_ff"],
+        "enc_layers": m["encoder_layers"], "dec_layers": m["decoder_layers"],
         "V": d.get("vocab_size", 0), "S": d.get("max_src_len", 100), "T": d.get("max_tgt_len", 100),
         "batch_tokens": t.get("batch_tokens", 4096), "seed": t.get("seed", 1),
         "label_smoothing": t.get("label_smoothing", 0.1), "lr": t.get("lr", 5e-4),
@@ -67,8 +65,10 @@ def load_config(path):
     return c
 
 
-def positions(n, d):
-    """Sinusoidal positions (the paper's)."""
+def paper_positions(n, d):
+    """This script's sinusoidal table: the paper's formula in float32. nmt's
+    (nmt_torch.positions_table, in double) differs by up to 6e-5; this one is
+    kept so that the losses stay what this script has always printed."""
     pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
     inv = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
     pe = torch.zeros(n, d)
@@ -77,144 +77,8 @@ def positions(n, d):
     return pe
 
 
-class Attention(nn.Module):
-    """Multi-head attention; self-attention projects Q, K, V with one matrix
-    (as nmt's wqkv), cross-attention projects Q and K, V separately (wq, wkv)."""
-
-    def __init__(self, d, heads, p_attn, cross):
-        super().__init__()
-        self.h, self.dh, self.cross, self.p = heads, d // heads, cross, p_attn
-        if cross:
-            self.q = nn.Linear(d, d)
-            self.kv = nn.Linear(d, 2 * d)
-        else:
-            self.qkv = nn.Linear(d, 3 * d)
-        self.o = nn.Linear(d, d)
-
-    def forward(self, x, mem, mask):
-        # x (B,Tq,d), mem (B,Tk,d), mask (B or 1, 1, Tq or 1, Tk): True = may not attend
-        B, Tq, d = x.shape
-        if self.cross:
-            q = self.q(x)
-            k, v = self.kv(mem).chunk(2, dim=-1)
-        else:
-            q, k, v = self.qkv(x).chunk(3, dim=-1)
-        Tk = k.shape[1]
-        q = q.reshape(B, Tq, self.h, self.dh).transpose(1, 2)
-        k = k.reshape(B, Tk, self.h, self.dh).transpose(1, 2)
-        v = v.reshape(B, Tk, self.h, self.dh).transpose(1, 2)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh))
-        probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
-        probs = F.dropout(probs, self.p, self.training)
-        out = (probs @ v).transpose(1, 2).reshape(B, Tq, d)
-        return self.o(out)
-
-
-class FFN(nn.Module):
-    def __init__(self, d, ff, p):
-        super().__init__()
-        self.w1, self.w2, self.p = nn.Linear(d, ff), nn.Linear(ff, d), p
-
-    def forward(self, x):
-        return self.w2(F.dropout(torch.relu(self.w1(x)), self.p, self.training))
-
-
-class Sublayer(nn.Module):
-    """post: LN(x + dropout(F(x))); pre: x + dropout(F(LN(x)))."""
-
-    def __init__(self, d, p, pre):
-        super().__init__()
-        self.ln, self.p, self.pre = nn.LayerNorm(d), p, pre
-
-    def forward(self, x, f):
-        if self.pre:
-            return x + F.dropout(f(self.ln(x)), self.p, self.training)
-        return self.ln(x + F.dropout(f(x), self.p, self.training))
-
-
-class EncoderLayer(nn.Module):
-    def __init__(self, c, pre):
-        super().__init__()
-        d = c["d_model"]
-        self.attn = Attention(d, c["heads"], c["attn_dropout"], False)
-        self.ffn = FFN(d, c["d_ff"], c["ffn_dropout"])
-        self.s1, self.s2 = Sublayer(d, c["dropout"], pre), Sublayer(d, c["dropout"], pre)
-
-    def forward(self, x, src_mask):
-        x = self.s1(x, lambda u: self.attn(u, u, src_mask))
-        return self.s2(x, self.ffn)
-
-
-class DecoderLayer(nn.Module):
-    def __init__(self, c, pre):
-        super().__init__()
-        d = c["d_model"]
-        self.self_attn = Attention(d, c["heads"], c["attn_dropout"], False)
-        self.cross_attn = Attention(d, c["heads"], c["attn_dropout"], True)
-        self.ffn = FFN(d, c["d_ff"], c["ffn_dropout"])
-        self.s1, self.s2, self.s3 = (Sublayer(d, c["dropout"], pre) for _ in range(3))
-
-    def forward(self, x, mem, self_mask, cross_mask):
-        x = self.s1(x, lambda u: self.self_attn(u, u, self_mask))
-        x = self.s2(x, lambda u: self.cross_attn(u, mem, cross_mask))
-        return self.s3(x, self.ffn)
-
-
-class Transformer(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        d, V = c["d_model"], c["V"]
-        self.d, self.p, self.pre = d, c["dropout"], c["norm"] == "pre"
-        self.src_emb = nn.Embedding(V, d)
-        self.tgt_emb = self.src_emb if c["shared_vocab"] else nn.Embedding(V, d)
-        self.out_proj = self.tgt_emb if c["tie_output"] else nn.Embedding(V, d)  # (V, d), no bias
-        # nmt's initialisation (src/model.c), so the first losses can be compared:
-        # embeddings uniform with std d^-0.5, output projection and weights
-        # Glorot-uniform with nmt's fans (attention: d + d), biases zero.
-        for e in dict.fromkeys([self.src_emb, self.tgt_emb]):  # ordered: same init every run
-            nn.init.uniform_(e.weight, -math.sqrt(3.0 / d), math.sqrt(3.0 / d))
-        if not c["tie_output"]:
-            b = math.sqrt(6.0 / (d + V))
-            nn.init.uniform_(self.out_proj.weight, -b, b)
-        self.enc = nn.ModuleList(EncoderLayer(c, self.pre) for _ in range(c["enc_layers"]))
-        self.dec = nn.ModuleList(DecoderLayer(c, self.pre) for _ in range(c["dec_layers"]))
-        if self.pre:
-            self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
-        for mod in self.modules():
-            if isinstance(mod, nn.Linear):
-                fan_in, fan_out = mod.in_features, mod.out_features
-                if fan_in == d and fan_out != c["d_ff"]:
-                    fan_out = d  # wqkv, wkv and wo: (d, k*d) with fan_out d
-                b = math.sqrt(6.0 / (fan_in + fan_out))
-                nn.init.uniform_(mod.weight, -b, b)
-                nn.init.zeros_(mod.bias)
-        self.register_buffer("pe", positions(max(c["S"] + 2, c["T"] + 2, 1024), d))  # as nmt
-
-    def embed(self, emb, ids):
-        x = emb(ids) * math.sqrt(self.d) + self.pe[: ids.shape[1]]
-        return F.dropout(x, self.p, self.training)
-
-    def forward(self, src, src_len, tgt_in, tgt_len):
-        S, T = src.shape[1], tgt_in.shape[1]
-        src_pad = torch.arange(S).unsqueeze(0) >= src_len.unsqueeze(1)          # (B,S)
-        tgt_pad = torch.arange(T).unsqueeze(0) >= tgt_len.unsqueeze(1)          # (B,T)
-        causal = torch.ones(T, T, dtype=torch.bool).triu(1)                    # (T,T)
-        src_mask = src_pad[:, None, None, :]
-        self_mask = causal[None, None] | tgt_pad[:, None, None, :]
-        x = self.embed(self.src_emb, src)
-        for layer in self.enc:
-            x = layer(x, src_mask)
-        mem = self.enc_ln(x) if self.pre else x
-        y = self.embed(self.tgt_emb, tgt_in)
-        for layer in self.dec:
-            y = layer(y, mem, self_mask, src_mask)
-        if self.pre:
-            y = self.dec_ln(y)
-        return y @ self.out_proj.weight.t()                                     # (B,T,V)
-
-
 def step_flops(c):
-    """6 x the multiply-adds of the matrix products, as src/bench.c counts them."""
+    """6 x the multiply-adds of the matrix products, as src/bench/steps.c counts them."""
     d, ff, ne, nd = c["d_model"], c["d_ff"], c["enc_layers"], c["dec_layers"]
     B, S, T, V = c["B"], c["S"], c["T"], c["V"]
     mac = (ne * (4 * d * d + 2 * d * ff) * B * S + nd * (6 * d * d + 2 * d * ff) * B * T
@@ -279,7 +143,11 @@ def bench(c, steps, warmup, threads, json_only):
     rss_before = status_mib("VmRSS:") or -1.0  # the interpreter and torch, before the model exists
     torch.manual_seed(c["seed"])
     gen = torch.Generator().manual_seed(c["seed"])
-    model = Transformer(c)
+    # nmt's layout and initialisation, so the first losses can be compared with nmt's.
+    model = nmt_torch.Transformer(c["model"], c["V"], c["V"], fused=True, max_len=max(c["S"] + 2, c["T"] + 2, 1024),
+                                  nmt_init=True)
+    if c["model"]["positions"] == "sinusoidal":
+        model.pe.copy_(paper_positions(*model.pe.shape))
     model.train()
     params = [p for p in model.parameters()]
     nparams = sum(p.numel() for p in params)

@@ -289,6 +289,17 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
         --input "$T/pt_in.txt" --output "$T/pt_torch" >/dev/null 2>>"$T/err"
     if [ $? -eq 0 ] && cmp -s "$T/pt_nmt" "$T/pt_torch"; then pass=$((pass + 1)); else
         fail=$((fail + 1)); echo "FAIL: the PyTorch reference decodes differently: $(cat "$T/err")"; fi
+    # ... and on a model with relative positions, an attention window and pre-norm (trained until
+    # its outputs follow the source, so that a wrong distance or window changes them).
+    if OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/rw" --set train.max_steps=200 \
+           --set train.warmup_steps=20 --set train.lr=0.01 --set model.positions=relative \
+           --set model.max_relative_position=2 --set model.attention_window=1 --set model.norm=pre \
+           --quiet >/dev/null 2>"$T/err" &&
+       OMP_NUM_THREADS=1 "$NMT" translate --checkpoint "$T/rw/last.ckpt" <"$T/pt_in.txt" >"$T/pt_nmt" 2>>"$T/err" &&
+       OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_translate_torch.py \
+           --checkpoint "$T/rw/last.ckpt" --input "$T/pt_in.txt" --output "$T/pt_torch" >/dev/null 2>>"$T/err" &&
+       cmp -s "$T/pt_nmt" "$T/pt_torch"; then pass=$((pass + 1)); else
+        fail=$((fail + 1)); echo "FAIL: the PyTorch reference decodes a relative + window model differently: $(cat "$T/err")"; fi
 else
     echo "cli: PyTorch not installed; the reference decoder's parity not tested"
 fi
