@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "text/vocab.h"
 #include "tmpdir.h"
+#include "word_model.h"
 
 TestSuite(score, .init = make_tmpdir, .fini = remove_tmpdir);
 
@@ -28,15 +29,8 @@ typedef struct {
 
 static void fixture(Fixture *f, int max_len) {
     memset(f, 0, sizeof *f);
-    const char *sp = write_tmp("train.src", SRC_TEXT), *tp = write_tmp("train.tgt", TGT_TEXT);
-    f->t.kind = TOK_WORD;
-    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_SRC], &sp, 1, 1, 0), NMT_OK, "%s", err_msg());
-    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_TGT], &tp, 1, 1, 0), NMT_OK, "%s", err_msg());
-    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 2, .dec_layers = 2, .pre_norm = 0,
-                    .src_vocab = tokenizer_vocab_size(&f->t, SIDE_SRC),
-                    .tgt_vocab = tokenizer_vocab_size(&f->t, SIDE_TGT), .max_len = max_len};
-    cr_assert_eq(model_create(&f->m, &s), NMT_OK, "%s", err_msg());
-    model_init_params(&f->m, 23);
+    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 2, .dec_layers = 2, .max_len = max_len};
+    word_model(&f->t, &f->m, SRC_TEXT, TGT_TEXT, s, 23);
 }
 
 static void fixture_free(Fixture *f) {

@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "text/vocab.h"
 #include "tmpdir.h"
+#include "word_model.h"
 
 TestSuite(translate, .init = make_tmpdir, .fini = remove_tmpdir);
 
@@ -43,15 +44,8 @@ typedef struct {
 // A word tokenizer (one vocabulary per side) and a random model over it.
 static void fixture(Fixture *f, uint64_t seed) {
     memset(f, 0, sizeof *f);
-    const char *sp = write_tmp("train.src", SRC_TEXT), *tp = write_tmp("train.tgt", TGT_TEXT);
-    f->t.kind = TOK_WORD;
-    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_SRC], &sp, 1, 1, 0), NMT_OK, "%s", err_msg());
-    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_TGT], &tp, 1, 1, 0), NMT_OK, "%s", err_msg());
-    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 1, .pre_norm = 1,
-                    .src_vocab = tokenizer_vocab_size(&f->t, SIDE_SRC),
-                    .tgt_vocab = tokenizer_vocab_size(&f->t, SIDE_TGT), .max_len = 64};
-    cr_assert_eq(model_create(&f->m, &s), NMT_OK, "%s", err_msg());
-    model_init_params(&f->m, seed);
+    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 1, .pre_norm = 1, .max_len = 64};
+    word_model(&f->t, &f->m, SRC_TEXT, TGT_TEXT, s, seed);
 }
 
 static void fixture_free(Fixture *f) {

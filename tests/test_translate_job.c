@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "text/vocab.h"
 #include "tmpdir.h"
+#include "word_model.h"
 
 TestSuite(translate_job, .init = make_tmpdir, .fini = remove_tmpdir);
 
@@ -28,15 +29,8 @@ enum { MAX_SRC = 6 };
 
 static void fixture(Fixture *f) {
     memset(f, 0, sizeof *f);
-    const char *sp = write_tmp("train.src", SRC_TEXT), *tp = write_tmp("train.tgt", TGT_TEXT);
-    f->t.kind = TOK_WORD;
-    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_SRC], &sp, 1, 1, 0), NMT_OK, "%s", err_msg());
-    cr_assert_eq(vocab_build(&f->t.vocab[SIDE_TGT], &tp, 1, 1, 0), NMT_OK, "%s", err_msg());
-    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1,
-                    .src_vocab = tokenizer_vocab_size(&f->t, SIDE_SRC),
-                    .tgt_vocab = tokenizer_vocab_size(&f->t, SIDE_TGT), .max_len = 64};
-    cr_assert_eq(model_create(&f->m, &s), NMT_OK, "%s", err_msg());
-    model_init_params(&f->m, 11);
+    ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1, .max_len = 64};
+    word_model(&f->t, &f->m, SRC_TEXT, TGT_TEXT, s, 11);
     f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2};  // batches of 2 inside a call
 }
 
