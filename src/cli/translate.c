@@ -169,20 +169,16 @@ static int eval(Args *a) {
     return rc;
 }
 
-int cli_translate(int argc, char **argv) {
+// `nmt translate` (is_eval 0) or `nmt eval` (1): the options both share, then the command.
+static int run(int argc, char **argv, int is_eval) {
     Args a;
     Option opts[MAX_OPTIONS];
     OptSpec spec;
-    int rc = parse_args(&a, opts, &spec, argc, argv, 0);
+    int rc = parse_args(&a, opts, &spec, argc, argv, is_eval);
     if (rc) return options_report(&spec, rc);
-    return cli_finish(translate(&a));
+    return cli_finish(is_eval ? eval(&a) : translate(&a));
 }
 
-int cli_eval(int argc, char **argv) {
-    Args a;
-    Option opts[MAX_OPTIONS];
-    OptSpec spec;
-    int rc = parse_args(&a, opts, &spec, argc, argv, 1);
-    if (rc) return options_report(&spec, rc);
-    return cli_finish(eval(&a));
-}
+int cli_translate(int argc, char **argv) { return run(argc, argv, 0); }
+
+int cli_eval(int argc, char **argv) { return run(argc, argv, 1); }
