@@ -373,3 +373,69 @@ Test(gemm, bench_parses_shapes) {
     const GemmShape *def = bench_gemm_default_shapes(&n);
     cr_expect(n >= 1 && def[0].M > 0);
 }
+
+// One product by kernel k: C0 then gemm_call with the epilogue of variant v
+// (0: alpha/beta, 1: bias, 2: bias + ReLU, 3: ReLU with beta) on nt threads.
+static real *run_kernel(GemmKernel k, const Prob *p, const real *bias, int v, int nt) {
+    cr_assert_eq(gemm_use_kernel(k), NMT_OK, "%s", err_msg());
+    real *C = malloc((p->M * p->ldc + 1) * sizeof(real));
+    cr_assert(C);
+    memcpy(C, p->C0, p->M * p->ldc * sizeof(real));
+    static const real alpha[4] = {(real)-1.25, (real)0.75, 1, (real)0.5}, beta[4] = {(real)0.3, 0, 0, (real)-0.7};  // not powers of 2: a fused and a separate beta * C round apart
+    GemmCall g = {p->ta, p->tb, p->M, p->N, p->K, alpha[v], p->A, p->lda, p->B, p->ldb, beta[v], C, p->ldc,
+                  v == 1 || v == 2 ? bias : NULL, v >= 2};
+    omp_set_num_threads(nt);
+    gemm_call(&g);
+    return C;
+}
+
+// Every kernel this machine can run gives the AVX2 kernel's bits (the
+// contract of gemm.h: each element summed over K in the same order), at the
+// edges of its tiles and blocks: M, N, K of 1, odd, around the 6 x 16 and
+// 6 x 32 tiles, several row blocks, K above GEMM_KC; every layout; the
+// epilogues; 1, 2 and 3 threads.
+Test(gemm, every_kernel_same_bits) {
+    GemmKernel was = gemm_kernel();
+    if (!gemm_kernel_available(GEMM_KERNEL_AVX2) || !gemm_kernel_available(GEMM_KERNEL_AVX512)) {
+        cr_skip_test("this build or CPU has only the %s kernel", gemm_kernel_name(was));
+    }
+    lcg_state = 11;
+    const size_t shapes[][3] = {{1, 1, 1},     {6, 32, 1},    {6, 32, 256},  {7, 33, 257}, {12, 64, 17},
+                                {5, 31, 40},   {13, 48, 300}, {150, 65, 64}, {300, 96, 513}, {64, 257, 33},
+                                {1, 100, 70},  {2, 500, 8},   {97, 1030, 130}, {37, 32, 600}, {145, 16, 5}};
+    int n = 0;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+        for (int layout = 0; layout < 4; layout++)
+            for (int v = 0; v < 4; v++, n++) {
+                const size_t *s = shapes[sh];
+                Prob p = make_prob(layout & 1, layout >> 1, s[0], s[1], s[2], 3, v == 1 || v == 2);
+                real *bias = malloc(p.N * sizeof(real));
+                for (size_t j = 0; j < p.N; j++) bias[j] = rand_real();
+                int nt = 1 + n % 3;
+                real *want = run_kernel(GEMM_KERNEL_AVX2, &p, bias, v, nt);
+                real *got = run_kernel(GEMM_KERNEL_AVX512, &p, bias, v, 1 + (n + 1) % 3);
+                cr_assert(memcmp(got, want, p.M * p.ldc * sizeof(real)) == 0,
+                          "avx512 differs from avx2: M=%zu N=%zu K=%zu layout %d variant %d", s[0], s[1], s[2],
+                          layout, v);
+                free(want), free(got), free(bias);
+                free_prob(&p);
+            }
+    cr_assert_eq(gemm_use_kernel(was), NMT_OK);
+    omp_set_num_threads(2);
+}
+
+// A kernel is named and refused as the API says.
+Test(gemm, kernel_names_and_refusal) {
+    for (int k = GEMM_KERNEL_PORTABLE; k <= GEMM_KERNEL_AVX512; k++)
+        cr_assert_eq(gemm_kernel_by_name(gemm_kernel_name((GemmKernel)k)), k);
+    cr_assert_eq(gemm_kernel_by_name("sse"), -1);
+    cr_assert(gemm_kernel_available(gemm_kernel()), "the chosen kernel %s is not available",
+              gemm_kernel_name(gemm_kernel()));
+    for (int k = GEMM_KERNEL_PORTABLE; k <= GEMM_KERNEL_AVX512; k++)
+        if (!gemm_kernel_available((GemmKernel)k)) {
+            err_clear();
+            cr_assert_eq(gemm_use_kernel((GemmKernel)k), NMT_ERR_INPUT);
+            cr_assert(strstr(err_msg(), gemm_kernel_name((GemmKernel)k)), "%s", err_msg());
+            err_clear();
+        }
+}

@@ -4,12 +4,15 @@
 #include "cli/options.h"
 
 #include "bench/gemm.h"
+#include "bench/peak.h"
+#include "kernels/gemm.h"
 #include "common/util.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 enum { MAX_SHAPES = 32 };
 
@@ -25,13 +28,20 @@ static const char *const LAYOUT_NAMES[] = {"NN", "NT", "TN"};
 static void run(const GemmShape *shapes, size_t nshapes, int reps) {
     int nt = omp_get_max_threads();
     CblasGemm blas = bench_gemm_openblas(nt);
-    printf("gemm benchmark: %d thread%s, median of %d runs, %s\n", nt, nt == 1 ? "" : "s", reps, REAL_NAME);
+    GemmKernel k = gemm_kernel();
+    double peak = bench_peak_gflops(k) * nt;
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    printf("gemm benchmark: %d thread%s, median of %d runs, %s; nmt's kernel %s", nt, nt == 1 ? "" : "s", reps,
+           REAL_NAME, gemm_kernel_name(k));
+    if (peak > 0) printf(" (measured FMA peak at its width: %.0f GFLOP/s for %d core%s)", peak, nt, nt == 1 ? "" : "s");
+    printf("\n");
     if (!blas) printf("(OpenBLAS not found: libopenblas.so.0 could not be loaded)\n");
+    else printf("OpenBLAS kernels: %s\n", coretype && *coretype ? coretype : "its own choice (OPENBLAS_CORETYPE unset)");
     printf("%-28s%s   %s\n", "GFLOP/s", "-------- median ---------", "------- best run --------");
     printf("%-20s %-6s %8s %9s %6s   %8s %9s %6s\n", "M x N x K", "layout", "nmt", "OpenBLAS", "ratio", "nmt",
            "OpenBLAS", "ratio");
-    double log_ratio_sum = 0, log_best_sum = 0;
-    int nratio = 0;
+    double log_ratio_sum = 0, log_best_sum = 0, log_nmt_sum = 0;
+    int nratio = 0, nbig = 0;
     for (size_t s = 0; s < nshapes; s++) {
         const GemmShape *sh = &shapes[s];
         for (int l = 0; l < 3; l++) {
@@ -39,8 +49,10 @@ static void run(const GemmShape *shapes, size_t nshapes, int reps) {
             char shape_txt[64];
             int len = snprintf(shape_txt, sizeof shape_txt, "%zux%zux%zu", sh->M, sh->N, sh->K);
             if (sh->ld) snprintf(shape_txt + len, sizeof shape_txt - (size_t)len, " ld%zu", sh->ld);
+            int big = (double)sh->M * (double)sh->N * (double)sh->K >= 1e8;  // the big shapes
+            if (big) log_nmt_sum += log(t.median), nbig++;
             if (blas) {
-                if ((double)sh->M * (double)sh->N * (double)sh->K >= 1e8) {  // the big shapes
+                if (big) {
                     log_ratio_sum += log(t.median / t.blas_median);
                     log_best_sum += log(t.best / t.blas_best);
                     nratio++;
@@ -57,6 +69,9 @@ static void run(const GemmShape *shapes, size_t nshapes, int reps) {
     if (nratio)
         printf("geometric mean of nmt/OpenBLAS over the %d big cases: %.2f (medians), %.2f (best runs)\n", nratio,
                exp(log_ratio_sum / nratio), exp(log_best_sum / nratio));
+    if (nbig && peak > 0)
+        printf("nmt over the %d big cases: %.1f GFLOP/s (geometric mean of the medians) = %.0f%% of the measured peak\n",
+               nbig, exp(log_nmt_sum / nbig), 100 * exp(log_nmt_sum / nbig) / peak);
 }
 
 // The --shape values, or the default shapes when none was given.

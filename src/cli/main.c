@@ -2,6 +2,7 @@
 // Each subcommand (cli.h) prints its own results and errors and returns the
 // exit status: 0 ok, 1 runtime failure, 2 bad usage / config / input.
 #include "cli/cli.h"
+#include "kernels/gemm.h"
 #include "train/comm.h"
 
 #include "common/real.h"
@@ -67,8 +68,23 @@ static void prefer_short_spin(char **argv) {
     execv(self, argv);
 }
 
+// NMT_GEMM_KERNEL=portable|avx2|avx512 overrides the kernel nmt chooses
+// (benchmarks; every kernel gives the same bits). An unknown or unavailable
+// one is refused.
+static int choose_gemm_kernel(void) {
+    const char *name = getenv("NMT_GEMM_KERNEL");
+    if (!name || !*name) return NMT_OK;
+    int k = gemm_kernel_by_name(name);
+    if (k < 0) return err_set(NMT_ERR_INPUT, "NMT_GEMM_KERNEL=%s: not a kernel (portable, avx2 or avx512)", name);
+    if (!gemm_kernel_available((GemmKernel)k))
+        return err_set(NMT_ERR_INPUT, "NMT_GEMM_KERNEL=%s: not available on this CPU or build (it has %s)", name,
+                       gemm_kernel_name(gemm_kernel()));
+    return gemm_use_kernel((GemmKernel)k);
+}
+
 int main(int argc, char **argv) {
     prefer_short_spin(argv);
+    if (choose_gemm_kernel()) return cli_finish(NMT_ERR_INPUT);
     if (argc < 2) {
         fputs(HELP, stderr);
         return NMT_ERR_INPUT;

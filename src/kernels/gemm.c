@@ -13,6 +13,7 @@
 // increasing order. Threads only decide who computes which tile, so the bits
 // do not depend on the thread count or on which thread gets which tile.
 #include "kernels/gemm.h"
+#include "kernels/gemm_kernel.h"
 #include "kernels/par.h"
 
 #include <omp.h>
@@ -43,13 +44,6 @@ enum { MR = 6, NR = 16, KC = GEMM_KC, MC = 144, NC = 4096 };
 enum { MR = 4, NR = 8, KC = GEMM_KC, MC = 128, NC = 2048 };
 #endif
 
-// What the kernel does to its sums before storing them: add a bias row (in
-// place of beta * C; the first K block) and/or clamp at zero (the last block).
-// bias points at the tile's first column.
-typedef struct {
-    const real *bias;
-    int relu;
-} Epi;
 
 // Products smaller than this many multiply-adds run on the calling thread:
 // a parallel region costs more than it saves (par.h: more on a shared machine).
@@ -348,6 +342,105 @@ static void kernel_full(size_t kc, const real *a, size_t ars, size_t aks, const 
 #endif
 
 // ---------------------------------------------------------------------------
+// Which kernel runs.
+
+static int kernel_choice = -1;  // a GemmKernel once chosen
+
+const char *gemm_kernel_name(GemmKernel k) {
+    return k == GEMM_KERNEL_AVX512 ? "avx512" : k == GEMM_KERNEL_AVX2 ? "avx2" : "portable";
+}
+
+int gemm_kernel_by_name(const char *name) {
+    for (int k = GEMM_KERNEL_PORTABLE; k <= GEMM_KERNEL_AVX512; k++)
+        if (!strcmp(name, gemm_kernel_name((GemmKernel)k))) return k;
+    return -1;
+}
+
+int gemm_kernel_available(GemmKernel k) {
+#ifdef GEMM_AVX2
+    if (k == GEMM_KERNEL_AVX2) return 1;
+    if (k == GEMM_KERNEL_AVX512) return gemm_avx512_built() && __builtin_cpu_supports("avx512f");
+    return 0;
+#else
+    return k == GEMM_KERNEL_PORTABLE;
+#endif
+}
+
+int gemm_use_kernel(GemmKernel k) {
+    if (!gemm_kernel_available(k))
+        return err_set(NMT_ERR_INPUT, "the %s gemm kernel is not available on this CPU or build", gemm_kernel_name(k));
+    __atomic_store_n(&kernel_choice, (int)k, __ATOMIC_RELAXED);
+    return NMT_OK;
+}
+
+#ifdef GEMM_AVX2
+#include <cpuid.h>
+
+// The CPU's family (CPUID leaf 1, with the extended family) and whether it is AMD's.
+static unsigned cpu_family(int *amd) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    __get_cpuid(0, &a, &b, &c, &d);
+    *amd = b == 0x68747541;  // "Auth" of "AuthenticAMD"
+    __get_cpuid(1, &a, &b, &c, &d);
+    unsigned family = (a >> 8) & 0xf;
+    return family == 0xf ? family + ((a >> 20) & 0xff) : family;
+}
+
+// Seconds for reps products of a 6 x 32 x 256 tile by the AVX2 kernel (two
+// tiles of 16 columns) or the AVX-512 one; the best of 5 tries.
+static double time_tile(int wide, const float *a, const float *b, float *c, int reps) {
+    Epi e = {NULL, 0};
+    double best = 1e30;
+    for (int t = 0; t < 5; t++) {
+        double t0 = now_seconds();
+        for (int r = 0; r < reps; r++) {
+            if (wide) gemm_kernel_avx512(256, a, 1, MR, b, b + NR * 256, NR, c, 32, 1, 0, &e);
+            else {
+                kernel_full(256, a, 1, MR, b, NR, c, 32, 1, 0, &e);
+                kernel_full(256, a, 1, MR, b + NR * 256, NR, c + NR, 32, 1, 0, &e);
+            }
+        }
+        double dt = now_seconds() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+// Whether 512-bit operations run at full width here: by the family where it
+// says (AMD's Zen 5, family 1Ah, and later do; Zen 4, 19h, splits them), else
+// by timing the two tiles (a few milliseconds, once).
+static int avx512_pays(void) {
+    int amd;
+    unsigned family = cpu_family(&amd);
+    if (amd && family >= 0x1a) return 1;
+    float *buf = xcalloc(6 * 256 + 2 * 16 * 256 + 6 * 32, sizeof(float));
+    for (size_t i = 0; i < 6 * 256 + 2 * 16 * 256; i++) buf[i] = (float)(i % 7) * 0.125f;
+    float *a = buf, *b = a + 6 * 256, *c = b + 2 * 16 * 256;
+    double t2 = 0, t5 = 0;
+    for (int round = 0; round < 2; round++) {  // the first round warms the units up
+        t2 = time_tile(0, a, b, c, 200);
+        t5 = time_tile(1, a, b, c, 200);
+    }
+    free(buf);
+    return t5 < 0.9 * t2;
+}
+#endif
+
+// Chosen once; a race between threads chooses twice, harmlessly (the same
+// bits either way).
+GemmKernel gemm_kernel(void) {
+    int k = __atomic_load_n(&kernel_choice, __ATOMIC_RELAXED);
+    if (k >= 0) return (GemmKernel)k;
+#ifdef GEMM_AVX2
+    k = gemm_kernel_available(GEMM_KERNEL_AVX512) && avx512_pays() ? GEMM_KERNEL_AVX512 : GEMM_KERNEL_AVX2;
+#else
+    k = GEMM_KERNEL_PORTABLE;
+#endif
+    __atomic_store_n(&kernel_choice, k, __ATOMIC_RELAXED);
+    return (GemmKernel)k;
+}
+
+// ---------------------------------------------------------------------------
 // The blocked product.
 
 typedef struct {
@@ -370,39 +463,69 @@ typedef struct {
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
+// Where B micro-panel t of the block at (j, k0) is read from: its packed
+// copy, or B itself when the kernel reads full panels in place.
+static const real *b_panel(const Gemm *g, size_t t, size_t j, size_t nr, size_t k0, size_t kc, size_t *bs) {
+    if (g->direct_b && nr == NR) {
+        *bs = g->ldb;
+        return g->B + k0 * g->ldb + j;
+    }
+    *bs = NR;
+    return g->bpack + t * NR * kc;
+}
+
+// Where row panel s of A (rows from i) is read from, and its strides.
+static const real *a_panel(const Gemm *g, const real *apack, size_t s, size_t i, size_t k0, size_t kc,
+                           size_t *ars, size_t *aks) {
+    *ars = 1, *aks = MR;  // a packed panel
+    if (g->direct_a && !g->ta) {
+        *ars = g->lda, *aks = 1;
+        return g->A + i * g->lda + k0;
+    }
+    if (g->direct_a) {
+        *ars = 1, *aks = g->lda;
+        return g->A + k0 * g->lda + i;
+    }
+    return apack + s * MR * kc;
+}
+
+// Rows [i0, i0+mc) x B micro-panel t, or with wide the two full panels t and
+// t+1 side by side (the AVX-512 kernel's 32 columns; edge rows still run
+// the AVX2 kernels, panel by panel).
+static void compute_panels(const Gemm *g, const real *apack, size_t i0, size_t mc, size_t jc, size_t t,
+                           int wide, size_t k0, size_t kc, real beta, int first, int last) {
+    size_t j = jc + t * NR, nr = min_sz(NR, g->N - j), bs;
+    const real *bp = b_panel(g, t, j, nr, k0, kc, &bs), *bp1 = NULL;
+    if (wide) bp1 = b_panel(g, t + 1, j + NR, NR, k0, kc, &bs);
+    Epi e = {first && g->bias ? g->bias + j : NULL, last && g->relu};
+    Epi e1 = {e.bias ? e.bias + NR : NULL, e.relu};
+    for (size_t s = 0, nmp = ceil_div(mc, MR); s < nmp; s++) {
+        size_t i = i0 + s * MR, mr = min_sz(MR, g->M - i), ars, aks;
+        const real *ap = a_panel(g, apack, s, i, k0, kc, &ars, &aks);
+        real *c = g->C + i * g->ldc + j;
+        if (wide && mr == MR) {
+            gemm_kernel_avx512(kc, ap, ars, aks, bp, bp1, bs, c, g->ldc, g->alpha, beta, &e);
+            continue;
+        }
+        if (mr == MR && nr == NR) kernel_full(kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
+        else kernel_edge(mr, nr, kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
+        if (!wide) continue;
+        if (mr == MR) kernel_full(kc, ap, ars, aks, bp1, bs, c + NR, g->ldc, g->alpha, beta, &e1);
+        else kernel_edge(mr, NR, kc, ap, ars, aks, bp1, bs, c + NR, g->ldc, g->alpha, beta, &e1);
+    }
+}
+
 // One work item: rows [i0, i0+mc) x micro-panels [t0, t1) of the current
-// B block, for k in [k0, k0+kc).
+// B block, for k in [k0, k0+kc). With the AVX-512 kernel, full panels go in
+// pairs. (Which kernel computes a tile changes no bits: every kernel sums
+// each element the same way.)
 static void compute_item(const Gemm *g, const real *apack, size_t i0, size_t mc, size_t jc,
                          size_t t0, size_t t1, size_t k0, size_t kc, real beta, int first, int last) {
-    size_t nmp = ceil_div(mc, MR);
+    int avx512 = gemm_kernel() == GEMM_KERNEL_AVX512;
     for (size_t t = t0; t < t1; t++) {
-        size_t j = jc + t * NR;
-        size_t nr = min_sz(NR, g->N - j);
-        const real *bp = g->bpack + t * NR * kc;
-        size_t bs = NR;
-        if (g->direct_b && nr == NR) {
-            bp = g->B + k0 * g->ldb + j;
-            bs = g->ldb;
-        }
-        Epi e = {first && g->bias ? g->bias + j : NULL, last && g->relu};
-        for (size_t s = 0; s < nmp; s++) {
-            size_t i = i0 + s * MR;
-            size_t mr = min_sz(MR, g->M - i);
-            const real *ap = apack + s * MR * kc;
-            size_t ars = 1, aks = MR;  // a packed panel
-            if (g->direct_a && !g->ta) {
-                ap = g->A + i * g->lda + k0;
-                ars = g->lda, aks = 1;
-            } else if (g->direct_a) {
-                ap = g->A + k0 * g->lda + i;
-                ars = 1, aks = g->lda;
-            }
-            real *c = g->C + i * g->ldc + j;
-            if (mr == MR && nr == NR)
-                kernel_full(kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
-            else
-                kernel_edge(mr, nr, kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
-        }
+        int wide = avx512 && t + 1 < t1 && g->N - (jc + t * NR) >= 2 * NR;
+        compute_panels(g, apack, i0, mc, jc, t, wide, k0, kc, beta, first, last);
+        t += (size_t)wide;
     }
 }
 

@@ -27,6 +27,26 @@ static inline real gemm_term(real acc, real a, real b) {
 #endif
 }
 
+// The micro-kernels: every one sums each element the same way, so which one
+// runs never changes a bit. The build has the portable one only (the double
+// build, a CPU without AVX2 at build time) or AVX2 and AVX-512, of which the
+// CPU running nmt picks one.
+typedef enum { GEMM_KERNEL_PORTABLE, GEMM_KERNEL_AVX2, GEMM_KERNEL_AVX512 } GemmKernel;
+
+// The kernel products use. Chosen once per process: AVX-512 where the CPU has
+// it at full width (AMD Zen 5 and later by CPUID), AVX2 where it lacks it;
+// elsewhere (Zen 4 splits 512-bit operations in two; Intel parts differ) a
+// short timing of both tiles, made once, decides.
+GemmKernel gemm_kernel(void);
+const char *gemm_kernel_name(GemmKernel k);  // "portable", "avx2", "avx512"
+// Whether this build, on this CPU, can run k.
+int gemm_kernel_available(GemmKernel k);
+// Makes products use k from now on (tests, benchmarks, NMT_GEMM_KERNEL):
+// NMT_ERR_INPUT, naming it, when it is not available. Not while products run.
+int gemm_use_kernel(GemmKernel k);
+// The kernel a name ("avx2", ...) gives, or -1.
+int gemm_kernel_by_name(const char *name);
+
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
           real alpha, const real *A, size_t lda, const real *B, size_t ldb,
           real beta, real *C, size_t ldc);
