@@ -503,10 +503,12 @@ static void compute_panels(const Gemm *g, const real *apack, size_t i0, size_t m
         size_t i = i0 + s * MR, mr = min_sz(MR, g->M - i), ars, aks;
         const real *ap = a_panel(g, apack, s, i, k0, kc, &ars, &aks);
         real *c = g->C + i * g->ldc + j;
+#ifdef GEMM_AVX2
         if (wide && mr == MR) {
             gemm_kernel_avx512(kc, ap, ars, aks, bp, bp1, bs, c, g->ldc, g->alpha, beta, &e);
             continue;
         }
+#endif
         if (mr == MR && nr == NR) kernel_full(kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
         else kernel_edge(mr, nr, kc, ap, ars, aks, bp, bs, c, g->ldc, g->alpha, beta, &e);
         if (!wide) continue;
