@@ -3,7 +3,9 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
+#include "bench/peak.h"
 #include "bench/steps.h"
+#include "kernels/gemm.h"
 #include "train/comm.h"
 #include "common/config.h"
 #include "common/util.h"
@@ -29,12 +31,19 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
     // Efficiency against processes that never wait for each other: the share
     // of the step not spent in the sums over processes.
     double eff = 1 - r->ms_phase[BENCH_REDUCE] / r->ms_median;
+    // The fraction of the cores' measured FMA peak at the gemm kernel's width.
+    GemmKernel k = gemm_kernel();
+    double peak = bench_peak_gflops(k) * threads * r->processes, frac = peak > 0 ? r->gflops / peak : 0;
     if (!json_only) {
         printf("nmt   %-6s %d thr | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
                "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f | fwd %.1f bwd %.1f clip %.1f adam %.1f ms\n",
                sh->name, threads, sh->B, sh->S, sh->T, sh->V, r->ms_median, steps, r->tok_per_s, r->gflops,
                r->rss_mib, r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD],
                r->ms_phase[BENCH_CLIP], r->ms_phase[BENCH_UPDATE]);
+        if (peak > 0)
+            printf("      gemm kernel %s | %.0f%% of the measured FMA peak at its width (%.0f GFLOP/s for %d core%s)\n",
+                   gemm_kernel_name(k), 100 * frac, peak, threads * r->processes,
+                   threads * r->processes == 1 ? "" : "s");
         if (r->processes > 1 || r->accum > 1)
             printf("      %d process%s x %d micro-batch%s a step | compute %.1f ms | sum over processes %.1f ms, "
                    "%.1f MB sent per process | efficiency %.3f\n", r->processes, r->processes > 1 ? "es" : "",
@@ -47,12 +56,14 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
            "\"tokens_per_s\": %.1f, \"gflop_per_step\": %.4f, \"gflops\": %.3f, \"peak_rss_mib\": %.1f, "
            "\"rss_scope\": \"%s\", \"rss_before_mib\": %.1f, \"alloc_mib\": %.1f, \"loss_first\": %.6f, "
            "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f, "
-           "\"processes\": %d, \"accum\": %d, \"ms_reduce\": %.3f, \"mb_reduced\": %.3f, \"efficiency\": %.4f, \"shared_steps\": %.2f}\n",
+           "\"processes\": %d, \"accum\": %d, \"ms_reduce\": %.3f, \"mb_reduced\": %.3f, \"efficiency\": %.4f, \"shared_steps\": %.2f, "
+           "\"kernel\": \"%s\", \"peak_gflops\": %.1f, \"peak_frac\": %.3f}\n",
            sh->name, threads, sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
            c->dec_layers, r->nparams, steps, warmup, r->ms_median, r->ms_min, r->ms_max, r->tok_per_s, r->gflop_step,
            r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
            r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD], r->ms_phase[BENCH_CLIP],
-           r->ms_phase[BENCH_UPDATE], r->processes, r->accum, r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff, r->shared_frac);
+           r->ms_phase[BENCH_UPDATE], r->processes, r->accum, r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff, r->shared_frac,
+           gemm_kernel_name(k), peak, frac);
     fflush(stdout);
 }
 
