@@ -53,6 +53,13 @@ elif ! "$PYTHON" -c "import torch" 2>/dev/null; then
     TORCH=0
 fi
 
+# PyTorch with OpenBLAS's fastest correct kernels here (openblas-coretype.sh).
+CORETYPE=""
+if [ "$TORCH" = 1 ]; then
+    CORETYPE=$(sh "$HERE/openblas-coretype.sh" "$PYTHON")
+    echo "bench-translate.sh: PyTorch runs with OPENBLAS_CORETYPE=${CORETYPE:-(unset: OpenBLAS chooses)}" >&2
+fi
+
 mkdir -p "$OUT_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS="$OUT_DIR/translate-$STAMP.jsonl"
@@ -72,7 +79,8 @@ run() {  # impl threads beam round
         sps=$(echo "$line" | sed -E 's/.*\(([0-9.]+) sentences\/s.*/\1/') ;;
     torch-float | torch-int8)
         q=""; [ "$1" = torch-int8 ] && q=--quantize
-        sps=$(OMP_NUM_THREADS=$2 OMP_WAIT_POLICY=PASSIVE "$PYTHON" "$HERE/bench_translate_torch.py" \
+        sps=$(env ${CORETYPE:+OPENBLAS_CORETYPE=$CORETYPE} OMP_NUM_THREADS=$2 OMP_WAIT_POLICY=PASSIVE \
+                  "$PYTHON" "$HERE/bench_translate_torch.py" \
                   --checkpoint "$CKPT" --input "$SRC" --output "$out" --beam "$3" --batch "$BATCH" \
                   --threads "$2" $q --json | sed -E 's/.*"sent_per_s": ([0-9.]+).*/\1/') ;;
     esac

@@ -50,6 +50,13 @@ if [ "$TORCH" = 1 ] && ! ls /usr/lib/x86_64-linux-gnu/libopenblas.so.0 /usr/lib/
     echo "bench.sh: warning: OpenBLAS is not installed, so PyTorch's products use the slow reference BLAS (sh scripts/install-deps.sh bench)" >&2
 fi
 
+# PyTorch with OpenBLAS's fastest correct kernels here (openblas-coretype.sh).
+CORETYPE=""
+if [ "$TORCH" = 1 ]; then
+    CORETYPE=$(sh "$HERE/openblas-coretype.sh" "$PYTHON")
+    echo "bench.sh: PyTorch runs with OPENBLAS_CORETYPE=${CORETYPE:-(unset: OpenBLAS chooses)}; nmt's gemm kernel is in its rows (\"kernel\")" >&2
+fi
+
 steps_for() {
     case $1 in tiny) echo 50 ;; small) echo 20 ;; base) echo 5 ;; *) echo 10 ;; esac
 }
@@ -93,7 +100,7 @@ run() {
         fi || die "nmt bench failed for $cfg"
     else
         # OpenBLAS (Debian's BLAS for torch) keeps its own thread pool: give it the same count.
-        out=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${WAIT:-PASSIVE} \
+        out=$(env ${CORETYPE:+OPENBLAS_CORETYPE=$CORETYPE} OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${WAIT:-PASSIVE} \
             "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t") ||
             die "bench_torch.py failed for $cfg"
     fi
