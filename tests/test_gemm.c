@@ -6,6 +6,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,4 +439,32 @@ Test(gemm, kernel_names_and_refusal) {
             cr_assert(strstr(err_msg(), gemm_kernel_name((GemmKernel)k)), "%s", err_msg());
             err_clear();
         }
+}
+
+// Whether /proc/cpuinfo names an AMD CPU of family 1Ah (Zen 5) or later,
+// whose 512-bit units run at full width.
+static int amd_zen5_or_later(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[256];
+    int amd = 0, family = 0;
+    while (fgets(line, sizeof line, f) && !family) {
+        if (!strncmp(line, "vendor_id", 9)) amd = strstr(line, "AuthenticAMD") != NULL;
+        if (!strncmp(line, "cpu family", 10)) family = atoi(strchr(line, ':') + 1);
+    }
+    fclose(f);
+    return amd && family >= 0x1a;
+}
+
+// The timing that chooses the kernel where CPUID does not (Zen 4, Intel) runs
+// and names a kernel this machine has; on a CPU whose 512-bit units run at
+// full width (the AVX-512 tile then takes about half the time of two AVX2
+// tiles) it chooses AVX-512 as CPUID does. (Elsewhere the two can be close,
+// and either answer is right.)
+Test(gemm, timing_choice_runs_and_agrees) {
+    GemmKernel was = gemm_kernel(), timed = gemm_kernel_by_timing();
+    cr_assert(gemm_kernel_available(timed), "the timing chose %s, which is not available", gemm_kernel_name(timed));
+    cr_assert_eq(gemm_kernel(), was, "the timing changed the kernel in use");
+    if (gemm_kernel_available(GEMM_KERNEL_AVX512) && amd_zen5_or_later())
+        cr_assert_eq(timed, GEMM_KERNEL_AVX512, "on Zen 5 the timing chose %s", gemm_kernel_name(timed));
 }

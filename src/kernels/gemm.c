@@ -406,13 +406,9 @@ static double time_tile(int wide, const float *a, const float *b, float *c, int 
     return best;
 }
 
-// Whether 512-bit operations run at full width here: by the family where it
-// says (AMD's Zen 5, family 1Ah, and later do; Zen 4, 19h, splits them), else
-// by timing the two tiles (a few milliseconds, once).
-static int avx512_pays(void) {
-    int amd;
-    unsigned family = cpu_family(&amd);
-    if (amd && family >= 0x1a) return 1;
+// Whether the AVX-512 tile beats two AVX2 tiles here by at least 10%, timed
+// (a few milliseconds).
+static int avx512_faster_timed(void) {
     float *buf = xcalloc(6 * 256 + 2 * 16 * 256 + 6 * 32, sizeof(float));
     for (size_t i = 0; i < 6 * 256 + 2 * 16 * 256; i++) buf[i] = (float)(i % 7) * 0.125f;
     float *a = buf, *b = a + 6 * 256, *c = b + 2 * 16 * 256;
@@ -424,7 +420,24 @@ static int avx512_pays(void) {
     free(buf);
     return t5 < 0.9 * t2;
 }
+
+// Whether 512-bit operations run at full width here: by the family where it
+// says (AMD's Zen 5, family 1Ah, and later do; Zen 4, 19h, splits them), else
+// by timing the two tiles, once.
+static int avx512_pays(void) {
+    int amd;
+    unsigned family = cpu_family(&amd);
+    return (amd && family >= 0x1a) || avx512_faster_timed();
+}
 #endif
+
+GemmKernel gemm_kernel_by_timing(void) {
+#ifdef GEMM_AVX2
+    return gemm_kernel_available(GEMM_KERNEL_AVX512) && avx512_faster_timed() ? GEMM_KERNEL_AVX512 : GEMM_KERNEL_AVX2;
+#else
+    return GEMM_KERNEL_PORTABLE;
+#endif
+}
 
 // Chosen once; a race between threads chooses twice, harmlessly (the same
 // bits either way).

@@ -44,6 +44,9 @@ int gemm_kernel_available(GemmKernel k);
 // Makes products use k from now on (tests, benchmarks, NMT_GEMM_KERNEL):
 // NMT_ERR_INPUT, naming it, when it is not available. Not while products run.
 int gemm_use_kernel(GemmKernel k);
+// What the timing alone would choose (where CPUID settles the choice the
+// timing does not run; tests run it everywhere). Changes nothing.
+GemmKernel gemm_kernel_by_timing(void);
 // The kernel a name ("avx2", ...) gives, or -1.
 int gemm_kernel_by_name(const char *name);
 
