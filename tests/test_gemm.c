@@ -465,6 +465,8 @@ Test(gemm, timing_choice_runs_and_agrees) {
     GemmKernel was = gemm_kernel(), timed = gemm_kernel_by_timing();
     cr_assert(gemm_kernel_available(timed), "the timing chose %s, which is not available", gemm_kernel_name(timed));
     cr_assert_eq(gemm_kernel(), was, "the timing changed the kernel in use");
+#ifndef __SANITIZE_ADDRESS__  // instrumented at -O1, the two tiles time unlike the real kernels
     if (gemm_kernel_available(GEMM_KERNEL_AVX512) && amd_zen5_or_later())
         cr_assert_eq(timed, GEMM_KERNEL_AVX512, "on Zen 5 the timing chose %s", gemm_kernel_name(timed));
+#endif
 }
