@@ -339,24 +339,20 @@ static int load_model(Load *L, Model *m) {
 }
 
 // Everything in the file is checked, in this order, before anything it sizes
-// is allocated: the container (ckpt_open), the config, the tokenizer and its
+// is allocated: the container (ckpt_open, by the caller), the config, the tokenizer and its
 // agreement with the config, the parameter count the config and vocabularies
 // imply (overflow-checked) against the params section, the optimizer's state
 // sections (all or none; required when opt != NULL), the state JSON. Only then
 // is the model allocated, its tensor table compared with the file's, and the
 // values checked finite. checkpoint_describe runs exactly this (info != NULL).
-static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, CkptState *st, CkptInfo *info) {
-    memset(c, 0, sizeof *c);
-    memset(t, 0, sizeof *t);
-    memset(m, 0, sizeof *m);
-    memset(st, 0, sizeof *st);
-    if (opt) memset(opt, 0, sizeof *opt);
+// f: the file, opened and verified by ckpt_open (the caller closes it).
+static int load(CkptFile *f, const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, CkptState *st,
+                CkptInfo *info) {
     Load L;
     memset(&L, 0, sizeof L);
     L.path = path;
-    int rc = ckpt_open(&L.f, path);
-    if (rc) return rc;
-    rc = load_config_tokenizer(&L, c, t);
+    L.f = f;
+    int rc = load_config_tokenizer(&L, c, t);
     if (!rc) rc = load_weight_sections(&L, c, t, opt != NULL);
     if (!rc) rc = load_optim_sections(&L, c, opt != NULL);
     if (!rc && info) {
@@ -379,7 +375,6 @@ static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *
     }
     optim_free(&L.names);
     free(L.table);
-    ckpt_close(L.f);
     if (rc) {
         if (opt) optim_free(opt);
         if (L.have_model) model_free(m);
@@ -391,7 +386,17 @@ static int load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *
 }
 
 int checkpoint_load(const char *path, Config *c, Tokenizer *t, Model *m, Optimizer *opt, CkptState *st) {
-    return load(path, c, t, m, opt, st, NULL);
+    memset(c, 0, sizeof *c);
+    memset(t, 0, sizeof *t);
+    memset(m, 0, sizeof *m);
+    memset(st, 0, sizeof *st);
+    if (opt) memset(opt, 0, sizeof *opt);
+    CkptFile *f = NULL;
+    int rc = ckpt_open(&f, path);
+    if (rc) return rc;
+    rc = load(f, path, c, t, m, opt, st, NULL);
+    ckpt_close(f);
+    return rc;
 }
 
 int checkpoint_load_decoding(Loaded *l, const char *path, int int8) {
@@ -426,8 +431,9 @@ int checkpoint_describe(const char *path, CkptInfo *info) {
         s->size = ckpt_section_size(f, i);
         s->crc = ckpt_section_crc(f, i);
     }
+    rc = load(f, path, &info->c, &info->t, &info->m, NULL, &info->st, info);
     ckpt_close(f);
-    return load(path, &info->c, &info->t, &info->m, NULL, &info->st, info);
+    return rc;
 }
 
 void ckpt_info_free(CkptInfo *info) {
