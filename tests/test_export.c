@@ -266,3 +266,22 @@ Test(export, malformed_files) {
     n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1, 1, 1], \"data_offsets\": [0, 4]}}", 4);
     raw_refused(buf, n, "3 dimensions");
 }
+
+// A file with metadata and no tensors is a valid safetensors file, read as
+// empty (import then names what is missing); found by fuzz_safetensors, whose
+// sanitizers caught the sort of an empty (NULL) table.
+Test(export, file_without_tensors) {
+    char buf[256];
+    size_t n = with_header(buf, "{\"__metadata__\": {\"format\": \"pt\"}}", 0);
+    const char *path = tmp_path("empty.safetensors");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    StFile s;
+    err_clear();
+    cr_assert_eq(st_read(&s, path), NMT_OK, "%s", err_msg());
+    cr_assert_null(st_find(&s, "encoder.embed_tokens.weight"));
+    cr_assert_str_eq(st_meta(&s, "format"), "pt");
+    st_free(&s);
+}

@@ -128,13 +128,14 @@ int st_read(StFile *f, const char *path) {
         f->meta = (cJSON *)e;
     }
     size_t n = (size_t)arrlen(f->tensors), at = 0;
-    if (!rc) qsort(f->tensors, n, sizeof *f->tensors, by_name);
+    // (No tensors: nothing to sort, and the table is NULL, which qsort may not take.)
+    if (!rc && n > 1) qsort(f->tensors, n, sizeof *f->tensors, by_name);
     for (size_t i = 1; !rc && i < n; i++)
         if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
             rc = err_set(NMT_ERR_INPUT, "%s: tensor '%s' is named twice", path, f->tensors[i].name);
     // The tensors tile the data exactly: sorted by offset, each starts where
     // the previous ended (sizes were checked against the shapes above).
-    if (!rc) qsort(f->tensors, n, sizeof *f->tensors, by_offset);
+    if (!rc && n > 1) qsort(f->tensors, n, sizeof *f->tensors, by_offset);
     for (size_t i = 0; !rc && i < n; i++) {
         size_t b = (size_t)((const char *)f->tensors[i].data - f->bytes);
         if (b != at) rc = err_set(NMT_ERR_INPUT, "%s: tensor '%s' does not start where the previous one ends", path,
