@@ -304,5 +304,89 @@ else
     echo "cli: PyTorch not installed; the reference decoder's parity not tested"
 fi
 
+# No command destroys a file it did not make. (1) A command never writes over
+# one of its inputs -- the same path, "dir/./X", a hard link or a symlink to it:
+# exit 2 naming both, the input byte for byte as it was.
+ok() { pass=$((pass + 1)); }
+no() { fail=$((fail + 1)); echo "FAIL: $*"; }
+mkdir -p "$T/orig"
+cp "$T/ck/last.ckpt" "$T/orig/keep.ckpt"
+cp "$T/m.safetensors" "$T/orig/keep.st"
+cp "$T/s.txt" "$T/orig/keep.txt"
+cp "$T/ok.json" "$T/orig/ok.json"
+restore() {
+    rm -f "$T/keep-hard.ckpt" "$T/keep-sym.ckpt"
+    for f in keep.ckpt keep.st keep.txt ok.json; do cp "$T/orig/$f" "$T/$f"; done
+    ln "$T/keep.ckpt" "$T/keep-hard.ckpt"
+    ln -s "$T/keep.ckpt" "$T/keep-sym.ckpt"
+}
+restore
+# refused NEEDLE -- command...: exit 2 naming NEEDLE, every input as it was.
+refused() {
+    expect 2 "$@"
+    for f in keep.ckpt keep.st keep.txt ok.json; do
+        if ! cmp -s "$T/orig/$f" "$T/$f"; then no "$f was changed or removed by: $*"; restore; return; fi
+    done
+    ok
+}
+refused "--output $T/keep.ckpt: is the same file as --checkpoint $T/keep.ckpt" -- \
+    "$NMT" export --checkpoint "$T/keep.ckpt" --output "$T/keep.ckpt"
+refused "--output $T/./keep.ckpt: is the same file as --checkpoint $T/keep.ckpt" -- \
+    "$NMT" export --checkpoint "$T/keep.ckpt" --output "$T/./keep.ckpt"
+refused "--output $T/keep-hard.ckpt: is the same file as --checkpoint $T/keep.ckpt" -- \
+    "$NMT" quantize --checkpoint "$T/keep.ckpt" --output "$T/keep-hard.ckpt"
+refused "--output $T/keep.ckpt: is the same file as --checkpoint $T/keep-sym.ckpt" -- \
+    "$NMT" quantize --checkpoint "$T/keep-sym.ckpt" --output "$T/keep.ckpt"
+refused "--output $T/keep.ckpt: is the same file as input $T/keep.ckpt" -- \
+    "$NMT" average --output "$T/keep.ckpt" "$T/ck/last.ckpt" "$T/keep.ckpt"
+refused "--output $T/keep.st: is the same file as --input $T/keep.st" -- \
+    "$NMT" import --input "$T/keep.st" --output "$T/keep.st"
+refused "--output $T/ok.json: is the same file as --config $T/ok.json" -- \
+    "$NMT" import --input "$T/keep.st" --config "$T/ok.json" --output "$T/ok.json"
+refused "--output $T/keep.txt: is the same file as --ref $T/keep.txt" -- \
+    "$NMT" eval --checkpoint "$T/keep.ckpt" --src "$T/s.txt" --ref "$T/keep.txt" --output "$T/keep.txt"
+refused "--output $T/keep.txt: is the same file as --input $T/keep.txt" -- \
+    "$NMT" bpe learn --vocab-size 300 --input "$T/t.txt" --input "$T/keep.txt" --output "$T/keep.txt"
+refused "--attention-png $T/keep.ckpt: is the same file as --checkpoint $T/keep.ckpt" -- \
+    "$NMT" translate --checkpoint "$T/keep.ckpt" --attention-png "$T/keep.ckpt"
+head -1 "$T/s.txt" >"$T/one.txt"
+cp "$T/one.txt" "$T/one.bak"
+"$NMT" translate --checkpoint "$T/keep.ckpt" --attention-png "$T/one.txt" <"$T/one.txt" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF -- "--attention-png $T/one.txt: is the same file as the standard input" "$T/err" &&
+   cmp -s "$T/one.txt" "$T/one.bak"; then ok; else no "translate --attention-png over its stdin: $(cat "$T/err")"; fi
+# train: a data file that is one the run writes in train.checkpoint_dir.
+mkdir -p "$T/tk"
+cp "$T/s.txt" "$T/tk/train_log.jsonl"
+cp "$T/s.txt" "$T/tk.bak"
+expect 2 "train.checkpoint_dir's $T/tk/train_log.jsonl: is the same file as data.train_src $T/tk/train_log.jsonl" -- \
+    "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/tk" --set data.train_src="$T/tk/train_log.jsonl"
+if cmp -s "$T/tk/train_log.jsonl" "$T/tk.bak" && [ ! -e "$T/tk/last.ckpt" ]; then ok; else no "train wrote over its data"; fi
+[ "$(ls "$T" | grep -c '\.tmp$')" -eq 0 ] && ok || no "a refusal left a temporary: $(ls "$T")"
+# (2) nmt import --output F verifies what it wrote before it replaces F: an
+# nmt.step too large for a checkpoint (it passed import's checks, the written
+# file did not load, and F -- here the user's checkpoint -- was removed) is
+# refused naming nmt.step, F as it was.
+# st_edit IN OUT SED: a copy of safetensors file IN with sed applied to its
+# JSON header, the same length (the tabs of the embedded config dropped,
+# spaces padding the end, as the format allows).
+st_edit() {
+    hl=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    head -c $((8 + hl)) "$1" | tail -c +9 | sed -e 's/\\t//g' -e "$3" >"$2.h"
+    pad=$((hl - $(wc -c <"$2.h")))
+    { head -c 8 "$1"; cat "$2.h"; printf "%${pad}s" ""; tail -c +$((9 + hl)) "$1"; } >"$2"
+    rm -f "$2.h"
+}
+st_edit "$T/m.safetensors" "$T/step.st" 's/"nmt.step":"[0-9]*"/"nmt.step":"99999999999999999999"/'
+refused 'nmt.step "99999999999999999999" is not a step count' -- \
+    "$NMT" import --input "$T/step.st" --output "$T/keep.ckpt"
+# (3) The temporary a write goes through is always a new file: a file named
+# like it (the user's, or a killed run's) is left as it was.
+printf 'mine\n' >"$T/imp2.ckpt.tmp"
+printf 'mine\n' >"$T/exp2.st.tmp"
+if "$NMT" import --input "$T/m.safetensors" --output "$T/imp2.ckpt" 2>"$T/err" &&
+   "$NMT" export --checkpoint "$T/imp2.ckpt" --output "$T/exp2.st" 2>>"$T/err" && "$NMT" info "$T/imp2.ckpt" >/dev/null &&
+   [ "$(cat "$T/imp2.ckpt.tmp")" = mine ] && [ "$(cat "$T/exp2.st.tmp")" = mine ] &&
+   [ "$(ls "$T" | grep -c '\.tmp$')" -eq 2 ]; then ok; else no "a file named like the temporary: $(cat "$T/err"); $(ls "$T")"; fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

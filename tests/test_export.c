@@ -7,6 +7,7 @@
 // the file and the tensor, writing nothing.
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stb/stb_ds.h>
 #include <stdint.h>
@@ -117,9 +118,9 @@ typedef struct {
     size_t nmeta;
 } Edit;
 
-static void edit_open(Edit *e) {
+static void edit_open_kind(Edit *e, int kind) {
     const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors");
-    write_tiny(ck, K_WORD, NULL, NULL);
+    write_tiny(ck, kind, NULL, NULL);
     cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
     memset(e, 0, sizeof *e);
     cr_assert_eq(st_read(&e->f, st), NMT_OK, "%s", err_msg());
@@ -134,6 +135,15 @@ static void edit_open(Edit *e) {
     }
     const char *keys[] = {"format", "nmt.config", "nmt.tokenizer", "nmt.step"};
     for (size_t i = 0; i < 4; i++) e->meta[e->nmeta++] = (StMeta){keys[i], st_meta(&e->f, keys[i])};
+}
+
+static void edit_open(Edit *e) { edit_open_kind(e, K_WORD); }
+
+static void edit_free(Edit *e) {
+    for (ptrdiff_t i = 0; i < arrlen(e->owned); i++) free(e->owned[i]);
+    arrfree(e->owned);
+    arrfree(e->t);
+    st_free(&e->f);
 }
 
 static StTensor *edit_find(Edit *e, const char *name) {
@@ -151,10 +161,7 @@ static void edit_refused(Edit *e, const char *what) {
     cr_assert_eq(import_checkpoint(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
     cr_assert(strstr(err_msg(), bad) && strstr(err_msg(), what), "message '%s' lacks '%s'", err_msg(), what);
     cr_assert_neq(access(out, F_OK), 0, "a refused import wrote its output");
-    for (ptrdiff_t i = 0; i < arrlen(e->owned); i++) free(e->owned[i]);
-    arrfree(e->owned);
-    arrfree(e->t);
-    st_free(&e->f);
+    edit_free(e);
 }
 
 Test(export, missing_tensor) {
@@ -284,4 +291,100 @@ Test(export, file_without_tensors) {
     cr_assert_null(st_find(&s, "encoder.embed_tokens.weight"));
     cr_assert_str_eq(st_meta(&s, "format"), "pt");
     st_free(&s);
+}
+
+// ---------------------------------------------------------------- the output file is never destroyed
+
+static const char USER_BYTES[] = "the user's own checkpoint, not to be lost\n";
+
+static size_t dir_entries(void) {
+    DIR *d = opendir(tmpdir);
+    cr_assert_not_null(d);
+    size_t n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+// Importing the edited file into an existing user.ckpt fails naming `what`
+// (and the file), and user.ckpt is byte for byte what it was, with nothing
+// left beside it. (Before: a file import's checks passed but the load of what
+// was written failed removed user.ckpt.)
+static void edit_keeps_output(Edit *e, const char *what) {
+    const char *bad = tmp_path("bad.safetensors");
+    cr_assert_eq(st_write(bad, e->t, (size_t)arrlen(e->t), e->meta, e->nmeta), NMT_OK);
+    const char *out = write_tmp("user.ckpt", USER_BYTES);
+    size_t before = dir_entries(), n;
+    err_clear();
+    cr_assert_eq(import_checkpoint(bad, NULL, out), NMT_ERR_INPUT, "accepted: %s", what);
+    cr_assert(strstr(err_msg(), what), "message '%s' lacks '%s'", err_msg(), what);
+    char *kept = read_file_text(out, &n);
+    cr_assert(kept && n == strlen(USER_BYTES) && memcmp(kept, USER_BYTES, n) == 0, "user.ckpt was %s",
+              kept ? "changed" : "removed");
+    free(kept);
+    cr_assert_eq(dir_entries(), before, "a file was left beside user.ckpt");
+    edit_free(e);
+}
+
+// A shared-vocabulary config with a tokenizer of two (equal-sized)
+// vocabularies: the tensors are the shared model's, so only the checkpoint's
+// load found it. Import now refuses it itself, naming model.shared_vocab.
+Test(export, shared_vocab_with_two_vocabularies_keeps_the_output) {
+    Edit e;
+    edit_open_kind(&e, K_SHARED);
+    char v[256], tok[1024];
+    put_vocab(v, sizeof v, 6);
+    snprintf(tok, sizeof tok, "nmt-tokenizer word %zu %zu\n%s%s", strlen(v), strlen(v), v, v);
+    e.meta[2].value = tok;
+    edit_keeps_output(&e, "model.shared_vocab is true but the tokenizer section holds two vocabularies");
+}
+
+// An nmt.step past what a checkpoint holds exactly (10^15 - 1; 2^53 + 1
+// passed import's checks, the state's JSON rounds it) or past strtol's range
+// is refused by import, naming nmt.step; so is one that is not a count.
+Test(export, step_out_of_range_keeps_the_output) {
+    const char *steps[] = {"99999999999999999999", "9007199254740993", "1000000000000000", "-1", "12abc", ""};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        Edit e;
+        edit_open(&e);
+        e.meta[3].value = steps[i];
+        edit_keeps_output(&e, "nmt.step");
+    }
+}
+
+Test(export, largest_step_is_imported_exactly) {
+    Edit e;
+    edit_open(&e);
+    e.meta[3].value = "999999999999999";
+    const char *st = tmp_path("big.safetensors"), *out = tmp_path("big.ckpt");
+    cr_assert_eq(st_write(st, e.t, (size_t)arrlen(e.t), e.meta, e.nmeta), NMT_OK);
+    cr_assert_eq(import_checkpoint(st, NULL, out), NMT_OK, "%s", err_msg());
+    Loaded l;
+    cr_assert_eq(checkpoint_load_decoding(&l, out, 0), NMT_OK, "%s", err_msg());
+    cr_assert_eq(l.step, 999999999999999L, "step %ld", l.step);
+    loaded_free(&l);
+    edit_free(&e);
+}
+
+// Whatever import's own checks miss, what it wrote is loaded before it
+// replaces anything: a checkpoint that does not load back leaves the existing
+// output as it was and no temporary (a state whose step is not a count here).
+Test(export, write_that_does_not_load_back_keeps_the_output) {
+    const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors");
+    write_tiny(ck, K_WORD, NULL, NULL);
+    cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
+    Loaded l;
+    cr_assert_eq(import_safetensors(st, NULL, &l), NMT_OK, "%s", err_msg());
+    const char *out = write_tmp("user.ckpt", USER_BYTES);
+    size_t before = dir_entries(), n;
+    err_clear();
+    cr_assert_eq(import_write(out, &l, "{\"step\": 1e300}"), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), out) && strstr(err_msg(), "left as it was") && strstr(err_msg(), "not a count"), "%s",
+              err_msg());
+    char *kept = read_file_text(out, &n);
+    cr_assert(kept && n == strlen(USER_BYTES) && memcmp(kept, USER_BYTES, n) == 0, "user.ckpt was %s",
+              kept ? "changed" : "removed");
+    free(kept);
+    cr_assert_eq(dir_entries(), before, "a file was left beside user.ckpt");
+    loaded_free(&l);
 }

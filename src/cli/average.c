@@ -1,6 +1,7 @@
 // cli/average.c — `nmt average --output OUT IN1 IN2 ...` (average.h does the work).
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "common/files.h"
 
 #include "train/average.h"
 #include "common/util.h"
@@ -14,6 +15,15 @@ static const char USAGE[] =
     "  model shape and vocabulary. The output has no optimizer state: translate with it,\n"
     "  or start a new run from it by hand.\n";
 
+// The output is none of the inputs (it would be replaced by the average).
+static int refuse_inputs(const char *out, const char **in) {
+    FileArg *args = NULL;  // stb_ds array
+    for (ptrdiff_t i = 0; i < arrlen(in); i++) arrput(args, ((FileArg){"input", in[i]}));
+    int rc = refuse_same_file(&(FileArg){"--output", out}, args, (int)arrlen(args));
+    arrfree(args);
+    return rc;
+}
+
 int cli_average(int argc, char **argv) {
     const char *out = NULL;
     const char **in = NULL;  // stb_ds array
@@ -24,6 +34,7 @@ int cli_average(int argc, char **argv) {
     int rc = options_parse(&spec, argc, argv, &in);
     if (!rc && (!out || arrlen(in) < 1)) rc = options_error(&spec, "needs --output OUT and at least one input");
     if (rc) rc = options_report(&spec, rc);
+    else if ((rc = refuse_inputs(out, in))) cli_finish(rc);
     else {
         rc = cli_finish(checkpoint_average(out, in, (int)arrlen(in)));
         if (!rc) printf("nmt: averaged %d checkpoints into %s\n", (int)arrlen(in), out);

@@ -1,6 +1,7 @@
 // cli/bpe.c — `nmt bpe learn|encode|decode`: the command-line face of bpe.h.
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "common/files.h"
 
 #include "text/bpe.h"
 #include "common/util.h"
@@ -47,7 +48,12 @@ static int check(const OptSpec *spec, const Args *a) {
 }
 
 static int learn(const Args *a) {
-    // Fail before spending the learning time on an unwritable destination.
+    // Fail before spending the learning time on an unwritable destination, or one that is an input.
+    FileArg *in = NULL;  // stb_ds array
+    for (ptrdiff_t i = 0; i < arrlen(a->inputs); i++) arrput(in, ((FileArg){"--input", a->inputs[i]}));
+    int rc = refuse_same_file(&(FileArg){"--output", a->output}, in, (int)arrlen(in));
+    arrfree(in);
+    if (rc) return rc;
     char *copy = xstrdup(a->output);
     const char *dir = dirname(copy);
     int ok = access(dir, W_OK) == 0;
@@ -56,7 +62,7 @@ static int learn(const Args *a) {
     if (!ok) return NMT_ERR_INPUT;
     double t0 = now_seconds();
     Bpe *b;
-    int rc = bpe_learn(&b, a->inputs, (int)arrlen(a->inputs), a->vocab_size);
+    rc = bpe_learn(&b, a->inputs, (int)arrlen(a->inputs), a->vocab_size);
     if (rc) return rc;
     double t1 = now_seconds();
     rc = bpe_save(b, a->output);

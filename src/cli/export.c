@@ -1,6 +1,7 @@
 // cli/export.c — `nmt export` and `nmt import`: a checkpoint's weights as safetensors, and back.
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "common/files.h"
 
 #include "io/export.h"
 #include "train/import.h"
@@ -31,7 +32,9 @@ int cli_export(int argc, char **argv) {
     if (!rc && strcmp(format, "safetensors") != 0)
         rc = options_error(&spec, "--format %s: only safetensors is written", format);
     if (rc) return options_report(&spec, rc);
-    return cli_finish(export_safetensors(ckpt, out));
+    const FileArg in[] = {{"--checkpoint", ckpt}};
+    rc = refuse_same_file(&(FileArg){"--output", out}, in, 1);
+    return cli_finish(rc ? rc : export_safetensors(ckpt, out));
 }
 
 int cli_import(int argc, char **argv) {
@@ -46,5 +49,7 @@ int cli_import(int argc, char **argv) {
     int rc = options_parse(&spec, argc, argv, NULL);
     if (!rc && (!in || !out)) rc = options_error(&spec, "--input and --output are required");
     if (rc) return options_report(&spec, rc);
-    return cli_finish(import_checkpoint(in, config, out));
+    const FileArg inputs[] = {{"--input", in}, {"--config", config}};
+    rc = refuse_same_file(&(FileArg){"--output", out}, inputs, 2);
+    return cli_finish(rc ? rc : import_checkpoint(in, config, out));
 }

@@ -2,6 +2,7 @@
 // checkpoint out (quant.h says what is quantized, ckpt_quant.h how it is stored).
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "common/files.h"
 
 #include "io/checkpoint.h"
 #include "train/state.h"
@@ -53,5 +54,7 @@ int cli_quantize(int argc, char **argv) {
     int rc = options_parse(&spec, argc, argv, NULL);
     if (!rc && (!in || !out)) rc = options_error(&spec, "needs --checkpoint IN and --output OUT");
     if (rc) return options_report(&spec, rc);
-    return cli_finish(quantize(in, out));
+    const FileArg input[] = {{"--checkpoint", in}};
+    rc = refuse_same_file(&(FileArg){"--output", out}, input, 1);
+    return cli_finish(rc ? rc : quantize(in, out));
 }

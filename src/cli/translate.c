@@ -2,6 +2,7 @@
 // their options, the checkpoint in, the results out.
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "common/files.h"
 
 #include "decode/attnmap.h"
 #include "eval/bleu.h"
@@ -87,8 +88,11 @@ static int parse_args(Args *a, Option *opts, OptSpec *spec, int argc, char **arg
 }
 
 static int translate(const Args *a) {
+    const FileArg in[] = {{"--checkpoint", a->checkpoint}, {"standard input", "/dev/stdin"}};
+    int rc = refuse_same_file(&(FileArg){"--attention-png", a->attention_png}, in, 2);
+    if (rc) return rc;
     Loaded l;
-    int rc = checkpoint_load_decoding(&l, a->checkpoint, a->int8);
+    rc = checkpoint_load_decoding(&l, a->checkpoint, a->int8);
     if (rc) return rc;
     // All of stdin is read (and checked) before anything is written.
     char *text = NULL, **lines = NULL;
@@ -130,8 +134,11 @@ static int write_lines(const char *path, char *const *lines, size_t n) {
 
 static int eval(Args *a) {
     a->o.nbest = 1;
+    const FileArg in[] = {{"--checkpoint", a->checkpoint}, {"--src", a->src}, {"--ref", a->ref}};
+    int rc = refuse_same_file(&(FileArg){"--output", a->output}, in, 3);
+    if (rc) return rc;
     char *stext = NULL, **src = NULL, *rtext = NULL, **ref = NULL;
-    int rc = read_lines(a->src, &stext, &src);
+    rc = read_lines(a->src, &stext, &src);
     if (!rc) rc = read_lines(a->ref, &rtext, &ref);
     if (!rc && arrlen(src) != arrlen(ref))
         rc = err_set(NMT_ERR_INPUT, "%s has %td lines but %s has %td", a->src, arrlen(src), a->ref, arrlen(ref));

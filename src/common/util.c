@@ -1,6 +1,7 @@
 // common/util.c — error reporting, checked allocation, timing, small file helpers.
 #define _POSIX_C_SOURCE 200809L
 #include "common/util.h"
+#include "common/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,9 +138,6 @@ const char *write_error_hint(int e, char *buf, size_t n) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len) {
-    size_t n = strlen(path) + 5;
-    char *tmp = xmalloc(n);
-    snprintf(tmp, n, "%s.tmp", path);
     // Past the file size limit (ulimit -f) a write raises SIGXFSZ, which would
     // kill the process silently and leave NAME.tmp: ignored while writing, the
     // write fails with EFBIG and is handled like a full disk.
@@ -148,11 +146,10 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGXFSZ, &ign, &old_xfsz);
-    int rc = NMT_OK, created = 0;
-    char hint[96];
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) rc = err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
-    else created = 1;
+    int rc = NMT_OK;
+    char hint[96], *tmp = NULL;
+    int fd = temp_create(path, &tmp);  // never an existing file
+    if (fd < 0) rc = err_code();
     const char *p = data;
     size_t left = len;
     while (!rc && left > 0) {
@@ -177,7 +174,7 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     }
     if (!rc && rename(tmp, path) != 0)
         rc = err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
-    if (rc && created) unlink(tmp);  // a failed write leaves PATH as it was and no NAME.tmp
+    if (rc && tmp) unlink(tmp);  // a failed write leaves PATH as it was and no temporary
     sigaction(SIGXFSZ, &old_xfsz, NULL);
     free(tmp);
     if (!rc) fsync_parent_dir(path);

@@ -31,7 +31,9 @@ double cpu_seconds(void);
 // an NMT_ERR_INPUT error naming the file on failure.
 char *read_file_text(const char *path, size_t *len_out);
 
-// Writes `len` bytes to `path` atomically: NAME.tmp, fsync, rename, fsync dir.
+// Writes `len` bytes to `path` atomically: a new temporary beside it
+// (temp_create, common/files.h: NAME.tmp unless that exists), fsync, rename,
+// fsync dir. A failure leaves PATH as it was and removes only the temporary.
 int write_file_atomic(const char *path, const void *data, size_t len);
 
 // What to append after strerror(errnum) when a write failed: " (...)" saying

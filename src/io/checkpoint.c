@@ -26,6 +26,11 @@ static char *tensor_table(const Model *m, size_t *len) {
 
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
                     const Optimizer *opt, const char *state_json) {
+    return checkpoint_save_checked(path, c, t, m, opt, state_json, NULL, NULL);
+}
+
+int checkpoint_save_checked(const char *path, const Config *c, const Tokenizer *t, const Model *m,
+                            const Optimizer *opt, const char *state_json, CkptCheck check, void *arg) {
     char *cfg = config_to_json(c);
     size_t tok_len, tab_len;
     char *tok = tokenizer_serialize(t, &tok_len);
@@ -45,7 +50,7 @@ int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const
             sec[n++] = (CkptSection){opt->state_name[i], opt->state[i], opt->n * sizeof(real)};
     }
     sec[n++] = (CkptSection){"state", state_json, strlen(state_json)};
-    int rc = ckpt_write(path, sec, n);
+    int rc = ckpt_write_checked(path, sec, n, check, arg);
     for (int i = 0; i < QUANT_SECTIONS; i++) free(owned[i]);
     free(cfg);
     free(tok);
@@ -75,7 +80,7 @@ static char *section_text(const CkptFile *f, const char *name, const char *path)
 // The tokenizer must be the one the config describes: its kind, and for
 // shared vocabularies one table (the model then has one embedding matrix,
 // indexed by ids of both sides).
-static int check_tokenizer(const Config *c, const Tokenizer *t, const char *path) {
+int checkpoint_check_tokenizer(const Config *c, const Tokenizer *t, const char *path) {
     if (t->kind != c->tokenizer)
         return err_set(NMT_ERR_INPUT, "%s: the tokenizer section holds a %s tokenizer, the config's data.tokenizer is \"%s\"",
                        path, t->kind == TOK_BPE ? "BPE" : "word", c->tokenizer == TOK_BPE ? "bpe" : "word");
@@ -288,7 +293,7 @@ static int load_config_tokenizer(Load *L, Config *c, Tokenizer *t) {
     rc = tokenizer_deserialize(t, tok, (size_t)n, L->path);
     if (rc) return rc;
     L->have_tok = 1;
-    return check_tokenizer(c, t, L->path);
+    return checkpoint_check_tokenizer(c, t, L->path);
 }
 
 // The parameter count the config and vocabularies imply (overflow-checked),

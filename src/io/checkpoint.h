@@ -32,6 +32,15 @@ void ckpt_state_free(CkptState *st);
 // state_json: the trainer's state (a JSON object with "step").
 int checkpoint_save(const char *path, const Config *c, const Tokenizer *t, const Model *m,
                     const Optimizer *opt, const char *state_json);
+// The same, calling check(TMP, arg) on the written temporary before it
+// replaces PATH (ckpt_write_checked): a failed check leaves PATH as it was.
+int checkpoint_save_checked(const char *path, const Config *c, const Tokenizer *t, const Model *m,
+                            const Optimizer *opt, const char *state_json, CkptCheck check, void *arg);
+
+// The tokenizer is the one the config describes: its kind, and one table for
+// shared vocabularies (model.shared_vocab), two otherwise (word vocabularies).
+// Else NMT_ERR_INPUT "WHAT: model.shared_vocab is ...". Loading checks it.
+int checkpoint_check_tokenizer(const Config *c, const Tokenizer *t, const char *what);
 
 // Reads and verifies everything, then builds the config, tokenizer and model
 // (and, if opt != NULL, the optimizer the checkpoint's config names, with its

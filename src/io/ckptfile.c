@@ -4,6 +4,7 @@
 #include "io/ckptfile.h"
 
 #include "common/util.h"
+#include "common/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -221,6 +222,10 @@ static int write_body(Out *o, const CkptSection *s, int count, const uint64_t *o
 }
 
 int ckpt_write(const char *path, const CkptSection *sections, int count) {
+    return ckpt_write_checked(path, sections, count, NULL, NULL);
+}
+
+int ckpt_write_checked(const char *path, const CkptSection *sections, int count, CkptCheck check, void *arg) {
     int rc = check_sections(path, sections, count);
     if (rc) return rc;
     Out o = {.fd = -1};
@@ -239,10 +244,6 @@ int ckpt_write(const char *path, const CkptSection *sections, int count) {
         end = offs[i] + sections[i].size;
     }
 
-    size_t tn = strlen(path) + 5;
-    char *tmp = xmalloc(tn);
-    snprintf(tmp, tn, "%s.tmp", path);
-    o.tmp = tmp;
     // Past the file size limit (ulimit -f) a write raises SIGXFSZ, which would
     // kill the process with no message and leave PATH.tmp behind: ignored
     // while writing, the write fails with EFBIG and is handled as a full disk.
@@ -251,13 +252,13 @@ int ckpt_write(const char *path, const CkptSection *sections, int count) {
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGXFSZ, &ign, &old_xfsz);
-    o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char *tmp = NULL;
+    o.fd = temp_create(path, &tmp);  // never an existing file
+    o.tmp = tmp;
     if (o.fd < 0) {
-        rc = err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
         sigaction(SIGXFSZ, &old_xfsz, NULL);
-        free(tmp);
         free(offs);
-        return rc;
+        return err_code();
     }
     maybe_crash(&o, 0);
     rc = write_body(&o, sections, count, offs, table_end, end);
@@ -268,10 +269,11 @@ int ckpt_write(const char *path, const CkptSection *sections, int count) {
         rc = err_set(NMT_ERR_RUNTIME, "%s: fsync failed: %s%s", tmp, strerror(e), write_error_hint(e, hint, sizeof hint));
     if (close(o.fd) != 0 && !rc && (e = errno))
         rc = err_set(NMT_ERR_RUNTIME, "%s: close failed: %s%s", tmp, strerror(e), write_error_hint(e, hint, sizeof hint));
+    if (!rc && check) rc = check(tmp, arg);
     if (!rc && rename(tmp, path) != 0)
         rc = err_set(NMT_ERR_RUNTIME, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
     if (rc)
-        unlink(tmp);  // a failed save leaves PATH as it was and no litter
+        unlink(tmp);  // a failed save leaves PATH as it was and removes only its own temporary
     else
         fsync_dir_of(path);
     sigaction(SIGXFSZ, &old_xfsz, NULL);

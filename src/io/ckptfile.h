@@ -46,14 +46,24 @@ typedef struct {
     uint64_t size;
 } CkptSection;
 
-// Writes PATH.tmp, fsyncs it, renames it over PATH and fsyncs the directory,
-// so a kill at any moment leaves the previous PATH whole. A stale PATH.tmp is
-// overwritten. Names must be 1..CKPT_NAME_MAX printable ASCII characters
-// (no space) and distinct. Returns NMT_OK or records an error.
+// Writes a new temporary beside PATH (PATH.tmp, or PATH.<pid>-<n>.tmp when
+// that name exists: temp_create, common/files.h; an existing file is never
+// overwritten), fsyncs it, renames it over PATH and fsyncs the directory, so
+// a kill at any moment leaves the previous PATH whole (and the temporary,
+// which nmt never removes afterwards: it did not create it in that run).
+// Names must be 1..CKPT_NAME_MAX printable ASCII characters (no space) and
+// distinct. Returns NMT_OK or records an error; on error PATH is as it was
+// and the temporary is removed.
 // Test hook: if the environment variable NMT_CKPT_CRASH_AFTER is a number B,
-// the process SIGKILLs itself once B bytes of PATH.tmp are written (at the
-// latest after the last byte, before the rename).
+// the process SIGKILLs itself once B bytes of the temporary are written (at
+// the latest after the last byte, before the rename).
 int ckpt_write(const char *path, const CkptSection *sections, int count);
+
+// ckpt_write that calls check(TMP, arg) on the complete, fsync'ed temporary
+// before the rename: when it fails, PATH is left as it was and the temporary
+// removed (e.g. `nmt import` loads what it wrote before it replaces a file).
+typedef int (*CkptCheck)(const char *tmp, void *arg);
+int ckpt_write_checked(const char *path, const CkptSection *sections, int count, CkptCheck check, void *arg);
 
 typedef struct CkptFile CkptFile;
 

@@ -7,6 +7,7 @@
 #include "io/safetensors.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,34 +156,50 @@ static int import_config(const StFile *f, const char *in, const char *config_pat
     }
     snprintf(what, sizeof what, "%s: nmt.tokenizer", in);
     rc = tokenizer_deserialize(t, tok, strlen(tok), what);
-    if (!rc && t->kind != c->tokenizer) {
-        tokenizer_free(t);
-        rc = err_set(NMT_ERR_INPUT, "%s: the tokenizer is not the kind data.tokenizer names", in);
-    }
+    // The checks loading makes (kind, shared_vocab), before anything is written.
+    if (!rc && (rc = checkpoint_check_tokenizer(c, t, what))) tokenizer_free(t);
     if (rc) config_free(c);
     return rc;
 }
 
-int import_write(const char *out, const Loaded *l, const char *state_json) {
-    int rc = checkpoint_save(out, &l->c, &l->t, &l->m, NULL, state_json);
-    if (rc) return rc;
-    // The written checkpoint loads as any other, or is removed.
+// The written temporary loads as any checkpoint does (ckpt_write_checked calls
+// this before the rename): otherwise the error names OUT, which is left as it was.
+static int loads_back(const char *tmp, void *out) {
     Loaded back;
-    rc = checkpoint_load_decoding(&back, out, 0);
-    if (rc) {
-        remove(out);
-        return rc;
+    int rc = checkpoint_load_decoding(&back, tmp, 0);
+    if (!rc) {
+        loaded_free(&back);
+        return NMT_OK;
     }
-    loaded_free(&back);
-    return NMT_OK;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", err_msg());
+    err_clear();
+    return err_set(rc, "%s: not written (left as it was): the checkpoint made does not load back: %s", (const char *)out,
+                   why);
 }
 
-// The step the metadata names (0 when absent or not a count).
-static long import_step(const StFile *f) {
-    const char *step = st_meta(f, "nmt.step");
+int import_write(const char *out, const Loaded *l, const char *state_json) {
+    return checkpoint_save_checked(out, &l->c, &l->t, &l->m, NULL, state_json, loads_back, (void *)out);
+}
+
+// nmt.step becomes the state's "step", a JSON number cJSON prints with 15
+// significant digits: below 10^15 it comes back exact (a checkpoint's
+// loader takes up to 2^53, which would come back rounded).
+#define IMPORT_STEP_MAX 999999999999999L
+
+// The step the metadata names: 0 when absent, else a count up to IMPORT_STEP_MAX.
+static int import_step(const StFile *f, const char *in, long *step) {
+    const char *s = st_meta(f, "nmt.step");
+    *step = 0;
+    if (!s) return NMT_OK;
     char *end = NULL;
-    long v = step ? strtol(step, &end, 10) : 0;
-    return step && *step && !*end && v >= 0 ? v : 0;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || *s < '0' || *s > '9' || errno == ERANGE || v > IMPORT_STEP_MAX)
+        return err_set(NMT_ERR_INPUT, "%s: nmt.step \"%.40s\" is not a step count from 0 to %ld", in, s,
+                       IMPORT_STEP_MAX);
+    *step = v;
+    return NMT_OK;
 }
 
 int import_safetensors(const char *in, const char *config_path, Loaded *l) {
@@ -215,8 +232,10 @@ int import_safetensors(const char *in, const char *config_path, Loaded *l) {
         rc = err_set(NMT_ERR_INPUT, "%s: %td tensors, the model has %zu (names that are not the model's?)", in,
                      arrlen(f.tensors), fill.parts);
     if (!rc) rc = checkpoint_check_finite(&m, NULL, in);
+    long step = 0;
+    if (!rc) rc = import_step(&f, in, &step);
     if (!rc) {
-        *l = (Loaded){c, t, m, import_step(&f)};
+        *l = (Loaded){c, t, m, step};
     } else {
         model_free(&m);
         tokenizer_free(&t);

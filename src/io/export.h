@@ -26,12 +26,17 @@ int export_safetensors(const char *in, const char *out);
 // config and the tokenizer from its metadata, or the config from config_path
 // when given (its model keys must agree with the file's tensors), the weights
 // and the step the metadata names. Every tensor the model needs must be there
-// with its shape, nothing else, every value finite. The round trip is exact.
+// with its shape, nothing else, every value finite; the tokenizer as the
+// config describes it (checkpoint_check_tokenizer); nmt.step, when there, a
+// count from 0 to 10^15 - 1 (what the checkpoint's state holds exactly).
+// The round trip is exact.
 // On error *l is left empty.
 int import_safetensors(const char *in, const char *config_path, Loaded *l);
 
 // Writes l as a weights-only checkpoint `out` holding the trainer's state
-// state_json, then loads it back as any other (or removes it).
+// state_json: a temporary beside `out`, loaded back as any checkpoint, then
+// renamed over `out`. When it does not load back, `out` is left as it was
+// (an existing file too) and only the temporary is removed.
 int import_write(const char *out, const Loaded *l, const char *state_json);
 
 #endif

@@ -49,6 +49,10 @@ int run_lock_dir(Run *r, const char *dir);
 int run_in_lineage(const Run *r, long step);
 // Names the step-N.ckpt files that are not this run's (once, at the start).
 void run_note_foreign_step_files(const Run *r);
+// None of the files the run reads (the config, the data) is one it writes
+// in the checkpoint directory (last.ckpt, best.ckpt, step-N.ckpt,
+// train_log.jsonl, train.lock); else NMT_ERR_INPUT naming both.
+int run_refuse_inputs(const Config *c, const char *config_path);
 // last.ckpt, and with step_file step-N.ckpt (then pruned to train.keep_last);
 // nothing while the run looks diverged or holds a non-finite value.
 int run_save(Run *r, int step_file);

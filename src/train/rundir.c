@@ -2,6 +2,7 @@
 // step-N.ckpt files, saving and pruning them.
 #include "train/run.h"
 #include "common/util.h"
+#include "common/files.h"
 #include "train/state.h"
 
 #include <dirent.h>
@@ -119,6 +120,23 @@ void run_note_foreign_step_files(const Run *r) {
             range);
 }
 
+int run_refuse_inputs(const Config *c, const char *config_path) {
+    const FileArg in[] = {{"--config", config_path}, {"data.train_src", c->train_src}, {"data.train_tgt", c->train_tgt},
+                          {"data.valid_src", c->valid_src}, {"data.valid_tgt", c->valid_tgt}};
+    const char *fixed[] = {"last.ckpt", "best.ckpt", "train_log.jsonl", "train.lock"};
+    long *steps = step_files(c->checkpoint_dir);
+    int rc = NMT_OK;
+    for (ptrdiff_t i = 0; !rc && i < 4 + arrlen(steps); i++) {
+        char name[64], path[4200];
+        if (i < 4) snprintf(name, sizeof name, "%s", fixed[i]);
+        else snprintf(name, sizeof name, "step-%ld.ckpt", steps[i - 4]);
+        run_path(path, sizeof path, c->checkpoint_dir, name);
+        rc = refuse_same_file(&(FileArg){"train.checkpoint_dir's", path}, in, 5);
+    }
+    arrfree(steps);
+    return rc;
+}
+
 // Records in train_log.jsonl that this run saved step-N.ckpt: the log is
 // trimmed to the run being continued, so these records are its lineage.
 static int log_saved(Run *r) {
@@ -138,7 +156,7 @@ int run_save(Run *r, int step_file) {
     }
     int rc = run_check_finite(r);
     if (rc) return rc;
-    char last[4200], tmp[4300], named[4200], name[64];
+    char last[4200], named[4200], name[64];
     run_path(last, sizeof last, r->cfg.checkpoint_dir, "last.ckpt");
     rc = train_state_save(last, &r->cfg, &r->tok, &r->model, &r->opt, &r->st);
     if (rc) return rc;
@@ -147,14 +165,17 @@ int run_save(Run *r, int step_file) {
     if (!step_file) return NMT_OK;
     snprintf(name, sizeof name, "step-%ld.ckpt", r->st.step);
     run_path(named, sizeof named, r->cfg.checkpoint_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", named);
-    unlink(tmp);
     if ((rc = log_saved(r))) return rc;
-    if (link(last, tmp) != 0 || rename(tmp, named) != 0) {
+    // A second name for last.ckpt's bytes, made new (never an existing file), renamed over step-N.ckpt.
+    char *tmp = NULL;
+    if (temp_link(last, named, &tmp) != 0) return err_code();
+    if (rename(tmp, named) != 0) {
         int e = errno;
         unlink(tmp);
+        free(tmp);
         return err_set(NMT_ERR_RUNTIME, "%s: cannot create: %s", named, strerror(e));
     }
+    free(tmp);
     if (!run_in_lineage(r, r->st.step)) arrput(r->lineage, r->st.step);
     prune_step_checkpoints(r);
     return NMT_OK;

@@ -111,6 +111,7 @@ static int setup_start(Run *r, const TrainArgs *args, char *last, size_t n, cons
     int rc = config_load(&want, args->config_path, args->sets, args->nset);
     if (rc) return rc;
     rc = check_data_files(&want, args->config_path);
+    if (!rc) rc = run_refuse_inputs(&want, args->config_path);
     // One run per checkpoint directory: locked before last.ckpt is read (a
     // directory that does not exist yet is locked once it is made, below).
     struct stat dst;
