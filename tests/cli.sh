@@ -387,6 +387,14 @@ if "$NMT" import --input "$T/m.safetensors" --output "$T/imp2.ckpt" 2>"$T/err" &
    "$NMT" export --checkpoint "$T/imp2.ckpt" --output "$T/exp2.st" 2>>"$T/err" && "$NMT" info "$T/imp2.ckpt" >/dev/null &&
    [ "$(cat "$T/imp2.ckpt.tmp")" = mine ] && [ "$(cat "$T/exp2.st.tmp")" = mine ] &&
    [ "$(ls "$T" | grep -c '\.tmp$')" -eq 2 ]; then ok; else no "a file named like the temporary: $(cat "$T/err"); $(ls "$T")"; fi
+mkdir -p "$T/tmpk"
+printf 'mine\n' >"$T/tmpk/last.ckpt.tmp"
+printf 'mine\n' >"$T/tmpk/step-2.ckpt.tmp"
+if "$NMT" train --config "$T/ok.json" --set train.checkpoint_dir="$T/tmpk" --set train.save_every=2 --quiet \
+       >/dev/null 2>"$T/err" && "$NMT" info "$T/tmpk/step-2.ckpt" >/dev/null 2>>"$T/err" &&
+   "$NMT" info "$T/tmpk/last.ckpt" | grep -q "^step: 3" && [ "$(cat "$T/tmpk/last.ckpt.tmp")" = mine ] &&
+   [ "$(cat "$T/tmpk/step-2.ckpt.tmp")" = mine ] && [ "$(ls "$T/tmpk" | grep -c '\.tmp$')" -eq 2 ]; then ok
+else no "train beside files named like its temporaries: $(cat "$T/err"); $(ls "$T/tmpk")"; fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

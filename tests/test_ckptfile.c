@@ -589,13 +589,16 @@ Test(ckptfile, kill_during_save_keeps_the_old_checkpoint) {
     const uint64_t total = 320 + pn;
     const uint64_t cuts[] = {0, 1, 31, 64, 100, 200, 1000, total / 2, total - 200, total - 1, total,
                              total + 1, UINT64_MAX};
-    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+    size_t ncuts = sizeof cuts / sizeof cuts[0];
+    for (size_t i = 0; i < ncuts; i++) {
         save_and_get_killed(p, cuts[i]);
         cr_assert(exists(tmp), "B=%llu: the partial PATH.tmp is left behind", (unsigned long long)cuts[i]);
         expect_old(p);
+        if (i + 1 < ncuts) unlink(tmp);  // (the user's clean-up: nmt never removes a file a killed run left)
     }
     // A kill after the last byte (before the rename) leaves a complete
-    // PATH.tmp; the reader never looks at it, and the next save replaces it.
+    // PATH.tmp; the reader never looks at it, and the next save leaves it as
+    // it is (it writes PATH.<pid>-<n>.tmp: a temporary is always a new file).
     struct stat st;
     cr_assert_eq(stat(tmp, &st), 0);
     cr_assert_eq((uint64_t)st.st_size, total);
@@ -603,7 +606,10 @@ Test(ckptfile, kill_during_save_keeps_the_old_checkpoint) {
     CkptSection s[3] = {{"config", "{\"new\": true}", 13}, {"empty", NULL, 0}, {"weights", d, pn}};
     err_clear();
     cr_assert_eq(ckpt_write(p, s, 3), NMT_OK, "%s", err_msg());
-    cr_assert(!exists(tmp));
+    struct stat after;
+    cr_assert_eq(stat(tmp, &after), 0, "the killed save's PATH.tmp was removed");
+    cr_assert(after.st_ino == st.st_ino && after.st_size == st.st_size && after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+              after.st_mtim.tv_nsec == st.st_mtim.tv_nsec, "the killed save's PATH.tmp was changed");
     CkptFile *f = NULL;
     cr_assert_eq(ckpt_open(&f, p), NMT_OK, "%s", err_msg());
     uint64_t n;
@@ -615,7 +621,9 @@ Test(ckptfile, kill_during_save_keeps_the_old_checkpoint) {
     free(d);
 }
 
-Test(ckptfile, stale_tmp_longer_than_the_new_file_is_truncated) {
+// A file named PATH.tmp (a killed run's, or the user's) is never written over:
+// the save goes through another new temporary, and PATH.tmp keeps its bytes.
+Test(ckptfile, existing_tmp_is_left_as_it_is) {
     const char *p = in_dir("s.ckpt"), *tmp = in_dir("s.ckpt.tmp");
     size_t junk_n = 5000;
     unsigned char *junk = malloc(junk_n);
@@ -628,7 +636,10 @@ Test(ckptfile, stale_tmp_longer_than_the_new_file_is_truncated) {
     cr_assert_eq(ckpt_open(&f, p), NMT_OK, "%s", err_msg());
     cr_assert_eq(ckpt_file_size(f), 131);  // table ends at 88, a at 128..131
     ckpt_close(f);
-    cr_assert(!exists(tmp));
+    size_t n;
+    char *kept = read_file_text(tmp, &n);
+    cr_assert(kept && n == junk_n && memcmp(kept, junk, n) == 0, "PATH.tmp was %s", kept ? "changed" : "removed");
+    free(kept);
     free(junk);
 }
 
