@@ -15,7 +15,8 @@
 enum { TEMP_TRIES = 1000 };
 
 // Tries PATH.tmp, then PATH.<pid>-<n>.tmp, with make(name) until one does
-// not fail with EEXIST. Returns 0 with *tmp set, or -1 with an error.
+// not fail with EEXIST. Returns what make returned (>= 0) with *tmp set, or
+// -1 with an error.
 static int temp_try(const char *path, char **tmp, int (*make)(const char *name, const void *arg), const void *arg) {
     static unsigned counter;  // names differ between the threads' calls too (the first wins each name)
     size_t n = strlen(path) + 48;
