@@ -2,7 +2,8 @@
 // import_write) on arbitrary files.
 //
 // Oracles: a refused file gives NMT_ERR_INPUT with a message and writes
-// nothing; an accepted one wrote a checkpoint that loads, and exporting that
+// nothing: the output, which exists beforehand, keeps its bytes and nothing
+// is left beside it; an accepted one wrote a checkpoint that loads, and exporting that
 // checkpoint again and importing the result gives the same weights. st_read's
 // tensors lie inside the file.
 #include "fuzz.h"
@@ -42,12 +43,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         FUZZ_CHECK(err_code() == NMT_ERR_INPUT && *err_msg(), "st_read failed with code %d", err_code());
     }
-    remove(ck);
+    // The user's file at the output: a refused import leaves it as it was.
+    static const char USER[] = "the user's file\n";
+    FILE *u = fopen(ck, "wb");
+    FUZZ_CHECK(u && fwrite(USER, 1, sizeof USER - 1, u) == sizeof USER - 1 && fclose(u) == 0, "cannot write %s", ck);
     err_clear();
     int rc = import_checkpoint(in, NULL, ck);
     if (rc != NMT_OK) {
         FUZZ_CHECK(rc == NMT_ERR_INPUT && *err_msg(), "import failed with code %d", rc);
-        FUZZ_CHECK(access(ck, F_OK) != 0, "a refused import wrote %s", ck);
+        size_t n = 0;
+        char *kept = read_file_text(ck, &n);
+        FUZZ_CHECK(kept && n == sizeof USER - 1 && !memcmp(kept, USER, n), "a refused import %s %s",
+                   kept ? "changed" : "removed", ck);
+        free(kept);
+        err_clear();
+        char tmp[160];
+        snprintf(tmp, sizeof tmp, "%s.tmp", ck);
+        FUZZ_CHECK(access(tmp, F_OK) != 0, "a refused import left %s", tmp);
         return 0;
     }
     err_clear();
