@@ -189,8 +189,8 @@ static int refuse_values(const char *path, const char *section, size_t bad, size
     else snprintf(value, sizeof value, "%s", isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
     return err_set(NMT_ERR_INPUT, "%s: section '%s' holds %zu %s in %zu tensor%s; the first: tensor '%s' [%zu, %zu] "
                    "is %s%s", path, section, bad, what, ntens, ntens == 1 ? "" : "s", t->name, first / t->cols,
-                   first % t->cols, value, isfinite(x) ? " (a weight this large overflows float within one layer "
-                   "of this model's width: model_weight_bound)" : "");
+                   first % t->cols, value, isfinite(x) ? " (weights this large overflow float within one layer of "
+                   "a model this wide)" : "");
 }
 
 // Every value of a section of the parameters' layout must be finite, the

@@ -136,14 +136,14 @@ static int check_values(QuantRead *q, const CkptFile *f, double bound, const cha
                            (double)q->sc[i], i);
         else if (127 * (double)q->sc[i] > bound)
             return err_set(NMT_ERR_INPUT, "%s: section 'qscales' holds %g at %zu: weights up to %g, beyond the +-%.3g "
-                           "a model of this width can carry (model_weight_bound)", path, (double)q->sc[i], i,
+                           "a model this wide can carry", path, (double)q->sc[i], i,
                            127 * (double)q->sc[i], bound);
     for (size_t i = 0; i < q->nf; i++)
         if (!isfinite(q->fp[i]))
             return err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds a non-finite value at %zu", path, i);
         else if (fabs((double)q->fp[i]) > bound)
-            return err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds %g at %zu, beyond the +-%.3g a model of this "
-                           "width can carry (model_weight_bound)", path, (double)q->fp[i], i, bound);
+            return err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds %g at %zu, beyond the +-%.3g a model this "
+                           "wide can carry", path, (double)q->fp[i], i, bound);
     return NMT_OK;
 }
 
