@@ -179,11 +179,12 @@ static size_t count_bad(const real *v, size_t n, real bound, size_t *first) {
 #define FINITE_ONLY FLT_MAX
 #endif
 
-// The refusal of bad values in a section: the first is x, element `first` of tensor t.
-static int refuse_values(const char *path, const char *section, size_t bad, size_t ntens, const Tensor *t,
-                         size_t first, real x, double bound) {
+// The refusal of bad values in a section (`nonfinite` of the `bad` are not
+// finite): the first is x, element `first` of tensor t.
+static int refuse_values(const char *path, const char *section, size_t bad, size_t nonfinite, size_t ntens,
+                         const Tensor *t, size_t first, real x, double bound) {
     char what[64], value[32];
-    if (bound >= FINITE_ONLY) snprintf(what, sizeof what, "non-finite values");
+    if (nonfinite == bad) snprintf(what, sizeof what, "non-finite values");
     else snprintf(what, sizeof what, "non-finite values or values beyond +-%.3g", bound);
     if (isfinite(x)) snprintf(value, sizeof value, "%g", (double)x);
     else snprintf(value, sizeof value, "%s", isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
@@ -217,7 +218,10 @@ static int check_finite(const Model *m, const real *v, const char *section, cons
         pad_after = arrlen(m->tensors) - 1;
     if (first_t >= 0) {
         const Tensor *t = &m->tensors[first_t];
-        return refuse_values(path, section, bad, ntens, t, first, v[t->offset + first], bound);
+        size_t nonfinite = 0;
+        for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++)
+            nonfinite += count_bad(v + m->tensors[i].offset, m->tensors[i].rows * m->tensors[i].cols, fin, &j);
+        return refuse_values(path, section, bad, nonfinite, ntens, t, first, v[t->offset + first], bound);
     }
     if (pad_bad)
         return err_set(NMT_ERR_INPUT, "%s: section '%s' holds non-finite values in the padding after tensor '%s'", path,
