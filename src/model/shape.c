@@ -62,7 +62,9 @@ size_t model_param_count(const ModelShape *s, size_t *ntensors) {
 //   sinusoid of at most 1, for W >= 1);
 // - a linear layer on it gives at most n (sqrt(d) + 1) W^2 + W;
 // - the LayerNorm after it sums d squared deviations from the mean, each up
-//   to (2 |x|)^2: finite only while |x| <= V = sqrt(FLT_MAX / (4 d)).
+//   to (2 |x|)^2: in float only while |x| <= V = sqrt(FLT_MAX / (4 d))
+//   (beyond, it has to take its slow path in double, kernels/ops.c), and
+//   one more product with such values is near FLT_MAX.
 // W is the largest with 2 n (sqrt(d) + 1) W^2 <= V (the 2 covers the bias
 // and the residual). d_model 512, d_ff 2048: 2.0e6; the largest shape the
 // config admits (65536, 2^20): 8.2e3; trained models stay far below both.
