@@ -18,8 +18,11 @@ ifeq ($(MPI),1)
 endif
 
 ifeq ($(SANITIZE),1)
-  CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-  LDFLAGS += -fsanitize=address,undefined
+  # float-cast-overflow is not part of "undefined": a NaN or out-of-range float
+  # converted to an integer (the int8 quantizers) is caught too.
+  CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow \
+            -fno-sanitize-recover=undefined,float-cast-overflow
+  LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
   BUILD := build/san
 else
   CFLAGS += -O3 -g

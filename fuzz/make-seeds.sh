@@ -120,6 +120,46 @@ for k in word-adam word-prenorm word-relative bpe; do
     "$NMT" export --checkpoint $C/checkpoint/$k.ckpt --output $C/safetensors/$k.safetensors
 done
 
+# Numbers (issue 26): bytes after the JSON (a safetensors header, a
+# checkpoint's state, a config), a shape whose product wraps size_t, and
+# finite weights too large for a finite forward pass (all 3e38).
+python3 - $C <<'PY'
+import json, re, struct, sys, zlib
+C = sys.argv[1]
+def st(h, data):
+    j = h.encode(); j += b' ' * (-len(j) % 8)
+    return struct.pack('<Q', len(j)) + j + data
+b = open(C + '/safetensors/word-adam.safetensors', 'rb').read()
+hl = struct.unpack_from('<Q', b)[0]
+head, data = b[8:8 + hl].rstrip(b' ').decode(), b[8 + hl:]
+open(C + '/safetensors/trailing-bytes.safetensors', 'wb').write(st(head + ' GARBAGE', data))
+open(C + '/safetensors/shape-overflow.safetensors', 'wb').write(
+    st('{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}', b''))
+open(C + '/safetensors/absurd-weights.safetensors', 'wb').write(st(head, struct.pack('<f', 3e38) * (len(data) // 4)))
+def ckpt(src, dst, edit):  # rewrites sections, then offsets and CRCs (fuzz_checkpoint's format)
+    b = open(src, 'rb').read()
+    n = struct.unpack_from('<I', b, 16)[0]
+    secs = []
+    for i in range(n):
+        e = 32 + 56 * i
+        off, size = struct.unpack_from('<QQ', b, e + 32)
+        secs.append([b[e:e + 32], edit(b[e:e + 32].rstrip(b'\0').decode(), b[off:off + size])])
+    end = 32 + 56 * n; offs = []
+    for name, p in secs:
+        o = (end + 63) // 64 * 64; offs.append(o); end = o + len(p)
+    out = bytearray(end); out[0:16] = b[0:16]; struct.pack_into('<I', out, 16, n); struct.pack_into('<Q', out, 24, end)
+    for i, (name, p) in enumerate(secs):
+        e = 32 + 56 * i; out[e:e + 32] = name
+        struct.pack_into('<QQI', out, e + 32, offs[i], len(p), zlib.crc32(p)); out[offs[i]:offs[i] + len(p)] = p
+    struct.pack_into('<I', out, 20, zlib.crc32(bytes(out[:32 + 56 * n])))
+    open(dst, 'wb').write(out)
+w = C + '/checkpoint/word-adam.ckpt'
+ckpt(w, C + '/checkpoint/state-trailing.ckpt', lambda k, p: p + b' {"step":9}' if k == 'state' else p)
+ckpt(w, C + '/checkpoint/absurd-weights.ckpt',
+     lambda k, p: struct.pack('<f', 3e38) * (len(p) // 4) if k == 'params' else p)
+PY
+printf '{"data": {"train_src": "a", "train_tgt": "b"}} GARBAGE' > $C/config/trailing.json
+
 # Request bodies (nmt serve's POST /translate).
 printf '{"q": "the old man"}' > $C/request/one
 printf '{"q": ["a b", "", "\\u00e9t\\u00e9"], "beam": 5, "nbest": 2, "attention": true}' > $C/request/many

@@ -197,6 +197,19 @@ if [ $? -eq 2 ] && grep -q "nan.ckpt: section 'params' holds 1 non-finite values
 then ok; else bad "info on NaN weights: $(cat "$T/err")"; fi
 echo "w1 w2" | "$NMT" translate --checkpoint "$T/nan.ckpt" >/dev/null 2>"$T/err"
 if [ $? -eq 2 ] && grep -q "tensor 'src_emb'" "$T/err"; then ok; else bad "translate with NaN weights: $(cat "$T/err")"; fi
+# Finite but absurd: a weight of 3e38 (beyond the bound a model of this width
+# can carry through one layer) is refused too, not translated into NaN scores.
+cp "$CK" "$T/big.ckpt"
+printf '\346\261\141\177' | put_at "$T/big.ckpt" $(($2 + 20))
+tail -c +$(($2 + 1)) "$T/big.ckpt" | head -c "$3" | crc32_le | put_at "$T/big.ckpt" $((32 + 56 * $1 + 48))
+printf '\000\000\000\000' | put_at "$T/big.ckpt" 20
+head -c $((32 + 56 * nsec)) "$T/big.ckpt" | crc32_le | put_at "$T/big.ckpt" 20
+for cmd in translate "translate --int8"; do
+    echo "w1 w2" | "$NMT" $cmd --checkpoint "$T/big.ckpt" >"$T/out" 2>"$T/err"
+    if [ $? -eq 2 ] && [ ! -s "$T/out" ] && grep -q "big.ckpt: section 'params' holds 1 non-finite values or values beyond" "$T/err" &&
+        grep -q "the first: tensor 'src_emb' \[0, 5\] is 3e+38" "$T/err"
+    then ok; else bad "$cmd with a weight of 3e38: $(cat "$T/err" "$T/out")"; fi
+done
 
 # Never lose good work (tests/test_safety.c has the rest): a second run on one
 # checkpoint_dir exits 2 naming the directory and the holder's pid, and a

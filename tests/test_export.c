@@ -198,6 +198,16 @@ Test(export, non_finite_value) {
     edit_refused(&e, "non-finite");
 }
 
+// Finite weights too large for any finite forward pass are refused on import
+// (model_weight_bound), naming the file and the tensor.
+Test(export, absurd_value) {
+    Edit e;
+    edit_open(&e);
+    StTensor *t = edit_find(&e, "decoder.layers.0.fc1.weight");
+    for (size_t i = 0; i < t->shape[0] * t->shape[1]; i++) ((float *)t->data)[i] = 3e38f;
+    edit_refused(&e, "tensor 'dec.0.ffn.w1' [0, 0] is 3e+38");
+}
+
 Test(export, config_asking_for_more_than_the_file_holds) {
     Edit e;
     edit_open(&e);
@@ -272,6 +282,57 @@ Test(export, malformed_files) {
     raw_refused(buf, n, "bad shape");
     n = with_header(buf, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1, 1, 1], \"data_offsets\": [0, 4]}}", 4);
     raw_refused(buf, n, "3 dimensions");
+}
+
+// A shape whose product wraps size_t ([2^32, 2^32] times 4 bytes is 2^66,
+// which wraps to 0) is refused naming the tensor, not read as an empty tensor.
+Test(export, shape_product_overflow) {
+    char buf[512];
+    size_t n = with_header(buf, "{\"w\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296], "
+                                "\"data_offsets\": [0, 0]}}", 0);
+    raw_refused(buf, n, "tensor 'w': shape [4294967296, 4294967296] has more values than can be addressed");
+    // 2^31 x 2^31 floats: 2^64 bytes, also 0 once wrapped.
+    n = with_header(buf, "{\"w\": {\"dtype\": \"F32\", \"shape\": [2147483648, 2147483648], "
+                         "\"data_offsets\": [0, 0]}}", 0);
+    raw_refused(buf, n, "tensor 'w': shape [2147483648, 2147483648] has more values");
+    // The largest that fit are sized honestly: 2^40 x 1 floats need 2^42 bytes.
+    n = with_header(buf, "{\"w\": {\"dtype\": \"F32\", \"shape\": [1099511627776, 1], "
+                         "\"data_offsets\": [0, 4]}}", 4);
+    raw_refused(buf, n, "4 bytes for 1099511627776 float32 values");
+}
+
+// The header is one JSON object padded with spaces (other whitespace is JSON's
+// too); anything else after it is refused, with its offset in the file.
+Test(export, header_with_bytes_after_its_json) {
+    char buf[256];
+    const char *tensor = "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}";
+    char json[160];
+    snprintf(json, sizeof json, "%s GARBAGE", tensor);
+    size_t n = with_header(buf, json, 4);
+    char want[64];
+    snprintf(want, sizeof want, "bytes after the header's JSON (at byte %zu;", 8 + strlen(tensor) + 1);
+    raw_refused(buf, n, want);
+    snprintf(json, sizeof json, "%s{}", tensor);
+    raw_refused(buf, with_header(buf, json, 4), "bytes after the header's JSON");
+    // NUL padding is not the format's (and not whitespace).
+    n = with_header(buf, tensor, 4);
+    uint64_t hl = strlen(tensor) + 4;
+    memmove(buf + 8 + hl, buf + 8 + strlen(tensor), 4);
+    memset(buf + 8 + strlen(tensor), 0, 4);
+    memcpy(buf, &hl, 8);
+    raw_refused(buf, n + 4, "bytes after the header's JSON");
+    // Spaces, tabs and newlines read.
+    snprintf(json, sizeof json, "%s \t\r\n   ", tensor);
+    n = with_header(buf, json, 4);
+    const char *path = tmp_path("padded.safetensors");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    StFile s;
+    cr_assert_eq(st_read(&s, path), NMT_OK, "%s", err_msg());
+    cr_assert_not_null(st_find(&s, "a"));
+    st_free(&s);
 }
 
 // A file with metadata and no tensors is a valid safetensors file, read as

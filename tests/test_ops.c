@@ -189,3 +189,25 @@ Test(ops, attention_matches_double) {
     check_attention(0);
     check_attention(1);
 }
+
+// LayerNorm of a finite row whose squared deviations overflow float (values
+// of 1e30: squares 1e60) is still the normalised row, not the bias (the
+// variance inf made rstd 0); a row with a NaN stays NaN.
+Test(ops, layernorm_of_huge_finite_values) {
+    enum { C = 8 };
+    real x[2 * C], w[C], b[C], out[2 * C], mean[2], rstd[2];
+    for (int c = 0; c < C; c++) {
+        x[c] = (real)(c % 2 ? 1e30 : -1e30);
+        x[C + c] = (real)c;
+        w[c] = 2;
+        b[c] = (real)0.5;
+    }
+    x[C + 3] = NAN;
+    layernorm_forward(out, mean, rstd, x, w, b, 2, C);
+    for (int c = 0; c < C; c++) {
+        double want = (c % 2 ? 1 : -1) * 2 + 0.5;  // deviations +-1e30, standard deviation 1e30
+        cr_assert_float_eq(out[c], want, 1e-5, "element %d: %g, want %g", c, (double)out[c], want);
+        cr_assert(isnan(out[C + c]), "NaN row: element %d is %g", c, (double)out[C + c]);
+    }
+    cr_assert(isfinite(mean[0]) && rstd[0] > 0, "mean %g rstd %g", (double)mean[0], (double)rstd[0]);
+}

@@ -127,6 +127,67 @@ Test(qgemm, values_round_to_nearest_even_and_clamp) {
     cr_assert_eq(quantize_value((real)-300, 1), -127);
 }
 
+// No NaN or out-of-range float is ever converted to int8 (undefined
+// behaviour: SANITIZE=1 builds with -fsanitize=float-cast-overflow).
+Test(qgemm, nan_and_infinity_are_never_cast) {
+    cr_assert_eq(quantize_value((real)NAN, 1), 0);
+    cr_assert_eq(quantize_value((real)INFINITY, 1), 127);
+    cr_assert_eq(quantize_value((real)-INFINITY, 1), -127);
+    cr_assert_eq(quantize_value(0, (real)INFINITY), 0);  // 0 * inf is NaN
+    real w[6] = {1, 2, 3, NAN, 5, 6};
+    QMatrix m;
+    size_t bad = 99;
+    cr_assert_eq(qmatrix_quantize(&m, w, 2, 3, 0, &bad), NMT_ERR_INPUT);
+    cr_assert_eq(bad, 3);
+    cr_assert_null(m.q);
+    w[3] = INFINITY;
+    cr_assert_eq(qmatrix_quantize(&m, w, 2, 3, 1, &bad), NMT_ERR_INPUT);
+    cr_assert_eq(bad, 3);
+}
+
+// A row whose largest magnitude is so small that 127 / maxabs overflows
+// float (below about 3.7e-37) is still quantized in proportion (in double),
+// not every value to +-127 and 0 * inf.
+Test(qgemm, tiny_rows_quantize_in_proportion) {
+    real w[8] = {0x1p-130f, 0x1p-131f, 0, -0x1p-130f, 0x1p-133f, -0x1p-149f, 0x1p-140f, 0};
+    QMatrix m;
+    size_t bad;
+    cr_assert_eq(qmatrix_quantize(&m, w, 1, 8, 0, &bad), NMT_OK);
+    const int8_t want[8] = {127, 64, 0, -127, 16, 0, 0, 0};  // 63.5 and 15.875 round to even / nearest
+    for (int i = 0; i < 8; i++) cr_assert_eq(m.q[i], want[i], "value %d: %d, want %d", i, m.q[i], want[i]);
+    cr_assert_gt(m.scale[0], 0);
+    qmatrix_free(&m);
+}
+
+// An activation row holding a NaN or an infinity gives NaN outputs (as the
+// float product would, so the decoder sees them), not finite numbers made
+// from casting NaN; the other rows are unchanged, and a row of tiny values
+// (and zeros) stays finite.
+Test(qgemm, nonfinite_rows_give_nan_outputs) {
+    rng = 6;
+    size_t M = 4, n = 20, k = 40;
+    real *in = xmalloc(M * k * sizeof *in), *w = xmalloc(n * k * sizeof *w);
+    real *out = xmalloc(M * n * sizeof *out), *ref = xmalloc(M * n * sizeof *ref);
+    for (size_t i = 0; i < M * k; i++) in[i] = rand_real();
+    for (size_t i = 0; i < n * k; i++) w[i] = rand_real();
+    QMatrix m;
+    size_t bad;
+    cr_assert_eq(qmatrix_quantize(&m, w, n, k, 0, &bad), NMT_OK);
+    qgemm(ref, n, in, k, M, &m, NULL, 0);
+    in[1 * k + 7] = NAN;
+    in[2 * k + 3] = INFINITY;
+    for (size_t i = 0; i < k; i++) in[3 * k + i] = i % 3 ? (real)0x1p-140f * (real)(i % 5) : 0;
+    qgemm(out, n, in, k, M, &m, NULL, 0);
+    for (size_t j = 0; j < n; j++) {
+        cr_assert_eq(out[j], ref[j], "row 0 changed");
+        cr_assert(isnan(out[n + j]), "NaN row: output %zu is %g", j, (double)out[n + j]);
+        cr_assert(isnan(out[2 * n + j]), "infinite row: output %zu is %g", j, (double)out[2 * n + j]);
+        cr_assert(isfinite(out[3 * n + j]), "tiny row: output %zu is %g", j, (double)out[3 * n + j]);
+    }
+    qmatrix_free(&m);
+    free(in), free(w), free(out), free(ref);
+}
+
 // w (k, n) as a linear layer holds it: quantized per output (column) and back.
 Test(qgemm, quantized_weights_are_within_half_a_step) {
     rng = 3;
@@ -135,7 +196,8 @@ Test(qgemm, quantized_weights_are_within_half_a_step) {
     for (size_t i = 0; i < k * n; i++) w[i] = rand_real() * (real)(1 + i % n);
     for (size_t i = 0; i < k; i++) w[i * n + 4] = 0;  // a zero output: scale 0
     QMatrix m;
-    qmatrix_quantize(&m, w, n, k, 1);
+    size_t bad_;
+    cr_assert_eq(qmatrix_quantize(&m, w, n, k, 1, &bad_), NMT_OK);
     qmatrix_dequantize(&m, back, 1);
     cr_assert_eq(m.scale[4], 0);
     for (size_t j = 0; j < n; j++) {
@@ -162,7 +224,8 @@ Test(qgemm, float_result_is_the_scaled_exact_sum) {
     for (size_t j = 0; j < n; j++) bias[j] = rand_real();
     for (size_t i = 0; i < k; i++) in[2 * k + i] = 0;  // an all-zero row
     QMatrix m;
-    qmatrix_quantize(&m, w, n, k, 1);
+    size_t bad_;
+    cr_assert_eq(qmatrix_quantize(&m, w, n, k, 1, &bad_), NMT_OK);
     for (int relu = 0; relu < 2; relu++) {
         qgemm(out, n, in, k, M, &m, bias, relu);
         for (size_t i = 0; i < M; i++) {
@@ -199,7 +262,8 @@ Test(qgemm, same_bits_for_any_thread_count_and_batch) {
     for (size_t i = 0; i < M * k; i++) in[i] = rand_real();
     for (size_t i = 0; i < n * k; i++) w[i] = rand_real();
     QMatrix m;
-    qmatrix_quantize(&m, w, n, k, 0);
+    size_t bad_;
+    cr_assert_eq(qmatrix_quantize(&m, w, n, k, 0, &bad_), NMT_OK);
     double saved = par_min_fmas;
     par_min_fmas = 0;  // split even this product
     real *out[4];

@@ -136,3 +136,16 @@ Test(score, a_target_longer_than_the_positions_is_an_error) {
     expect_error(&f, src, too_long, 2, "t.txt:2: 8 tokens, more than the model's 7 positions");
     fixture_free(&f);
 }
+
+// A model whose scores are not finite: NMT_ERR_RUNTIME naming the line, not NaN.
+Test(score, nan_scores_are_an_error) {
+    Fixture f;
+    fixture(&f, 64);
+    for (size_t i = 0; i < f.m.nparams; i++) f.m.params[i] = NAN;
+    double lp[N];
+    size_t nt[N];
+    err_clear();
+    cr_assert_eq(score_lines(&f.m, &f.t, 64, SRC, TGT, N, 4, "src", "tgt", lp, nt), NMT_ERR_RUNTIME);
+    cr_assert(strstr(err_msg(), "src:1: the model's score is not finite"), "%s", err_msg());
+    fixture_free(&f);
+}

@@ -67,6 +67,10 @@ Test(state, refusals) {
     cr_assert_eq(train_state_from_json(&st, "[1]", "p.ckpt"), NMT_ERR_INPUT);
     cr_assert(strstr(err_msg(), "p.ckpt: state section is not a JSON object"), "%s", err_msg());
     err_clear();
+    cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0,\"batch_pos\":0}\n]", "p.ckpt"), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "p.ckpt: state section: bytes after the JSON object (at byte 35 of the section)"), "%s",
+              err_msg());
+    err_clear();
     cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0}", "p.ckpt"), NMT_ERR_INPUT);
     cr_assert(strstr(err_msg(), "lacks step/epoch/batch_pos"), "%s", err_msg());
     err_clear();

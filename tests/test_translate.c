@@ -190,7 +190,7 @@ Test(translate, output_does_not_depend_on_the_decoding_batch) {
 Test(translate, int8_output_does_not_depend_on_batch_or_threads) {
     Fixture f;
     fixture(&f, 7);
-    model_quantize(&f.m);
+    cr_assert_eq(model_quantize(&f.m, "test"), NMT_OK, "%s", err_msg());
     for (int beam = 1; beam <= 3; beam += 2) {
         DecodeOptions o1 = options(beam, beam, 1), o16 = options(beam, beam, 16);
         size_t count = NLINES * (size_t)beam;
@@ -490,5 +490,79 @@ Test(translate, bpe_outputs_are_valid_utf8) {
         cr_assert(utf8_valid(r.texts[i], strlen(r.texts[i])), "sentence %zu rank %zu: not UTF-8", i / 2, i % 2);
     }
     result_free(&r, NLINES * 2);
+    fixture_free(&f);
+}
+
+// ---------------------------------------------------------------- models that overflow
+
+// translate_lines on a model whose scores are not finite: NMT_ERR_RUNTIME
+// naming the input and the sentence, and nothing returned (not empty lines
+// with NaN scores).
+static void expect_nonfinite_refused(Fixture *f, int beam) {
+    DecodeOptions o = options(beam, beam, 4);
+    size_t nb = (size_t)beam;
+    char **texts = xcalloc(NLINES * nb, sizeof *texts);
+    double *scores = xcalloc(NLINES * nb, sizeof *scores);
+    err_clear();
+    int rc = translate_lines(&f->m, &f->t, 0, LINES, NLINES, &o, "input", texts, scores, NULL);
+    cr_assert_eq(rc, NMT_ERR_RUNTIME, "beam %d: translated (rc %d), first score %g", beam, rc, scores[0]);
+    cr_assert(strstr(err_msg(), "input: sentence 1, output position 1: the model's scores are not finite"), "%s",
+              err_msg());
+    for (size_t i = 0; i < NLINES * nb; i++) cr_assert_null(texts[i], "text %zu handed over", i);
+    free(texts);
+    free(scores);
+}
+
+Test(translate, nan_scores_are_an_error) {
+    Fixture f;
+    fixture(&f, 7);
+    for (size_t i = 0; i < f.m.nparams; i++) f.m.params[i] = NAN;
+    expect_nonfinite_refused(&f, 1);
+    expect_nonfinite_refused(&f, 3);
+    fixture_free(&f);
+}
+
+// With int8 weights a NaN in the float values (here the LayerNorms) used to
+// be cast to int8 (undefined; 0 in practice), which hid it: finite, uniform
+// scores. It now reaches the scores, and the decoder stops.
+Test(translate, int8_nan_activations_are_an_error) {
+    Fixture f;
+    fixture(&f, 7);
+    cr_assert_eq(model_quantize(&f.m, "test"), NMT_OK, "%s", err_msg());
+    for (size_t i = 0; i < f.m.nparams; i++) f.m.params[i] = NAN;
+    expect_nonfinite_refused(&f, 1);
+    expect_nonfinite_refused(&f, 2);
+    fixture_free(&f);
+}
+
+// Quantizing refuses weights that are not finite, naming the tensor.
+Test(translate, int8_quantize_refuses_nan_weights) {
+    Fixture f;
+    fixture(&f, 7);
+    f.m.params[f.m.tensors[1].offset + 5] = NAN;
+    err_clear();
+    cr_assert_eq(model_quantize(&f.m, "m.ckpt"), NMT_ERR_INPUT);
+    char want[128];
+    snprintf(want, sizeof want, "m.ckpt: tensor '%s' [0, 5] is not finite", f.m.tensors[1].name);
+    cr_assert(strstr(err_msg(), want), "%s", err_msg());
+    cr_assert_null(f.m.quant);
+    fixture_free(&f);
+}
+
+// Every weight the smallest denormal: a degenerate model, but its forward
+// pass is finite (LayerNorm's epsilon keeps 0 / 0 away), float and int8 (whose
+// activation rows are then tiny: 127 / maxabs overflows, see qgemm.c).
+Test(translate, denormal_weights_translate) {
+    Fixture f;
+    fixture(&f, 7);
+    for (size_t i = 0; i < f.m.nparams; i++) f.m.params[i] = (real)0x1p-149;
+    for (int int8 = 0; int8 < 2; int8++) {
+        if (int8) cr_assert_eq(model_quantize(&f.m, "test"), NMT_OK, "%s", err_msg());
+        DecodeOptions o = options(2, 2, 4);
+        Result r = run(&f, LINES, NLINES, &o, 0);
+        for (size_t i = 0; i < NLINES * 2; i++)
+            cr_assert(isfinite(r.scores[i]), "int8 %d: score %zu: %g", int8, i, r.scores[i]);
+        result_free(&r, NLINES * 2);
+    }
     fixture_free(&f);
 }

@@ -520,6 +520,33 @@ Test(untrusted, non_finite_weights_name_the_tensor) {
     expect_refused(path, "'adam_v'", "tensor 'src_emb' [0, 1] is -inf");
 }
 
+// Finite but absurd weights: every load refuses a weight beyond
+// model_weight_bound (it overflows float within one layer), naming the file
+// and the tensor; the moving average (the weights translate uses) too. The
+// optimizer's other state is only required finite.
+Test(untrusted, absurd_weights_are_refused) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    poison(&x, "params", 3, (real)3e38);
+    write_secs(path, &x);
+    expect_refused(path, "'params'", "tensor 'src_emb' [0, 3] is 3e+38");
+    path = fresh(&x, K_WORD);
+    poison(&x, "params", 144 + 16 + 1, (real)-2e8);  // tgt_emb [1, 1]; the bound at d_model 16 is 8.5e7
+    write_secs(path, &x);
+    expect_refused(path, "values beyond +-8.49e+07", "tensor 'tgt_emb' [1, 1] is -2e+08");
+    path = fresh(&x, K_WORD);
+    poison(&x, "params", 3, (real)8e7);  // within the bound: loads
+    poison(&x, "adam_v", 3, (real)3e38);  // the optimizer's state: only finite
+    write_secs(path, &x);
+    cr_assert_eq(info_verdict(path), NMT_OK, "%s", err_msg());
+    // Every weight the smallest denormal: loads (and translates: test_translate.c).
+    path = fresh(&x, K_WORD);
+    Sec *p = sec_get(&x, "params");
+    for (size_t i = 0; i < p->size / sizeof(real); i++) poison(&x, "params", i, (real)0x1p-149);
+    write_secs(path, &x);
+    cr_assert_eq(info_verdict(path), NMT_OK, "%s", err_msg());
+}
+
 // ---------------------------------------------------------------- the state section
 
 Test(untrusted, state_counts_must_be_counts) {
@@ -557,6 +584,20 @@ Test(untrusted, state_must_be_an_object_with_a_step) {
     expect_refused_by(path, "state section lacks step/epoch/batch_pos", NULL, 1);
 }
 
+// The state is one JSON object and nothing after it but whitespace (cJSON
+// alone stops at the closing brace and ignores the rest).
+Test(untrusted, state_with_bytes_after_its_json) {
+    Secs x;
+    const char *path = fresh(&x, K_WORD);
+    sec_append(&x, "state", " \n{\"step\":9}");
+    write_secs(path, &x);
+    expect_refused(path, "state section: bytes after the JSON object (at byte", NULL);
+    path = fresh(&x, K_WORD);
+    sec_append(&x, "state", " \t\r\n");  // whitespace is fine
+    write_secs(path, &x);
+    cr_assert_eq(info_verdict(path), NMT_OK, "%s", err_msg());
+}
+
 // A vocabulary word of any length loads (vocab_build keeps long words whole),
 // and serializes back to the same bytes.
 Test(untrusted, long_vocabulary_word_round_trips) {
@@ -591,7 +632,7 @@ static const char *fresh_int8(Secs *x) {
     Model m;
     TrainState st;
     cr_assert_eq(train_state_load(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
-    model_quantize(&m);
+    cr_assert_eq(model_quantize(&m, "test"), NMT_OK, "%s", err_msg());
     cr_assert_eq(train_state_save(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
     model_free(&m), tokenizer_free(&t), config_free(&c);
     read_secs(path, x);
@@ -628,7 +669,7 @@ Test(untrusted, int8_checkpoint_round_trips_and_refuses_a_resume) {
     Optimizer o;
     TrainState st;
     cr_assert_eq(train_state_load(fpath, &c0, &t0, &m0, NULL, &st), NMT_OK, "%s", err_msg());
-    model_quantize(&m0);
+    cr_assert_eq(model_quantize(&m0, "test"), NMT_OK, "%s", err_msg());
     cr_assert_eq(train_state_load(path, &c, &t, &m, NULL, &st), NMT_OK, "%s", err_msg());
     cr_assert_not_null(m.quant);
     cr_assert_eq(m.quant->n, m0.quant->n);
@@ -682,6 +723,19 @@ Test(untrusted, int8_sections_are_checked) {
     memcpy(sec_get(&x, "fparams")->data + 3 * sizeof(real), &nan, sizeof nan);
     write_secs(path, &x);
     expect_int8_refused(path, "section 'fparams' holds a non-finite value at 3");
+
+    // Scales and float values that make weights beyond model_weight_bound.
+    path = fresh_int8(&x);
+    float huge = 3e38f;
+    memcpy(sec_get(&x, "qscales")->data + 2 * sizeof(float), &huge, sizeof huge);
+    write_secs(path, &x);
+    expect_int8_refused(path, "section 'qscales' holds 3e+38 at 2: weights up to 3.81e+40, beyond the +-8.49e+07");
+
+    path = fresh_int8(&x);
+    real big = (real)1e30;
+    memcpy(sec_get(&x, "fparams")->data + 3 * sizeof(real), &big, sizeof big);
+    write_secs(path, &x);
+    expect_int8_refused(path, "section 'fparams' holds 1e+30 at 3, beyond the +-8.49e+07");
 
     path = fresh_int8(&x);
     sec_drop(&x, "fparams");

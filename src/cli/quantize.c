@@ -33,8 +33,8 @@ static int quantize(const char *in, const char *out) {
     if (rc) return rc;
     if (m.quant) rc = err_set(NMT_ERR_INPUT, "quantize: %s is already an int8 checkpoint", in);
     else {
-        model_quantize(&m);
-        rc = train_state_save(out, &c, &t, &m, NULL, &st);
+        rc = model_quantize(&m, in);
+        if (!rc) rc = train_state_save(out, &c, &t, &m, NULL, &st);
         if (!rc)
             printf("nmt: wrote %s: %zu int8 matrices, %.2f MiB (%s: %.2f MiB)\n", out, m.quant->n, mib(out), in, mib(in));
     }

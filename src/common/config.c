@@ -3,6 +3,7 @@
 // lives in Config. Parsing walks the user's JSON against the table, so an
 // unknown key, a wrong type or an out-of-range value is caught and named.
 #include "common/config.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -281,8 +282,6 @@ static long find_nul_escape(const char *text) {
     return -1;
 }
 
-static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
-
 // Applies "a.b=value" to the JSON tree. The whole value is the value: for
 // string and enum keys, a JSON string ("quoted") or else the text as it is;
 // for numbers and booleans, the whole text must be one JSON value (else it is
@@ -392,27 +391,19 @@ static int check_consistency(const Config *c, const Origin *o) {
 
 int config_parse(Config *c, const char *json_text, const char *what, const char *const *sets, int nset) {
     config_defaults(c);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json_text, &end, 0);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        int line = 1;
-        for (const char *p = json_text; at && p < at; p++) line += *p == '\n';
+    cJSON *root;
+    size_t at;
+    int kind = json_parse_whole(json_text, strlen(json_text), &root, &at), line, col;
+    if (kind != JSON_WHOLE) {
+        line_col(json_text, at, &line, &col);
         config_free(c);
+        if (kind == JSON_TRAILING)
+            return err_set(NMT_ERR_INPUT, "%s:%d:%d: data after the closing brace (byte %zu)", what, line, col, at);
         return err_set(NMT_ERR_INPUT, "%s:%d: malformed JSON", what, line);
     }
     int rc = NMT_OK;
     Origin o = {what, sets, nset};
     if (!cJSON_IsObject(root)) rc = err_set(NMT_ERR_INPUT, "%s: top level must be a JSON object", what);
-    if (!rc) {
-        const char *p = end;
-        while (is_blank(*p)) p++;
-        if (*p) {
-            int line, col;
-            line_col(json_text, (size_t)(p - json_text), &line, &col);
-            rc = err_set(NMT_ERR_INPUT, "%s:%d:%d: data after the closing brace", what, line, col);
-        }
-    }
     if (!rc) {
         long at = find_nul_escape(json_text);
         if (at >= 0) {

@@ -20,8 +20,8 @@ int attention_map(AttnMap *a, Model *m, const Tokenizer *tk, int max_src, const 
     Hypothesis h = {NULL, 0, 0, 0};
     DecodeOptions one = *o;
     one.nbest = 1;
-    translate_ids(m, &src, 1, &one, &h);
-    rc = attention_map_forced(a, m, tk, src, (size_t)arrlen(src), h.ids, (size_t)arrlen(h.ids));
+    rc = translate_ids(m, &src, 1, &one, &h);
+    if (!rc) rc = attention_map_forced(a, m, tk, src, (size_t)arrlen(src), h.ids, (size_t)arrlen(h.ids));
     arrfree(h.ids);
     arrfree(src);
     return rc;

@@ -2,6 +2,7 @@
 #include "decode/score.h"
 #include "common/util.h"
 
+#include <math.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,15 @@ int score_lines(Model *m, const Tokenizer *t, int max_src, char *const *src_line
                 size_t batch, const char *src_what, const char *tgt_what, double *logprob, size_t *ntok) {
     int **src = xcalloc(n ? n : 1, sizeof *src), **tgt = xcalloc(n ? n : 1, sizeof *tgt);
     int rc = encode_pairs(m, t, max_src, src_lines, tgt_lines, n, src_what, tgt_what, src, tgt);
-    for (size_t i0 = 0; !rc && i0 < n; i0 += batch) score_batch(m, src, tgt, i0, i0 + batch < n ? i0 + batch : n,
-                                                                 logprob, ntok);
+    for (size_t i0 = 0; !rc && i0 < n; i0 += batch) {
+        size_t i1 = i0 + batch < n ? i0 + batch : n;
+        score_batch(m, src, tgt, i0, i1, logprob, ntok);
+        // Finite logits give a finite log-probability: anything else is a model that overflows.
+        for (size_t i = i0; !rc && i < i1; i++)
+            if (!isfinite(logprob[i]))
+                rc = err_set(NMT_ERR_RUNTIME, "%s:%zu: the model's score is not finite (%g): its weights overflow "
+                             "float in the forward pass", src_what, i + 1, logprob[i]);
+    }
     for (size_t i = 0; i < n; i++) {
         arrfree(src[i]);
         arrfree(tgt[i]);

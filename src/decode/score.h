@@ -13,8 +13,9 @@
 // than max_src tokens are truncated with a warning naming src_what:line; a
 // target longer than the model's positions, or invalid UTF-8 on either
 // side, is an NMT_ERR_INPUT error naming the file and line (nothing is
-// returned then). Sentences are scored `batch` at a time; the result does
-// not depend on it.
+// returned then); a score that is not finite (a model that overflows) is an
+// NMT_ERR_RUNTIME error naming src_what:line. Sentences are scored `batch`
+// at a time; the result does not depend on it.
 int score_lines(Model *m, const Tokenizer *t, int max_src, char *const *src, char *const *tgt, size_t n,
                 size_t batch, const char *src_what, const char *tgt_what, double *logprob, size_t *ntok);
 

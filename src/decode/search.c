@@ -216,6 +216,10 @@ static void row_candidates(Search *se, const real *logits, size_t rows) {
         if (r % K >= (size_t)se->live[r / K]) continue;
         const real *x = logits + (size_t)se->phys[r] * V;
         double base = se->score[r], lse = log_sum_exp(x, V);
+        if (!isfinite(lse)) {  // a NaN or infinite logit: the model overflowed (translate_ids stops)
+            se->row_n[r] = -1;
+            continue;
+        }
         Cand *top = se->row_top + r * K;
         for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
             double sc = base + (double)x[v] - lse;
@@ -335,19 +339,33 @@ static void emit(Search *se, size_t i, Hypothesis *out) {
     for (size_t h = se->NB; h < nf; h++) arrfree(f[h].ids);
 }
 
-void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+// A live row whose logits were not all finite (row_candidates marks it):
+// the error naming the sentence (0-based in this call) and output position.
+static int nonfinite_row(const Search *se, size_t lo, size_t rows, size_t t) {
+    for (size_t r = 0; r < rows; r++)
+        if (se->row_n[r] < 0)
+            return err_set(NMT_ERR_RUNTIME, "sentence %zu, output position %zu: the model's scores are not finite "
+                           "(NaN or infinite logits): its weights overflow float in the forward pass; nothing "
+                           "translated", lo + r / se->K + 1, t + 1);
+    return NMT_OK;
+}
+
+int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
     Search se;
     search_init(&se, m, src, n, o);
-    for (size_t lo = 0; lo < n; lo += se.B) {
+    int rc = NMT_OK;
+    size_t lo = 0;
+    for (; lo < n && !rc; lo += se.B) {
         size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;
         par_sample();  // a shared machine: no work split over threads
         size_t tmax = search_begin(&se, src, lo, nb);
-        for (size_t t = 0; t <= tmax; t++) {
+        for (size_t t = 0; t <= tmax && !rc; t++) {
             int any = 0;
             for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
             if (!any) break;
             const int *tok = o->recompute ? se.tokens : state_tokens(&se, rows);
             row_candidates(&se, step_logits(&se.st, tok, se.hist, rows, t), rows);
+            if ((rc = nonfinite_row(&se, lo, rows, t))) break;
             for (size_t r = 0; r < rows; r++) se.from[r] = (int)r;
             for (size_t i = 0; i < nb; i++)
                 if (se.live[i]) choose(&se, i);
@@ -355,5 +373,8 @@ void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, 
         }
         for (size_t i = 0; i < nb; i++) emit(&se, i, out + (lo + i) * se.NB);
     }
+    // After an error the sentences not reached get empty hypotheses (the caller frees every one).
+    for (size_t h = lo * se.NB; h < n * se.NB; h++) out[h] = (Hypothesis){NULL, -INFINITY, -INFINITY, 0};
     search_free(&se);
+    return rc;
 }

@@ -25,7 +25,10 @@ typedef struct {
 DecodeOptions decode_defaults(void);
 
 // Translates n sources (stb_ds id arrays without EOS). out must hold n * nbest
-// hypotheses: sentence i's are out[i*nbest ...], best first.
-void translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out);
+// hypotheses: sentence i's are out[i*nbest ...], best first. A step whose
+// scores are not finite (a model whose weights overflow float) stops it:
+// NMT_ERR_RUNTIME naming the sentence; every out[] is still set (the caller
+// arrfree()s their ids), but what it holds is no translation.
+int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out);
 
 #endif

@@ -29,13 +29,23 @@ int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const 
         size_t nb = (size_t)(o->nbest > 0 ? o->nbest : 1);
         Hypothesis *h = xcalloc(n * nb + 1, sizeof *h);
         double t0 = now_seconds();
-        translate_ids(m, src, n, o, h);
+        rc = translate_ids(m, src, n, o, h);
+        if (rc) {  // the message, naming the input too
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", err_msg());
+            err_clear();
+            err_set(rc, "%s: %s", what, msg);
+        }
         if (stats) {
             stats->sentences = n;
             stats->seconds = now_seconds() - t0;
             stats->tokens = 0;
         }
         for (size_t i = 0; i < n * nb; i++) {
+            if (rc) {  // nothing is handed over
+                arrfree(h[i].ids);
+                continue;
+            }
             // Empty input lines give empty output lines.
             texts[i] = arrlen(src[i / nb]) ? tokenizer_decode(t, h[i].ids, (size_t)arrlen(h[i].ids)) : xstrdup("");
             if (scores) scores[i] = h[i].score;

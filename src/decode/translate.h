@@ -14,7 +14,9 @@ typedef struct {
 // Translates n lines. texts receives n*o->nbest malloc'ed strings (best first
 // per sentence) and, if scores != NULL, their scores. Source lines longer than
 // max_src tokens are truncated with a warning naming what:line. Invalid UTF-8
-// is an NMT_ERR_INPUT error naming what:line; then nothing is returned.
+// is an NMT_ERR_INPUT error naming what:line; scores that are not finite (a
+// model that overflows: translate_ids) an NMT_ERR_RUNTIME error naming what;
+// then nothing is returned.
 int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
                     const DecodeOptions *o, const char *what, char **texts, double *scores,
                     TranslateStats *stats);

@@ -4,9 +4,11 @@
 #include "io/ckpt_quant.h"
 #include "model/shape.h"
 #include "model/quant.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
@@ -160,47 +162,71 @@ static const real *array_section(const CkptFile *f, const char *name, size_t n, 
     return p;
 }
 
-// The number of non-finite values in v[0, n) and the index of the first.
-// The count is one branch-free pass (it vectorises); the search runs only
-// when there is something to find.
-static size_t count_nonfinite(const real *v, size_t n, size_t *first) {
+// The number of values in v[0, n) that are not finite or beyond +-bound,
+// and the index of the first. The count is one branch-free pass (it
+// vectorises); the search runs only when there is something to find.
+static size_t count_bad(const real *v, size_t n, real bound, size_t *first) {
     size_t bad = 0;
-    for (size_t j = 0; j < n; j++) bad += !isfinite(v[j]);
+    for (size_t j = 0; j < n; j++) bad += !(fabs(v[j]) <= bound);  // NaN too
     if (bad)
         for (size_t j = 0; j < n; j++)
-            if (!isfinite(v[j])) {
+            if (!(fabs(v[j]) <= bound)) {
                 *first = j;
                 break;
             }
     return bad;
 }
 
+// Finite only: the largest finite real.
+#ifdef NMT_DOUBLE
+#define FINITE_ONLY DBL_MAX
+#else
+#define FINITE_ONLY FLT_MAX
+#endif
+
+// The refusal of bad values in a section (`nonfinite` of the `bad` are not
+// finite): the first is x, element `first` of tensor t.
+static int refuse_values(const char *path, const char *section, size_t bad, size_t nonfinite, size_t ntens,
+                         const Tensor *t, size_t first, real x, double bound) {
+    char what[64], value[32];
+    if (nonfinite == bad) snprintf(what, sizeof what, "non-finite values");
+    else snprintf(what, sizeof what, "non-finite values or values beyond +-%.3g", bound);
+    if (isfinite(x)) snprintf(value, sizeof value, "%g", (double)x);
+    else snprintf(value, sizeof value, "%s", isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+    return err_set(NMT_ERR_INPUT, "%s: section '%s' holds %zu %s in %zu tensor%s; the first: tensor '%s' [%zu, %zu] "
+                   "is %s%s", path, section, bad, what, ntens, ntens == 1 ? "" : "s", t->name, first / t->cols,
+                   first % t->cols, value, isfinite(x) ? " (weights this large overflow float within one layer of "
+                   "a model this wide)" : "");
+}
+
 // Every value of a section of the parameters' layout must be finite, the
-// padding between tensors included. The message names the first tensor with
-// a non-finite value, that element, and how many there are.
-static int check_finite(const Model *m, const real *v, const char *section, const char *path) {
+// padding between tensors included, and the tensors' values (weights) at
+// most `bound` in magnitude (FINITE_ONLY: no bound). The message names the
+// first tensor with a bad value, that element, and how many there are.
+static int check_finite(const Model *m, const real *v, const char *section, const char *path, double bound) {
     size_t bad = 0, ntens = 0, first = 0, end = 0, pad_bad = 0;
     ptrdiff_t first_t = -1, pad_after = -1;
+    real b = (real)bound, fin = (real)FINITE_ONLY;
     for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) {
         const Tensor *t = &m->tensors[i];
         size_t j = 0, nb;
-        if (t->offset > end && (nb = count_nonfinite(v + end, t->offset - end, &j)) && !pad_bad++) pad_after = i - 1;
+        if (t->offset > end && (nb = count_bad(v + end, t->offset - end, fin, &j)) && !pad_bad++) pad_after = i - 1;
         size_t n = t->rows * t->cols;
-        nb = count_nonfinite(v + t->offset, n, &j);
+        nb = count_bad(v + t->offset, n, b, &j);
         if (nb && first_t < 0) first_t = i, first = j;
         bad += nb;
         ntens += nb != 0;
         end = t->offset + n;
     }
     size_t j;
-    if (m->nparams > end && count_nonfinite(v + end, m->nparams - end, &j) && !pad_bad++)
+    if (m->nparams > end && count_bad(v + end, m->nparams - end, fin, &j) && !pad_bad++)
         pad_after = arrlen(m->tensors) - 1;
     if (first_t >= 0) {
         const Tensor *t = &m->tensors[first_t];
-        real x = v[t->offset + first];
-        return err_set(NMT_ERR_INPUT, "%s: section '%s' holds %zu non-finite values in %zu tensor%s; the first: tensor "
-                       "'%s' [%zu, %zu] is %s", path, section, bad, ntens, ntens == 1 ? "" : "s", t->name,
-                       first / t->cols, first % t->cols, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+        size_t nonfinite = 0;
+        for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++)
+            nonfinite += count_bad(v + m->tensors[i].offset, m->tensors[i].rows * m->tensors[i].cols, fin, &j);
+        return refuse_values(path, section, bad, nonfinite, ntens, t, first, v[t->offset + first], bound);
     }
     if (pad_bad)
         return err_set(NMT_ERR_INPUT, "%s: section '%s' holds non-finite values in the padding after tensor '%s'", path,
@@ -209,8 +235,10 @@ static int check_finite(const Model *m, const real *v, const char *section, cons
 }
 
 int checkpoint_check_finite(const Model *m, const Optimizer *opt, const char *what) {
-    int rc = check_finite(m, m->params, "params", what);
-    for (int i = 0; !rc && opt && i < opt->nstate; i++) rc = check_finite(m, opt->state[i], opt->state_name[i], what);
+    double w = model_weight_bound(&m->s);
+    int rc = check_finite(m, m->params, "params", what, w);
+    for (int i = 0; !rc && opt && i < opt->nstate; i++)
+        rc = check_finite(m, opt->state[i], opt->state_name[i], what, i == opt->ema ? w : FINITE_ONLY);
     return rc;
 }
 
@@ -222,8 +250,13 @@ void ckpt_state_free(CkptState *st) {
 // The state is the trainer's (train/state.h); the checkpoint needs its step,
 // a whole number in [0, 2^53] (a double holds those exactly).
 static int parse_state(CkptState *st, char *text, const char *path) {
-    cJSON *o = cJSON_Parse(text);
-    if (!o || !cJSON_IsObject(o)) {
+    cJSON *o;
+    size_t at;
+    int kind = json_parse_whole(text, strlen(text), &o, &at);
+    if (kind == JSON_TRAILING)
+        return err_set(NMT_ERR_INPUT, "%s: state section: bytes after the JSON object (at byte %zu of the section)",
+                       path, at);
+    if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return err_set(NMT_ERR_INPUT, "%s: state section is not a JSON object", path);
     }
@@ -336,9 +369,13 @@ static int load_model(Load *L, Model *m) {
                        L->nparams, m->nparams);
     int rc = check_tensor_table(m, L->table, L->path);
     if (!rc && L->int8) rc = quant_load(L->f, m, L->path);
-    if (!rc && !L->int8) rc = check_finite(m, L->params, "params", L->path);
+    // Weights (and their moving average) are bounded (model_weight_bound);
+    // the optimizer's other state only finite.
+    double w = model_weight_bound(&m->s);
+    if (!rc && !L->int8) rc = check_finite(m, L->params, "params", L->path, w);
     for (int i = 0; !rc && i < L->names.nstate; i++)
-        if (L->ostate[i]) rc = check_finite(m, L->ostate[i], L->names.state_name[i], L->path);
+        if (L->ostate[i])
+            rc = check_finite(m, L->ostate[i], L->names.state_name[i], L->path, i == L->names.ema ? w : FINITE_ONLY);
     if (!rc && !L->int8) memcpy(m->params, L->params, L->nparams * sizeof(real));
     return rc;
 }
@@ -409,7 +446,7 @@ int checkpoint_load_decoding(Loaded *l, const char *path, int int8) {
     int rc = checkpoint_load(path, &l->c, &l->t, &l->m, NULL, &st);
     l->step = st.step;
     ckpt_state_free(&st);
-    if (!rc && int8 && !l->m.quant) model_quantize(&l->m);
+    if (!rc && int8 && !l->m.quant && (rc = model_quantize(&l->m, path))) loaded_free(l);
     return rc;
 }
 

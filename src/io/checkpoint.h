@@ -72,8 +72,10 @@ int checkpoint_load_decoding(Loaded *l, const char *path, int int8);
 void loaded_free(Loaded *l);
 
 // Every value of the weights and of the optimizer state (opt may be NULL)
-// finite, as checkpoint_load requires; else NMT_ERR_INPUT "WHAT: section 'S'
-// holds N non-finite values ...; the first: tensor 'T' [i, j] is nan".
+// finite, and the weights (and their moving average) at most
+// model_weight_bound in magnitude, as checkpoint_load requires; else
+// NMT_ERR_INPUT "WHAT: section 'S' holds N non-finite values ...; the first:
+// tensor 'T' [i, j] is nan".
 int checkpoint_check_finite(const Model *m, const Optimizer *opt, const char *what);
 
 // What `nmt info FILE` shows (cli/info.c prints it): the container's header

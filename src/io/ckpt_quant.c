@@ -1,6 +1,7 @@
 // io/ckpt_quant.c — reading and writing the int8 sections (ckpt_quant.h).
 #include "io/ckpt_quant.h"
 #include "model/quant.h"
+#include "model/shape.h"
 #include "common/util.h"
 
 #include <math.h>
@@ -119,8 +120,9 @@ static int read_table(QuantRead *q, const Model *m, const char *tab, const char 
 }
 
 // The value sections: their sizes, int8 values in -127..127, scales finite
-// and >= 0, float values finite.
-static int check_values(QuantRead *q, const CkptFile *f, const char *path) {
+// and >= 0, and the weights they make (127 * scale at most) and the float
+// values within +-bound (model_weight_bound).
+static int check_values(QuantRead *q, const CkptFile *f, double bound, const char *path) {
     q->w = section(f, "qweights", q->nw, path);
     q->sc = q->w ? section(f, "qscales", q->ns * sizeof(float), path) : NULL;
     q->fp = q->sc ? section(f, "fparams", q->nf * sizeof(real), path) : NULL;
@@ -132,9 +134,16 @@ static int check_values(QuantRead *q, const CkptFile *f, const char *path) {
         if (!(isfinite(q->sc[i]) && q->sc[i] >= 0))
             return err_set(NMT_ERR_INPUT, "%s: section 'qscales' holds %g at %zu (scales are finite and >= 0)", path,
                            (double)q->sc[i], i);
+        else if (127 * (double)q->sc[i] > bound)
+            return err_set(NMT_ERR_INPUT, "%s: section 'qscales' holds %g at %zu: weights up to %g, beyond the +-%.3g "
+                           "a model this wide can carry", path, (double)q->sc[i], i,
+                           127 * (double)q->sc[i], bound);
     for (size_t i = 0; i < q->nf; i++)
         if (!isfinite(q->fp[i]))
             return err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds a non-finite value at %zu", path, i);
+        else if (fabs((double)q->fp[i]) > bound)
+            return err_set(NMT_ERR_INPUT, "%s: section 'fparams' holds %g at %zu, beyond the +-%.3g a model this "
+                           "wide can carry", path, (double)q->fp[i], i, bound);
     return NMT_OK;
 }
 
@@ -175,7 +184,7 @@ int quant_load(const CkptFile *f, Model *m, const char *path) {
         q.qt = xcalloc((size_t)arrlen(m->tensors) + 1, sizeof *q.qt);
         rc = read_table(&q, m, tab, path);
     }
-    if (!rc) rc = check_values(&q, f, path);
+    if (!rc) rc = check_values(&q, f, model_weight_bound(&m->s), path);
     if (!rc) fill_model(&q, m);
     free(q.qt);
     free(tab);

@@ -1,5 +1,6 @@
 // io/safetensors.c — writing and reading (untrusted) safetensors files.
 #include "io/safetensors.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -79,13 +80,18 @@ static int read_entry(StFile *f, const cJSON *e, size_t data_size, const char *p
     for (int d = 0; d < nd; d++) {
         if (!get_size(cJSON_GetArrayItem(shape, d), (double)(1ull << 40), &t.shape[d]))
             return err_set(NMT_ERR_INPUT, "%s: tensor '%s': bad shape", path, t.name);
-        count *= t.shape[d];  // each below 2^40, two dimensions: no overflow
+        // Two dimensions below 2^40 can still wrap size_t ([2^32, 2^32] would
+        // read as 0 values): the product and its bytes are checked.
+        if (t.shape[d] && count > SIZE_MAX / sizeof(float) / t.shape[d])
+            return err_set(NMT_ERR_INPUT, "%s: tensor '%s': shape [%zu, %zu] has more values than can be addressed",
+                           path, t.name, t.shape[0], t.shape[1]);
+        count *= t.shape[d];
     }
     if (cJSON_GetArraySize(offs) != 2 || !get_size(cJSON_GetArrayItem(offs, 0), (double)data_size, &b) ||
         !get_size(cJSON_GetArrayItem(offs, 1), (double)data_size, &end) || end < b)
         return err_set(NMT_ERR_INPUT, "%s: tensor '%s': data_offsets outside the %zu data bytes", path, t.name,
                        data_size);
-    if (count > SIZE_MAX / sizeof(float) || end - b != count * sizeof(float))
+    if (end - b != count * sizeof(float))
         return err_set(NMT_ERR_INPUT, "%s: tensor '%s': %zu bytes for %zu float32 values", path, t.name, end - b,
                        count);
     t.data = (const float *)(const void *)(f->bytes + b);  // offset from the data start: fixed below
@@ -102,6 +108,20 @@ static int by_offset(const void *a, const void *b) {
     return x->data < y->data ? -1 : x->data > y->data;
 }
 
+// The header: one JSON object, then nothing but whitespace (the format pads
+// it with spaces). Offsets in messages count from the start of the file.
+static int parse_header(StFile *f, size_t hl, const char *path) {
+    size_t at;
+    int kind = json_parse_whole(f->bytes + 8, hl, &f->header, &at);
+    if (kind == JSON_TRAILING)
+        return err_set(NMT_ERR_INPUT, "%s: bytes after the header's JSON (at byte %zu; only spaces may pad it)", path,
+                       8 + at);
+    if (kind == JSON_MALFORMED)
+        return err_set(NMT_ERR_INPUT, "%s: the header is not a JSON object (malformed JSON at byte %zu)", path, 8 + at);
+    if (!cJSON_IsObject(f->header)) return err_set(NMT_ERR_INPUT, "%s: the header is not a JSON object", path);
+    return NMT_OK;
+}
+
 int st_read(StFile *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->bytes = read_file_text(path, &f->size);
@@ -113,10 +133,7 @@ int st_read(StFile *f, const char *path) {
         rc = err_set(NMT_ERR_INPUT, "%s: not a safetensors file (header length %llu, file %zu bytes)", path,
                      (unsigned long long)hl, f->size);
     size_t data0 = 8 + (size_t)hl, data_size = f->size - (rc ? f->size : data0);
-    if (!rc) {
-        f->header = cJSON_ParseWithLength(f->bytes + 8, (size_t)hl);
-        if (!cJSON_IsObject(f->header)) rc = err_set(NMT_ERR_INPUT, "%s: the header is not a JSON object", path);
-    }
+    if (!rc) rc = parse_header(f, (size_t)hl, path);
     for (const cJSON *e = rc ? NULL : f->header->child; e && !rc; e = e->next) {
         if (strcmp(e->string, "__metadata__") != 0) {
             rc = read_entry(f, e, data_size, path);

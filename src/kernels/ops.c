@@ -223,6 +223,24 @@ void linear_backward(real *dinp, real *dw, real *db, const real *dout, const rea
         (total) = t_;                                                 \
     } while (0)
 
+// A finite row whose sum or sum of squares overflows (deviations beyond
+// about 1.8e19 in float): in real, the variance would be inf and rstd 0, so
+// the row would silently become the bias (or NaN, from inf - inf). Such a
+// row is normalised in double, as the formula says. (A row holding a NaN or
+// an infinity stays NaN: the decoder stops on it.)
+static void layernorm_row_double(real *o, real *mean, real *rstd, const real *x, const real *w, const real *b,
+                                 size_t C) {
+    double m = 0, var = 0;
+    for (size_t c = 0; c < C; c++) m += x[c];
+    m /= (double)C;
+    for (size_t c = 0; c < C; c++) var += ((double)x[c] - m) * ((double)x[c] - m);
+    var /= (double)C;
+    double rs = 1 / sqrt(var + LN_EPS);
+    for (size_t c = 0; c < C; c++) o[c] = (real)(((double)x[c] - m) * rs * w[c] + b[c]);
+    *mean = (real)m;
+    *rstd = (real)rs;
+}
+
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
                        const real *w, const real *b, size_t N, size_t C) {
     #pragma omp parallel for schedule(dynamic, ROWS_PIECE(C)) if (N * C > PAR_MIN)
@@ -233,6 +251,10 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
         m /= (real)C;
         ROW_SUM(var, C, (x[c] - m) * (x[c] - m));
         var /= (real)C;
+        if (!isfinite(var)) {
+            layernorm_row_double(out + n * C, &mean[n], &rstd[n], x, w, b, C);
+            continue;
+        }
         real rs = 1 / sqrt(var + (real)LN_EPS);
         real *o = out + n * C;
         for (size_t c = 0; c < C; c++) o[c] = (x[c] - m) * rs * w[c] + b[c];

@@ -17,7 +17,26 @@ static size_t round_up(size_t k) { return (k + QGEMM_KSTEP - 1) / QGEMM_KSTEP * 
 
 int8_t quantize_value(real x, real inv_scale) {
     double r = nearbyint((double)(x * inv_scale));  // default rounding: ties to even
-    return (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    // Clamped before the cast (a float outside int8, or NaN, converted is
+    // undefined behaviour); NaN, which no comparison holds for, becomes 0.
+    return (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r == r ? r : 0);
+}
+
+// A row of k values at stride `stride` with largest magnitude maxabs > 0 (and
+// finite) into q. 127 / maxabs overflows to inf for maxabs below about 3.7e-37
+// (then 0 * inf is NaN and every other value clamps to +-127): such rows are
+// scaled in double, where it is finite.
+static void quantize_span(int8_t *q, const real *x, size_t stride, size_t k, real maxabs) {
+    real inv = 127 / maxabs;
+    if (isfinite(inv)) {
+        for (size_t i = 0; i < k; i++) q[i] = quantize_value(x[i * stride], inv);
+        return;
+    }
+    double invd = 127 / (double)maxabs;
+    for (size_t i = 0; i < k; i++) {
+        double r = nearbyint((double)x[i * stride] * invd);
+        q[i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
 }
 
 static void alloc_matrix(QMatrix *m, size_t n, size_t k) {
@@ -43,7 +62,13 @@ static void finish(QMatrix *m) {
     m->panels = pack_panels(m, best());
 }
 
-void qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out) {
+int qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out, size_t *bad) {
+    for (size_t i = 0; i < n * k; i++)
+        if (!isfinite(w[i])) {
+            *bad = i;
+            memset(m, 0, sizeof *m);
+            return NMT_ERR_INPUT;
+        }
     alloc_matrix(m, n, k);
     #pragma omp parallel for schedule(dynamic, 16) if ((double)n * (double)k > par_min_fmas)
     for (size_t j = 0; j < n; j++) {
@@ -54,11 +79,10 @@ void qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out)
         }
         m->scale[j] = (float)(maxabs / 127);
         if (maxabs == 0) continue;  // the row stays zero, scale 0
-        real inv = 127 / maxabs;
-        for (size_t i = 0; i < k; i++)
-            m->q[j * m->kp + i] = quantize_value(in_out ? w[i * n + j] : w[j * k + i], inv);
+        quantize_span(m->q + j * m->kp, in_out ? w + j : w + j * k, in_out ? n : 1, k, maxabs);
     }
     finish(m);
+    return NMT_OK;
 }
 
 void qmatrix_from_int8(QMatrix *m, const int8_t *q, const float *scale, size_t n, size_t k) {
@@ -341,14 +365,24 @@ static Scratch *scratch(size_t values, size_t prepared_bytes, size_t rows) {
 }
 
 // One row of in as int8 (zero after k) and its scale.
+// A row holding a NaN or an infinity gets the scale NaN: its outputs are NaN,
+// as the float product's would be (the decoder then stops on them), and its
+// values, never converted, are 0.
 static void quantize_row(int8_t *q, float *scale, const real *x, size_t k, size_t kp) {
     real maxabs = 0;
-    for (size_t i = 0; i < k; i++)
+    int finite = 1;
+    for (size_t i = 0; i < k; i++) {
         if (fabs(x[i]) > maxabs) maxabs = fabs(x[i]);
-    *scale = (float)(maxabs / 127);
-    real inv = maxabs > 0 ? 127 / maxabs : 0;
-    for (size_t i = 0; i < k; i++) q[i] = quantize_value(x[i], inv);
+        finite &= isfinite(x[i]) != 0;
+    }
     memset(q + k, 0, kp - k);
+    if (!finite || maxabs == 0) {
+        memset(q, 0, k);
+        *scale = finite ? 0 : NAN;
+        return;
+    }
+    *scale = (float)(maxabs / 127);
+    quantize_span(q, x, 1, k, maxabs);
 }
 
 // out rows [i, i + mr), outputs [j0, j0 + nc) from their sums: the same

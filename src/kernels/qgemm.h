@@ -35,15 +35,17 @@ typedef enum { QGEMM_BEST, QGEMM_PORTABLE, QGEMM_AVX2, QGEMM_VNNI } QgemmKernel;
 
 // Quantizes a float matrix. in_out = 1: w is (k, n), a linear layer's
 // (inputs, outputs) weights; in_out = 0: w is (n, k), e.g. an embedding table
-// used as the output projection. Rows of zeros get scale 0.
-void qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out);
+// used as the output projection. Rows of zeros get scale 0. A NaN or an
+// infinity in w is refused (NMT_ERR_INPUT, *bad its index in w, nothing
+// allocated): no value that is not finite is ever converted to an integer.
+int qmatrix_quantize(QMatrix *m, const real *w, size_t n, size_t k, int in_out, size_t *bad);
 // From stored int8 values (n, k) row-major and scales, as qmatrix_quantize made them.
 void qmatrix_from_int8(QMatrix *m, const int8_t *q, const float *scale, size_t n, size_t k);
 // The float values it stands for, written back in w's layout (see quantize).
 void qmatrix_dequantize(const QMatrix *m, real *w, int in_out);
 void qmatrix_free(QMatrix *m);
 
-// One value as the quantizers round it: nearest, ties to even, clamped.
+// One value as the quantizers round it: nearest, ties to even, clamped (NaN: 0).
 int8_t quantize_value(real x, real inv_scale);
 
 // out (M, n), row stride ldo = relu?(quant(in) (M, k) . m^T + bias); bias may be NULL.

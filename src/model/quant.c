@@ -26,8 +26,8 @@ void model_set_quant(Model *m, QTensor *t, size_t n) {
     m->quant = q;
 }
 
-void model_quantize(Model *m) {
-    size_t count = 0;
+int model_quantize(Model *m, const char *what) {
+    size_t count = 0, bad;
     int in_out;
     for (ptrdiff_t i = 0; i < arrlen(m->tensors); i++) count += (size_t)quant_tensor_eligible(&m->tensors[i], &in_out);
     QTensor *t = xcalloc(count ? count : 1, sizeof *t);
@@ -39,10 +39,16 @@ void model_quantize(Model *m) {
         quant_tensor_dims(x, in_out, &n, &k);
         t[j].tensor = (size_t)i;
         t[j].in_out = in_out;
-        qmatrix_quantize(&t[j].q, m->params + x->offset, n, k, in_out);
+        if (qmatrix_quantize(&t[j].q, m->params + x->offset, n, k, in_out, &bad)) {
+            for (size_t q = 0; q < j; q++) qmatrix_free(&t[q].q);
+            free(t);
+            return err_set(NMT_ERR_INPUT, "%s: tensor '%s' [%zu, %zu] is not finite: it cannot be quantized", what,
+                           x->name, bad / x->cols, bad % x->cols);
+        }
         j++;
     }
     model_set_quant(m, t, count);
+    return NMT_OK;
 }
 
 const QMatrix *model_qmatrix(const Model *m, size_t off) {

@@ -25,8 +25,10 @@ struct QuantModel {
 int quant_tensor_eligible(const Tensor *t, int *in_out);
 // Its outputs n and inputs k in that layout.
 void quant_tensor_dims(const Tensor *t, int in_out, size_t *n, size_t *k);
-// Quantizes m's float weights (m->quant must be NULL).
-void model_quantize(Model *m);
+// Quantizes m's float weights (m->quant must be NULL). A weight that is not
+// finite is refused (NMT_ERR_INPUT naming what, the tensor and the element;
+// m is unchanged): loading checks them, this keeps the cast safe regardless.
+int model_quantize(Model *m, const char *what);
 // Adopts ready-made quantized tensors (a loaded int8 checkpoint): writes their
 // float values into m->params and takes ownership of t (n entries).
 void model_set_quant(Model *m, QTensor *t, size_t n);

@@ -3,6 +3,8 @@
 #include "model/layout.h"
 #include "common/util.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -51,4 +53,25 @@ size_t model_param_count(const ModelShape *s, size_t *ntensors) {
     if (layout_walk(s, count_tensor, &k, &n) || n > SIZE_MAX / sizeof(real)) return 0;
     if (ntensors) *ntensors = k;
     return n;
+}
+
+// With W the largest |weight| (LayerNorm gains and biases included), d =
+// d_model and n = max(d_model, d_ff), the longest dot product:
+// - a LayerNorm output is at most sqrt(d) W + W (a normalized value is at
+//   most sqrt(d) in magnitude), and so is an embedding (times sqrt(d), plus a
+//   sinusoid of at most 1, for W >= 1);
+// - a linear layer on it gives at most n (sqrt(d) + 1) W^2 + W;
+// - the LayerNorm after it sums d squared deviations from the mean, each up
+//   to (2 |x|)^2: in float only while |x| <= V = sqrt(FLT_MAX / (4 d))
+//   (beyond, it has to take its slow path in double, kernels/ops.c), and
+//   one more product with such values is near FLT_MAX.
+// W is the largest with 2 n (sqrt(d) + 1) W^2 <= V (the 2 covers the bias
+// and the residual). d_model 512, d_ff 2048: 2.0e6; the largest shape the
+// config admits (65536, 2^20): 8.2e3; trained models stay far below both.
+// Weights of all 3e38 are refused; tiny ones (even every weight the
+// smallest denormal) are fine: LayerNorm's epsilon keeps them finite.
+double model_weight_bound(const ModelShape *s) {
+    double d = s->d_model > 1 ? s->d_model : 1, n = s->d_ff > s->d_model ? s->d_ff : d;
+    double v = sqrt((double)FLT_MAX / (4 * d));
+    return sqrt(v / (2 * n * (sqrt(d) + 1)));
 }

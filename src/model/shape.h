@@ -16,5 +16,11 @@ ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab);
 // below 1) or the count does not fit in size_t bytes of reals. Checkpoint
 // loading compares it with the file's parameter section before model_create.
 size_t model_param_count(const ModelShape *s, size_t *ntensors);
+// The largest weight magnitude a model of this shape may hold (loading and
+// saving refuse larger ones): a weight beyond it overflows float within one
+// layer and the LayerNorm after it (shape.c says how it is derived). Below it
+// a forward pass can still overflow through many layers; the decoder stops
+// on the scores that makes.
+double model_weight_bound(const ModelShape *s);
 
 #endif

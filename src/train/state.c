@@ -1,6 +1,7 @@
 // train/state.c — the trainer's state to and from the JSON text a checkpoint keeps.
 #include "train/state.h"
 #include "io/checkpoint.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -62,8 +63,13 @@ static int real_or(const cJSON *o, const char *key, double def, double *out, con
 }
 
 int train_state_from_json(TrainState *st, const char *json, const char *path) {
-    cJSON *o = cJSON_Parse(json);
-    if (!o || !cJSON_IsObject(o)) {
+    cJSON *o;
+    size_t at;
+    int kind = json_parse_whole(json, strlen(json), &o, &at);
+    if (kind == JSON_TRAILING)
+        return err_set(NMT_ERR_INPUT, "%s: state section: bytes after the JSON object (at byte %zu of the section)",
+                       path, at);
+    if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return err_set(NMT_ERR_INPUT, "%s: state section is not a JSON object", path);
     }

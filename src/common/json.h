@@ -1,0 +1,20 @@
+// common/json.h — one JSON value and nothing after it (cJSON stops at the end
+// of the value and ignores what follows).
+#ifndef NMT_JSON_H
+#define NMT_JSON_H
+
+#include <stddef.h>
+
+struct cJSON;
+
+enum { JSON_WHOLE = 0, JSON_MALFORMED, JSON_TRAILING };
+
+// Parses text[0, len) (NUL bytes included: they are not whitespace) as one
+// JSON value with nothing but JSON's whitespace (space, tab, CR, LF) before
+// or after it.
+// Returns JSON_WHOLE with *out the value, or JSON_MALFORMED / JSON_TRAILING
+// with *out NULL and *at the byte offset of the trouble: where parsing
+// failed, or the first byte after the value that is not whitespace.
+int json_parse_whole(const char *text, size_t len, struct cJSON **out, size_t *at);
+
+#endif
