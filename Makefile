@@ -94,8 +94,9 @@ $(BUILD)/double/tests/%.o: tests/%.c Makefile
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
 
 # The serve queue and its translation job kind need pthreads only (no
-# libmicrohttpd): the tests link them too (tests/test_queue.c, test_translate_job.c).
-SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o
+# libmicrohttpd), and so does the request reader: the tests link them too
+# (tests/test_queue.c, test_translate_job.c, test_request.c).
+SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o $(BUILD)/float/serve/request.o
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ) $(SERVE_TEST_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion -lpthread
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)

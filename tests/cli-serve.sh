@@ -84,12 +84,30 @@ expect 400 'a line break' POST /translate $(json '{"q": "w1\nw2"}')
 expect 400 'request[0] must be an object with \"src\"' POST /translate $(json '[3]')
 long=$(printf 'w1 %.0s' $(seq 120))
 expect 413 'more than this server' POST /translate $(json "{\"q\": \"$long\"}")
+# sentences are counted, empty ones too (default --max-sentences 256), and sentences x beam x n-best (--max-work 4096)
+empties=$(printf '"",%.0s' $(seq 256))
+expect 200 '"translatedText":["",' POST /translate $(json "{\"q\": [${empties%,}]}")
+expect 413 '257 sentences, more than this server' POST /translate $(json "{\"q\": [$empties \"\"]}")
+expect 413 '1 sentences x beam 256 x n-best 256 = 65536, more than this server' POST /translate \
+    $(json '{"q": "", "nbest": 256}')
+expect 200 '"alternatives":[' POST /translate $(json '{"q": ["w1", "w2"], "beam": 64, "nbest": 32}')
+expect 413 '(--max-work)' POST /translate $(json '{"q": ["w1", "w2"], "beam": 65, "nbest": 32}')
 head -c 4000000 /dev/zero | tr '\0' 'a' >"$T/huge"
 expect 413 'the body is larger than' POST /translate --data-binary @"$T/huge"
 expect 405 'use POST' GET /translate
 if grep -qi '^Allow: POST' <(curl -s -i "$URL/translate"); then ok; else bad "405 without Allow: POST"; fi
 expect 405 'use GET' POST /health --data x
 expect 404 'no /nope here' GET /nope
+# ---- the whole body is one JSON value; no NUL anywhere; a path is not cut at %00
+expect 400 'more after the value (byte 11)' POST /translate $(json '{"q":"w1"} GARBAGE')
+expect 400 'more after the value' POST /translate $(json '{"q":"w1"}{"q":"w2"}')
+expect 200 '"translatedText":"' POST /translate $(json "$(printf '{"q":"w1"} \r\n\t ')")
+expect 400 'a NUL character (\\u0000)' POST /translate $(json '{"q":"w1\u0000w2"}')
+expect 200 '"translatedText":"' POST /translate $(json '{"q":"w1\\u0000w2"}')
+printf '{"q":"w1\000w2"}' >"$T/reqnul"
+expect 400 'a NUL byte in the body (byte 8)' POST /translate --data-binary @"$T/reqnul" -H Content-Type:application/json
+expect 404 'no /health%00junk here' GET /health%00junk
+expect 404 'no /info%00 here' GET /info%00
 
 # ---- 200 sentences from 8 concurrent clients: exactly translate's output
 head -200 "$T/s.txt" >"$T/src200"
@@ -142,7 +160,8 @@ else bad "SIGTERM (idle): exit $rc, $(cat "$T/srv.err")"; fi
 start_server "$T/srv2" --window-ms 1000 || exit 1
 port=${URL##*:}
 "$NMT" serve --checkpoint "$CK" --port "$port" >/dev/null 2>"$T/err"
-if [ $? -eq 2 ] && grep -q "cannot listen on 127.0.0.1 port $port" "$T/err"; then ok; else bad "port in use: $(cat "$T/err")"; fi
+if [ $? -eq 1 ] && grep -q "cannot listen on 127.0.0.1 port $port: the port is in use" "$T/err"; then ok
+else bad "port in use: $(cat "$T/err")"; fi
 want=$(printf 'w1 w2 w3\n' | "$NMT" translate --checkpoint "$CK" --beam 4 2>/dev/null)
 curl -s -o "$T/bigout" -w '%{http_code} %{time_total}' --data-binary '{"q": "w1 w2 w3"}' "$URL/translate" >"$T/bigstatus" &
 cpid=$!

@@ -8,14 +8,14 @@
 
 static const char USAGE[] =
     "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
-    "                 [--max-batch N] [--max-chars N] [--int8]\n"
+    "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W] [--int8]\n"
     "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
     "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
     "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
     "  GET /info, and GET / (a page to try it). Requests that arrive together are decoded together.\n";
 
 int cli_serve(int argc, char **argv) {
-    ServeOptions o = {NULL, "127.0.0.1", 8080, 4, 0, 32, 10000, 5, 30};
+    ServeOptions o = {NULL, "127.0.0.1", 8080, 4, 0, 32, 10000, 256, 4096, 5, 30};
     int threads = 0;
     const Option opts[] = {
         {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
@@ -27,6 +27,10 @@ int cli_serve(int argc, char **argv) {
          NULL},
         {"--max-batch", OPT_INT, &o.max_batch, 1, 4096, "N", "sentences decoded together", OPT_CURRENT},
         {"--max-chars", OPT_INT, &o.max_chars, 1, 10000000, "N", "characters per request (more: 413)", OPT_CURRENT},
+        {"--max-sentences", OPT_INT, &o.max_sentences, 1, 1000000, "N",
+         "sentences per request, an empty one too (more: 413)", OPT_CURRENT},
+        {"--max-work", OPT_INT, &o.max_work, 1, 1000000000, "W", "sentences x beam x n-best per request (more: 413)",
+         OPT_CURRENT},
         {"--window-ms", OPT_DOUBLE, &o.window_ms, 0, 1000, "MS",
          "how long a request waits for others to share its batch", OPT_CURRENT},
         {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S", "idle or slow connections are closed after S seconds",

@@ -3,16 +3,15 @@
 // jobs (translate_job.c).
 #include "serve/serve.h"
 #include "serve/queue.h"
+#include "serve/listen.h"
 #include "serve/request.h"
 #include "serve/translate_job.h"
 
 #include "io/checkpoint.h"
 #include "common/util.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 extern const char SERVE_PAGE[];  // src/serve/page.html, compiled in
 
@@ -33,6 +33,7 @@ typedef struct {
     size_t body_cap;          // bytes of a request body (JSON for max_chars characters, escaped)
     pthread_mutex_t mu;
     int in_flight;            // requests received and not yet answered
+    int listen_fd, port;      // the listening socket (listen.c) and its port
 } Server;
 
 typedef struct {
@@ -179,13 +180,11 @@ static cJSON *response_json(const Ask *a, const TranslateJob *j) {
 }
 
 static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Request *r) {
-    long at = utf8_check(r->body ? r->body : "", r->len);
-    if (at >= 0) return reply_error(con, MHD_HTTP_BAD_REQUEST, NULL, "the body is not valid UTF-8 (byte %ld)", at);
-    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
-    if (!root) return reply_error(con, MHD_HTTP_BAD_REQUEST, NULL, "malformed JSON");
+    const ServeOptions *o = s->o;
+    AskLimits lim = {o->beam, o->max_chars, o->max_sentences, o->max_work};
     Ask a;
     enum MHD_Result rc;
-    if (!parse_ask(&a, root, s->o->beam, s->o->max_chars)) {
+    if (!parse_body(&a, r->body, r->len, &lim)) {
         rc = reply_error(con, a.status, NULL, "%s", a.err);
     } else {
         TranslateJob j;
@@ -195,8 +194,7 @@ static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Re
         else rc = reply_json(con, MHD_HTTP_OK, response_json(&a, &j));
         translate_job_free(&j);
     }
-    free(a.lines);
-    cJSON_Delete(root);
+    ask_free(&a);
     return rc;
 }
 
@@ -252,6 +250,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     return route(s, con, url, method, r);
 }
 
+// The path as libmicrohttpd decodes it, except that a %00 is left as it is:
+// decoded, "/health%00junk" would read as "/health" (a C string ends at NUL).
+static size_t unescape(void *cls, struct MHD_Connection *con, char *s) {
+    (void)cls;
+    (void)con;
+    if (strstr(s, "%00")) return strlen(s);
+    return MHD_http_unescape(s);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *con, void **state, enum MHD_RequestTerminationCode why) {
     (void)con;
     (void)why;
@@ -270,30 +277,18 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **state, en
 
 static struct MHD_Daemon *start_daemon(Server *s) {
     const ServeOptions *o = s->o;
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    memset(&v4, 0, sizeof v4);
-    memset(&v6, 0, sizeof v6);
-    const struct sockaddr *addr;
+    int ipv6 = 0;
+    if (listen_socket(o->host, o->port, &s->listen_fd, &ipv6, &s->port)) return NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC;
-    if (inet_pton(AF_INET, o->host, &v4.sin_addr) == 1) {
-        v4.sin_family = AF_INET;
-        v4.sin_port = htons((uint16_t)o->port);
-        addr = (const struct sockaddr *)&v4;
-    } else if (inet_pton(AF_INET6, o->host, &v6.sin6_addr) == 1) {
-        v6.sin6_family = AF_INET6;
-        v6.sin6_port = htons((uint16_t)o->port);
-        addr = (const struct sockaddr *)&v6;
-        flags |= MHD_USE_IPv6;
-    } else {
-        err_set(NMT_ERR_INPUT, "--host %s: not an IPv4 or IPv6 address", o->host);
-        return NULL;
-    }
+    if (ipv6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    if (!d) err_set(NMT_ERR_INPUT, "cannot listen on %s port %d (in use, or not this machine's address?)", o->host, o->port);
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!d) {
+        close(s->listen_fd);
+        err_set(NMT_ERR_RUNTIME, "cannot start the HTTP server on %s port %d", o->host, s->port);
+    }
     return d;
 }
 
@@ -328,9 +323,8 @@ int serve_run(const ServeOptions *o) {
     s.q = queue_start(&env, o->window_ms / 1e3);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {
-        const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
         printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
-               strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", bound ? bound->port : 0,
+               strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", s.port,
                o->checkpoint, s.l.step, s.l.m.quant ? ", int8" : "", o->beam, o->max_batch);
         fflush(stdout);
         int sig = 0;

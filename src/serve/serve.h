@@ -8,8 +8,9 @@
 //   GET /health      {"status": "ok"} (once the model is loaded)
 //   GET /info        the model, its checkpoint, the server's settings
 //   GET /            a page to try it (src/serve/page.html)
-// Errors: 400 malformed JSON, invalid UTF-8, a bad field; 413 more than
-// max_chars characters; 404 unknown path; 405 wrong method; each with
+// Errors: 400 malformed JSON (or more after it), invalid UTF-8, a NUL, a bad
+// field; 413 more than max_chars characters, max_sentences sentences or
+// max_work sentences x beam x n-best; 404 unknown path; 405 wrong method; each with
 // {"error": "..."}. Slow clients time out; SIGTERM or SIGINT stops accepting,
 // lets the requests in flight finish, and returns 0.
 #ifndef NMT_SERVE_H
@@ -22,6 +23,8 @@ typedef struct {
     int int8;               // quantize the weights at load
     int max_batch;          // sentences decoded together
     int max_chars;          // characters per request
+    int max_sentences;      // sentences per request (an empty one counts)
+    int max_work;            // sentences x beam x n-best per request
     double window_ms;       // how long a request waits for company
     int timeout_s;          // idle connections are closed after this
 } ServeOptions;
