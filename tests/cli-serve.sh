@@ -75,7 +75,7 @@ expect 200 '"translatedText":[]' POST /translate $(json '{"q": []}')
 # ---- errors
 expect 400 'malformed JSON' POST /translate $(json '{"q": ')
 printf '{"q": "w1 \377"}' >"$T/req8"
-expect 400 'not valid UTF-8' POST /translate --data-binary @"$T/req8"
+expect 400 'not valid UTF-8' POST /translate --data-binary @"$T/req8" -H Content-Type:application/json
 expect 400 '\"q\" must be a string or an array' POST /translate $(json '{"q": 3}')
 expect 400 'missing \"q\"' POST /translate $(json '{"text": "w1"}')
 expect 400 '\"beam\" must be a whole number from 1 to 256' POST /translate $(json '{"q": "w1", "beam": 0}')
@@ -98,6 +98,18 @@ expect 405 'use POST' GET /translate
 if grep -qi '^Allow: POST' <(curl -s -i "$URL/translate"); then ok; else bad "405 without Allow: POST"; fi
 expect 405 'use GET' POST /health --data x
 expect 404 'no /nope here' GET /nope
+# ---- a local server is not every web page's: a JSON Content-Type, no cross-origin reading, no paths
+printf '{"q": "w1"}' >"$T/reqplain"
+expect 415 'takes Content-Type: application/json (this request' POST /translate --data-binary @"$T/reqplain" \
+    -H Content-Type:text/plain
+expect 415 "(this request's: none)" POST /translate --data-binary @"$T/reqplain" -H Content-Type:
+expect 415 'application/x-www-form-urlencoded' POST /translate --data-binary @"$T/reqplain"
+expect 200 '"translatedText":"' POST /translate --data-binary @"$T/reqplain" -H 'Content-Type: application/JSON; charset=utf-8'
+expect 403 'origin http://evil.example may not use this server (--cors-origin)' OPTIONS /translate \
+    -H 'Origin: http://evil.example'
+curl -s -i -H 'Origin: http://evil.example' "$URL/info" >"$T/hdr"
+if grep -q '"checkpoint":"last.ckpt"' "$T/hdr" && ! grep -qi 'Access-Control' "$T/hdr"; then ok
+else bad "/info for another origin: $(head -c 600 "$T/hdr")"; fi
 # ---- the whole body is one JSON value; no NUL anywhere; a path is not cut at %00
 expect 400 'more after the value (byte 11)' POST /translate $(json '{"q":"w1"} GARBAGE')
 expect 400 'more after the value' POST /translate $(json '{"q":"w1"}{"q":"w2"}')
@@ -114,7 +126,7 @@ head -200 "$T/s.txt" >"$T/src200"
 "$NMT" translate --checkpoint "$CK" --beam 4 <"$T/src200" >"$T/want200" 2>/dev/null
 mkdir "$T/out"
 seq 200 | xargs -P 8 -I{} sh -c 'line=$(sed -n "{}p" "$1"); printf "{\"q\": \"%s\"}" "$line" |
-    curl -s --data-binary @- "$2/translate" | sed -n "s/.*\"translatedText\":\"\([^\"]*\)\".*/\1/p" >"$3/{}"' \
+    curl -s -H Content-Type:application/json --data-binary @- "$2/translate" | sed -n "s/.*\"translatedText\":\"\([^\"]*\)\".*/\1/p" >"$3/{}"' \
     sh "$T/src200" "$URL" "$T/out"
 for i in $(seq 200); do cat "$T/out/$i"; echo; done >"$T/got200"
 if [ "$(wc -l <"$T/got200")" -eq 200 ] && cmp -s "$T/got200" "$T/want200"; then ok
@@ -157,13 +169,27 @@ else bad "SIGTERM (idle): exit $rc, $(cat "$T/srv.err")"; fi
 # ---- a port in use; then SIGTERM with a request in flight: it is answered, then the server exits 0.
 # The second server waits 1 s for company (--window-ms 1000), so a lone request is
 # surely still in flight when the signal comes 0.5 s after it was sent.
-start_server "$T/srv2" --window-ms 1000 || exit 1
+start_server "$T/srv2" --window-ms 1000 --cors-origin http://ok.example --cors-origin http://also.example || exit 1
 port=${URL##*:}
+# cross-origin reading for the origins --cors-origin names, and only them
+curl -s -i -H 'Origin: http://also.example' "$URL/health" >"$T/hdr"
+if grep -qi '^Access-Control-Allow-Origin: http://also.example' "$T/hdr" && grep -qi '^Vary: Origin' "$T/hdr"; then ok
+else bad "an allowed origin: $(cat "$T/hdr")"; fi
+curl -s -i -H 'Origin: http://evil.example' "$URL/health" >"$T/hdr"
+if grep -q '"status":"ok"' "$T/hdr" && ! grep -qi '^Access-Control-Allow-Origin' "$T/hdr"; then ok
+else bad "another origin: $(cat "$T/hdr")"; fi
+curl -s -i -X OPTIONS -H 'Origin: http://ok.example' -H 'Access-Control-Request-Method: POST' \
+    -H 'Access-Control-Request-Headers: content-type' "$URL/translate" >"$T/hdr"
+if grep -q '^HTTP/1.1 204' "$T/hdr" && grep -qi '^Access-Control-Allow-Origin: http://ok.example' "$T/hdr" &&
+   grep -qi '^Access-Control-Allow-Headers: Content-Type' "$T/hdr" && grep -qi '^Access-Control-Allow-Methods:.*POST' "$T/hdr"
+then ok; else bad "a preflight from an allowed origin: $(cat "$T/hdr")"; fi
+expect 403 'may not use this server' OPTIONS /translate -H 'Origin: http://evil.example'
+
 "$NMT" serve --checkpoint "$CK" --port "$port" >/dev/null 2>"$T/err"
 if [ $? -eq 1 ] && grep -q "cannot listen on 127.0.0.1 port $port: the port is in use" "$T/err"; then ok
 else bad "port in use: $(cat "$T/err")"; fi
 want=$(printf 'w1 w2 w3\n' | "$NMT" translate --checkpoint "$CK" --beam 4 2>/dev/null)
-curl -s -o "$T/bigout" -w '%{http_code} %{time_total}' --data-binary '{"q": "w1 w2 w3"}' "$URL/translate" >"$T/bigstatus" &
+curl -s -o "$T/bigout" -w '%{http_code} %{time_total}' -H Content-Type:application/json --data-binary '{"q": "w1 w2 w3"}' "$URL/translate" >"$T/bigstatus" &
 cpid=$!
 sleep 0.5
 kill -TERM "$PID"

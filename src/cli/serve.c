@@ -5,17 +5,20 @@
 #include "serve/serve.h"
 
 #include <omp.h>
+#include <stb/stb_ds.h>
 
 static const char USAGE[] =
     "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
-    "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W] [--int8]\n"
+    "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
+    "                 [--cors-origin ORIGIN]... [--int8]\n"
     "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
     "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
     "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
     "  GET /info, and GET / (a page to try it). Requests that arrive together are decoded together.\n";
 
 int cli_serve(int argc, char **argv) {
-    ServeOptions o = {NULL, "127.0.0.1", 8080, 4, 0, 32, 10000, 256, 4096, 5, 30};
+    ServeOptions o = {.host = "127.0.0.1", .port = 8080, .beam = 4, .max_batch = 32, .max_chars = 10000,
+                      .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30};
     int threads = 0;
     const Option opts[] = {
         {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
@@ -35,6 +38,9 @@ int cli_serve(int argc, char **argv) {
          "how long a request waits for others to share its batch", OPT_CURRENT},
         {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S", "idle or slow connections are closed after S seconds",
          OPT_CURRENT},
+        {"--cors-origin", OPT_STRINGS, &o.cors_origins, 0, 0, "ORIGIN",
+         "a web origin (https://example.org) whose pages may call the server (repeatable;\n"
+         "default: none, no cross-origin reading)", NULL},
         {"--int8", OPT_FLAG, &o.int8, 0, 0, NULL, "decode with int8 weights, quantized at load", NULL},
     };
     const OptSpec spec = {"serve", USAGE, opts, sizeof opts / sizeof opts[0], 0, NULL};
@@ -42,5 +48,8 @@ int cli_serve(int argc, char **argv) {
     if (!rc && !o.checkpoint) rc = options_error(&spec, "--checkpoint FILE is required");
     if (rc) return options_report(&spec, rc);
     if (threads) omp_set_num_threads(threads);
-    return cli_finish(serve_run(&o));
+    o.ncors = (int)arrlen(o.cors_origins);
+    rc = serve_run(&o);
+    arrfree(o.cors_origins);
+    return cli_finish(rc);
 }

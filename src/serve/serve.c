@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,28 +45,44 @@ typedef struct {
 
 // ---------------------------------------------------------------- responses
 
-static enum MHD_Result reply(struct MHD_Connection *con, unsigned status, const char *type, const char *text,
+// The request's Origin when --cors-origin allows it, else NULL.
+static const char *allowed_origin(const Server *s, struct MHD_Connection *con) {
+    const char *origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
+    for (int i = 0; origin && i < s->o->ncors; i++)
+        if (!strcmp(origin, s->o->cors_origins[i])) return origin;
+    return NULL;
+}
+
+// Cross-origin reading only for the origins --cors-origin names (none by
+// default): any web page could otherwise read what a local server answers.
+static void add_cors(const Server *s, struct MHD_Connection *con, struct MHD_Response *r) {
+    const char *origin = allowed_origin(s, con);
+    if (s->o->ncors) MHD_add_response_header(r, "Vary", "Origin");
+    if (origin) MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+}
+
+static enum MHD_Result reply(const Server *s, struct MHD_Connection *con, unsigned status, const char *type, const char *text,
                              const char *allow) {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    add_cors(s, con, r);
     if (allow) MHD_add_response_header(r, "Allow", allow);
     enum MHD_Result rc = MHD_queue_response(con, status, r);
     MHD_destroy_response(r);
     return rc;
 }
 
-static enum MHD_Result reply_json(struct MHD_Connection *con, unsigned status, cJSON *json) {
+static enum MHD_Result reply_json(const Server *s, struct MHD_Connection *con, unsigned status, cJSON *json) {
     char *text = cJSON_PrintUnformatted(json);
     cJSON_Delete(json);
-    enum MHD_Result rc = reply(con, status, "application/json; charset=utf-8", text, NULL);
+    enum MHD_Result rc = reply(s, con, status, "application/json; charset=utf-8", text, NULL);
     free(text);
     return rc;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
-                                   ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
+static enum MHD_Result reply_error(const Server *s, struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
+                                   ...) __attribute__((format(printf, 5, 6)));
+static enum MHD_Result reply_error(const Server *s, struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
                                    ...) {
     char msg[512];
     va_list ap;
@@ -76,7 +93,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, 
     cJSON_AddStringToObject(j, "error", msg);
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    enum MHD_Result rc = reply(con, status, "application/json; charset=utf-8", text, allow);
+    enum MHD_Result rc = reply(s, con, status, "application/json; charset=utf-8", text, allow);
     free(text);
     return rc;
 }
@@ -101,7 +118,8 @@ static cJSON *info_json(Server *s) {
     cJSON_AddStringToObject(voc, "tokenizer", s->l.t.kind == TOK_BPE ? "bpe" : "word");
     cJSON_AddNumberToObject(voc, "source", m->src_vocab);
     cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
-    cJSON_AddStringToObject(j, "checkpoint", s->o->checkpoint);
+    const char *slash = strrchr(s->o->checkpoint, '/');  // the file's name, not where it lives
+    cJSON_AddStringToObject(j, "checkpoint", slash ? slash + 1 : s->o->checkpoint);
     cJSON_AddNumberToObject(j, "step", (double)s->l.step);
     cJSON_AddBoolToObject(j, "quantized", s->l.m.quant != NULL);
     cJSON *srv = cJSON_AddObjectToObject(j, "server");
@@ -179,19 +197,33 @@ static cJSON *response_json(const Ask *a, const TranslateJob *j) {
     return outer;
 }
 
+// application/json, perhaps with parameters (; charset=utf-8). A page of another
+// origin can post text/plain or a form without asking first (no preflight).
+static int json_type(const char *type) {
+    if (!type) return 0;
+    while (*type == ' ') type++;
+    size_t n = strlen("application/json");
+    return !strncasecmp(type, "application/json", n) && strchr(" ;", type[n]);
+}
+
 static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Request *r) {
     const ServeOptions *o = s->o;
     AskLimits lim = {o->beam, o->max_chars, o->max_sentences, o->max_work};
+    const char *type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
+    if (!json_type(type))
+        return reply_error(s, con, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                           "POST /translate takes Content-Type: application/json (this request's: %s)",
+                           type ? type : "none");
     Ask a;
     enum MHD_Result rc;
     if (!parse_body(&a, r->body, r->len, &lim)) {
-        rc = reply_error(con, a.status, NULL, "%s", a.err);
+        rc = reply_error(s, con, a.status, NULL, "%s", a.err);
     } else {
         TranslateJob j;
         translate_job_init(&j, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
         queue_submit(s->q, &j.job);
-        if (j.job.rc) rc = reply_error(con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.job.error);
-        else rc = reply_json(con, MHD_HTTP_OK, response_json(&a, &j));
+        if (j.job.rc) rc = reply_error(s, con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.job.error);
+        else rc = reply_json(s, con, MHD_HTTP_OK, response_json(&a, &j));
         translate_job_free(&j);
     }
     ask_free(&a);
@@ -200,24 +232,45 @@ static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Re
 
 // ---------------------------------------------------------------- routing
 
+// OPTIONS: a browser asking whether another origin may post; yes only for --cors-origin's.
+static enum MHD_Result preflight(Server *s, struct MHD_Connection *con, const char *url) {
+    const char *origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
+    if (origin && !allowed_origin(s, con))
+        return reply_error(s, con, MHD_HTTP_FORBIDDEN, NULL, "origin %.200s may not use this server (--cors-origin)",
+                           origin);
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Allow", strcmp(url, "/translate") ? "GET, HEAD, OPTIONS" : "POST, OPTIONS");
+    add_cors(s, con, r);
+    if (origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+    enum MHD_Result rc = MHD_queue_response(con, MHD_HTTP_NO_CONTENT, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 static enum MHD_Result route(Server *s, struct MHD_Connection *con, const char *url, const char *method,
                              const Request *r) {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     if (r->too_large)
-        return reply_error(con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
+        return reply_error(s, con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
+    int known = !strcmp(url, "/translate") || !strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info");
+    if (known && !strcmp(method, "OPTIONS")) return preflight(s, con, url);
     if (!strcmp(url, "/translate")) {
-        if (!post) return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s /translate: use POST", method);
+        if (!post) return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s /translate: use POST", method);
         return translate(s, con, r);
     }
     if (!strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info")) {
-        if (!get) return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
-        if (!strcmp(url, "/")) return reply(con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
-        if (!strcmp(url, "/info")) return reply_json(con, MHD_HTTP_OK, info_json(s));
+        if (!get) return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
+        if (!strcmp(url, "/")) return reply(s, con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
+        if (!strcmp(url, "/info")) return reply_json(s, con, MHD_HTTP_OK, info_json(s));
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "status", "ok");
-        return reply_json(con, MHD_HTTP_OK, j);
+        return reply_json(s, con, MHD_HTTP_OK, j);
     }
-    return reply_error(con, MHD_HTTP_NOT_FOUND, NULL, "no %s here (try POST /translate, GET /health, /info or /)", url);
+    return reply_error(s, con, MHD_HTTP_NOT_FOUND, NULL, "no %s here (try POST /translate, GET /health, /info or /)", url);
 }
 
 // libmicrohttpd calls this once when the headers are in, once per piece of

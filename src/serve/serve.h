@@ -6,11 +6,15 @@
 //                    or OpenNMT-py's [{"src": "...", "id": 100}, ...] ->
 //                    [[{"src", "tgt", "n_best", "pred_score"}, ...]]
 //   GET /health      {"status": "ok"} (once the model is loaded)
-//   GET /info        the model, its checkpoint, the server's settings
+//   GET /info        the model, its checkpoint's file name, the server's settings
+//   OPTIONS          a browser's preflight: only origins given by cors_origins
+//                    are answered with Access-Control-Allow-Origin (as on
+//                    every response); no origin is by default
 //   GET /            a page to try it (src/serve/page.html)
 // Errors: 400 malformed JSON (or more after it), invalid UTF-8, a NUL, a bad
 // field; 413 more than max_chars characters, max_sentences sentences or
-// max_work sentences x beam x n-best; 404 unknown path; 405 wrong method; each with
+// max_work sentences x beam x n-best; 415 a body not declared
+// application/json; 403 a preflight (OPTIONS) from an origin not allowed; 404 unknown path; 405 wrong method; each with
 // {"error": "..."}. Slow clients time out; SIGTERM or SIGINT stops accepting,
 // lets the requests in flight finish, and returns 0.
 #ifndef NMT_SERVE_H
@@ -27,6 +31,8 @@ typedef struct {
     int max_work;            // sentences x beam x n-best per request
     double window_ms;       // how long a request waits for company
     int timeout_s;          // idle connections are closed after this
+    const char **cors_origins;  // origins whose pages may call the server (none: no cross-origin reading)
+    int ncors;
 } ServeOptions;
 
 // Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_INPUT for a bad
