@@ -202,6 +202,23 @@ else bad "SIGTERM in flight: $(cat "$T/bigstatus"), exit $rc, $(head -c 200 "$T/
 grep -q "finishing the requests in flight" "$T/srv2.err" && grep -q "stopped; 1 sentences decoded" "$T/srv2.err" ||
     bad "SIGTERM in flight: $(cat "$T/srv2.err")"
 
+# ---- a deadline per request, and a client gone: the request's work is dropped, not done.
+# The server waits 1 s for company (--window-ms 1000); the deadline is 0.6 s.
+start_server "$T/srv3" --window-ms 1000 --request-timeout 0.6 || exit 1
+got=$(curl -s -o "$T/body" -w '%{http_code} %{time_total}' -H Content-Type:application/json \
+    --data-binary '{"q": "w1 w2"}' "$URL/translate")
+if [ "${got% *}" = 503 ] && awk -v t="${got#* }" 'BEGIN { exit !(t < 0.95) }' &&
+   grep -qF 'more than 0.6 s (--request-timeout); its decoding was stopped' "$T/body"; then ok
+else bad "a request past its deadline: $got $(cat "$T/body")"; fi
+curl -s -m 0.2 -H Content-Type:application/json --data-binary '{"q": ["w1", "w2", "w3"]}' "$URL/translate" >/dev/null
+sleep 0.4
+if grep -q 'a request of 1 sentences cancelled: past its deadline (0 decoded)' "$T/srv3.err" &&
+   grep -q 'a request of 3 sentences cancelled: the client has gone (0 decoded)' "$T/srv3.err"; then ok
+else bad "cancellations: $(cat "$T/srv3.err")"; fi
+expect 200 '"sentences_decoded":0,' GET /info
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv3): exit $?"
+
 # ---- refusals at start: a bad checkpoint, a bad address
 "$NMT" serve --checkpoint "$T/s.txt" --port 0 >/dev/null 2>"$T/err"
 if [ $? -eq 2 ] && grep -q "$T/s.txt" "$T/err"; then ok; else bad "bad checkpoint: $(cat "$T/err")"; fi

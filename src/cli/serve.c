@@ -10,7 +10,7 @@
 static const char USAGE[] =
     "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
     "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
-    "                 [--cors-origin ORIGIN]... [--int8]\n"
+    "                 [--window-ms MS] [--timeout S] [--request-timeout S] [--cors-origin ORIGIN]... [--int8]\n"
     "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
     "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
     "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
@@ -18,7 +18,8 @@ static const char USAGE[] =
 
 int cli_serve(int argc, char **argv) {
     ServeOptions o = {.host = "127.0.0.1", .port = 8080, .beam = 4, .max_batch = 32, .max_chars = 10000,
-                      .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30};
+                      .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30,
+                      .request_timeout_s = 60};
     int threads = 0;
     const Option opts[] = {
         {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
@@ -38,6 +39,8 @@ int cli_serve(int argc, char **argv) {
          "how long a request waits for others to share its batch", OPT_CURRENT},
         {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S", "idle or slow connections are closed after S seconds",
          OPT_CURRENT},
+        {"--request-timeout", OPT_DOUBLE, &o.request_timeout_s, 0.1, 86400, "S",
+         "a request not answered within S seconds gets 503, and its decoding stops", OPT_CURRENT},
         {"--cors-origin", OPT_STRINGS, &o.cors_origins, 0, 0, "ORIGIN",
          "a web origin (https://example.org) whose pages may call the server (repeatable;\n"
          "default: none, no cross-origin reading)", NULL},

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -41,6 +42,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     int too_large;
+    double t0;                // when its headers were in (now_seconds)
 } Request;
 
 // ---------------------------------------------------------------- responses
@@ -206,31 +208,53 @@ static int json_type(const char *type) {
     return !strncasecmp(type, "application/json", n) && strchr(" ;", type[n]);
 }
 
+// Whether this request's client has gone: its end of the connection closed.
+static int client_gone(void *arg) {
+    struct pollfd p = {*(const int *)arg, POLLIN | POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+// The answer to a job done or cancelled (why: JOB_...).
+static enum MHD_Result answer(Server *s, struct MHD_Connection *con, const Ask *a, const TranslateJob *j, int why) {
+    if (why)
+        fprintf(stderr, "nmt serve: a request of %zu sentences %s (%zu decoded)\n", a->n, j->job.error, j->job.from);
+    if (why == JOB_GONE) return MHD_NO;  // nobody to answer: close
+    if (why == JOB_DEADLINE)
+        return reply_error(s, con, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                           "the request took more than %g s (--request-timeout); its decoding was stopped",
+                           s->o->request_timeout_s);
+    if (why == JOB_STOPPING)
+        return reply_error(s, con, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                           "the server is stopping; the request was not finished");
+    if (j->job.rc) return reply_error(s, con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j->job.error);
+    return reply_json(s, con, MHD_HTTP_OK, response_json(a, j));
+}
+
 static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Request *r) {
     const ServeOptions *o = s->o;
-    AskLimits lim = {o->beam, o->max_chars, o->max_sentences, o->max_work};
     const char *type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
     if (!json_type(type))
         return reply_error(s, con, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
                            "POST /translate takes Content-Type: application/json (this request's: %s)",
                            type ? type : "none");
+    AskLimits lim = {o->beam, o->max_chars, o->max_sentences, o->max_work};
     Ask a;
     enum MHD_Result rc;
     if (!parse_body(&a, r->body, r->len, &lim)) {
         rc = reply_error(s, con, a.status, NULL, "%s", a.err);
     } else {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int fd = ci ? ci->connect_fd : -1;
         TranslateJob j;
         translate_job_init(&j, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
-        queue_submit(s->q, &j.job);
-        if (j.job.rc) rc = reply_error(s, con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.job.error);
-        else rc = reply_json(s, con, MHD_HTTP_OK, response_json(&a, &j));
+        queue_post(s->q, &j.job);
+        int why = queue_wait_for(s->q, &j.job, r->t0 + o->request_timeout_s, fd >= 0 ? client_gone : NULL, &fd);
+        rc = answer(s, con, &a, &j, why);
         translate_job_free(&j);
     }
     ask_free(&a);
     return rc;
 }
-
-// ---------------------------------------------------------------- routing
 
 // OPTIONS: a browser asking whether another origin may post; yes only for --cors-origin's.
 static enum MHD_Result preflight(Server *s, struct MHD_Connection *con, const char *url) {
@@ -282,6 +306,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     Request *r = *state;
     if (!r) {
         *state = r = xcalloc(1, sizeof *r);
+        r->t0 = now_seconds();
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);

@@ -13,7 +13,8 @@
 //   GET /            a page to try it (src/serve/page.html)
 // Errors: 400 malformed JSON (or more after it), invalid UTF-8, a NUL, a bad
 // field; 413 more than max_chars characters, max_sentences sentences or
-// max_work sentences x beam x n-best; 415 a body not declared
+// max_work sentences x beam x n-best; 503 a request not answered within
+// request_timeout_s (its decoding stopped); 415 a body not declared
 // application/json; 403 a preflight (OPTIONS) from an origin not allowed; 404 unknown path; 405 wrong method; each with
 // {"error": "..."}. Slow clients time out; SIGTERM or SIGINT stops accepting,
 // lets the requests in flight finish, and returns 0.
@@ -31,6 +32,7 @@ typedef struct {
     int max_work;            // sentences x beam x n-best per request
     double window_ms;       // how long a request waits for company
     int timeout_s;          // idle connections are closed after this
+    double request_timeout_s;  // a request not answered by then: 503, its decoding stopped
     const char **cors_origins;  // origins whose pages may call the server (none: no cross-origin reading)
     int ncors;
 } ServeOptions;
