@@ -147,6 +147,20 @@ if timeout 10 cat <&3 >/dev/null; then t1=$(date +%s)
     if [ $((t1 - t0)) -le 6 ]; then ok; else bad "a slow client was held $((t1 - t0)) s"; fi
 else bad "a slow client was never closed"; fi
 exec 3>&- 3<&-
+# ---- a client trickling a byte every 0.5 s: its request is late all the same (--timeout 2 is for the whole
+# request, not for its silences): 408, then closed
+exec 3<>"/dev/tcp/127.0.0.1/${URL##*:}"
+(for c in P O S T . / t r a n s l a t e .; do printf '%s' "$c"; sleep 0.5; done >&3) 2>/dev/null &
+tpid=$!
+t0=$(date +%s%N)
+timeout 12 cat <&3 >"$T/trickle"
+t1=$(date +%s%N)
+kill "$tpid" 2>/dev/null
+wait "$tpid" 2>/dev/null
+exec 3>&- 3<&-
+if [ $(( (t1 - t0) / 1000000 )) -le 3500 ] && grep -q '^HTTP/1.1 408' "$T/trickle" &&
+   grep -qF 'the request took more than 2 s to arrive (--timeout)' "$T/trickle"; then ok
+else bad "a trickling client held $(( (t1 - t0) / 1000000 )) ms: $(cat "$T/trickle")"; fi
 expect 200 '{"status":"ok"}' GET /health
 
 # ---- the page, in headless Chromium: it translates what /?q= gives it and draws the heatmap
@@ -204,7 +218,16 @@ grep -q "finishing the requests in flight" "$T/srv2.err" && grep -q "stopped; 1 
 
 # ---- a deadline per request, and a client gone: the request's work is dropped, not done.
 # The server waits 1 s for company (--window-ms 1000); the deadline is 0.6 s.
-start_server "$T/srv3" --window-ms 1000 --request-timeout 0.6 || exit 1
+start_server "$T/srv3" --window-ms 1000 --request-timeout 0.6 --max-per-address 2 || exit 1
+# two connections from 127.0.0.1 (--max-per-address 2): a third from there is closed unanswered, one from 127.0.0.2 served
+exec 4<>"/dev/tcp/127.0.0.1/${URL##*:}" 5<>"/dev/tcp/127.0.0.1/${URL##*:}"
+sleep 0.2
+got=$(status GET /health)
+if [ "$got" = 000 ]; then ok; else bad "a third connection from one address: $got"; fi
+expect 200 '{"status":"ok"}' GET /health --interface 127.0.0.2
+exec 4>&- 5>&-
+sleep 0.3
+expect 200 '{"status":"ok"}' GET /health
 got=$(curl -s -o "$T/body" -w '%{http_code} %{time_total}' -H Content-Type:application/json \
     --data-binary '{"q": "w1 w2"}' "$URL/translate")
 if [ "${got% *}" = 503 ] && awk -v t="${got#* }" 'BEGIN { exit !(t < 0.95) }' &&

@@ -10,7 +10,8 @@
 static const char USAGE[] =
     "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
     "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
-    "                 [--window-ms MS] [--timeout S] [--request-timeout S] [--cors-origin ORIGIN]... [--int8]\n"
+    "                 [--window-ms MS] [--timeout S] [--request-timeout S]\n"
+    "                 [--max-per-address N] [--cors-origin ORIGIN]... [--int8]\n"
     "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
     "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
     "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
@@ -18,7 +19,7 @@ static const char USAGE[] =
 
 int cli_serve(int argc, char **argv) {
     ServeOptions o = {.host = "127.0.0.1", .port = 8080, .beam = 4, .max_batch = 32, .max_chars = 10000,
-                      .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30,
+                      .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30, .max_per_address = 32,
                       .request_timeout_s = 60};
     int threads = 0;
     const Option opts[] = {
@@ -37,8 +38,12 @@ int cli_serve(int argc, char **argv) {
          OPT_CURRENT},
         {"--window-ms", OPT_DOUBLE, &o.window_ms, 0, 1000, "MS",
          "how long a request waits for others to share its batch", OPT_CURRENT},
-        {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S", "idle or slow connections are closed after S seconds",
-         OPT_CURRENT},
+        {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S",
+         "a request must arrive within S seconds, whatever its pace (else 408), an answer be\n"
+         "taken within S seconds, an idle connection is closed after S seconds", OPT_CURRENT},
+        {"--max-per-address", OPT_INT, &o.max_per_address, 1, 256, "N",
+         "connections from one client address at once (of 256; more are closed at once;\n"
+         "behind a proxy every client is the proxy's address)", OPT_CURRENT},
         {"--request-timeout", OPT_DOUBLE, &o.request_timeout_s, 0.1, 86400, "S",
          "a request not answered within S seconds gets 503, and its decoding stops", OPT_CURRENT},
         {"--cors-origin", OPT_STRINGS, &o.cors_origins, 0, 0, "ORIGIN",

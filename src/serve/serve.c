@@ -6,6 +6,7 @@
 #include "serve/listen.h"
 #include "serve/request.h"
 #include "serve/translate_job.h"
+#include "serve/watchdog.h"
 
 #include "io/checkpoint.h"
 #include "common/util.h"
@@ -36,6 +37,7 @@ typedef struct {
     pthread_mutex_t mu;
     int in_flight;            // requests received and not yet answered
     int listen_fd, port;      // the listening socket (listen.c) and its port
+    Watchdog *wd;             // deadlines on connections (watchdog.c)
 } Server;
 
 typedef struct {
@@ -325,7 +327,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         *upload_size = 0;
         return MHD_YES;
     }
-    return route(s, con, url, method, r);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    WatchedConn *wc = ci ? ci->socket_context : NULL;
+    if (wc) watchdog_phase(s->wd, wc, CONN_BUSY);
+    enum MHD_Result rc = route(s, con, url, method, r);
+    if (wc) watchdog_phase(s->wd, wc, CONN_SENDING);
+    return rc;
+}
+
+// Every connection is watched from its start to its close (watchdog.h).
+static void on_connection(void *cls, struct MHD_Connection *con, void **context, enum MHD_ConnectionNotificationCode what) {
+    Server *s = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *context = ci ? watchdog_open(s->wd, ci->connect_fd) : NULL;
+    } else if (*context) {
+        watchdog_close(s->wd, *context);
+        *context = NULL;
+    }
 }
 
 // The path as libmicrohttpd decodes it, except that a %00 is left as it is:
@@ -338,9 +357,10 @@ static size_t unescape(void *cls, struct MHD_Connection *con, char *s) {
 }
 
 static void on_completed(void *cls, struct MHD_Connection *con, void **state, enum MHD_RequestTerminationCode why) {
-    (void)con;
     (void)why;
     Server *s = cls;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) watchdog_phase(s->wd, ci->socket_context, CONN_RECEIVING);  // the next request
     Request *r = *state;
     if (!r) return;
     free(r->body);
@@ -362,7 +382,8 @@ static struct MHD_Daemon *start_daemon(Server *s) {
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_address, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!d) {
         close(s->listen_fd);
         err_set(NMT_ERR_RUNTIME, "cannot start the HTTP server on %s port %d", o->host, s->port);
@@ -399,6 +420,7 @@ int serve_run(const ServeOptions *o) {
     pthread_mutex_init(&s.mu, NULL);
     JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch};
     s.q = queue_start(&env, o->window_ms / 1e3);
+    s.wd = watchdog_start(o->timeout_s);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {
         printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
@@ -418,6 +440,7 @@ int serve_run(const ServeOptions *o) {
         rc = err_code();
     }
     queue_stop(s.q);
+    watchdog_stop(s.wd);
     pthread_mutex_destroy(&s.mu);
     loaded_free(&s.l);
     return rc;

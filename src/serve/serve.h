@@ -16,7 +16,8 @@
 // max_work sentences x beam x n-best; 503 a request not answered within
 // request_timeout_s (its decoding stopped); 415 a body not declared
 // application/json; 403 a preflight (OPTIONS) from an origin not allowed; 404 unknown path; 405 wrong method; each with
-// {"error": "..."}. Slow clients time out; SIGTERM or SIGINT stops accepting,
+// {"error": "..."}; 408 (then closed) a request that takes more than
+// timeout_s to arrive, whatever its pace. Slow clients time out; SIGTERM or SIGINT stops accepting,
 // lets the requests in flight finish, and returns 0.
 #ifndef NMT_SERVE_H
 #define NMT_SERVE_H
@@ -31,7 +32,8 @@ typedef struct {
     int max_sentences;      // sentences per request (an empty one counts)
     int max_work;            // sentences x beam x n-best per request
     double window_ms;       // how long a request waits for company
-    int timeout_s;          // idle connections are closed after this
+    int timeout_s;          // a request arriving, an answer going out, or an idle connection: at most this long
+    int max_per_address;    // connections from one client address at once
     double request_timeout_s;  // a request not answered by then: 503, its decoding stopped
     const char **cors_origins;  // origins whose pages may call the server (none: no cross-origin reading)
     int ncors;
