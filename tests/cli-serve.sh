@@ -242,6 +242,27 @@ expect 200 '"sentences_decoded":0,' GET /info
 kill -TERM "$PID"
 wait "$PID" || bad "SIGTERM (srv3): exit $?"
 
+# ---- SIGTERM with a request in flight longer than --stop-timeout 0.3: new clients are refused at once (the
+# listening socket is closed), the request is answered 503, and the server exits 0 soon after.
+start_server "$T/srv4" --window-ms 1000 --stop-timeout 0.3 || exit 1
+curl -s -m 5 -o "$T/stopout" -w '%{http_code}' -H Content-Type:application/json --data-binary '{"q": "w1"}' \
+    "$URL/translate" >"$T/stopstatus" &
+cpid=$!
+sleep 0.2
+t0=$(date +%s%N)
+kill -TERM "$PID"
+sleep 0.1
+curl -s -m 2 -o /dev/null "$URL/health"
+refused=$?
+wait "$cpid"
+wait "$PID"
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$refused" = 7 ]; then ok; else bad "a new client while stopping: curl exit $refused (want 7, refused)"; fi
+if [ "$(cat "$T/stopstatus")" = 503 ] && grep -qF 'the server is stopping' "$T/stopout" && [ $rc -eq 0 ] &&
+   [ "$ms" -lt 1500 ]; then ok
+else bad "SIGTERM past --stop-timeout: $(cat "$T/stopstatus") $(cat "$T/stopout"), exit $rc after $ms ms"; fi
+
 # ---- refusals at start: a bad checkpoint, a bad address
 "$NMT" serve --checkpoint "$T/s.txt" --port 0 >/dev/null 2>"$T/err"
 if [ $? -eq 2 ] && grep -q "$T/s.txt" "$T/err"; then ok; else bad "bad checkpoint: $(cat "$T/err")"; fi

@@ -11,8 +11,9 @@ static const char USAGE[] =
     "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
     "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
     "                 [--window-ms MS] [--timeout S] [--request-timeout S]\n"
-    "                 [--max-per-address N] [--cors-origin ORIGIN]... [--int8]\n"
-    "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
+    "                 [--stop-timeout S] [--max-per-address N] [--cors-origin ORIGIN]... [--int8]\n"
+    "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish\n"
+    "  within --stop-timeout):\n"
     "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
     "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
     "  GET /info, and GET / (a page to try it). Requests that arrive together are decoded together.\n";
@@ -20,7 +21,7 @@ static const char USAGE[] =
 int cli_serve(int argc, char **argv) {
     ServeOptions o = {.host = "127.0.0.1", .port = 8080, .beam = 4, .max_batch = 32, .max_chars = 10000,
                       .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30, .max_per_address = 32,
-                      .request_timeout_s = 60};
+                      .request_timeout_s = 60, .stop_timeout_s = 10};
     int threads = 0;
     const Option opts[] = {
         {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
@@ -46,6 +47,8 @@ int cli_serve(int argc, char **argv) {
          "behind a proxy every client is the proxy's address)", OPT_CURRENT},
         {"--request-timeout", OPT_DOUBLE, &o.request_timeout_s, 0.1, 86400, "S",
          "a request not answered within S seconds gets 503, and its decoding stops", OPT_CURRENT},
+        {"--stop-timeout", OPT_DOUBLE, &o.stop_timeout_s, 0, 3600, "S",
+         "on SIGTERM or SIGINT, the requests in flight get S seconds; then those left get 503", OPT_CURRENT},
         {"--cors-origin", OPT_STRINGS, &o.cors_origins, 0, 0, "ORIGIN",
          "a web origin (https://example.org) whose pages may call the server (repeatable;\n"
          "default: none, no cross-origin reading)", NULL},

@@ -19,6 +19,7 @@ struct ServeQueue {
     ServeJob *head;  // FIFO
     ServeJob *running;  // the group of the call running (its jobs linked by next)
     int stopping;
+    int closed;      // queue_cancel_all: a job posted from now on is cancelled at once
     size_t sentences, batches;
     pthread_t thread;
 };
@@ -179,8 +180,13 @@ void queue_post(ServeQueue *q, ServeJob *j) {
     j->rc = NMT_OK;
     j->error[0] = 0;
     pthread_mutex_lock(&q->mu);
-    append(q, j);
-    pthread_cond_signal(&q->work);
+    if (q->closed) {
+        cancelled(j, JOB_STOPPING);
+        j->done = 1;
+    } else {
+        append(q, j);
+        pthread_cond_signal(&q->work);
+    }
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -212,6 +218,7 @@ void queue_submit(ServeQueue *q, ServeJob *j) {
 
 void queue_cancel_all(ServeQueue *q) {
     pthread_mutex_lock(&q->mu);
+    q->closed = 1;
     while (q->head) cancel_locked(q, q->head, JOB_STOPPING);
     for (ServeJob *j = q->running; j; j = j->next)
         if (!j->cancel) j->cancel = JOB_STOPPING;

@@ -71,7 +71,8 @@ void queue_submit(ServeQueue *q, ServeJob *j);
 // NULL), as JOB_GONE; a cancelled job is answered once its call running, if
 // any, is over. Returns j->cancel.
 int queue_wait_for(ServeQueue *q, ServeJob *j, double deadline, int (*gone)(void *arg), void *arg);
-// Cancels every job, waiting or running, as JOB_STOPPING.
+// Cancels every job, waiting or running, as JOB_STOPPING, and every job
+// posted from now on.
 void queue_cancel_all(ServeQueue *q);
 // Runs what is waiting, then stops the thread and frees the queue.
 void queue_stop(ServeQueue *q);

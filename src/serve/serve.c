@@ -391,16 +391,38 @@ static struct MHD_Daemon *start_daemon(Server *s) {
     return d;
 }
 
-// Waits until the requests in flight are answered (at most a minute).
-static void drain(Server *s) {
-    for (int i = 0; i < 6000; i++) {
-        pthread_mutex_lock(&s->mu);
-        int n = s->in_flight;
-        pthread_mutex_unlock(&s->mu);
-        if (n == 0) return;
-        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+static int in_flight(Server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->in_flight;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+// Waits up to seconds for the requests in flight to be answered (a second
+// signal of stop ends the wait). Returns how many are left.
+static int drain(Server *s, double seconds, const sigset_t *stop) {
+    double until = now_seconds() + seconds;
+    while (in_flight(s) && now_seconds() < until)
+        if (sigtimedwait(stop, NULL, &(struct timespec){0, 10000000L}) > 0) break;
+    return in_flight(s);
+}
+
+// SIGTERM or SIGINT: no new connections (the listening socket closed: refused,
+// not left waiting); the requests in flight get stop_timeout_s; then what is
+// left is cancelled (503, decoding stopped) and the connections closed.
+static void stop_serving(Server *s, struct MHD_Daemon *daemon, int sig, const sigset_t *stop) {
+    fprintf(stderr, "nmt serve: %s: finishing the requests in flight (at most %g s)\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", s->o->stop_timeout_s);
+    MHD_socket fd = MHD_quiesce_daemon(daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    else fprintf(stderr, "nmt serve: warning: could not stop listening; new clients wait until the end\n");
+    int left = drain(s, s->o->stop_timeout_s, stop);
+    if (left) {
+        fprintf(stderr, "nmt serve: %d requests still in flight; cancelling them\n", left);
+        queue_cancel_all(s->q);  // their waiters answer 503 (within one call of the decoder)
+        drain(s, 2.0, stop);
     }
-    fprintf(stderr, "nmt serve: requests still in flight after a minute; stopping anyway\n");
+    MHD_stop_daemon(daemon);  // closes what is left (clients still sending) and joins its threads
 }
 
 int serve_run(const ServeOptions *o) {
@@ -429,10 +451,7 @@ int serve_run(const ServeOptions *o) {
         fflush(stdout);
         int sig = 0;
         sigwait(&stop, &sig);
-        fprintf(stderr, "nmt serve: %s: finishing the requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        MHD_quiesce_daemon(daemon);  // no new connections
-        drain(&s);
-        MHD_stop_daemon(daemon);
+        stop_serving(&s, daemon, sig, &stop);
         size_t sentences, batches;
         queue_counts(s.q, &sentences, &batches);
         fprintf(stderr, "nmt serve: stopped; %zu sentences decoded in %zu batches\n", sentences, batches);

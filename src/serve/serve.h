@@ -17,8 +17,10 @@
 // request_timeout_s (its decoding stopped); 415 a body not declared
 // application/json; 403 a preflight (OPTIONS) from an origin not allowed; 404 unknown path; 405 wrong method; each with
 // {"error": "..."}; 408 (then closed) a request that takes more than
-// timeout_s to arrive, whatever its pace. Slow clients time out; SIGTERM or SIGINT stops accepting,
-// lets the requests in flight finish, and returns 0.
+// timeout_s to arrive, whatever its pace. SIGTERM or SIGINT closes the
+// listening socket (new clients are refused), gives the requests in flight
+// stop_timeout_s, then answers those left 503 (their decoding stopped), and
+// returns 0.
 #ifndef NMT_SERVE_H
 #define NMT_SERVE_H
 
@@ -35,11 +37,13 @@ typedef struct {
     int timeout_s;          // a request arriving, an answer going out, or an idle connection: at most this long
     int max_per_address;    // connections from one client address at once
     double request_timeout_s;  // a request not answered by then: 503, its decoding stopped
+    double stop_timeout_s;  // on SIGTERM/SIGINT, how long the requests in flight may take
     const char **cors_origins;  // origins whose pages may call the server (none: no cross-origin reading)
     int ncors;
 } ServeOptions;
 
-// Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_INPUT for a bad
+// Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_RUNTIME when the port
+// is in use; NMT_ERR_INPUT for a bad
 // checkpoint or address (nothing is served then).
 int serve_run(const ServeOptions *o);
 
