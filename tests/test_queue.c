@@ -91,7 +91,7 @@ static void fake(FakeJob *f, int id, int group, size_t n) {
 }
 
 static ServeQueue *start(size_t max_batch, double window_s) {
-    JobEnv env = {NULL, NULL, 0, max_batch};
+    JobEnv env = {NULL, NULL, 0, max_batch, 0};
     return queue_start(&env, window_s);
 }
 
@@ -361,5 +361,31 @@ Test(serve_queue, a_job_cancelled_in_the_window_is_dropped) {
     expect_answered(&b);
     cr_assert_eq(rec.calls, 1);
     expect_call(0, (int[]){2}, 1);
+    queue_stop(q);
+}
+
+// With max_rows, a call holds at most that many sentences x weight: a heavy
+// job runs in smaller pieces (one sentence at least), and light ones join it
+// only within the rows left.
+Test(serve_queue, max_rows_bounds_a_call_by_weight) {
+    JobEnv env = {NULL, NULL, 0, 4, 8};
+    ServeQueue *q = queue_start(&env, 0.2);
+    FakeJob gate, j[3];
+    fake(&j[0], 1, 1, 5);
+    j[0].job.weight = 3;  // 2 sentences a call (6 rows of 8)
+    fake(&j[1], 2, 2, 2);
+    j[1].job.weight = 20;  // more than max_rows: one sentence a call
+    fake(&j[2], 3, 1, 1);
+    j[2].job.weight = 2;  // joins job 1's first call: 6 + 2 rows
+    post_gated(q, &gate, j, 3);
+    for (int k = 0; k < 3; k++) expect_answered(&j[k]);
+    cr_assert_eq(rec.calls, 6);
+    expect_call(1, (int[]){1, 3}, 2);
+    expect_call(2, (int[]){2}, 1);
+    expect_call(3, (int[]){1}, 1);
+    expect_call(4, (int[]){2}, 1);
+    expect_call(5, (int[]){1}, 1);
+    size_t want[6] = {1, 3, 1, 2, 1, 1};
+    for (int c = 0; c < 6; c++) cr_assert_eq(rec.sentences[c], want[c], "call %d: %zu sentences", c, rec.sentences[c]);
     queue_stop(q);
 }

@@ -31,7 +31,7 @@ static void fixture(Fixture *f) {
     memset(f, 0, sizeof *f);
     ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1, .max_len = 64};
     word_model(&f->t, &f->m, SRC_TEXT, TGT_TEXT, s, 11);
-    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2};  // batches of 2 inside a call
+    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2, 0};  // batches of 2 inside a call
 }
 
 static void fixture_free(Fixture *f) {

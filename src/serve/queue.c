@@ -13,6 +13,7 @@
 struct ServeQueue {
     JobEnv env;
     size_t max_batch;  // env.max_batch, at least 1
+    size_t max_rows;   // env.max_rows (0: no limit)
     double window_s;
     pthread_mutex_t mu;
     pthread_cond_t work, finished;
@@ -82,27 +83,42 @@ static struct timespec deadline_after(double s) {
     return ts;
 }
 
-// Takes the first job (its next max_batch sentences at most) and every
-// waiting job of its group whose sentences left fit, up to max_batch
-// sentences; the others stay in order. Under the lock.
+static size_t weight(const ServeJob *j) {
+    return j->weight ? j->weight : 1;
+}
+
+// How many of j's sentences left fit beside n sentences of the given rows.
+static size_t fits(const ServeQueue *q, const ServeJob *j, size_t n, size_t rows) {
+    size_t left = j->n - j->from, room = n < q->max_batch ? q->max_batch - n : 0;
+    if (q->max_rows) {
+        size_t by_rows = rows < q->max_rows ? (q->max_rows - rows) / weight(j) : 0;
+        if (by_rows < room) room = by_rows;
+    }
+    return left < room ? left : room;
+}
+
+// Takes the first job (its next max_batch sentences and max_rows rows at
+// most, one sentence at least) and every waiting job of its group whose
+// sentences left fit beside; the others stay in order. Under the lock.
 static ServeJob *take_group(ServeQueue *q) {
     ServeJob *all = q->head, *group = NULL, **gtail = &group, **rtail = &q->head;
-    size_t n = 0;
+    size_t n = 0, rows = 0;
     q->head = NULL;
     while (all) {
         ServeJob *j = all;
         all = j->next;
         j->next = NULL;
-        size_t left = j->n - j->from;
-        if (group && !(together(j, group) && n + left <= q->max_batch)) {
+        size_t left = j->n - j->from, take = fits(q, j, n, rows);
+        if (group && !(together(j, group) && take == left)) {
             *rtail = j;
             rtail = &j->next;
             continue;
         }
-        j->take = left < q->max_batch ? left : q->max_batch;
+        j->take = group || take || !left ? take : 1;
         *gtail = j;
         gtail = &j->next;
         n += j->take;
+        rows += j->take * weight(j);
     }
     return group;
 }
@@ -162,6 +178,7 @@ ServeQueue *queue_start(const JobEnv *env, double window_s) {
     q->env = *env;
     q->max_batch = env->max_batch ? env->max_batch : 1;
     q->env.max_batch = q->max_batch;
+    q->max_rows = env->max_rows;
     q->window_s = window_s;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);

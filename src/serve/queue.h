@@ -4,8 +4,9 @@
 // serve/translate_job.h) that says which waiting jobs can run in one call
 // and runs them. The first waiting job opens a window (a few milliseconds,
 // or until max_batch sentences of its group wait); then the waiting jobs of
-// its group that fit are run in one call (up to max_batch sentences: of the
-// first job, its next max_batch at most); the others wait their turn, in
+// its group that fit are run in one call (up to max_batch sentences, and
+// max_rows sentences x weight: of the first job, as many of its next
+// sentences as fit, one at least); the others wait their turn, in
 // order. A job with sentences left goes back to the end of the queue, so a
 // long request delays the others by one call at most. A waiter may cancel
 // its job (its client gone, its deadline passed; or every job, the server
@@ -24,6 +25,7 @@ typedef struct {
     const Tokenizer *t;
     int max_src;          // source tokens kept
     size_t max_batch;     // sentences run together
+    size_t max_rows;      // and their weights together (0: no limit; one sentence always runs)
 } JobEnv;
 
 typedef struct ServeJob ServeJob;
@@ -45,6 +47,7 @@ enum { JOB_RUNS = 0, JOB_GONE = 1, JOB_DEADLINE = 2, JOB_STOPPING = 3 };
 struct ServeJob {
     const JobKind *kind;
     size_t n;             // sentences (what max_batch counts)
+    size_t weight;        // the work of one (what max_rows counts; 0 is 1): a translation's beam
     size_t from, take;    // the queue's: sentences done, and those of the call running
     int rc;               // once done: NMT_OK, or the error and why
     char error[256];

@@ -440,7 +440,8 @@ int serve_run(const ServeOptions *o) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
-    JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch};
+    // A call decodes at most what max_batch sentences of the default beam do: a larger beam, fewer sentences.
+    JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam};
     s.q = queue_start(&env, o->window_ms / 1e3);
     s.wd = watchdog_start(o->timeout_s);
     struct MHD_Daemon *daemon = start_daemon(&s);
@@ -454,7 +455,8 @@ int serve_run(const ServeOptions *o) {
         stop_serving(&s, daemon, sig, &stop);
         size_t sentences, batches;
         queue_counts(s.q, &sentences, &batches);
-        fprintf(stderr, "nmt serve: stopped; %zu sentences decoded in %zu batches\n", sentences, batches);
+        fprintf(stderr, "nmt serve: stopped; %zu sentences decoded in %zu batches; %zu slow connections closed\n",
+                sentences, batches, watchdog_cuts(s.wd));
     } else {
         rc = err_code();
     }

@@ -11,6 +11,7 @@ void translate_job_init(TranslateJob *tj, char *const *lines, size_t n, int beam
     memset(tj, 0, sizeof *tj);
     tj->job.kind = &TRANSLATE_JOB;
     tj->job.n = n;
+    tj->job.weight = (size_t)beam;  // a sentence decodes beam rows
     tj->lines = lines;
     tj->o = decode_defaults();
     tj->o.beam = beam;
