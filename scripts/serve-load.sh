@@ -22,6 +22,7 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 fail=0
 
 CK=${1:-}
