@@ -1,9 +1,13 @@
 #!/bin/bash
-# cli-serve.sh — nmt serve on loopback: every endpoint and error status, the
-# same translations as `nmt translate` for 200 sentences sent by 8 concurrent
-# clients, a short bounded load test with zero errors, a slow client timed
-# out, the page driven by headless Chromium, SIGTERM draining a request in
-# flight. Everything it starts, it stops. Run by `make test`.
+# cli-serve.sh — nmt serve on loopback: every endpoint and error status
+# (trailing bytes, NUL, the limits on sentences and work, Content-Type, CORS
+# only for --cors-origin), the same translations as `nmt translate` for 200
+# sentences sent by 8 concurrent clients, a short bounded load test with zero
+# errors, a silent and a trickling client closed after --timeout, a per-address
+# connection limit, a request past --request-timeout and one whose client has
+# gone dropped undecoded, the page driven by headless Chromium, SIGTERM
+# draining a request in flight, and past --stop-timeout answering 503 while
+# new clients are refused. Everything it starts, it stops. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 . "$(dirname "$0")/ckpt-lib.sh"
@@ -66,6 +70,7 @@ echo "cli-serve: $URL"
 # ---- endpoints
 expect 200 '{"status":"ok"}' GET /health
 expect 200 '"d_model":32' GET /info
+expect 200 '"max_chars":300,"max_sentences":256,"max_work":4096,"request_timeout_s":60,' GET /info
 expect 200 '<title>nmt' GET /
 expect 200 '"translatedText":"' POST /translate $(json '{"q": "w1 w2 w3"}')
 expect 200 '"alternatives":[' POST /translate $(json '{"q": ["w1 w2 w3", "w4 w5"], "nbest": 2}')

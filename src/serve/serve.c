@@ -130,6 +130,9 @@ static cJSON *info_json(Server *s) {
     cJSON_AddNumberToObject(srv, "beam", s->o->beam);
     cJSON_AddNumberToObject(srv, "max_batch", s->o->max_batch);
     cJSON_AddNumberToObject(srv, "max_chars", s->o->max_chars);
+    cJSON_AddNumberToObject(srv, "max_sentences", s->o->max_sentences);
+    cJSON_AddNumberToObject(srv, "max_work", s->o->max_work);
+    cJSON_AddNumberToObject(srv, "request_timeout_s", s->o->request_timeout_s);
     cJSON_AddNumberToObject(srv, "window_ms", s->o->window_ms);
     cJSON_AddNumberToObject(srv, "sentences_decoded", (double)sentences);
     cJSON_AddNumberToObject(srv, "batches_decoded", (double)batches);

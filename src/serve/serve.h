@@ -11,16 +11,18 @@
 //                    are answered with Access-Control-Allow-Origin (as on
 //                    every response); no origin is by default
 //   GET /            a page to try it (src/serve/page.html)
-// Errors: 400 malformed JSON (or more after it), invalid UTF-8, a NUL, a bad
-// field; 413 more than max_chars characters, max_sentences sentences or
-// max_work sentences x beam x n-best; 503 a request not answered within
-// request_timeout_s (its decoding stopped); 415 a body not declared
-// application/json; 403 a preflight (OPTIONS) from an origin not allowed; 404 unknown path; 405 wrong method; each with
-// {"error": "..."}; 408 (then closed) a request that takes more than
-// timeout_s to arrive, whatever its pace. SIGTERM or SIGINT closes the
-// listening socket (new clients are refused), gives the requests in flight
-// stop_timeout_s, then answers those left 503 (their decoding stopped), and
-// returns 0.
+// Errors, each with {"error": "..."}: 400 malformed JSON (or more after it),
+// invalid UTF-8, a NUL, a bad field; 413 more than max_chars characters,
+// max_sentences sentences or max_work sentences x beam x n-best; 415 a body
+// not declared application/json; 403 a preflight from an origin not allowed;
+// 404 unknown path; 405 wrong method; 503 a request not answered within
+// request_timeout_s (its decoding stopped); 408 (then closed) a request that
+// takes more than timeout_s to arrive, whatever its pace. A request whose
+// client has gone is dropped (its decoding stopped). Decoding runs in pieces
+// (queue.h), so a large request delays the others by one piece at most.
+// SIGTERM or SIGINT closes the listening socket (new clients are refused),
+// gives the requests in flight stop_timeout_s, then answers those left 503
+// (their decoding stopped), and returns 0.
 #ifndef NMT_SERVE_H
 #define NMT_SERVE_H
 
