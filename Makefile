@@ -50,7 +50,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test test-suite bench bench-translate bench-window bench-mpi clean help fuzz fuzz-deps fuzz-run
+.PHONY: all deps run test test-suite bench bench-translate bench-window bench-mpi serve-load clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
@@ -61,6 +61,7 @@ help:
 	@echo "make bench-translate  translation speed and BLEU: nmt float and int8 beside PyTorch float and int8 (scripts/bench-translate.sh)"
 	@echo "make bench-window  local attention (model.attention_window) against full attention at lengths 128, 512, 2048"
 	@echo "make bench-mpi  2 processes under mpirun against 1 process with 2 threads (scripts/bench-mpi.sh)"
+	@echo "make serve-load  nmt serve against hostile clients on loopback: the delay they cause, SIGTERM under load"
 	@echo "make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) into build/fuzz/ (fuzz/README.md)"
 	@echo "make fuzz-run   build and run each harness FUZZ_SECONDS (default 30), or FUZZ_RUNS executions, on fuzz/corpus/"
 	@echo "make clean      remove build outputs"
@@ -97,8 +98,9 @@ $(BUILD)/double/tests/%.o: tests/%.c Makefile
 	$(CC) $(CFLAGS) -DNMT_DOUBLE -Isrc -c -o $@ $<
 
 # The serve queue and its translation job kind need pthreads only (no
-# libmicrohttpd): the tests link them too (tests/test_queue.c, test_translate_job.c).
-SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o
+# libmicrohttpd), and so does the request reader: the tests link them too
+# (tests/test_queue.c, test_translate_job.c, test_request.c).
+SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o $(BUILD)/float/serve/request.o
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ) $(SERVE_TEST_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion -lpthread
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
@@ -131,6 +133,12 @@ run: deps
 bench: $(NMT_BIN)
 	sh scripts/install-deps.sh bench
 	NMT=./$(NMT_BIN) sh scripts/bench.sh
+
+# nmt serve against hostile clients on loopback (about a minute; not part of the suite):
+# the largest request the limits allow and 256 trickling connections must delay a
+# one-sentence request by at most a few seconds, and SIGTERM end the server in bounded time.
+serve-load: $(NMT_BIN)
+	NMT=./$(NMT_BIN) bash scripts/serve-load.sh
 
 # 2 processes (mpirun) against one with 2 threads and accum_steps 2 (SHAPE=small).
 # Local attention against full attention at lengths 128, 512, 2048 (scripts/bench-window.sh).

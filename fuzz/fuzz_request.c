@@ -1,24 +1,54 @@
 // fuzz_request.c — nmt serve's request reader (src/serve/request.c) on
-// arbitrary bodies: the JSON parsed as the server parses it, then parse_ask.
+// arbitrary bodies: parse_body, the server's own path from bytes to a request.
 //
-// Oracles: a good request has a beam in 1..256, an n-best within it, n
+// Oracles: a good request's body is valid UTF-8 with no NUL byte and no
+// \u0000 escape (found here another way: a backslash run of odd length
+// before "u0000"), and nothing but whitespace after its JSON value (the end
+// found by cJSON's own parse); it has a beam in 1..256, an n-best within it,
+// at most MAX_SENTENCES sentences and MAX_WORK sentences x beam x n-best,
 // sentences that are strings of valid UTF-8 without line breaks and at most
-// max_chars characters in all; a refused one has status 400 or 413 and a
+// MAX_CHARS characters in all; a refused one has status 400 or 413 and a
 // message. Everything is freed (LeakSanitizer).
 #include "fuzz.h"
 
 #include "serve/request.h"
 
-enum { MAX_CHARS = 1000 };
+enum { MAX_CHARS = 1000, MAX_SENTENCES = 50, MAX_WORK = 400 };
+
+// Whether s[0..n) holds "\u0000" as an escape: an odd run of backslashes before it.
+static int has_nul_escape(const char *s, size_t n) {
+    for (size_t i = 0; i + 5 <= n; i++) {
+        if (memcmp(s + i, "u0000", 5) || i == 0) continue;
+        size_t run = 0;
+        while (run < i && s[i - 1 - run] == '\\') run++;
+        if (run % 2) return 1;
+    }
+    return 0;
+}
+
+static void check_body(const uint8_t *data, size_t size) {
+    const char *body = (const char *)data, *end = NULL;
+    FUZZ_CHECK(utf8_valid(body, size), "a body of invalid UTF-8 accepted");
+    FUZZ_CHECK(!memchr(body, 0, size), "a body with a NUL byte accepted");
+    FUZZ_CHECK(!has_nul_escape(body, size), "a body with \\u0000 accepted");
+    cJSON *again = cJSON_ParseWithLengthOpts(body, size, &end, 0);
+    FUZZ_CHECK(again != NULL, "an accepted body does not parse");
+    for (const char *p = end; p < body + size; p++)
+        FUZZ_CHECK(*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n', "byte %ld after the JSON accepted",
+                   (long)(p - body));
+    cJSON_Delete(again);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    cJSON *root = cJSON_ParseWithLength((const char *)data, size);
-    if (!root) return 0;
     Ask a;
-    int ok = parse_ask(&a, root, 4, MAX_CHARS);
+    AskLimits lim = {4, MAX_CHARS, MAX_SENTENCES, MAX_WORK};
+    int ok = parse_body(&a, (const char *)data, size, &lim);
     if (ok) {
+        check_body(data, size);
         FUZZ_CHECK(a.beam >= 1 && a.beam <= 256 && a.nbest >= 1 && a.nbest <= a.beam, "beam %d nbest %d", a.beam,
                    a.nbest);
+        FUZZ_CHECK(a.n <= MAX_SENTENCES && (double)a.n * a.beam * a.nbest <= MAX_WORK, "%zu x %d x %d accepted", a.n,
+                   a.beam, a.nbest);
         size_t chars = 0;
         for (size_t i = 0; i < a.n; i++) {
             const char *s = a.lines[i];
@@ -32,7 +62,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         FUZZ_CHECK((a.status == 400 || a.status == 413) && a.err[0], "refused with status %u, '%s'", a.status, a.err);
     }
-    free(a.lines);
-    cJSON_Delete(root);
+    ask_free(&a);
     return 0;
 }

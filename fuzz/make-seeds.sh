@@ -166,6 +166,9 @@ printf '{"q": ["a b", "", "\\u00e9t\\u00e9"], "beam": 5, "nbest": 2, "attention"
 printf '{"q": "x", "alternatives": 3, "source": "de", "target": "en", "format": "text"}' > $C/request/libre
 printf '[{"src": "the old man", "id": 100}, {"src": "b"}]' > $C/request/opennmt
 printf '{"q": "a\\nb", "beam": 0}' > $C/request/bad
+printf '{"q": "a"} GARBAGE' > $C/request/trailing
+printf '{"q": ["a\\u0000b", "c\\\\u0000"]}' > $C/request/nul
+printf '{"q": ["", "", ""], "beam": 16, "nbest": 16}' > $C/request/work
 
 ls -l $C/*/ | awk '$5 > 8192 {print "make-seeds: large seed:", $0}'
 echo "make-seeds: wrote $(find $C -type f | wc -l) seeds under $C"

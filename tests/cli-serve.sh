@@ -1,9 +1,13 @@
 #!/bin/bash
-# cli-serve.sh — nmt serve on loopback: every endpoint and error status, the
-# same translations as `nmt translate` for 200 sentences sent by 8 concurrent
-# clients, a short bounded load test with zero errors, a slow client timed
-# out, the page driven by headless Chromium, SIGTERM draining a request in
-# flight. Everything it starts, it stops. Run by `make test`.
+# cli-serve.sh — nmt serve on loopback: every endpoint and error status
+# (trailing bytes, NUL, the limits on sentences and work, Content-Type, CORS
+# only for --cors-origin), the same translations as `nmt translate` for 200
+# sentences sent by 8 concurrent clients, a short bounded load test with zero
+# errors, a silent and a trickling client closed after --timeout, a per-address
+# connection limit, a request past --request-timeout and one whose client has
+# gone dropped undecoded, the page driven by headless Chromium, SIGTERM
+# draining a request in flight, and past --stop-timeout answering 503 while
+# new clients are refused. Everything it starts, it stops. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 . "$(dirname "$0")/ckpt-lib.sh"
@@ -66,6 +70,7 @@ echo "cli-serve: $URL"
 # ---- endpoints
 expect 200 '{"status":"ok"}' GET /health
 expect 200 '"d_model":32' GET /info
+expect 200 '"max_chars":300,"max_sentences":256,"max_work":4096,"request_timeout_s":60,' GET /info
 expect 200 '<title>nmt' GET /
 expect 200 '"translatedText":"' POST /translate $(json '{"q": "w1 w2 w3"}')
 expect 200 '"alternatives":[' POST /translate $(json '{"q": ["w1 w2 w3", "w4 w5"], "nbest": 2}')
@@ -75,7 +80,7 @@ expect 200 '"translatedText":[]' POST /translate $(json '{"q": []}')
 # ---- errors
 expect 400 'malformed JSON' POST /translate $(json '{"q": ')
 printf '{"q": "w1 \377"}' >"$T/req8"
-expect 400 'not valid UTF-8' POST /translate --data-binary @"$T/req8"
+expect 400 'not valid UTF-8' POST /translate --data-binary @"$T/req8" -H Content-Type:application/json
 expect 400 '\"q\" must be a string or an array' POST /translate $(json '{"q": 3}')
 expect 400 'missing \"q\"' POST /translate $(json '{"text": "w1"}')
 expect 400 '\"beam\" must be a whole number from 1 to 256' POST /translate $(json '{"q": "w1", "beam": 0}')
@@ -84,19 +89,49 @@ expect 400 'a line break' POST /translate $(json '{"q": "w1\nw2"}')
 expect 400 'request[0] must be an object with \"src\"' POST /translate $(json '[3]')
 long=$(printf 'w1 %.0s' $(seq 120))
 expect 413 'more than this server' POST /translate $(json "{\"q\": \"$long\"}")
+# sentences are counted, empty ones too (default --max-sentences 256), and sentences x beam x n-best (--max-work 4096)
+empties=$(printf '"",%.0s' $(seq 256))
+expect 200 '"translatedText":["",' POST /translate $(json "{\"q\": [${empties%,}]}")
+expect 413 '257 sentences, more than this server' POST /translate $(json "{\"q\": [$empties \"\"]}")
+expect 413 '1 sentences x beam 256 x n-best 256 = 65536, more than this server' POST /translate \
+    $(json '{"q": "", "nbest": 256}')
+expect 200 '"alternatives":[' POST /translate $(json '{"q": ["w1", "w2"], "beam": 64, "nbest": 32}')
+expect 413 '(--max-work)' POST /translate $(json '{"q": ["w1", "w2"], "beam": 65, "nbest": 32}')
 head -c 4000000 /dev/zero | tr '\0' 'a' >"$T/huge"
 expect 413 'the body is larger than' POST /translate --data-binary @"$T/huge"
 expect 405 'use POST' GET /translate
 if grep -qi '^Allow: POST' <(curl -s -i "$URL/translate"); then ok; else bad "405 without Allow: POST"; fi
 expect 405 'use GET' POST /health --data x
 expect 404 'no /nope here' GET /nope
+# ---- a local server is not every web page's: a JSON Content-Type, no cross-origin reading, no paths
+printf '{"q": "w1"}' >"$T/reqplain"
+expect 415 'takes Content-Type: application/json (this request' POST /translate --data-binary @"$T/reqplain" \
+    -H Content-Type:text/plain
+expect 415 "(this request's: none)" POST /translate --data-binary @"$T/reqplain" -H Content-Type:
+expect 415 'application/x-www-form-urlencoded' POST /translate --data-binary @"$T/reqplain"
+expect 200 '"translatedText":"' POST /translate --data-binary @"$T/reqplain" -H 'Content-Type: application/JSON; charset=utf-8'
+expect 403 'origin http://evil.example may not use this server (--cors-origin)' OPTIONS /translate \
+    -H 'Origin: http://evil.example'
+curl -s -i -H 'Origin: http://evil.example' "$URL/info" >"$T/hdr"
+if grep -q '"checkpoint":"last.ckpt"' "$T/hdr" && ! grep -qi 'Access-Control' "$T/hdr"; then ok
+else bad "/info for another origin: $(head -c 600 "$T/hdr")"; fi
+# ---- the whole body is one JSON value; no NUL anywhere; a path is not cut at %00
+expect 400 'more after the value (byte 11)' POST /translate $(json '{"q":"w1"} GARBAGE')
+expect 400 'more after the value' POST /translate $(json '{"q":"w1"}{"q":"w2"}')
+expect 200 '"translatedText":"' POST /translate $(json "$(printf '{"q":"w1"} \r\n\t ')")
+expect 400 'a NUL character (\\u0000)' POST /translate $(json '{"q":"w1\u0000w2"}')
+expect 200 '"translatedText":"' POST /translate $(json '{"q":"w1\\u0000w2"}')
+printf '{"q":"w1\000w2"}' >"$T/reqnul"
+expect 400 'a NUL byte in the body (byte 8)' POST /translate --data-binary @"$T/reqnul" -H Content-Type:application/json
+expect 404 'no /health%00junk here' GET /health%00junk
+expect 404 'no /info%00 here' GET /info%00
 
 # ---- 200 sentences from 8 concurrent clients: exactly translate's output
 head -200 "$T/s.txt" >"$T/src200"
 "$NMT" translate --checkpoint "$CK" --beam 4 <"$T/src200" >"$T/want200" 2>/dev/null
 mkdir "$T/out"
 seq 200 | xargs -P 8 -I{} sh -c 'line=$(sed -n "{}p" "$1"); printf "{\"q\": \"%s\"}" "$line" |
-    curl -s --data-binary @- "$2/translate" | sed -n "s/.*\"translatedText\":\"\([^\"]*\)\".*/\1/p" >"$3/{}"' \
+    curl -s -H Content-Type:application/json --data-binary @- "$2/translate" | sed -n "s/.*\"translatedText\":\"\([^\"]*\)\".*/\1/p" >"$3/{}"' \
     sh "$T/src200" "$URL" "$T/out"
 for i in $(seq 200); do cat "$T/out/$i"; echo; done >"$T/got200"
 if [ "$(wc -l <"$T/got200")" -eq 200 ] && cmp -s "$T/got200" "$T/want200"; then ok
@@ -117,6 +152,20 @@ if timeout 10 cat <&3 >/dev/null; then t1=$(date +%s)
     if [ $((t1 - t0)) -le 6 ]; then ok; else bad "a slow client was held $((t1 - t0)) s"; fi
 else bad "a slow client was never closed"; fi
 exec 3>&- 3<&-
+# ---- a client trickling a byte every 0.5 s: its request is late all the same (--timeout 2 is for the whole
+# request, not for its silences): 408, then closed
+exec 3<>"/dev/tcp/127.0.0.1/${URL##*:}"
+(for c in P O S T . / t r a n s l a t e .; do printf '%s' "$c"; sleep 0.5; done >&3) 2>/dev/null &
+tpid=$!
+t0=$(date +%s%N)
+timeout 12 cat <&3 >"$T/trickle"
+t1=$(date +%s%N)
+kill "$tpid" 2>/dev/null
+wait "$tpid" 2>/dev/null
+exec 3>&- 3<&-
+if [ $(( (t1 - t0) / 1000000 )) -le 3500 ] && grep -q '^HTTP/1.1 408' "$T/trickle" &&
+   grep -qF 'the request took more than 2 s to arrive (--timeout)' "$T/trickle"; then ok
+else bad "a trickling client held $(( (t1 - t0) / 1000000 )) ms: $(cat "$T/trickle")"; fi
 expect 200 '{"status":"ok"}' GET /health
 
 # ---- the page, in headless Chromium: it translates what /?q= gives it and draws the heatmap
@@ -139,12 +188,27 @@ else bad "SIGTERM (idle): exit $rc, $(cat "$T/srv.err")"; fi
 # ---- a port in use; then SIGTERM with a request in flight: it is answered, then the server exits 0.
 # The second server waits 1 s for company (--window-ms 1000), so a lone request is
 # surely still in flight when the signal comes 0.5 s after it was sent.
-start_server "$T/srv2" --window-ms 1000 || exit 1
+start_server "$T/srv2" --window-ms 1000 --cors-origin http://ok.example --cors-origin http://also.example || exit 1
 port=${URL##*:}
+# cross-origin reading for the origins --cors-origin names, and only them
+curl -s -i -H 'Origin: http://also.example' "$URL/health" >"$T/hdr"
+if grep -qi '^Access-Control-Allow-Origin: http://also.example' "$T/hdr" && grep -qi '^Vary: Origin' "$T/hdr"; then ok
+else bad "an allowed origin: $(cat "$T/hdr")"; fi
+curl -s -i -H 'Origin: http://evil.example' "$URL/health" >"$T/hdr"
+if grep -q '"status":"ok"' "$T/hdr" && ! grep -qi '^Access-Control-Allow-Origin' "$T/hdr"; then ok
+else bad "another origin: $(cat "$T/hdr")"; fi
+curl -s -i -X OPTIONS -H 'Origin: http://ok.example' -H 'Access-Control-Request-Method: POST' \
+    -H 'Access-Control-Request-Headers: content-type' "$URL/translate" >"$T/hdr"
+if grep -q '^HTTP/1.1 204' "$T/hdr" && grep -qi '^Access-Control-Allow-Origin: http://ok.example' "$T/hdr" &&
+   grep -qi '^Access-Control-Allow-Headers: Content-Type' "$T/hdr" && grep -qi '^Access-Control-Allow-Methods:.*POST' "$T/hdr"
+then ok; else bad "a preflight from an allowed origin: $(cat "$T/hdr")"; fi
+expect 403 'may not use this server' OPTIONS /translate -H 'Origin: http://evil.example'
+
 "$NMT" serve --checkpoint "$CK" --port "$port" >/dev/null 2>"$T/err"
-if [ $? -eq 2 ] && grep -q "cannot listen on 127.0.0.1 port $port" "$T/err"; then ok; else bad "port in use: $(cat "$T/err")"; fi
+if [ $? -eq 1 ] && grep -q "cannot listen on 127.0.0.1 port $port: the port is in use" "$T/err"; then ok
+else bad "port in use: $(cat "$T/err")"; fi
 want=$(printf 'w1 w2 w3\n' | "$NMT" translate --checkpoint "$CK" --beam 4 2>/dev/null)
-curl -s -o "$T/bigout" -w '%{http_code} %{time_total}' --data-binary '{"q": "w1 w2 w3"}' "$URL/translate" >"$T/bigstatus" &
+curl -s -o "$T/bigout" -w '%{http_code} %{time_total}' -H Content-Type:application/json --data-binary '{"q": "w1 w2 w3"}' "$URL/translate" >"$T/bigstatus" &
 cpid=$!
 sleep 0.5
 kill -TERM "$PID"
@@ -156,6 +220,53 @@ if [ "$(cut -d' ' -f1 "$T/bigstatus")" = 200 ] && awk '{ exit !($2 > 0.9) }' "$T
 else bad "SIGTERM in flight: $(cat "$T/bigstatus"), exit $rc, $(head -c 200 "$T/bigout")"; fi
 grep -q "finishing the requests in flight" "$T/srv2.err" && grep -q "stopped; 1 sentences decoded" "$T/srv2.err" ||
     bad "SIGTERM in flight: $(cat "$T/srv2.err")"
+
+# ---- a deadline per request, and a client gone: the request's work is dropped, not done.
+# The server waits 1 s for company (--window-ms 1000); the deadline is 0.6 s.
+start_server "$T/srv3" --window-ms 1000 --request-timeout 0.6 --max-per-address 2 || exit 1
+# two connections from 127.0.0.1 (--max-per-address 2): a third from there is closed unanswered, one from 127.0.0.2 served
+exec 4<>"/dev/tcp/127.0.0.1/${URL##*:}" 5<>"/dev/tcp/127.0.0.1/${URL##*:}"
+sleep 0.2
+got=$(status GET /health)
+if [ "$got" = 000 ]; then ok; else bad "a third connection from one address: $got"; fi
+expect 200 '{"status":"ok"}' GET /health --interface 127.0.0.2
+exec 4>&- 5>&-
+sleep 0.3
+expect 200 '{"status":"ok"}' GET /health
+got=$(curl -s -o "$T/body" -w '%{http_code} %{time_total}' -H Content-Type:application/json \
+    --data-binary '{"q": "w1 w2"}' "$URL/translate")
+if [ "${got% *}" = 503 ] && awk -v t="${got#* }" 'BEGIN { exit !(t < 0.95) }' &&
+   grep -qF 'more than 0.6 s (--request-timeout); its decoding was stopped' "$T/body"; then ok
+else bad "a request past its deadline: $got $(cat "$T/body")"; fi
+curl -s -m 0.2 -H Content-Type:application/json --data-binary '{"q": ["w1", "w2", "w3"]}' "$URL/translate" >/dev/null
+sleep 0.4
+if grep -q 'a request of 1 sentences cancelled: past its deadline (0 decoded)' "$T/srv3.err" &&
+   grep -q 'a request of 3 sentences cancelled: the client has gone (0 decoded)' "$T/srv3.err"; then ok
+else bad "cancellations: $(cat "$T/srv3.err")"; fi
+expect 200 '"sentences_decoded":0,' GET /info
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv3): exit $?"
+
+# ---- SIGTERM with a request in flight longer than --stop-timeout 0.3: new clients are refused at once (the
+# listening socket is closed), the request is answered 503, and the server exits 0 soon after.
+start_server "$T/srv4" --window-ms 1000 --stop-timeout 0.3 || exit 1
+curl -s -m 5 -o "$T/stopout" -w '%{http_code}' -H Content-Type:application/json --data-binary '{"q": "w1"}' \
+    "$URL/translate" >"$T/stopstatus" &
+cpid=$!
+sleep 0.2
+t0=$(date +%s%N)
+kill -TERM "$PID"
+sleep 0.1
+curl -s -m 2 -o /dev/null "$URL/health"
+refused=$?
+wait "$cpid"
+wait "$PID"
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$refused" = 7 ]; then ok; else bad "a new client while stopping: curl exit $refused (want 7, refused)"; fi
+if [ "$(cat "$T/stopstatus")" = 503 ] && grep -qF 'the server is stopping' "$T/stopout" && [ $rc -eq 0 ] &&
+   [ "$ms" -lt 1500 ]; then ok
+else bad "SIGTERM past --stop-timeout: $(cat "$T/stopstatus") $(cat "$T/stopout"), exit $rc after $ms ms"; fi
 
 # ---- refusals at start: a bad checkpoint, a bad address
 "$NMT" serve --checkpoint "$T/s.txt" --port 0 >/dev/null 2>"$T/err"

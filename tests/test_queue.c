@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "serve/queue.h"
 #include "common/util.h"
@@ -17,8 +18,8 @@ enum { MAX_CALLS = 64, MAX_JOBS = 64 };
 typedef struct {
     ServeJob job;
     int id, group;
-    int in[8];       // job.n inputs; a negative one fails the job
-    int out[8];      // answers: in * 3 + 1
+    int in[16];      // job.n inputs; a negative one fails the job
+    int out[16];     // answers: in * 3 + 1
     int gate;        // run waits for open_gate() before answering this one
 } FakeJob;
 
@@ -40,6 +41,13 @@ static void open_gate(void) {
     pthread_mutex_unlock(&rec.mu);
 }
 
+static void *open_gate_later(void *arg) {
+    (void)arg;
+    nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    open_gate();
+    return NULL;
+}
+
 static int fake_same_group(const ServeJob *a, const ServeJob *b) {
     return ((const FakeJob *)a)->group == ((const FakeJob *)b)->group;
 }
@@ -53,14 +61,14 @@ static void fake_run(ServeJob *const *jobs, size_t n, const JobEnv *env) {
     for (size_t k = 0; k < n; k++) {
         const FakeJob *f = (const FakeJob *)jobs[k];
         rec.ids[c][k] = f->id;
-        rec.sentences[c] += f->job.n;
+        rec.sentences[c] += f->job.take;
         rec.mixed[c] |= f->group != ((const FakeJob *)jobs[0])->group;
         while (f->gate && !rec.gate_open) pthread_cond_wait(&rec.gate_cv, &rec.mu);
     }
     pthread_mutex_unlock(&rec.mu);
     for (size_t k = 0; k < n; k++) {
         FakeJob *f = (FakeJob *)jobs[k];
-        for (size_t i = 0; i < f->job.n; i++) {
+        for (size_t i = f->job.from; i < f->job.from + f->job.take; i++) {
             if (f->in[i] < 0) {
                 serve_job_fail(&f->job, err_set(NMT_ERR_INPUT, "job %d: input %zu is negative", f->id, i));
                 break;
@@ -83,7 +91,7 @@ static void fake(FakeJob *f, int id, int group, size_t n) {
 }
 
 static ServeQueue *start(size_t max_batch, double window_s) {
-    JobEnv env = {NULL, NULL, 0, max_batch};
+    JobEnv env = {NULL, NULL, 0, max_batch, 0};
     return queue_start(&env, window_s);
 }
 
@@ -132,25 +140,117 @@ Test(serve_queue, same_group_runs_together_others_apart_in_order) {
     queue_stop(q);
 }
 
-Test(serve_queue, batches_hold_at_most_max_batch_sentences_a_longer_job_alone) {
+Test(serve_queue, batches_hold_at_most_max_batch_sentences_a_longer_job_in_pieces) {
     ServeQueue *q = start(4, 0.2);
     FakeJob gate, j[8];
     size_t sizes[8] = {2, 2, 2, 1, 3, 1, 2, 6};
     for (int k = 0; k < 8; k++) fake(&j[k], k + 1, 1, sizes[k]);
     post_gated(q, &gate, j, 8);
     for (int k = 0; k < 8; k++) expect_answered(&j[k]);
-    // Those that fit join the first; the rest keep their order.
-    cr_assert_eq(rec.calls, 6);
+    // Those that fit join the first; the rest keep their order; 6 sentences are two calls.
+    cr_assert_eq(rec.calls, 7);
     expect_call(1, (int[]){1, 2}, 2);
     expect_call(2, (int[]){3, 4, 6}, 3);
     expect_call(3, (int[]){5}, 1);
     expect_call(4, (int[]){7}, 1);
     expect_call(5, (int[]){8}, 1);
+    expect_call(6, (int[]){8}, 1);
+    cr_assert_eq(rec.sentences[5], 4);
+    cr_assert_eq(rec.sentences[6], 2);
     size_t sentences, batches;
     queue_counts(q, &sentences, &batches);
     cr_assert_eq(sentences, 20);
-    cr_assert_eq(batches, 1 + 4 + 2);  // 6 sentences are two batches of 4
+    cr_assert_eq(batches, 7);
     queue_stop(q);
+}
+
+// A long job goes back to the end of the queue after each call: a job
+// posted meanwhile runs after one piece of it, not after all of it.
+Test(serve_queue, a_long_job_lets_others_in_between_its_pieces) {
+    ServeQueue *q = start(2, 0.0);
+    FakeJob big, small;
+    fake(&big, 1, 1, 7);
+    big.gate = 1;  // its first call waits until the small job waits too
+    fake(&small, 2, 2, 1);
+    queue_post(q, &big.job);
+    while (!rec.calls) nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    queue_post(q, &small.job);
+    open_gate();
+    queue_wait(q, &big.job);
+    queue_wait(q, &small.job);
+    expect_answered(&big);
+    expect_answered(&small);
+    cr_assert_eq(rec.calls, 5);
+    expect_call(0, (int[]){1}, 1);
+    expect_call(1, (int[]){2}, 1);
+    for (int c = 2; c < 5; c++) expect_call(c, (int[]){1}, 1);
+    cr_assert_eq(rec.sentences[4], 1);
+    queue_stop(q);
+}
+
+static int always_gone(void *arg) {
+    (void)arg;
+    return 1;
+}
+
+// A waiting job cancelled at its deadline leaves the queue at once, never run.
+Test(serve_queue, a_waiting_job_past_its_deadline_is_cancelled_unrun) {
+    ServeQueue *q = start(2, 0.0);
+    FakeJob gate, late;
+    fake(&gate, 1, 1, 1);
+    gate.gate = 1;
+    fake(&late, 2, 2, 1);
+    queue_post(q, &gate.job);
+    queue_post(q, &late.job);
+    double t0 = now_seconds();
+    cr_assert_eq(queue_wait_for(q, &late.job, t0 + 0.2, NULL, NULL), JOB_DEADLINE);
+    cr_assert_lt(now_seconds() - t0, 2.0);
+    cr_assert_eq(late.job.rc, NMT_ERR_RUNTIME);
+    cr_assert(strstr(late.job.error, "deadline"), "%s", late.job.error);
+    open_gate();
+    queue_wait(q, &gate.job);
+    queue_stop(q);
+    cr_assert_eq(rec.calls, 1, "the cancelled job ran");
+}
+
+// A running job whose client has gone stops after the call running.
+Test(serve_queue, a_running_job_whose_client_has_gone_stops_after_its_call) {
+    ServeQueue *q = start(2, 0.0);
+    FakeJob big;
+    fake(&big, 1, 1, 10);
+    big.gate = 1;
+    queue_post(q, &big.job);
+    while (!rec.calls) nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    // The gate opens only after the waiter has seen the client gone.
+    pthread_t opener;
+    pthread_create(&opener, NULL, open_gate_later, NULL);
+    cr_assert_eq(queue_wait_for(q, &big.job, 0, always_gone, NULL), JOB_GONE);
+    pthread_join(opener, NULL);
+    cr_assert_eq(big.job.rc, NMT_ERR_RUNTIME);
+    cr_assert_eq(big.job.from, 2);
+    queue_stop(q);
+    cr_assert_eq(rec.calls, 1, "%d calls: the job went on", rec.calls);
+}
+
+// Stopping: every job cancelled, the waiting ones at once, the running one after its call.
+Test(serve_queue, cancel_all_ends_waiting_and_running_jobs) {
+    ServeQueue *q = start(2, 0.0);
+    FakeJob big, other;
+    fake(&big, 1, 1, 10);
+    big.gate = 1;
+    fake(&other, 2, 2, 1);
+    queue_post(q, &big.job);
+    while (!rec.calls) nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    queue_post(q, &other.job);
+    queue_cancel_all(q);
+    queue_wait(q, &other.job);
+    cr_assert_eq(other.job.cancel, JOB_STOPPING);
+    open_gate();
+    queue_wait(q, &big.job);
+    cr_assert_eq(big.job.cancel, JOB_STOPPING);
+    cr_assert(strstr(big.job.error, "stopping"), "%s", big.job.error);
+    queue_stop(q);
+    cr_assert_eq(rec.calls, 1);
 }
 
 Test(serve_queue, different_kinds_never_run_together) {
@@ -243,5 +343,49 @@ Test(serve_queue, many_threads_submitting_at_once_are_all_answered) {
     queue_counts(q, &sentences, &batches);
     cr_assert_eq(sentences, total);
     cr_assert_eq(batches, (size_t)rec.calls);
+    queue_stop(q);
+}
+
+// A job cancelled while the worker waits for company: never run, and the worker goes on.
+Test(serve_queue, a_job_cancelled_in_the_window_is_dropped) {
+    ServeQueue *q = start(2, 0.5);
+    FakeJob a, b;
+    fake(&a, 1, 1, 1);
+    fake(&b, 2, 1, 1);
+    queue_post(q, &a.job);
+    cr_assert_eq(queue_wait_for(q, &a.job, now_seconds() + 0.1, NULL, NULL), JOB_DEADLINE);
+    nanosleep(&(struct timespec){0, 600000000L}, NULL);  // the window is over
+    cr_assert_eq(rec.calls, 0);
+    queue_post(q, &b.job);
+    queue_wait(q, &b.job);
+    expect_answered(&b);
+    cr_assert_eq(rec.calls, 1);
+    expect_call(0, (int[]){2}, 1);
+    queue_stop(q);
+}
+
+// With max_rows, a call holds at most that many sentences x weight: a heavy
+// job runs in smaller pieces (one sentence at least), and light ones join it
+// only within the rows left.
+Test(serve_queue, max_rows_bounds_a_call_by_weight) {
+    JobEnv env = {NULL, NULL, 0, 4, 8};
+    ServeQueue *q = queue_start(&env, 0.2);
+    FakeJob gate, j[3];
+    fake(&j[0], 1, 1, 5);
+    j[0].job.weight = 3;  // 2 sentences a call (6 rows of 8)
+    fake(&j[1], 2, 2, 2);
+    j[1].job.weight = 20;  // more than max_rows: one sentence a call
+    fake(&j[2], 3, 1, 1);
+    j[2].job.weight = 2;  // joins job 1's first call: 6 + 2 rows
+    post_gated(q, &gate, j, 3);
+    for (int k = 0; k < 3; k++) expect_answered(&j[k]);
+    cr_assert_eq(rec.calls, 6);
+    expect_call(1, (int[]){1, 3}, 2);
+    expect_call(2, (int[]){2}, 1);
+    expect_call(3, (int[]){1}, 1);
+    expect_call(4, (int[]){2}, 1);
+    expect_call(5, (int[]){1}, 1);
+    size_t want[6] = {1, 3, 1, 2, 1, 1};
+    for (int c = 0; c < 6; c++) cr_assert_eq(rec.sentences[c], want[c], "call %d: %zu sentences", c, rec.sentences[c]);
     queue_stop(q);
 }

@@ -31,7 +31,7 @@ static void fixture(Fixture *f) {
     memset(f, 0, sizeof *f);
     ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1, .max_len = 64};
     word_model(&f->t, &f->m, SRC_TEXT, TGT_TEXT, s, 11);
-    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2};  // batches of 2 inside a call
+    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2, 0};  // batches of 2 inside a call
 }
 
 static void fixture_free(Fixture *f) {
@@ -91,6 +91,7 @@ static void run_directly(int beam, int nbest) {
     TranslateJob j[3];
     jobs_init(j, beam, nbest);
     ServeJob *jobs[3] = {&j[0].job, &j[1].job, &j[2].job};
+    for (int k = 0; k < 3; k++) j[k].job.take = j[k].job.n;  // all of each in one call
     TRANSLATE_JOB.run(jobs, 3, &f.env);
     for (int k = 0; k < 3; k++) {
         expect_as_alone(&f, &j[k]);
@@ -126,13 +127,17 @@ Test(translate_job, groups_are_the_decoding_options) {
     translate_job_init(&a, A, 2, 4, 1, 0);
     translate_job_init(&b, B, 1, 4, 1, 1);  // attention does not split a group
     cr_assert(TRANSLATE_JOB.same_group(&a.job, &b.job));
+    translate_job_free(&b);
     translate_job_init(&b, B, 1, 3, 1, 0);
     cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "beam 4 and 3 together");
+    translate_job_free(&b);
     translate_job_init(&b, B, 1, 4, 2, 0);
     cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "nbest 1 and 2 together");
+    translate_job_free(&b);
     b = a;
     b.o.alpha = 1.0;
     cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "alpha 0.6 and 1 together");
+    translate_job_free(&a);
 }
 
 Test(translate_job, invalid_utf8_fails_every_job_of_the_group) {
@@ -143,11 +148,12 @@ Test(translate_job, invalid_utf8_fails_every_job_of_the_group) {
     translate_job_init(&j[0], A, 2, 1, 1, 1);
     translate_job_init(&j[1], bad, 1, 1, 1, 0);
     ServeJob *jobs[2] = {&j[0].job, &j[1].job};
+    for (int k = 0; k < 2; k++) j[k].job.take = j[k].job.n;
     TRANSLATE_JOB.run(jobs, 2, &f.env);
     for (int k = 0; k < 2; k++) {
         cr_assert_eq(j[k].job.rc, NMT_ERR_INPUT);
         cr_assert(strstr(j[k].job.error, "request:3: invalid UTF-8"), "job %d: %s", k, j[k].job.error);
-        cr_assert_null(j[k].texts);
+        for (size_t i = 0; i < j[k].job.n; i++) cr_assert_null(j[k].texts[i], "job %d: text %zu handed out", k, i);
         translate_job_free(&j[k]);
     }
     fixture_free(&f);

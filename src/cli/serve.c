@@ -5,17 +5,23 @@
 #include "serve/serve.h"
 
 #include <omp.h>
+#include <stb/stb_ds.h>
 
 static const char USAGE[] =
     "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
-    "                 [--max-batch N] [--max-chars N] [--int8]\n"
-    "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish):\n"
+    "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
+    "                 [--window-ms MS] [--timeout S] [--request-timeout S]\n"
+    "                 [--stop-timeout S] [--max-per-address N] [--cors-origin ORIGIN]... [--int8]\n"
+    "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish\n"
+    "  within --stop-timeout):\n"
     "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
     "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
     "  GET /info, and GET / (a page to try it). Requests that arrive together are decoded together.\n";
 
 int cli_serve(int argc, char **argv) {
-    ServeOptions o = {NULL, "127.0.0.1", 8080, 4, 0, 32, 10000, 5, 30};
+    ServeOptions o = {.host = "127.0.0.1", .port = 8080, .beam = 4, .max_batch = 32, .max_chars = 10000,
+                      .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30, .max_per_address = 32,
+                      .request_timeout_s = 60, .stop_timeout_s = 10};
     int threads = 0;
     const Option opts[] = {
         {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
@@ -27,10 +33,25 @@ int cli_serve(int argc, char **argv) {
          NULL},
         {"--max-batch", OPT_INT, &o.max_batch, 1, 4096, "N", "sentences decoded together", OPT_CURRENT},
         {"--max-chars", OPT_INT, &o.max_chars, 1, 10000000, "N", "characters per request (more: 413)", OPT_CURRENT},
+        {"--max-sentences", OPT_INT, &o.max_sentences, 1, 1000000, "N",
+         "sentences per request, an empty one too (more: 413)", OPT_CURRENT},
+        {"--max-work", OPT_INT, &o.max_work, 1, 1000000000, "W", "sentences x beam x n-best per request (more: 413)",
+         OPT_CURRENT},
         {"--window-ms", OPT_DOUBLE, &o.window_ms, 0, 1000, "MS",
          "how long a request waits for others to share its batch", OPT_CURRENT},
-        {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S", "idle or slow connections are closed after S seconds",
-         OPT_CURRENT},
+        {"--timeout", OPT_INT, &o.timeout_s, 1, 3600, "S",
+         "a request must arrive within S seconds, whatever its pace (else 408), an answer be\n"
+         "taken within S seconds, an idle connection is closed after S seconds", OPT_CURRENT},
+        {"--max-per-address", OPT_INT, &o.max_per_address, 1, 256, "N",
+         "connections from one client address at once (of 256; more are closed at once;\n"
+         "behind a proxy every client is the proxy's address)", OPT_CURRENT},
+        {"--request-timeout", OPT_DOUBLE, &o.request_timeout_s, 0.1, 86400, "S",
+         "a request not answered within S seconds gets 503, and its decoding stops", OPT_CURRENT},
+        {"--stop-timeout", OPT_DOUBLE, &o.stop_timeout_s, 0, 3600, "S",
+         "on SIGTERM or SIGINT, the requests in flight get S seconds; then those left get 503", OPT_CURRENT},
+        {"--cors-origin", OPT_STRINGS, &o.cors_origins, 0, 0, "ORIGIN",
+         "a web origin (https://example.org) whose pages may call the server (repeatable;\n"
+         "default: none, no cross-origin reading)", NULL},
         {"--int8", OPT_FLAG, &o.int8, 0, 0, NULL, "decode with int8 weights, quantized at load", NULL},
     };
     const OptSpec spec = {"serve", USAGE, opts, sizeof opts / sizeof opts[0], 0, NULL};
@@ -38,5 +59,8 @@ int cli_serve(int argc, char **argv) {
     if (!rc && !o.checkpoint) rc = options_error(&spec, "--checkpoint FILE is required");
     if (rc) return options_report(&spec, rc);
     if (threads) omp_set_num_threads(threads);
-    return cli_finish(serve_run(&o));
+    o.ncors = (int)arrlen(o.cors_origins);
+    rc = serve_run(&o);
+    arrfree(o.cors_origins);
+    return cli_finish(rc);
 }

@@ -13,11 +13,14 @@
 struct ServeQueue {
     JobEnv env;
     size_t max_batch;  // env.max_batch, at least 1
+    size_t max_rows;   // env.max_rows (0: no limit)
     double window_s;
     pthread_mutex_t mu;
     pthread_cond_t work, finished;
     ServeJob *head;  // FIFO
+    ServeJob *running;  // the group of the call running (its jobs linked by next)
     int stopping;
+    int closed;      // queue_cancel_all: a job posted from now on is cancelled at once
     size_t sentences, batches;
     pthread_t thread;
 };
@@ -36,8 +39,39 @@ void serve_job_fail(ServeJob *j, int rc) {
 static size_t waiting_like_first(const ServeQueue *q) {
     size_t n = 0;
     for (const ServeJob *j = q->head; j; j = j->next)
-        if (together(j, q->head)) n += j->n;
+        if (together(j, q->head)) n += j->n - j->from;
     return n;
+}
+
+static void append(ServeQueue *q, ServeJob *j) {
+    j->next = NULL;
+    ServeJob **p = &q->head;
+    while (*p) p = &(*p)->next;
+    *p = j;
+}
+
+// Done, as cancelled for why (which stays the first reason given). Under the lock.
+static void cancelled(ServeJob *j, int why) {
+    if (!j->cancel) j->cancel = why;
+    j->rc = NMT_ERR_RUNTIME;
+    snprintf(j->error, sizeof j->error, "%s",
+             j->cancel == JOB_DEADLINE ? "cancelled: past its deadline"
+             : j->cancel == JOB_GONE   ? "cancelled: the client has gone"
+                                       : "cancelled: the server is stopping");
+}
+
+// Cancels j for why: out of the queue and done if it waits; if it runs, marked
+// (the worker ends it after its call). Under the lock.
+static void cancel_locked(ServeQueue *q, ServeJob *j, int why) {
+    for (ServeJob **p = &q->head; *p; p = &(*p)->next) {
+        if (*p != j) continue;
+        *p = j->next;
+        cancelled(j, why);
+        j->done = 1;
+        pthread_cond_broadcast(&q->finished);
+        return;
+    }
+    if (!j->cancel) j->cancel = why;
 }
 
 static struct timespec deadline_after(double s) {
@@ -49,53 +83,72 @@ static struct timespec deadline_after(double s) {
     return ts;
 }
 
-// Takes the first job and every waiting job of its group, up to
-// max_batch sentences (the first job always, however long); the others stay
-// in order. Under the lock.
+static size_t weight(const ServeJob *j) {
+    return j->weight ? j->weight : 1;
+}
+
+// How many of j's sentences left fit beside n sentences of the given rows.
+static size_t fits(const ServeQueue *q, const ServeJob *j, size_t n, size_t rows) {
+    size_t left = j->n - j->from, room = n < q->max_batch ? q->max_batch - n : 0;
+    if (q->max_rows) {
+        size_t by_rows = rows < q->max_rows ? (q->max_rows - rows) / weight(j) : 0;
+        if (by_rows < room) room = by_rows;
+    }
+    return left < room ? left : room;
+}
+
+// Takes the first job (its next max_batch sentences and max_rows rows at
+// most, one sentence at least) and every waiting job of its group whose
+// sentences left fit beside; the others stay in order. Under the lock.
 static ServeJob *take_group(ServeQueue *q) {
     ServeJob *all = q->head, *group = NULL, **gtail = &group, **rtail = &q->head;
-    size_t n = 0;
+    size_t n = 0, rows = 0;
     q->head = NULL;
     while (all) {
         ServeJob *j = all;
         all = j->next;
         j->next = NULL;
-        if (group && !(together(j, group) && n + j->n <= q->max_batch)) {
+        size_t left = j->n - j->from, take = fits(q, j, n, rows);
+        if (group && !(together(j, group) && take == left)) {
             *rtail = j;
             rtail = &j->next;
             continue;
         }
+        j->take = group || take || !left ? take : 1;
         *gtail = j;
         gtail = &j->next;
-        n += j->n;
+        n += j->take;
+        rows += j->take * weight(j);
     }
     return group;
 }
 
-// Runs a group in one call (its kind's), then wakes its waiters.
+// Runs a group in one call (its kind's); then a job with sentences left (not
+// failed, not cancelled) goes back to the end of the queue, and the others'
+// waiters are woken.
 static void run_group(ServeQueue *q, ServeJob *group) {
     size_t n = 0, count = 0;
-    for (ServeJob *j = group; j; j = j->next) n += j->n, count++;
+    for (ServeJob *j = group; j; j = j->next) n += j->take, count++;
     ServeJob **jobs = xcalloc(count, sizeof *jobs);
     count = 0;
-    for (ServeJob *j = group; j; j = j->next) {
-        j->rc = NMT_OK;
-        j->error[0] = 0;
-        jobs[count++] = j;
-    }
+    for (ServeJob *j = group; j; j = j->next) jobs[count++] = j;
     err_clear();  // this thread's errors are per group
     group->kind->run(jobs, count, &q->env);
-    free(jobs);
     pthread_mutex_lock(&q->mu);
+    q->running = NULL;
     q->sentences += n;
-    q->batches += (n + q->max_batch - 1) / q->max_batch;
-    for (ServeJob *j = group; j;) {
-        ServeJob *next = j->next;
-        j->done = 1;
-        j = next;
+    q->batches += n > 0;
+    for (size_t k = 0; k < count; k++) {
+        ServeJob *j = jobs[k];
+        j->from += j->take;
+        j->take = 0;
+        if (!j->rc && j->cancel) cancelled(j, j->cancel);
+        if (!j->rc && j->from < j->n) append(q, j);
+        else j->done = 1;
     }
     pthread_cond_broadcast(&q->finished);
     pthread_mutex_unlock(&q->mu);
+    free(jobs);
 }
 
 static void *worker_main(void *arg) {
@@ -104,11 +157,14 @@ static void *worker_main(void *arg) {
     for (;;) {
         while (!q->head && !q->stopping) pthread_cond_wait(&q->work, &q->mu);
         if (!q->head) break;  // stopping, nothing left
-        // A window for company, unless the batch is full or the server stops.
+        // A window for company, unless the batch is full or the server stops
+        // (not again for a job back for its next piece).
         struct timespec until = deadline_after(q->window_s);
-        while (!q->stopping && waiting_like_first(q) < q->max_batch)
+        while (q->head && !q->head->from && !q->stopping && waiting_like_first(q) < q->max_batch)
             if (pthread_cond_timedwait(&q->work, &q->mu, &until) == ETIMEDOUT) break;
+        if (!q->head) continue;  // cancelled while it waited
         ServeJob *group = take_group(q);
+        q->running = group;
         pthread_mutex_unlock(&q->mu);
         run_group(q, group);
         pthread_mutex_lock(&q->mu);
@@ -122,6 +178,7 @@ ServeQueue *queue_start(const JobEnv *env, double window_s) {
     q->env = *env;
     q->max_batch = env->max_batch ? env->max_batch : 1;
     q->env.max_batch = q->max_batch;
+    q->max_rows = env->max_rows;
     q->window_s = window_s;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
@@ -135,24 +192,54 @@ ServeQueue *queue_start(const JobEnv *env, double window_s) {
 
 void queue_post(ServeQueue *q, ServeJob *j) {
     j->done = 0;
-    j->next = NULL;
+    j->from = j->take = 0;
+    j->cancel = JOB_RUNS;
+    j->rc = NMT_OK;
+    j->error[0] = 0;
     pthread_mutex_lock(&q->mu);
-    ServeJob **p = &q->head;
-    while (*p) p = &(*p)->next;
-    *p = j;
-    pthread_cond_signal(&q->work);
+    if (q->closed) {
+        cancelled(j, JOB_STOPPING);
+        j->done = 1;
+    } else {
+        append(q, j);
+        pthread_cond_signal(&q->work);
+    }
     pthread_mutex_unlock(&q->mu);
 }
 
 void queue_wait(ServeQueue *q, ServeJob *j) {
+    queue_wait_for(q, j, 0, NULL, NULL);
+}
+
+int queue_wait_for(ServeQueue *q, ServeJob *j, double deadline, int (*gone)(void *arg), void *arg) {
     pthread_mutex_lock(&q->mu);
-    while (!j->done) pthread_cond_wait(&q->finished, &q->mu);
+    while (!j->done) {
+        if (!deadline && !gone) {
+            pthread_cond_wait(&q->finished, &q->mu);
+            continue;
+        }
+        struct timespec until = deadline_after(0.05);
+        pthread_cond_timedwait(&q->finished, &q->mu, &until);
+        if (j->done || j->cancel) continue;  // cancelled: its call ends soon
+        if (deadline && now_seconds() >= deadline) cancel_locked(q, j, JOB_DEADLINE);
+        else if (gone && gone(arg)) cancel_locked(q, j, JOB_GONE);
+    }
     pthread_mutex_unlock(&q->mu);
+    return j->cancel;
 }
 
 void queue_submit(ServeQueue *q, ServeJob *j) {
     queue_post(q, j);
     queue_wait(q, j);
+}
+
+void queue_cancel_all(ServeQueue *q) {
+    pthread_mutex_lock(&q->mu);
+    q->closed = 1;
+    while (q->head) cancel_locked(q, q->head, JOB_STOPPING);
+    for (ServeJob *j = q->running; j; j = j->next)
+        if (!j->cancel) j->cancel = JOB_STOPPING;
+    pthread_mutex_unlock(&q->mu);
 }
 
 void queue_stop(ServeQueue *q) {

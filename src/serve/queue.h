@@ -3,9 +3,15 @@
 // submit jobs and wait. A job is of a kind (JobKind: translation today,
 // serve/translate_job.h) that says which waiting jobs can run in one call
 // and runs them. The first waiting job opens a window (a few milliseconds,
-// or until max_batch sentences of its group wait); then every waiting job of
-// its group is run in one call (up to max_batch sentences, the first job
-// always); the others wait their turn, in order.
+// or until max_batch sentences of its group wait); then the waiting jobs of
+// its group that fit are run in one call (up to max_batch sentences, and
+// max_rows sentences x weight: of the first job, as many of its next
+// sentences as fit, one at least); the others wait their turn, in
+// order. A job with sentences left goes back to the end of the queue, so a
+// long request delays the others by one call at most. A waiter may cancel
+// its job (its client gone, its deadline passed; or every job, the server
+// stopping): a waiting job leaves the queue, a running one stops after its
+// call.
 #ifndef NMT_SERVE_QUEUE_H
 #define NMT_SERVE_QUEUE_H
 
@@ -19,6 +25,7 @@ typedef struct {
     const Tokenizer *t;
     int max_src;          // source tokens kept
     size_t max_batch;     // sentences run together
+    size_t max_rows;      // and their weights together (0: no limit; one sentence always runs)
 } JobEnv;
 
 typedef struct ServeJob ServeJob;
@@ -27,17 +34,24 @@ typedef struct JobKind {
     const char *name;
     // Whether waiting jobs a and b (both of this kind) can run in one call.
     int (*same_group)(const ServeJob *a, const ServeJob *b);
-    // Runs jobs[0..n) (one group, in arrival order) in one call and leaves
-    // each one's results in it, or its rc and error (serve_job_fail).
+    // Runs sentences [from, from + take) of each of jobs[0..n) (one group, in
+    // arrival order) in one call and leaves their results in the job, or its
+    // rc and error (serve_job_fail).
     void (*run)(ServeJob *const *jobs, size_t n, const JobEnv *env);
 } JobKind;
+
+// Why a job was cancelled (ServeJob.cancel).
+enum { JOB_RUNS = 0, JOB_GONE = 1, JOB_DEADLINE = 2, JOB_STOPPING = 3 };
 
 // The queue's part of a job: a kind's job struct begins with it.
 struct ServeJob {
     const JobKind *kind;
     size_t n;             // sentences (what max_batch counts)
+    size_t weight;        // the work of one (what max_rows counts; 0 is 1): a translation's beam
+    size_t from, take;    // the queue's: sentences done, and those of the call running
     int rc;               // once done: NMT_OK, or the error and why
     char error[256];
+    int cancel;           // once done: JOB_RUNS, or why it was cancelled (then rc is set too)
     int done;             // the queue's
     ServeJob *next;
 };
@@ -55,6 +69,14 @@ void queue_post(ServeQueue *q, ServeJob *j);
 void queue_wait(ServeQueue *q, ServeJob *j);
 // queue_post, then queue_wait: j->rc tells how it went.
 void queue_submit(ServeQueue *q, ServeJob *j);
+// queue_wait, but every 50 ms: past deadline (now_seconds(); 0: none) the job
+// is cancelled as JOB_DEADLINE, and when gone(arg) says so (gone may be
+// NULL), as JOB_GONE; a cancelled job is answered once its call running, if
+// any, is over. Returns j->cancel.
+int queue_wait_for(ServeQueue *q, ServeJob *j, double deadline, int (*gone)(void *arg), void *arg);
+// Cancels every job, waiting or running, as JOB_STOPPING, and every job
+// posted from now on.
+void queue_cancel_all(ServeQueue *q);
 // Runs what is waiting, then stops the thread and frees the queue.
 void queue_stop(ServeQueue *q);
 // Sentences and batches run so far (for /info and the log).

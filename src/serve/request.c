@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,12 +46,25 @@ static int take_sentence(Ask *a, const cJSON *v, size_t i, const char *what, siz
     return 1;
 }
 
-int parse_ask(Ask *a, const cJSON *root, int default_beam, int max_chars) {
+// The sentence count and the work they ask for, against the server's limits (413).
+static int within_limits(Ask *a, const AskLimits *lim) {
+    if (a->n > (size_t)lim->max_sentences)
+        return bad(a, 413, "%zu sentences, more than this server's %d (--max-sentences)", a->n, lim->max_sentences);
+    double work = (double)a->n * a->beam * a->nbest;
+    if (work > (double)lim->max_work)
+        return bad(a, 413, "%zu sentences x beam %d x n-best %d = %.0f, more than this server's budget of %d (--max-work)",
+                   a->n, a->beam, a->nbest, work, lim->max_work);
+    return 1;
+}
+
+int parse_ask(Ask *a, const cJSON *root, const AskLimits *lim) {
+    cJSON *keep = a->root;
     memset(a, 0, sizeof *a);
+    a->root = keep;
     const cJSON *q = NULL;
     const char *what = "q";
     a->nbest = 1;
-    a->beam = default_beam;
+    a->beam = lim->default_beam;
     if (cJSON_IsArray(root)) {  // OpenNMT-py: [{"src": "...", "id": N}, ...]
         a->opennmt = a->many = 1;
         q = root;
@@ -62,7 +76,7 @@ int parse_ask(Ask *a, const cJSON *root, int default_beam, int max_chars) {
             return bad(a, 400, "\"q\" must be a string or an array of strings");
         a->many = cJSON_IsArray(q);
         int alternatives = 0;
-        if (!int_field(a, root, "beam", 1, 256, default_beam, &a->beam)) return 0;
+        if (!int_field(a, root, "beam", 1, 256, lim->default_beam, &a->beam)) return 0;
         if (!int_field(a, root, "alternatives", 0, 255, 0, &alternatives)) return 0;
         if (!int_field(a, root, "nbest", 1, 256, alternatives + 1, &a->nbest)) return 0;
         if (a->nbest > a->beam) a->beam = a->nbest;  // n hypotheses need a beam of n
@@ -73,6 +87,7 @@ int parse_ask(Ask *a, const cJSON *root, int default_beam, int max_chars) {
         return bad(a, 400, "the body must be a JSON object ({\"q\": ...}) or array ([{\"src\": ...}])");
     }
     a->n = a->many ? (size_t)cJSON_GetArraySize(q) : 1;
+    if (!within_limits(a, lim)) return 0;
     a->lines = xcalloc(a->n + 1, sizeof *a->lines);
     size_t chars = 0, i = 0;
     if (!a->many && !take_sentence(a, q, 0, "q", &chars)) return 0;
@@ -84,8 +99,43 @@ int parse_ask(Ask *a, const cJSON *root, int default_beam, int max_chars) {
         }
         if (!take_sentence(a, src, i, what, &chars)) return 0;
     }
-    if (chars > (size_t)max_chars)
-        return bad(a, 413, "%zu characters, more than this server's %d (--max-chars)", chars,
-                   max_chars);
+    if (chars > (size_t)lim->max_chars)
+        return bad(a, 413, "%zu characters, more than this server's %d (--max-chars)", chars, lim->max_chars);
     return 1;
+}
+
+// Where the body holds a \u0000 escape (cJSON would cut the string there), or -1.
+static long nul_escape(const char *s, size_t len) {
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"') in_string = !in_string;
+        if (!in_string || s[i] != '\\' || i + 1 >= len) continue;
+        if (s[i + 1] == 'u' && i + 6 <= len && !memcmp(s + i + 2, "0000", 4)) return (long)i;
+        i++;  // the escaped character (a quote among them)
+    }
+    return -1;
+}
+
+int parse_body(Ask *a, const char *body, size_t len, const AskLimits *lim) {
+    memset(a, 0, sizeof *a);
+    if (!body) body = "";
+    long at = utf8_check(body, len);
+    if (at >= 0) return bad(a, 400, "the body is not valid UTF-8 (byte %ld)", at);
+    const char *nul = memchr(body, 0, len);
+    if (nul) return bad(a, 400, "a NUL byte in the body (byte %ld)", (long)(nul - body));
+    if ((at = nul_escape(body, len)) >= 0) return bad(a, 400, "a NUL character (\\u0000) in the body (byte %ld)", at);
+    const char *end = NULL;
+    a->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!a->root) return bad(a, 400, "malformed JSON (byte %ld)", end ? (long)(end - body) : 0L);
+    size_t rest = (size_t)(end - body);
+    while (rest < len && strchr(" \t\r\n", body[rest])) rest++;
+    if (rest < len) return bad(a, 400, "malformed JSON: more after the value (byte %zu)", rest);
+    return parse_ask(a, a->root, lim);
+}
+
+void ask_free(Ask *a) {
+    free(a->lines);
+    cJSON_Delete(a->root);
+    a->lines = NULL;
+    a->root = NULL;
 }

@@ -1,8 +1,10 @@
 // serve/request.h — what a POST /translate body asks for, read and checked: LibreTranslate's
 // object {"q": "text" | ["text", ...], "beam": K, "nbest": N (or "alternatives":
 // N - 1), "attention": bool} or OpenNMT-py's array [{"src": "text", "id": N}, ...].
-// Every sentence must be a string of valid UTF-8 without line breaks; the
-// characters of all of them at most max_chars.
+// The body is one JSON value (trailing whitespace only) of valid UTF-8 without
+// NUL (raw or \u0000). Every sentence must be a string without line breaks; all
+// of them at most max_sentences sentences, max_chars characters, and
+// sentences x beam x n-best at most max_work.
 #ifndef NMT_SERVE_REQUEST_H
 #define NMT_SERVE_REQUEST_H
 
@@ -10,17 +12,29 @@
 #include <stddef.h>
 
 typedef struct {
-    const char **lines;       // n pointers into the parsed JSON (free(lines) when done)
+    int default_beam;         // when the request does not say
+    int max_chars;            // characters of all sentences
+    int max_sentences;        // sentences (an empty one counts)
+    int max_work;              // sentences x beam x n-best
+} AskLimits;
+
+typedef struct {
+    cJSON *root;              // the parsed body (parse_body's; ask_free deletes it)
+    const char **lines;       // n pointers into the parsed JSON
     size_t n;
     int beam, nbest, attention;
     int many;                 // q was an array (or the OpenNMT-py shape): answer with arrays
     int opennmt;              // the OpenNMT-py shape
-    unsigned status;          // when refused: 400, or 413 for too many characters
+    unsigned status;          // when refused: 400, or 413 over a limit
     char err[300];            // and why
 } Ask;
 
-// Returns 1 when the request is good, 0 with a->status and a->err when not.
-// Either way a->lines is allocated (or NULL) and the caller frees it.
-int parse_ask(Ask *a, const cJSON *root, int default_beam, int max_chars);
+// The body's bytes checked and parsed, then parse_ask. Returns 1 when the
+// request is good, 0 with a->status and a->err when not; either way the
+// caller calls ask_free(a).
+int parse_body(Ask *a, const char *body, size_t len, const AskLimits *lim);
+// The request in root (not taken over). Returns as parse_body.
+int parse_ask(Ask *a, const cJSON *root, const AskLimits *lim);
+void ask_free(Ask *a);
 
 #endif

@@ -3,24 +3,27 @@
 // jobs (translate_job.c).
 #include "serve/serve.h"
 #include "serve/queue.h"
+#include "serve/listen.h"
 #include "serve/request.h"
 #include "serve/translate_job.h"
+#include "serve/watchdog.h"
 
 #include "io/checkpoint.h"
 #include "common/util.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 extern const char SERVE_PAGE[];  // src/serve/page.html, compiled in
 
@@ -33,38 +36,57 @@ typedef struct {
     size_t body_cap;          // bytes of a request body (JSON for max_chars characters, escaped)
     pthread_mutex_t mu;
     int in_flight;            // requests received and not yet answered
+    int listen_fd, port;      // the listening socket (listen.c) and its port
+    Watchdog *wd;             // deadlines on connections (watchdog.c)
 } Server;
 
 typedef struct {
     char *body;
     size_t len, cap;
     int too_large;
+    double t0;                // when its headers were in (now_seconds)
 } Request;
 
 // ---------------------------------------------------------------- responses
 
-static enum MHD_Result reply(struct MHD_Connection *con, unsigned status, const char *type, const char *text,
+// The request's Origin when --cors-origin allows it, else NULL.
+static const char *allowed_origin(const Server *s, struct MHD_Connection *con) {
+    const char *origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
+    for (int i = 0; origin && i < s->o->ncors; i++)
+        if (!strcmp(origin, s->o->cors_origins[i])) return origin;
+    return NULL;
+}
+
+// Cross-origin reading only for the origins --cors-origin names (none by
+// default): any web page could otherwise read what a local server answers.
+static void add_cors(const Server *s, struct MHD_Connection *con, struct MHD_Response *r) {
+    const char *origin = allowed_origin(s, con);
+    if (s->o->ncors) MHD_add_response_header(r, "Vary", "Origin");
+    if (origin) MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+}
+
+static enum MHD_Result reply(const Server *s, struct MHD_Connection *con, unsigned status, const char *type, const char *text,
                              const char *allow) {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    add_cors(s, con, r);
     if (allow) MHD_add_response_header(r, "Allow", allow);
     enum MHD_Result rc = MHD_queue_response(con, status, r);
     MHD_destroy_response(r);
     return rc;
 }
 
-static enum MHD_Result reply_json(struct MHD_Connection *con, unsigned status, cJSON *json) {
+static enum MHD_Result reply_json(const Server *s, struct MHD_Connection *con, unsigned status, cJSON *json) {
     char *text = cJSON_PrintUnformatted(json);
     cJSON_Delete(json);
-    enum MHD_Result rc = reply(con, status, "application/json; charset=utf-8", text, NULL);
+    enum MHD_Result rc = reply(s, con, status, "application/json; charset=utf-8", text, NULL);
     free(text);
     return rc;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
-                                   ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
+static enum MHD_Result reply_error(const Server *s, struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
+                                   ...) __attribute__((format(printf, 5, 6)));
+static enum MHD_Result reply_error(const Server *s, struct MHD_Connection *con, unsigned status, const char *allow, const char *fmt,
                                    ...) {
     char msg[512];
     va_list ap;
@@ -75,7 +97,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned status, 
     cJSON_AddStringToObject(j, "error", msg);
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    enum MHD_Result rc = reply(con, status, "application/json; charset=utf-8", text, allow);
+    enum MHD_Result rc = reply(s, con, status, "application/json; charset=utf-8", text, allow);
     free(text);
     return rc;
 }
@@ -100,13 +122,17 @@ static cJSON *info_json(Server *s) {
     cJSON_AddStringToObject(voc, "tokenizer", s->l.t.kind == TOK_BPE ? "bpe" : "word");
     cJSON_AddNumberToObject(voc, "source", m->src_vocab);
     cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
-    cJSON_AddStringToObject(j, "checkpoint", s->o->checkpoint);
+    const char *slash = strrchr(s->o->checkpoint, '/');  // the file's name, not where it lives
+    cJSON_AddStringToObject(j, "checkpoint", slash ? slash + 1 : s->o->checkpoint);
     cJSON_AddNumberToObject(j, "step", (double)s->l.step);
     cJSON_AddBoolToObject(j, "quantized", s->l.m.quant != NULL);
     cJSON *srv = cJSON_AddObjectToObject(j, "server");
     cJSON_AddNumberToObject(srv, "beam", s->o->beam);
     cJSON_AddNumberToObject(srv, "max_batch", s->o->max_batch);
     cJSON_AddNumberToObject(srv, "max_chars", s->o->max_chars);
+    cJSON_AddNumberToObject(srv, "max_sentences", s->o->max_sentences);
+    cJSON_AddNumberToObject(srv, "max_work", s->o->max_work);
+    cJSON_AddNumberToObject(srv, "request_timeout_s", s->o->request_timeout_s);
     cJSON_AddNumberToObject(srv, "window_ms", s->o->window_ms);
     cJSON_AddNumberToObject(srv, "sentences_decoded", (double)sentences);
     cJSON_AddNumberToObject(srv, "batches_decoded", (double)batches);
@@ -178,48 +204,102 @@ static cJSON *response_json(const Ask *a, const TranslateJob *j) {
     return outer;
 }
 
+// application/json, perhaps with parameters (; charset=utf-8). A page of another
+// origin can post text/plain or a form without asking first (no preflight).
+static int json_type(const char *type) {
+    if (!type) return 0;
+    while (*type == ' ') type++;
+    size_t n = strlen("application/json");
+    return !strncasecmp(type, "application/json", n) && strchr(" ;", type[n]);
+}
+
+// Whether this request's client has gone: its end of the connection closed.
+static int client_gone(void *arg) {
+    struct pollfd p = {*(const int *)arg, POLLIN | POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+// The answer to a job done or cancelled (why: JOB_...).
+static enum MHD_Result answer(Server *s, struct MHD_Connection *con, const Ask *a, const TranslateJob *j, int why) {
+    if (why)
+        fprintf(stderr, "nmt serve: a request of %zu sentences %s (%zu decoded)\n", a->n, j->job.error, j->job.from);
+    if (why == JOB_GONE) return MHD_NO;  // nobody to answer: close
+    if (why == JOB_DEADLINE)
+        return reply_error(s, con, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                           "the request took more than %g s (--request-timeout); its decoding was stopped",
+                           s->o->request_timeout_s);
+    if (why == JOB_STOPPING)
+        return reply_error(s, con, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                           "the server is stopping; the request was not finished");
+    if (j->job.rc) return reply_error(s, con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j->job.error);
+    return reply_json(s, con, MHD_HTTP_OK, response_json(a, j));
+}
+
 static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Request *r) {
-    long at = utf8_check(r->body ? r->body : "", r->len);
-    if (at >= 0) return reply_error(con, MHD_HTTP_BAD_REQUEST, NULL, "the body is not valid UTF-8 (byte %ld)", at);
-    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
-    if (!root) return reply_error(con, MHD_HTTP_BAD_REQUEST, NULL, "malformed JSON");
+    const ServeOptions *o = s->o;
+    const char *type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
+    if (!json_type(type))
+        return reply_error(s, con, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                           "POST /translate takes Content-Type: application/json (this request's: %s)",
+                           type ? type : "none");
+    AskLimits lim = {o->beam, o->max_chars, o->max_sentences, o->max_work};
     Ask a;
     enum MHD_Result rc;
-    if (!parse_ask(&a, root, s->o->beam, s->o->max_chars)) {
-        rc = reply_error(con, a.status, NULL, "%s", a.err);
+    if (!parse_body(&a, r->body, r->len, &lim)) {
+        rc = reply_error(s, con, a.status, NULL, "%s", a.err);
     } else {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int fd = ci ? ci->connect_fd : -1;
         TranslateJob j;
         translate_job_init(&j, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
-        queue_submit(s->q, &j.job);
-        if (j.job.rc) rc = reply_error(con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j.job.error);
-        else rc = reply_json(con, MHD_HTTP_OK, response_json(&a, &j));
+        queue_post(s->q, &j.job);
+        int why = queue_wait_for(s->q, &j.job, r->t0 + o->request_timeout_s, fd >= 0 ? client_gone : NULL, &fd);
+        rc = answer(s, con, &a, &j, why);
         translate_job_free(&j);
     }
-    free(a.lines);
-    cJSON_Delete(root);
+    ask_free(&a);
     return rc;
 }
 
-// ---------------------------------------------------------------- routing
+// OPTIONS: a browser asking whether another origin may post; yes only for --cors-origin's.
+static enum MHD_Result preflight(Server *s, struct MHD_Connection *con, const char *url) {
+    const char *origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
+    if (origin && !allowed_origin(s, con))
+        return reply_error(s, con, MHD_HTTP_FORBIDDEN, NULL, "origin %.200s may not use this server (--cors-origin)",
+                           origin);
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Allow", strcmp(url, "/translate") ? "GET, HEAD, OPTIONS" : "POST, OPTIONS");
+    add_cors(s, con, r);
+    if (origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+    enum MHD_Result rc = MHD_queue_response(con, MHD_HTTP_NO_CONTENT, r);
+    MHD_destroy_response(r);
+    return rc;
+}
 
 static enum MHD_Result route(Server *s, struct MHD_Connection *con, const char *url, const char *method,
                              const Request *r) {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     if (r->too_large)
-        return reply_error(con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
+        return reply_error(s, con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
+    int known = !strcmp(url, "/translate") || !strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info");
+    if (known && !strcmp(method, "OPTIONS")) return preflight(s, con, url);
     if (!strcmp(url, "/translate")) {
-        if (!post) return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s /translate: use POST", method);
+        if (!post) return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s /translate: use POST", method);
         return translate(s, con, r);
     }
     if (!strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info")) {
-        if (!get) return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
-        if (!strcmp(url, "/")) return reply(con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
-        if (!strcmp(url, "/info")) return reply_json(con, MHD_HTTP_OK, info_json(s));
+        if (!get) return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
+        if (!strcmp(url, "/")) return reply(s, con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
+        if (!strcmp(url, "/info")) return reply_json(s, con, MHD_HTTP_OK, info_json(s));
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "status", "ok");
-        return reply_json(con, MHD_HTTP_OK, j);
+        return reply_json(s, con, MHD_HTTP_OK, j);
     }
-    return reply_error(con, MHD_HTTP_NOT_FOUND, NULL, "no %s here (try POST /translate, GET /health, /info or /)", url);
+    return reply_error(s, con, MHD_HTTP_NOT_FOUND, NULL, "no %s here (try POST /translate, GET /health, /info or /)", url);
 }
 
 // libmicrohttpd calls this once when the headers are in, once per piece of
@@ -231,6 +311,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     Request *r = *state;
     if (!r) {
         *state = r = xcalloc(1, sizeof *r);
+        r->t0 = now_seconds();
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
@@ -249,13 +330,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         *upload_size = 0;
         return MHD_YES;
     }
-    return route(s, con, url, method, r);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    WatchedConn *wc = ci ? ci->socket_context : NULL;
+    if (wc) watchdog_phase(s->wd, wc, CONN_BUSY);
+    enum MHD_Result rc = route(s, con, url, method, r);
+    if (wc) watchdog_phase(s->wd, wc, CONN_SENDING);
+    return rc;
+}
+
+// Every connection is watched from its start to its close (watchdog.h).
+static void on_connection(void *cls, struct MHD_Connection *con, void **context, enum MHD_ConnectionNotificationCode what) {
+    Server *s = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *context = ci ? watchdog_open(s->wd, ci->connect_fd) : NULL;
+    } else if (*context) {
+        watchdog_close(s->wd, *context);
+        *context = NULL;
+    }
+}
+
+// The path as libmicrohttpd decodes it, except that a %00 is left as it is:
+// decoded, "/health%00junk" would read as "/health" (a C string ends at NUL).
+static size_t unescape(void *cls, struct MHD_Connection *con, char *s) {
+    (void)cls;
+    (void)con;
+    if (strstr(s, "%00")) return strlen(s);
+    return MHD_http_unescape(s);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *con, void **state, enum MHD_RequestTerminationCode why) {
-    (void)con;
     (void)why;
     Server *s = cls;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) watchdog_phase(s->wd, ci->socket_context, CONN_RECEIVING);  // the next request
     Request *r = *state;
     if (!r) return;
     free(r->body);
@@ -270,43 +378,54 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **state, en
 
 static struct MHD_Daemon *start_daemon(Server *s) {
     const ServeOptions *o = s->o;
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    memset(&v4, 0, sizeof v4);
-    memset(&v6, 0, sizeof v6);
-    const struct sockaddr *addr;
+    int ipv6 = 0;
+    if (listen_socket(o->host, o->port, &s->listen_fd, &ipv6, &s->port)) return NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC;
-    if (inet_pton(AF_INET, o->host, &v4.sin_addr) == 1) {
-        v4.sin_family = AF_INET;
-        v4.sin_port = htons((uint16_t)o->port);
-        addr = (const struct sockaddr *)&v4;
-    } else if (inet_pton(AF_INET6, o->host, &v6.sin6_addr) == 1) {
-        v6.sin6_family = AF_INET6;
-        v6.sin6_port = htons((uint16_t)o->port);
-        addr = (const struct sockaddr *)&v6;
-        flags |= MHD_USE_IPv6;
-    } else {
-        err_set(NMT_ERR_INPUT, "--host %s: not an IPv4 or IPv6 address", o->host);
-        return NULL;
-    }
+    if (ipv6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    if (!d) err_set(NMT_ERR_INPUT, "cannot listen on %s port %d (in use, or not this machine's address?)", o->host, o->port);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_address, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+    if (!d) {
+        close(s->listen_fd);
+        err_set(NMT_ERR_RUNTIME, "cannot start the HTTP server on %s port %d", o->host, s->port);
+    }
     return d;
 }
 
-// Waits until the requests in flight are answered (at most a minute).
-static void drain(Server *s) {
-    for (int i = 0; i < 6000; i++) {
-        pthread_mutex_lock(&s->mu);
-        int n = s->in_flight;
-        pthread_mutex_unlock(&s->mu);
-        if (n == 0) return;
-        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+static int in_flight(Server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->in_flight;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+// Waits up to seconds for the requests in flight to be answered (a second
+// signal of stop ends the wait). Returns how many are left.
+static int drain(Server *s, double seconds, const sigset_t *stop) {
+    double until = now_seconds() + seconds;
+    while (in_flight(s) && now_seconds() < until)
+        if (sigtimedwait(stop, NULL, &(struct timespec){0, 10000000L}) > 0) break;
+    return in_flight(s);
+}
+
+// SIGTERM or SIGINT: no new connections (the listening socket closed: refused,
+// not left waiting); the requests in flight get stop_timeout_s; then what is
+// left is cancelled (503, decoding stopped) and the connections closed.
+static void stop_serving(Server *s, struct MHD_Daemon *daemon, int sig, const sigset_t *stop) {
+    fprintf(stderr, "nmt serve: %s: finishing the requests in flight (at most %g s)\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", s->o->stop_timeout_s);
+    MHD_socket fd = MHD_quiesce_daemon(daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    else fprintf(stderr, "nmt serve: warning: could not stop listening; new clients wait until the end\n");
+    int left = drain(s, s->o->stop_timeout_s, stop);
+    if (left) {
+        fprintf(stderr, "nmt serve: %d requests still in flight; cancelling them\n", left);
+        queue_cancel_all(s->q);  // their waiters answer 503 (within one call of the decoder)
+        drain(s, 2.0, stop);
     }
-    fprintf(stderr, "nmt serve: requests still in flight after a minute; stopping anyway\n");
+    MHD_stop_daemon(daemon);  // closes what is left (clients still sending) and joins its threads
 }
 
 int serve_run(const ServeOptions *o) {
@@ -324,28 +443,28 @@ int serve_run(const ServeOptions *o) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
-    JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch};
+    // A call decodes at most what max_batch sentences of the default beam do: a larger beam, fewer sentences.
+    JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam};
     s.q = queue_start(&env, o->window_ms / 1e3);
+    s.wd = watchdog_start(o->timeout_s);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {
-        const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
         printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
-               strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", bound ? bound->port : 0,
+               strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", s.port,
                o->checkpoint, s.l.step, s.l.m.quant ? ", int8" : "", o->beam, o->max_batch);
         fflush(stdout);
         int sig = 0;
         sigwait(&stop, &sig);
-        fprintf(stderr, "nmt serve: %s: finishing the requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        MHD_quiesce_daemon(daemon);  // no new connections
-        drain(&s);
-        MHD_stop_daemon(daemon);
+        stop_serving(&s, daemon, sig, &stop);
         size_t sentences, batches;
         queue_counts(s.q, &sentences, &batches);
-        fprintf(stderr, "nmt serve: stopped; %zu sentences decoded in %zu batches\n", sentences, batches);
+        fprintf(stderr, "nmt serve: stopped; %zu sentences decoded in %zu batches; %zu slow connections closed\n",
+                sentences, batches, watchdog_cuts(s.wd));
     } else {
         rc = err_code();
     }
     queue_stop(s.q);
+    watchdog_stop(s.wd);
     pthread_mutex_destroy(&s.mu);
     loaded_free(&s.l);
     return rc;

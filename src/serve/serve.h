@@ -6,12 +6,23 @@
 //                    or OpenNMT-py's [{"src": "...", "id": 100}, ...] ->
 //                    [[{"src", "tgt", "n_best", "pred_score"}, ...]]
 //   GET /health      {"status": "ok"} (once the model is loaded)
-//   GET /info        the model, its checkpoint, the server's settings
+//   GET /info        the model, its checkpoint's file name, the server's settings
+//   OPTIONS          a browser's preflight: only origins given by cors_origins
+//                    are answered with Access-Control-Allow-Origin (as on
+//                    every response); no origin is by default
 //   GET /            a page to try it (src/serve/page.html)
-// Errors: 400 malformed JSON, invalid UTF-8, a bad field; 413 more than
-// max_chars characters; 404 unknown path; 405 wrong method; each with
-// {"error": "..."}. Slow clients time out; SIGTERM or SIGINT stops accepting,
-// lets the requests in flight finish, and returns 0.
+// Errors, each with {"error": "..."}: 400 malformed JSON (or more after it),
+// invalid UTF-8, a NUL, a bad field; 413 more than max_chars characters,
+// max_sentences sentences or max_work sentences x beam x n-best; 415 a body
+// not declared application/json; 403 a preflight from an origin not allowed;
+// 404 unknown path; 405 wrong method; 503 a request not answered within
+// request_timeout_s (its decoding stopped); 408 (then closed) a request that
+// takes more than timeout_s to arrive, whatever its pace. A request whose
+// client has gone is dropped (its decoding stopped). Decoding runs in pieces
+// (queue.h), so a large request delays the others by one piece at most.
+// SIGTERM or SIGINT closes the listening socket (new clients are refused),
+// gives the requests in flight stop_timeout_s, then answers those left 503
+// (their decoding stopped), and returns 0.
 #ifndef NMT_SERVE_H
 #define NMT_SERVE_H
 
@@ -22,11 +33,19 @@ typedef struct {
     int int8;               // quantize the weights at load
     int max_batch;          // sentences decoded together
     int max_chars;          // characters per request
+    int max_sentences;      // sentences per request (an empty one counts)
+    int max_work;            // sentences x beam x n-best per request
     double window_ms;       // how long a request waits for company
-    int timeout_s;          // idle connections are closed after this
+    int timeout_s;          // a request arriving, an answer going out, or an idle connection: at most this long
+    int max_per_address;    // connections from one client address at once
+    double request_timeout_s;  // a request not answered by then: 503, its decoding stopped
+    double stop_timeout_s;  // on SIGTERM/SIGINT, how long the requests in flight may take
+    const char **cors_origins;  // origins whose pages may call the server (none: no cross-origin reading)
+    int ncors;
 } ServeOptions;
 
-// Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_INPUT for a bad
+// Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_RUNTIME when the port
+// is in use; NMT_ERR_INPUT for a bad
 // checkpoint or address (nothing is served then).
 int serve_run(const ServeOptions *o);
 

@@ -11,11 +11,16 @@ void translate_job_init(TranslateJob *tj, char *const *lines, size_t n, int beam
     memset(tj, 0, sizeof *tj);
     tj->job.kind = &TRANSLATE_JOB;
     tj->job.n = n;
+    tj->job.weight = (size_t)beam;  // a sentence decodes beam rows
     tj->lines = lines;
     tj->o = decode_defaults();
     tj->o.beam = beam;
     tj->o.nbest = nbest;
     tj->attention = attention;
+    // Filled piece by piece (the queue runs a long job in calls of max_batch sentences).
+    tj->texts = xcalloc(n * (size_t)nbest + 1, sizeof *tj->texts);
+    tj->scores = xcalloc(n * (size_t)nbest + 1, sizeof *tj->scores);
+    if (attention) tj->maps = xcalloc(n + 1, sizeof *tj->maps);
 }
 
 void translate_job_free(TranslateJob *tj) {
@@ -45,12 +50,11 @@ typedef struct {
     Hypothesis *hyps;
 } Group;
 
-// Sentence i's map: its best hypothesis, force-decoded.
+// The maps of this call's sentences: each one's best hypothesis, force-decoded.
 static void attention_maps(TranslateJob *tj, const Group *g, size_t at, const JobEnv *env) {
-    tj->maps = xcalloc(tj->job.n, sizeof *tj->maps);
-    for (size_t i = 0; i < tj->job.n && !tj->job.rc; i++) {
+    for (size_t i = 0; i < tj->job.take && !tj->job.rc; i++) {
         const int *src = g->src[at + i], *out = g->hyps[(at + i) * g->nb].ids;
-        int rc = attention_map_forced(&tj->maps[i], env->m, env->t, src, (size_t)arrlen(src), out,
+        int rc = attention_map_forced(&tj->maps[tj->job.from + i], env->m, env->t, src, (size_t)arrlen(src), out,
                                       (size_t)arrlen(out));
         if (rc) serve_job_fail(&tj->job, rc);
     }
@@ -65,11 +69,9 @@ static void hand_out(ServeJob *const *jobs, size_t count, const Group *g, int rc
             serve_job_fail(&tj->job, rc);
             continue;
         }
-        size_t n = tj->job.n;
-        tj->texts = xcalloc(n * g->nb + 1, sizeof *tj->texts);
-        tj->scores = xcalloc(n * g->nb + 1, sizeof *tj->scores);
-        memcpy(tj->texts, g->texts + at * g->nb, n * g->nb * sizeof *tj->texts);
-        memcpy(tj->scores, g->scores + at * g->nb, n * g->nb * sizeof *tj->scores);
+        size_t n = tj->job.take, to = tj->job.from * g->nb;
+        memcpy(tj->texts + to, g->texts + at * g->nb, n * g->nb * sizeof *tj->texts);
+        memcpy(tj->scores + to, g->scores + at * g->nb, n * g->nb * sizeof *tj->scores);
         if (tj->attention) attention_maps(tj, g, at, env);
         at += n;
     }
@@ -82,7 +84,7 @@ static void translate_run(ServeJob *const *jobs, size_t count, const JobEnv *env
     Group g = {0, (size_t)o.nbest, NULL, NULL, NULL, NULL, NULL};
     int attention = 0;
     for (size_t k = 0; k < count; k++) {
-        g.n += jobs[k]->n;
+        g.n += jobs[k]->take;
         attention |= ((const TranslateJob *)jobs[k])->attention;
     }
     g.lines = xcalloc(g.n + 1, sizeof *g.lines);
@@ -94,7 +96,8 @@ static void translate_run(ServeJob *const *jobs, size_t count, const JobEnv *env
     }
     size_t at = 0;
     for (size_t k = 0; k < count; k++)
-        for (size_t i = 0; i < jobs[k]->n; i++) g.lines[at++] = ((const TranslateJob *)jobs[k])->lines[i];
+        for (size_t i = 0; i < jobs[k]->take; i++)
+            g.lines[at++] = ((const TranslateJob *)jobs[k])->lines[jobs[k]->from + i];
     int rc = translate_lines_keep(env->m, env->t, env->max_src, g.lines, g.n, &o, "request", g.texts, g.scores, NULL,
                                   g.src, g.hyps);
     hand_out(jobs, count, &g, rc, env);

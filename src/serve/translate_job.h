@@ -18,6 +18,7 @@ typedef struct {
     int attention;
     // out, once done without error: n * nbest texts (best first per
     // sentence) and their scores; with attention, one map per sentence
+    // (allocated by translate_job_init, filled call by call)
     char **texts;
     double *scores;
     AttnMap *maps;

@@ -1,0 +1,70 @@
+// test_request.c — a /translate body read and checked (serve/request.h):
+// one JSON value with only whitespace after it, no NUL raw or escaped, and
+// the limits on sentences (an empty one counts) and on sentences x beam x
+// n-best, each refusal with its status and a message naming the limit.
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "serve/request.h"
+
+static const AskLimits LIM = {4, 1000, 10, 200};
+
+// parse_body on s (its strlen, or len when given); returns the status (200: accepted).
+static unsigned body(const char *s, size_t len, Ask *a) {
+    int ok = parse_body(a, s, len ? len : strlen(s), &LIM);
+    return ok ? 200 : a->status;
+}
+
+Test(request, trailing_bytes_refused_whitespace_kept) {
+    Ask a;
+    cr_expect_eq(body("{\"q\":\"a\"} GARBAGE", 0, &a), 400);
+    cr_expect(strstr(a.err, "more after the value (byte 10)"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\"}{\"q\":\"b\"}", 0, &a), 400);
+    ask_free(&a);
+    cr_expect_eq(body("[{\"src\":\"a\"}] ]", 0, &a), 400);
+    ask_free(&a);
+    cr_expect_eq(body(" {\"q\":\"a\"} \r\n\t", 0, &a), 200);
+    cr_expect_str_eq(a.lines[0], "a");
+    ask_free(&a);
+}
+
+Test(request, nul_raw_or_escaped_refused) {
+    Ask a;
+    cr_expect_eq(body("{\"q\":\"a\\u0000b\"}", 0, &a), 400);
+    cr_expect(strstr(a.err, "\\u0000"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\0b\"}", 12, &a), 400);
+    cr_expect(strstr(a.err, "NUL byte in the body (byte 7)"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\"}\0", 11, &a), 400);
+    ask_free(&a);
+    // An escaped backslash before u0000 is text, not a NUL.
+    cr_expect_eq(body("{\"q\":\"a\\\\u0000b\"}", 0, &a), 200);
+    cr_expect_str_eq(a.lines[0], "a\\u0000b");
+    ask_free(&a);
+}
+
+Test(request, sentences_counted_even_empty) {
+    Ask a;
+    cr_expect_eq(body("{\"q\":[\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\"]}", 0, &a), 200);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":[\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\"]}", 0, &a), 413);
+    cr_expect(strstr(a.err, "11 sentences, more than this server's 10 (--max-sentences)"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("[{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"},"
+                      "{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"},{\"src\":\"\"}]", 0, &a), 413);
+    ask_free(&a);
+}
+
+Test(request, work_is_sentences_beam_nbest) {
+    Ask a;
+    cr_expect_eq(body("{\"q\":[\"\",\"\"],\"beam\":10,\"nbest\":10}", 0, &a), 200);  // 2 x 10 x 10 = 200
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":[\"\",\"\",\"\"],\"beam\":10,\"nbest\":10}", 0, &a), 413);
+    cr_expect(strstr(a.err, "3 sentences x beam 10 x n-best 10 = 300, more than this server's budget of 200 "
+                            "(--max-work)"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"\",\"nbest\":15}", 0, &a), 413);  // the beam grows to the n-best: 225
+    ask_free(&a);
+}
