@@ -100,7 +100,7 @@ $(BUILD)/double/tests/%.o: tests/%.c Makefile
 # The serve queue and its translation job kind need pthreads only (no
 # libmicrohttpd), and so does the request reader: the tests link them too
 # (tests/test_queue.c, test_translate_job.c, test_request.c).
-SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o $(BUILD)/float/serve/request.o
+SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o $(BUILD)/float/serve/request.o $(BUILD)/float/serve/host.o
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ) $(SERVE_TEST_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion -lpthread
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)

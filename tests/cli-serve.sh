@@ -115,6 +115,10 @@ expect 403 'origin http://evil.example may not use this server (--cors-origin)' 
 curl -s -i -H 'Origin: http://evil.example' "$URL/info" >"$T/hdr"
 if grep -q '"checkpoint":"last.ckpt"' "$T/hdr" && ! grep -qi 'Access-Control' "$T/hdr"; then ok
 else bad "/info for another origin: $(head -c 600 "$T/hdr")"; fi
+# DNS rebinding: a page whose name resolved to 127.0.0.1 sends its own name as Host
+expect 403 'the Host header does not name this server' GET /info -H 'Host: evil.example:8080'
+expect 403 'the Host header does not name this server' POST /translate $(json '{"q": "w1"}') -H 'Host: rebind.evil.example'
+expect 200 '{"status":"ok"}' GET /health -H 'Host: LOCALHOST'
 # ---- the whole body is one JSON value; no NUL anywhere; a path is not cut at %00
 expect 400 'more after the value (byte 11)' POST /translate $(json '{"q":"w1"} GARBAGE')
 expect 400 'more after the value' POST /translate $(json '{"q":"w1"}{"q":"w2"}')
@@ -188,8 +192,12 @@ else bad "SIGTERM (idle): exit $rc, $(cat "$T/srv.err")"; fi
 # ---- a port in use; then SIGTERM with a request in flight: it is answered, then the server exits 0.
 # The second server waits 1 s for company (--window-ms 1000), so a lone request is
 # surely still in flight when the signal comes 0.5 s after it was sent.
-start_server "$T/srv2" --window-ms 1000 --cors-origin http://ok.example --cors-origin http://also.example || exit 1
+start_server "$T/srv2" --window-ms 1000 --cors-origin http://ok.example --cors-origin http://also.example \
+    --allowed-host mt.example.org --allowed-host 127.0.0.1 || exit 1
 port=${URL##*:}
+# --allowed-host names replace the loopback default
+expect 200 '{"status":"ok"}' GET /health -H 'Host: mt.example.org:443'
+expect 403 'the Host header does not name this server' GET /health -H 'Host: localhost'
 # cross-origin reading for the origins --cors-origin names, and only them
 curl -s -i -H 'Origin: http://also.example' "$URL/health" >"$T/hdr"
 if grep -qi '^Access-Control-Allow-Origin: http://also.example' "$T/hdr" && grep -qi '^Vary: Origin' "$T/hdr"; then ok

@@ -52,6 +52,9 @@ int cli_serve(int argc, char **argv) {
         {"--cors-origin", OPT_STRINGS, &o.cors_origins, 0, 0, "ORIGIN",
          "a web origin (https://example.org) whose pages may call the server (repeatable;\n"
          "default: none, no cross-origin reading)", NULL},
+        {"--allowed-host", OPT_STRINGS, &o.allowed_hosts, 0, 0, "NAME",
+         "a name the Host header of a request may give (repeatable; default: on a loopback\n"
+         "address its own address, localhost, 127.0.0.1 and [::1]; elsewhere any name)", NULL},
         {"--int8", OPT_FLAG, &o.int8, 0, 0, NULL, "decode with int8 weights, quantized at load", NULL},
     };
     const OptSpec spec = {"serve", USAGE, opts, sizeof opts / sizeof opts[0], 0, NULL};
@@ -60,7 +63,9 @@ int cli_serve(int argc, char **argv) {
     if (rc) return options_report(&spec, rc);
     if (threads) omp_set_num_threads(threads);
     o.ncors = (int)arrlen(o.cors_origins);
+    o.nhosts = (int)arrlen(o.allowed_hosts);
     rc = serve_run(&o);
     arrfree(o.cors_origins);
+    arrfree(o.allowed_hosts);
     return cli_finish(rc);
 }

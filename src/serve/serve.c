@@ -7,6 +7,7 @@
 #include "serve/request.h"
 #include "serve/translate_job.h"
 #include "serve/watchdog.h"
+#include "serve/host.h"
 
 #include "io/checkpoint.h"
 #include "common/util.h"
@@ -285,6 +286,10 @@ static enum MHD_Result route(Server *s, struct MHD_Connection *con, const char *
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     if (r->too_large)
         return reply_error(s, con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
+    const char *host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Host");
+    if (!host_allowed(host, s->o->host, s->o->allowed_hosts, s->o->nhosts))
+        return reply_error(s, con, MHD_HTTP_FORBIDDEN, NULL,
+                           "the Host header does not name this server (see --allowed-host)");
     int known = !strcmp(url, "/translate") || !strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info");
     if (known && !strcmp(method, "OPTIONS")) return preflight(s, con, url);
     if (!strcmp(url, "/translate")) {

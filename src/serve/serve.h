@@ -14,7 +14,8 @@
 // Errors, each with {"error": "..."}: 400 malformed JSON (or more after it),
 // invalid UTF-8, a NUL, a bad field; 413 more than max_chars characters,
 // max_sentences sentences or max_work sentences x beam x n-best; 415 a body
-// not declared application/json; 403 a preflight from an origin not allowed;
+// not declared application/json; 403 a preflight from an origin not allowed,
+// or a Host header that does not name this server (host.h: DNS rebinding);
 // 404 unknown path; 405 wrong method; 503 a request not answered within
 // request_timeout_s (its decoding stopped); 408 (then closed) a request that
 // takes more than timeout_s to arrive, whatever its pace. A request whose
@@ -42,6 +43,8 @@ typedef struct {
     double stop_timeout_s;  // on SIGTERM/SIGINT, how long the requests in flight may take
     const char **cors_origins;  // origins whose pages may call the server (none: no cross-origin reading)
     int ncors;
+    const char **allowed_hosts;  // names a request's Host may give (none: serve/host.h's default)
+    int nhosts;
 } ServeOptions;
 
 // Loads the model, serves until SIGTERM/SIGINT. NMT_ERR_RUNTIME when the port
