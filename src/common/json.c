@@ -1,7 +1,9 @@
 // common/json.c — a JSON text parsed whole (json.h).
 #include "common/json.h"
+#include "common/util.h"
 
 #include <cjson/cJSON.h>
+#include <string.h>
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -30,4 +32,17 @@ int json_parse_whole(const char *text, size_t len, cJSON **out, size_t *at) {
     }
     *out = v;
     return JSON_WHOLE;
+}
+
+int json_parse_state(const char *text, const char *path, cJSON **out) {
+    size_t at;
+    if (json_parse_whole(text, strlen(text), out, &at) == JSON_TRAILING)
+        return err_set(NMT_ERR_INPUT, "%s: state section: bytes after the JSON object (at byte %zu of the section)",
+                       path, at);
+    if (!cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return err_set(NMT_ERR_INPUT, "%s: state section is not a JSON object", path);
+    }
+    return NMT_OK;
 }

@@ -17,4 +17,9 @@ enum { JSON_WHOLE = 0, JSON_MALFORMED, JSON_TRAILING };
 // failed, or the first byte after the value that is not whitespace.
 int json_parse_whole(const char *text, size_t len, struct cJSON **out, size_t *at);
 
+// A checkpoint's state section (text, NUL-terminated) as one JSON object:
+// NMT_OK with *out the object, or NMT_ERR_INPUT naming path and the offset of
+// bytes after it, or saying it is not a JSON object.
+int json_parse_state(const char *text, const char *path, struct cJSON **out);
+
 #endif

@@ -251,15 +251,8 @@ void ckpt_state_free(CkptState *st) {
 // a whole number in [0, 2^53] (a double holds those exactly).
 static int parse_state(CkptState *st, char *text, const char *path) {
     cJSON *o;
-    size_t at;
-    int kind = json_parse_whole(text, strlen(text), &o, &at);
-    if (kind == JSON_TRAILING)
-        return err_set(NMT_ERR_INPUT, "%s: state section: bytes after the JSON object (at byte %zu of the section)",
-                       path, at);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return err_set(NMT_ERR_INPUT, "%s: state section is not a JSON object", path);
-    }
+    int rc = json_parse_state(text, path, &o);
+    if (rc) return rc;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "step");
     double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
     cJSON_Delete(o);

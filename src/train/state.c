@@ -64,17 +64,10 @@ static int real_or(const cJSON *o, const char *key, double def, double *out, con
 
 int train_state_from_json(TrainState *st, const char *json, const char *path) {
     cJSON *o;
-    size_t at;
-    int kind = json_parse_whole(json, strlen(json), &o, &at);
-    if (kind == JSON_TRAILING)
-        return err_set(NMT_ERR_INPUT, "%s: state section: bytes after the JSON object (at byte %zu of the section)",
-                       path, at);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return err_set(NMT_ERR_INPUT, "%s: state section is not a JSON object", path);
-    }
+    int rc = json_parse_state(json, path, &o);
+    if (rc) return rc;
     memset(st, 0, sizeof *st);
-    int rc = count_or(o, "step", -1, &st->step, path);
+    rc = count_or(o, "step", -1, &st->step, path);
     if (!rc) rc = count_or(o, "epoch", -1, &st->epoch, path);
     if (!rc) rc = count_or(o, "batch_pos", -1, &st->batch_pos, path);
     if (!rc) rc = real_or(o, "best_valid_loss", INFINITY, &st->best_valid_loss, path);
