@@ -3,8 +3,8 @@
 //
 // Oracles: a good request's body is valid UTF-8 with no NUL byte and no
 // \u0000 escape (found here another way: a backslash run of odd length
-// before "u0000"), and nothing but whitespace after its JSON value (the end
-// found by cJSON's own parse); it has a beam in 1..256, an n-best within it,
+// before "u0000"), and nothing but whitespace before and after its JSON value
+// (the end found by cJSON's own parse); it has a beam in 1..256, an n-best within it,
 // at most MAX_SENTENCES sentences and MAX_WORK sentences x beam x n-best,
 // sentences that are strings of valid UTF-8 without line breaks and at most
 // MAX_CHARS characters in all; a refused one has status 400 or 413 and a
@@ -33,6 +33,9 @@ static void check_body(const uint8_t *data, size_t size) {
     FUZZ_CHECK(!has_nul_escape(body, size), "a body with \\u0000 accepted");
     cJSON *again = cJSON_ParseWithLengthOpts(body, size, &end, 0);
     FUZZ_CHECK(again != NULL, "an accepted body does not parse");
+    const char *start = body;  // cJSON skips any byte up to 32 before the value; JSON only whitespace
+    while (start < end && (*start == ' ' || *start == '\t' || *start == '\r' || *start == '\n')) start++;
+    FUZZ_CHECK((unsigned char)*start > 32, "byte %ld before the JSON accepted", (long)(start - body));
     for (const char *p = end; p < body + size; p++)
         FUZZ_CHECK(*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n', "byte %ld after the JSON accepted",
                    (long)(p - body));

@@ -169,6 +169,7 @@ printf '{"q": "a\\nb", "beam": 0}' > $C/request/bad
 printf '{"q": "a"} GARBAGE' > $C/request/trailing
 printf '{"q": ["a\\u0000b", "c\\\\u0000"]}' > $C/request/nul
 printf '{"q": ["", "", ""], "beam": 16, "nbest": 16}' > $C/request/work
+printf '\001{"q": "a"}' > $C/request/leading-control
 
 ls -l $C/*/ | awk '$5 > 8192 {print "make-seeds: large seed:", $0}'
 echo "make-seeds: wrote $(find $C -type f | wc -l) seeds under $C"

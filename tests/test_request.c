@@ -24,6 +24,9 @@ Test(request, trailing_bytes_refused_whitespace_kept) {
     ask_free(&a);
     cr_expect_eq(body("[{\"src\":\"a\"}] ]", 0, &a), 400);
     ask_free(&a);
+    cr_expect_eq(body("\x01{\"q\":\"a\"}", 0, &a), 400);  // cJSON alone skips control bytes before the value
+    cr_expect(strstr(a.err, "malformed JSON (byte 0)"), "%s", a.err);
+    ask_free(&a);
     cr_expect_eq(body(" {\"q\":\"a\"} \r\n\t", 0, &a), 200);
     cr_expect_str_eq(a.lines[0], "a");
     ask_free(&a);

@@ -1,6 +1,7 @@
 // serve/request.c — a /translate request's JSON, checked (request.h).
 #include "serve/request.h"
 #include "common/util.h"
+#include "common/json.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -124,12 +125,10 @@ int parse_body(Ask *a, const char *body, size_t len, const AskLimits *lim) {
     const char *nul = memchr(body, 0, len);
     if (nul) return bad(a, 400, "a NUL byte in the body (byte %ld)", (long)(nul - body));
     if ((at = nul_escape(body, len)) >= 0) return bad(a, 400, "a NUL character (\\u0000) in the body (byte %ld)", at);
-    const char *end = NULL;
-    a->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!a->root) return bad(a, 400, "malformed JSON (byte %ld)", end ? (long)(end - body) : 0L);
-    size_t rest = (size_t)(end - body);
-    while (rest < len && strchr(" \t\r\n", body[rest])) rest++;
-    if (rest < len) return bad(a, 400, "malformed JSON: more after the value (byte %zu)", rest);
+    size_t where;
+    int kind = json_parse_whole(body, len, &a->root, &where);
+    if (kind == JSON_MALFORMED) return bad(a, 400, "malformed JSON (byte %zu)", where);
+    if (kind == JSON_TRAILING) return bad(a, 400, "malformed JSON: more after the value (byte %zu)", where);
     return parse_ask(a, a->root, lim);
 }
 
