@@ -176,14 +176,15 @@ static void prepare(void *dst, const int8_t *q, size_t n, QgemmKernel k) {
         memcpy(dst, q, n);
 }
 
+
+// tile[r][c] (r < mr) = prepared rows a (stride kp) . the panel's 16 outputs.
+#ifdef __AVX2__
 static int32_t load4(const void *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
 }
 
-// tile[r][c] (r < mr) = prepared rows a (stride kp) . the panel's 16 outputs.
-#ifdef __AVX2__
 #define DEFINE_TILE(NAME, ELEM, G, WLOAD, DOT)                                                          \
     static inline __attribute__((always_inline)) void NAME##_rows(int mr, int32_t tile[TILE_ROWS][TILE_COLS], \
                                                                    const ELEM *a, size_t kp, const int8_t *panel) { \
@@ -305,6 +306,8 @@ static void tile_sums(int32_t tile[TILE_ROWS][TILE_COLS], const void *a, size_t 
         return;
     }
 #endif
+#else
+    (void)kern, (void)panel;  // a build without AVX2 has the portable tile only
 #endif
     tile_portable(mr, tile, (const int8_t *)a + i * kp, kp, m, j0, nc);
 }
