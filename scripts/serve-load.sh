@@ -90,25 +90,27 @@ trickle() {
     done
 }
 
+# under LABEL: times 10 normal requests beside the load; fails the run past MAX_DELAY or on an error.
+under() {
+    local med max err delay
+    read -r med max err < <(normal 10)
+    delay=$(awk -v a="$med" -v b="$idle" 'BEGIN { printf "%.3f", a - b }')
+    echo "serve-load: $1: a one-sentence request takes $med s (median of 10; max $max s; $err errors):" \
+         "delayed by $delay s"
+    awk -v d="$delay" -v m="$MAX_DELAY" 'BEGIN { exit !(d <= m) }' && [ "$err" -eq 0 ] || fail=1
+}
+
 read -r idle idle_max idle_err < <(normal 5)
 echo "serve-load: idle: a one-sentence request takes $idle s (median of 5; max $idle_max s; $idle_err errors)"
 
 hostile 1 & PIDS="$PIDS $!"
 sleep 1
-read -r med max err < <(normal 10)
-delay=$(awk -v a="$med" -v b="$idle" 'BEGIN { printf "%.3f", a - b }')
-echo "serve-load: the largest request (256 sentences, beam 16) sent again and again by one client:" \
-     "a one-sentence request takes $med s (median of 10; max $max s; $err errors): delayed by $delay s"
-awk -v d="$delay" -v m="$MAX_DELAY" 'BEGIN { exit !(d <= m) }' && [ "$err" -eq 0 ] || fail=1
+under "the largest request (256 sentences, beam 16) sent again and again by one client"
 
 hostile 2 & PIDS="$PIDS $!"
 trickle 256 & PIDS="$PIDS $!"
 sleep 2
-read -r med max err < <(normal 10)
-delay=$(awk -v a="$med" -v b="$idle" 'BEGIN { printf "%.3f", a - b }')
-echo "serve-load: two such clients and 256 trickling connections from 127.0.0.1: a one-sentence request" \
-     "takes $med s (median of 10; max $max s; $err errors): delayed by $delay s"
-awk -v d="$delay" -v m="$MAX_DELAY" 'BEGIN { exit !(d <= m) }' && [ "$err" -eq 0 ] || fail=1
+under "two such clients and 256 trickling connections from 127.0.0.1"
 big=$(cat "$T"/big.* 2>/dev/null | awk '$1 == 200 { n++; s += $2; if ($2 > m) m = $2 } END { printf "%d answered, %.2f s each on average, at most %.2f s", n, n ? s / n : 0, m }')
 echo "serve-load: the largest requests so far: $big"
 

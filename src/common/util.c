@@ -36,6 +36,17 @@ const char *err_msg(void) { return err_status ? err_buf : ""; }
 int err_code(void) { return err_status; }
 void err_clear(void) { err_status = 0; err_buf[0] = 0; }
 
+int err_prefix(const char *fmt, ...) {
+    char prefix[512], joined[sizeof prefix + sizeof err_buf + 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    snprintf(joined, sizeof joined, "%s: %s", prefix, err_buf);
+    snprintf(err_buf, sizeof err_buf, "%.*s", (int)sizeof err_buf - 1, joined);  // cut to fit, as err_set does
+    return err_status;
+}
+
 static void out_of_memory(size_t n) {
     fprintf(stderr, "nmt: out of memory allocating %zu bytes\n", n);
     exit(NMT_ERR_RUNTIME);

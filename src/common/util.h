@@ -15,6 +15,9 @@ int err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 const char *err_msg(void);
 int err_code(void);
 void err_clear(void);
+// Puts "PREFIX: " before the error recorded (which must be one), keeping its
+// code, and returns the code: a caller adds what only it knows (a file name).
+int err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Allocation that aborts the program with a message when memory is exhausted.
 void *xmalloc(size_t n);

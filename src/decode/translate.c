@@ -30,12 +30,7 @@ int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const 
         Hypothesis *h = xcalloc(n * nb + 1, sizeof *h);
         double t0 = now_seconds();
         rc = translate_ids(m, src, n, o, h);
-        if (rc) {  // the message, naming the input too
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", err_msg());
-            err_clear();
-            err_set(rc, "%s: %s", what, msg);
-        }
+        if (rc) err_prefix("%s", what);  // the message names the input too
         if (stats) {
             stats->sentences = n;
             stats->seconds = now_seconds() - t0;

@@ -171,11 +171,7 @@ static int loads_back(const char *tmp, void *out) {
         loaded_free(&back);
         return NMT_OK;
     }
-    char why[1024];
-    snprintf(why, sizeof why, "%s", err_msg());
-    err_clear();
-    return err_set(rc, "%s: not written (left as it was): the checkpoint made does not load back: %s", (const char *)out,
-                   why);
+    return err_prefix("%s: not written (left as it was): the checkpoint made does not load back", (const char *)out);
 }
 
 int import_write(const char *out, const Loaded *l, const char *state_json) {
