@@ -20,6 +20,14 @@ typedef struct {
     real dropout, attn_dropout, ffn_dropout;
 } ModelShape;
 
+// The arithmetic of a model's matrix products (model/product.c decides each
+// product's kind: int8 where the model has int8 weights, else this). bf16:
+// the inputs of every product rounded to bfloat16, the sums in float; every
+// other operation, the parameters and their gradients stay float.
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } Precision;
+const char *precision_name(Precision p);   // "fp32", "bf16"
+int precision_by_name(const char *name);   // a Precision, or -1
+
 typedef struct EncParams EncParams;
 typedef struct DecParams DecParams;
 typedef struct { size_t off, n; } ParamSpan;  // a range of the parameter buffer
@@ -39,6 +47,9 @@ typedef struct {
     // int8 decoding weights (quant.h), or NULL: a float model. A quantized
     // model decodes and computes losses; it is never trained.
     struct QuantModel *quant;
+    // Products of float models: FP32 unless a trainer asks for BF16 (a
+    // loaded model decodes in float: it is not part of the model's file).
+    Precision precision;
 } Model;
 
 typedef struct Acts Acts;
