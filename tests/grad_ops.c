@@ -80,7 +80,7 @@ Test(grad, embedding_and_positions) {
 typedef struct { real *out, *inp, *wt, *b, *w; size_t N, K, M; } LinCtx;
 static double lin_loss(void *p) {
     LinCtx *c = p;
-    linear_forward(c->out, c->inp, c->wt, c->b, c->N, c->K, c->M);
+    linear_forward(c->out, c->inp, c->wt, c->b, c->N, c->K, c->M, 0);
     return wsum(c->out, c->w, c->N * c->M);
 }
 Test(grad, linear) {
@@ -91,7 +91,7 @@ Test(grad, linear) {
     fill(b, M, 5, -1, 1);
     fill(w, N * M, 6, -1, 1);
     LinCtx c = {out, inp, wt, b, w, N, K, M};
-    linear_backward(dinp, dwt, db, w, inp, wt, N, K, M);
+    linear_backward(dinp, dwt, db, w, inp, wt, N, K, M, 0);
     check_grad("linear input", inp, dinp, N * K, lin_loss, &c);
     check_grad("linear weight", wt, dwt, K * M, lin_loss, &c);
     check_grad("linear bias", b, db, M, lin_loss, &c);

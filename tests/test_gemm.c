@@ -250,8 +250,8 @@ Test(gemm, pair_matches_two_calls) {
             real *ca = malloc(pa.M * pa.ldc * sizeof(real)), *cb = malloc(pb.M * pb.ldc * sizeof(real));
             memcpy(ca, pa.C0, pa.M * pa.ldc * sizeof(real));
             memcpy(cb, pb.C0, pb.M * pb.ldc * sizeof(real));
-            GemmCall ga = {0, 1, pa.M, pa.N, pa.K, 1, pa.A, pa.lda, pa.B, pa.ldb, (real)0.5, ca, pa.ldc, NULL, 0};
-            GemmCall gb = {1, 0, pb.M, pb.N, pb.K, (real)0.25, pb.A, pb.lda, pb.B, pb.ldb, 1, cb, pb.ldc, NULL, 0};
+            GemmCall ga = {0, 1, pa.M, pa.N, pa.K, 1, pa.A, pa.lda, pa.B, pa.ldb, (real)0.5, ca, pa.ldc, NULL, 0, 0};
+            GemmCall gb = {1, 0, pb.M, pb.N, pb.K, (real)0.25, pb.A, pb.lda, pb.B, pb.ldb, 1, cb, pb.ldc, NULL, 0, 0};
             omp_set_num_threads(threads);
             gemm_pair(&ga, &gb);
             cr_assert(memcmp(ca, wa, pa.M * pa.ldc * sizeof(real)) == 0, "first product differs (shape %d, %d threads)", sh, threads);
@@ -298,7 +298,7 @@ Test(gemm, epilogue_matches_separate_passes) {
                             want[i * p.ldc + j] = x > 0 ? x : 0;
                         }
                 GemmCall g = {p.ta, p.tb, p.M, p.N, p.K, (real)0.75, p.A, p.lda, p.B, p.ldb,
-                              has_bias ? 0 : beta, got, p.ldc, has_bias ? bias : NULL, relu};
+                              has_bias ? 0 : beta, got, p.ldc, has_bias ? bias : NULL, relu, 0};
                 gemm_call(&g);
                 cr_assert(memcmp(got, want, p.M * p.ldc * sizeof(real)) == 0,
                           "layout %d shape %d variant %d: epilogue differs from separate passes",
@@ -384,7 +384,7 @@ static real *run_kernel(GemmKernel k, const Prob *p, const real *bias, int v, in
     memcpy(C, p->C0, p->M * p->ldc * sizeof(real));
     static const real alpha[4] = {(real)-1.25, (real)0.75, 1, (real)0.5}, beta[4] = {(real)0.3, 0, 0, (real)-0.7};  // not powers of 2: a fused and a separate beta * C round apart
     GemmCall g = {p->ta, p->tb, p->M, p->N, p->K, alpha[v], p->A, p->lda, p->B, p->ldb, beta[v], C, p->ldc,
-                  v == 1 || v == 2 ? bias : NULL, v >= 2};
+                  v == 1 || v == 2 ? bias : NULL, v >= 2, 0};
     omp_set_num_threads(nt);
     gemm_call(&g);
     return C;

@@ -41,6 +41,7 @@ typedef struct {
     size_t M, N, K, lda, ldb, ldc;
     real *A, *B, *C;
     CblasGemm sgemm;  // NULL: run gemm()
+    int bf16;         // nmt's bf16 product
 } Case;
 
 static void run_case(const Case *c) {
@@ -49,7 +50,8 @@ static void run_case(const Case *c) {
                  c->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)c->M, (int)c->N, (int)c->K,
                  1, c->A, (int)c->lda, c->B, (int)c->ldb, 0, c->C, (int)c->ldc);
     else
-        gemm(c->ta, c->tb, c->M, c->N, c->K, 1, c->A, c->lda, c->B, c->ldb, 0, c->C, c->ldc);
+        gemm_call(&(GemmCall){c->ta, c->tb, c->M, c->N, c->K, 1, c->A, c->lda, c->B, c->ldb, 0, c->C, c->ldc,
+                              NULL, 0, c->bf16});
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -151,8 +153,8 @@ CblasGemm bench_gemm_openblas(int threads) {
     return (CblasGemm)dlsym(lib, CBLAS_GEMM);
 }
 
-GemmTiming bench_gemm_time(const GemmShape *sh, int layout, CblasGemm blas, int reps) {
-    Case c = {.ta = layout == 2, .tb = layout == 1, .M = sh->M, .N = sh->N, .K = sh->K};
+GemmTiming bench_gemm_time(const GemmShape *sh, int layout, CblasGemm blas, int reps, int bf16) {
+    Case c = {.ta = layout == 2, .tb = layout == 1, .M = sh->M, .N = sh->N, .K = sh->K, .bf16 = bf16};
     // Rows of the stored A and B, and their widths.
     size_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
     size_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;

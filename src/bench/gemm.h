@@ -36,6 +36,7 @@ typedef struct {
 // Times C = A·B at one shape and layout (0 NN, 1 NT, 2 TN; NT means B is
 // stored transposed) over `reps` runs (1..GEMM_BENCH_MAX_REPS) after a warm-up,
 // alternating with `blas` run by run when it is not NULL. Uses OMP_NUM_THREADS threads.
-GemmTiming bench_gemm_time(const GemmShape *sh, int layout, CblasGemm blas, int reps);
+// bf16: nmt's bf16 product (GemmCall.bf16) in place of its float one.
+GemmTiming bench_gemm_time(const GemmShape *sh, int layout, CblasGemm blas, int reps, int bf16);
 
 #endif

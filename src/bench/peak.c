@@ -29,6 +29,13 @@ __attribute__((target("avx2,fma"))) static float chains8(long n) {
 __attribute__((target("avx512f,avx2,fma"))) static float chains16(long n) {
     CHAINS(__m512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_set1_ps, _mm512_cvtss_f32);
 }
+
+// The same with vdpbf16ps, m and a read as pairs of bf16 (finite values).
+__attribute__((target("avx512f,avx512bf16"))) static float chains_bf16(long n) {
+#define DPBF16(x, m, a) _mm512_dpbf16_ps(x, (__m512bh)_mm512_castps_si512(m), (__m512bh)_mm512_castps_si512(a))
+    CHAINS(__m512, DPBF16, _mm512_add_ps, _mm512_set1_ps, _mm512_cvtss_f32);
+#undef DPBF16
+}
 #undef CHAINS
 
 static volatile float sink;
@@ -57,9 +64,17 @@ double bench_peak_gflops(GemmKernel k) {
     if (peak[i] == 0) peak[i] = wide ? measure(chains16, 16) : measure(chains8, 8);
     return peak[i];
 }
+
+double bench_peak_bf16_gflops(void) {
+    static double peak;
+    if (!__builtin_cpu_supports("avx512bf16")) return 0;
+    if (peak == 0) peak = measure(chains_bf16, 32);
+    return peak;
+}
 #else
 double bench_peak_gflops(GemmKernel k) {
     (void)k;
     return 0;
 }
+double bench_peak_bf16_gflops(void) { return 0; }
 #endif

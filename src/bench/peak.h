@@ -11,5 +11,8 @@
 // kernel counts as AVX2's when the CPU has it, else 0: not measured). The
 // best of a few runs of about 10 ms, measured once per process and kernel.
 double bench_peak_gflops(GemmKernel k);
+// The same for the AVX-512 BF16 dot product (vdpbf16ps: 32 multiply-adds per
+// instruction, 2 flops each); 0 where the CPU lacks it.
+double bench_peak_bf16_gflops(void);
 
 #endif

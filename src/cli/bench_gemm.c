@@ -17,7 +17,7 @@
 enum { MAX_SHAPES = 32 };
 
 static const char USAGE[] =
-    "usage: nmt bench gemm [--reps N] [--shape MxNxK ...]\n"
+    "usage: nmt bench gemm [--reps N] [--shape MxNxK ...] [--bf16]\n"
     "  GFLOP/s of the matrix product at the model's shapes in three layouts (NN, NT, TN),\n"
     "  beside OpenBLAS when libopenblas.so.0 is installed\n";
 static const char EPILOG[] = "  threads: OMP_NUM_THREADS\n";
@@ -25,15 +25,17 @@ static const char EPILOG[] = "  threads: OMP_NUM_THREADS\n";
 static const char *const LAYOUT_NAMES[] = {"NN", "NT", "TN"};
 
 // Prints one row per shape and layout, then the geometric mean of the ratios.
-static void run(const GemmShape *shapes, size_t nshapes, int reps) {
+static void run(const GemmShape *shapes, size_t nshapes, int reps, int bf16) {
     int nt = omp_get_max_threads();
     CblasGemm blas = bench_gemm_openblas(nt);
     GemmKernel k = gemm_kernel();
-    double peak = bench_peak_gflops(k) * nt;
+    double peak = (bf16 ? bench_peak_bf16_gflops() : bench_peak_gflops(k)) * nt;
     const char *coretype = getenv("OPENBLAS_CORETYPE");
     printf("gemm benchmark: %d thread%s, median of %d runs, %s; nmt's kernel %s", nt, nt == 1 ? "" : "s", reps,
-           REAL_NAME, gemm_kernel_name(k));
-    if (peak > 0) printf(" (measured FMA peak at its width: %.0f GFLOP/s for %d core%s)", peak, nt, nt == 1 ? "" : "s");
+           bf16 ? "bf16 inputs, float sums" : REAL_NAME, bf16 ? gemm_bf16_kernel_name(gemm_bf16_kernel()) : gemm_kernel_name(k));
+    if (peak > 0)
+        printf(" (measured %s peak: %.0f GFLOP/s for %d core%s)", bf16 ? "vdpbf16ps" : "FMA at its width", peak, nt,
+               nt == 1 ? "" : "s");
     printf("\n");
     if (!blas) printf("(OpenBLAS not found: libopenblas.so.0 could not be loaded)\n");
     else printf("OpenBLAS kernels: %s\n", coretype && *coretype ? coretype : "its own choice (OPENBLAS_CORETYPE unset)");
@@ -45,7 +47,7 @@ static void run(const GemmShape *shapes, size_t nshapes, int reps) {
     for (size_t s = 0; s < nshapes; s++) {
         const GemmShape *sh = &shapes[s];
         for (int l = 0; l < 3; l++) {
-            GemmTiming t = bench_gemm_time(sh, l, blas, reps);
+            GemmTiming t = bench_gemm_time(sh, l, blas, reps, bf16);
             char shape_txt[64];
             int len = snprintf(shape_txt, sizeof shape_txt, "%zux%zux%zu", sh->M, sh->N, sh->K);
             if (sh->ld) snprintf(shape_txt + len, sizeof shape_txt - (size_t)len, " ld%zu", sh->ld);
@@ -93,13 +95,15 @@ static int read_shapes(const OptSpec *spec, const char **texts, GemmShape buf[MA
 }
 
 int cli_bench_gemm(int argc, char **argv) {
-    int reps = 5;
+    int reps = 5, bf16 = 0;
     const char **texts = NULL;  // stb_ds array of --shape values
     const Option opts[] = {
         {"--reps", OPT_INT, &reps, 1, GEMM_BENCH_MAX_REPS, "N", "timed runs per case; the median is reported",
          OPT_CURRENT},
         {"--shape", OPT_STRINGS, &texts, 0, 0, "MxNxK",
          "only this shape (repeatable, at most 32); default: the model's shapes", NULL},
+        {"--bf16", OPT_FLAG, &bf16, 0, 0, NULL, "nmt's bf16 product (train.precision bf16); OpenBLAS stays float",
+         NULL},
     };
     const OptSpec spec = {"bench gemm", USAGE, opts, sizeof opts / sizeof opts[0], 0, EPILOG};
     GemmShape buf[MAX_SHAPES];
@@ -109,6 +113,6 @@ int cli_bench_gemm(int argc, char **argv) {
     if (!rc) rc = read_shapes(&spec, texts, buf, &shapes, &nshapes);
     arrfree(texts);
     if (rc) return options_report(&spec, rc);
-    run(shapes, nshapes, reps);
+    run(shapes, nshapes, reps, bf16);
     return 0;
 }

@@ -19,6 +19,12 @@
 // The keys query i of sequence b may see: [*lo, returned end). Padding,
 // the causal mask and the window; a query (of a padding row) whose window
 // holds no real key sees none: its weights are all zero, its output too.
+// Every product of the attention: float or bf16 as the shape says.
+static void product(const AttnShape *s, int ta, int tb, size_t M, size_t N, size_t K, real alpha, const real *A,
+                    size_t lda, const real *B, size_t ldb, real beta, real *C, size_t ldc) {
+    gemm_call(&(GemmCall){ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, s->bf16});
+}
+
 static size_t key_range(const AttnShape *s, size_t b, size_t i, size_t *lo) {
     size_t n = (size_t)s->klen[b], t = s->q0 + i;
     if (n > s->Tk) n = s->Tk;
@@ -227,8 +233,8 @@ static void band_forward_head(real *out, real *probs, real *scratch, real *blk, 
     real *p = probs + bh * Tq * cols, *pd = p, *ob = out + b * Tq * C + h * D;
     for (size_t i0 = 0; i0 < Tq; i0 += BAND_ROWS) {
         size_t i1 = i0 + BAND_ROWS < Tq ? i0 + BAND_ROWS : Tq, klo, kw = block_keys(s, i0, i1, &klo) - klo;
-        if (s->k_transposed) gemm(0, 0, i1 - i0, kw, D, scale, qb + i0 * s->ldq, s->ldq, kb + klo, s->ldk, 0, blk, kw);
-        else gemm(0, 1, i1 - i0, kw, D, scale, qb + i0 * s->ldq, s->ldq, kb + klo * s->ldk, s->ldk, 0, blk, kw);
+        if (s->k_transposed) product(s, 0, 0, i1 - i0, kw, D, scale, qb + i0 * s->ldq, s->ldq, kb + klo, s->ldk, 0, blk, kw);
+        else product(s, 0, 1, i1 - i0, kw, D, scale, qb + i0 * s->ldq, s->ldq, kb + klo * s->ldk, s->ldk, 0, blk, kw);
         band_block(p, blk, s, b, i0, i1, klo, kw, 1);
         for (size_t i = i0; i < i1; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
@@ -244,7 +250,7 @@ static void band_forward_head(real *out, real *probs, real *scratch, real *blk, 
     for (size_t i0 = 0; i0 < Tq; i0 += BAND_ROWS) {
         size_t i1 = i0 + BAND_ROWS < Tq ? i0 + BAND_ROWS : Tq, klo, kw = block_keys(s, i0, i1, &klo) - klo;
         band_block(pd, blk, s, b, i0, i1, klo, kw, 0);
-        gemm(0, 0, i1 - i0, D, kw, 1, blk, kw, vb + klo * s->ldv, s->ldv, 0, ob + i0 * C, C);
+        product(s, 0, 0, i1 - i0, D, kw, 1, blk, kw, vb + klo * s->ldv, s->ldv, 0, ob + i0 * C, C);
         for (size_t i = i0; i < i1 && s->rel_v; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
             rel_values(ob + i * C, pd + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
@@ -273,13 +279,13 @@ static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real
         size_t i1 = i0 + BAND_ROWS < Tq ? i0 + BAND_ROWS : Tq, bq = i1 - i0, klo;
         size_t kw = block_keys(s, i0, i1, &klo) - klo;
         band_block(sc, blk, s, b, i0, i1, klo, kw, 0);
-        gemm(1, 0, kw, D, bq, 1, blk, kw, dob + i0 * C, C, 1, dvb + klo * s->ldv, s->ldv);
+        product(s, 1, 0, kw, D, bq, 1, blk, kw, dob + i0 * C, C, 1, dvb + klo * s->ldv, s->ldv);
         for (size_t i = i0; i < i1 && s->rel_v; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
             RelRange rr = rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
             rel_outer(part + R * D, w, dob + i * C, s, rr);
         }
-        gemm(0, 1, bq, kw, D, 1, dob + i0 * C, C, vb + klo * s->ldv, s->ldv, 0, blk, kw);
+        product(s, 0, 1, bq, kw, D, 1, dob + i0 * C, C, vb + klo * s->ldv, s->ldv, 0, blk, kw);
         band_block(sc, blk, s, b, i0, i1, klo, kw, 1);
         for (size_t i = i0; i < i1; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
@@ -298,8 +304,8 @@ static void band_backward_head(real *dq, real *dk, real *dv, real *scratch, real
             for (size_t c = 0; c < cols; c++) dr[c] = pr[c] * (dr[c] - dot) * scale;
         }
         band_block(sc, blk, s, b, i0, i1, klo, kw, 0);
-        gemm(0, 0, bq, D, kw, 1, blk, kw, kb + klo * s->ldk, s->ldk, 1, dqb + i0 * s->ldq, s->ldq);
-        gemm(1, 0, kw, D, bq, 1, blk, kw, qb + i0 * s->ldq, s->ldq, 1, dkb + klo * s->ldk, s->ldk);
+        product(s, 0, 0, bq, D, kw, 1, blk, kw, kb + klo * s->ldk, s->ldk, 1, dqb + i0 * s->ldq, s->ldq);
+        product(s, 1, 0, kw, D, bq, 1, blk, kw, qb + i0 * s->ldq, s->ldq, 1, dkb + klo * s->ldk, s->ldk);
         for (size_t i = i0; i < i1 && s->rel_k; i++) {
             size_t lo, n = key_range(s, b, i, &lo);
             RelRange rr = rel_buckets(w, sc + i * cols, (long)(s->q0 + i) - (long)s->window, s, i, lo, n);
@@ -341,8 +347,8 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
         head_offsets(s, b, h, &oq, &ok, &ov);
         const real *qb = q + oq, *kb = k + ok, *vb = v + ov;
         real *p = probs + bh * Tq * Tk;
-        if (s->k_transposed) gemm(0, 0, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
-        else gemm(0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
+        if (s->k_transposed) product(s, 0, 0, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
+        else product(s, 0, 1, Tq, Tk, D, scale, qb, s->ldq, kb, s->ldk, 0, p, Tk);
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
             if (s->rel_k) rel_scores(p + i * Tk, 0, qb + i * s->ldq, kT, s, i, lo, n, scale);
@@ -355,7 +361,7 @@ void attention_forward(real *out, real *probs, real *scratch, const real *q, con
             pd = sc;
         }
         real *ob = out + b * Tq * C + h * D;
-        gemm(0, 0, Tq, D, Tk, 1, pd, Tk, vb, s->ldv, 0, ob, C);
+        product(s, 0, 0, Tq, D, Tk, 1, pd, Tk, vb, s->ldv, 0, ob, C);
         if (s->rel_v)
             for (size_t i = 0; i < Tq; i++) {
                 n = key_range(s, b, i, &lo);
@@ -386,14 +392,14 @@ static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch,
         attn_dropout(sc, p, s, bh);
         pd = sc;
     }
-    gemm(1, 0, Tk, D, Tq, 1, pd, Tk, dob, C, 1, dvb, s->ldv);
+    product(s, 1, 0, Tk, D, Tq, 1, pd, Tk, dob, C, 1, dvb, s->ldv);
     if (s->rel_v)
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
             rel_outer(part + R * D, w, dob + i * C, s, rel_buckets(w, pd + i * Tk, 0, s, i, lo, n));
         }
     // dP' = dO (V + rel_v)^T, then through the dropout mask: dP = dP' * mask / (1-p).
-    gemm(0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
+    product(s, 0, 1, Tq, Tk, D, 1, dob, C, vb, s->ldv, 0, sc, Tk);
     if (s->rel_v)
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);
@@ -414,8 +420,8 @@ static void attention_backward_head(real *dq, real *dk, real *dv, real *scratch,
         for (size_t j = 0; j < Tk; j++) dot += pr[j] * dr[j];
         for (size_t j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
     }
-    gemm(0, 0, Tq, D, Tk, 1, sc, Tk, kb, s->ldk, 1, dqb, s->ldq);
-    gemm(1, 0, Tk, D, Tq, 1, sc, Tk, qb, s->ldq, 1, dkb, s->ldk);
+    product(s, 0, 0, Tq, D, Tk, 1, sc, Tk, kb, s->ldk, 1, dqb, s->ldq);
+    product(s, 1, 0, Tk, D, Tq, 1, sc, Tk, qb, s->ldq, 1, dkb, s->ldk);
     if (s->rel_k)  // the scores' relative terms: dq += dS rel_k, drel_k += dS^T q, by distance
         for (size_t i = 0; i < Tq; i++) {
             n = key_range(s, b, i, &lo);

@@ -88,6 +88,12 @@ static real *grow(void **raw, real **buf, size_t *cap, size_t n) {
     return *buf;
 }
 
+void *gemm_pack_space(int b_side, size_t bytes) {
+    PackBuf *buf = pack_buf();
+    size_t n = (bytes + sizeof(real) - 1) / sizeof(real);
+    return b_side ? grow(&buf->b_raw, &buf->b, &buf->b_cap, n) : grow(&buf->a_raw, &buf->a, &buf->a_cap, n);
+}
+
 // ---------------------------------------------------------------------------
 // Packing. A micro-panel holds MR rows of op(A) for kc values of k, stored
 // k-major: ap[k*MR + r]. A B micro-panel holds NR columns: bp[k*NR + c].
@@ -677,6 +683,10 @@ static void row_product(const GemmCall *g) {
 }
 
 void gemm_call(const GemmCall *call) {
+    if (call->bf16) {
+        gemm_bf16_call(call);
+        return;
+    }
     size_t M = call->M, N = call->N, K = call->K, ldc = call->ldc;
     real beta = call->beta, *C = call->C;
     const real *bias = call->bias;
@@ -740,7 +750,7 @@ void gemm_call(const GemmCall *call) {
 void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
           real alpha, const real *A, size_t lda, const real *B, size_t ldb,
           real beta, real *C, size_t ldc) {
-    gemm_call(&(GemmCall){trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0});
+    gemm_call(&(GemmCall){trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0, 0});
 }
 
 // Below this many multiply-adds each, the two products of a pair go side by

@@ -59,7 +59,7 @@ void gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K,
 // relu then clamps C at zero (C = max(0, alpha op(A) op(B) + bias)). Done as
 // the kernel stores C, this saves the passes over C that filling it with the
 // bias first and a separate ReLU would take; the bits are the same.
-typedef struct {
+typedef struct GemmCall {
     int trans_a, trans_b;
     size_t M, N, K;
     real alpha;
@@ -72,9 +72,25 @@ typedef struct {
     size_t ldc;
     const real *bias;
     int relu;
+    // 1: the bf16 product — A's and B's values rounded to bfloat16 (bf16.h)
+    // as they are read, the sums in float, pairs of k at a time (bf16_step).
+    // Every bf16 kernel gives the same bits; they differ from the float
+    // product's. (In the double build too: values rounded via float.)
+    int bf16;
 } GemmCall;
 
 void gemm_call(const GemmCall *g);
+
+// The bf16 products' kernels: the AVX-512 BF16 instruction (vdpbf16ps),
+// its emulation with AVX2 FMAs, and plain C — the same bits (bf16_step).
+// The fastest the CPU runs is chosen once.
+typedef enum { BF16_KERNEL_PORTABLE, BF16_KERNEL_AVX2, BF16_KERNEL_AVX512 } Bf16Kernel;
+Bf16Kernel gemm_bf16_kernel(void);
+const char *gemm_bf16_kernel_name(Bf16Kernel k);  // "portable", "avx2", "avx512bf16"
+int gemm_bf16_kernel_available(Bf16Kernel k);
+// NMT_ERR_INPUT, naming it, when k is not available. Not while products run.
+int gemm_bf16_use_kernel(Bf16Kernel k);
+int gemm_bf16_kernel_by_name(const char *name);  // or -1
 
 // Two independent products (neither reads what the other writes). Small ones
 // run side by side, one thread each, rather than one after the other on all

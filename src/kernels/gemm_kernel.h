@@ -4,6 +4,7 @@
 #define NMT_GEMM_KERNEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "common/real.h"
 
 // What the kernel does to its sums before storing them: add a bias row (in
@@ -22,5 +23,22 @@ typedef struct {
 void gemm_kernel_avx512(size_t kc, const float *a, size_t ars, size_t aks, const float *b0, const float *b1,
                         size_t bs, float *c, size_t ldc, float alpha, float beta, const Epi *e);
 int gemm_avx512_built(void);
+
+// The bf16 tile (gemm_bf16.c): BF16_MR x BF16_NR sums. A packed panel holds,
+// for each pair p of k, MR (or NR) 32-bit words: bf16 of k = 2p in the low
+// half, of k = 2p + 1 in the high half; a[p*MR + r], b[p*NR + c]. The tile
+// t (row r, column c at t[r*NR + c]) gets the sums over np pairs, from zero.
+enum { BF16_MR = 6, BF16_NR = 32 };
+void gemm_bf16_tile_avx512(size_t np, const uint32_t *a, const uint32_t *b, float *t);
+void gemm_bf16_tile_avx2(size_t np, const uint32_t *a, const uint32_t *b, float *t);
+int gemm_bf16_simd_built(void);  // whether this build has the two above
+
+// gemm_call's bf16 products (gemm_bf16.c).
+struct GemmCall;
+void gemm_bf16_call(const struct GemmCall *g);
+
+// The calling thread's packing space: at least bytes, 64-byte aligned, kept
+// for its next product; b_side picks one of its two buffers.
+void *gemm_pack_space(int b_side, size_t bytes);
 
 #endif

@@ -169,13 +169,13 @@ void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, si
 }
 
 void linear_forward(real *out, const real *inp, const real *w, const real *b,
-                    size_t N, size_t K, size_t M) {
-    gemm_call(&(GemmCall){0, 0, N, M, K, 1, inp, K, w, M, 0, out, M, b, 0});
+                    size_t N, size_t K, size_t M, int bf16) {
+    gemm_call(&(GemmCall){0, 0, N, M, K, 1, inp, K, w, M, 0, out, M, b, 0, bf16});
 }
 
 void linear_relu_forward(real *out, const real *inp, const real *w, const real *b,
-                         size_t N, size_t K, size_t M) {
-    gemm_call(&(GemmCall){0, 0, N, M, K, 1, inp, K, w, M, 0, out, M, b, 1});
+                         size_t N, size_t K, size_t M, int bf16) {
+    gemm_call(&(GemmCall){0, 0, N, M, K, 1, inp, K, w, M, 0, out, M, b, 1, bf16});
 }
 
 // db (M) += column sums of d (N,M); columns split across threads.
@@ -191,10 +191,10 @@ static void column_sums(real *db, const real *d, size_t N, size_t M) {
 }
 
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
-                     const real *w, size_t N, size_t K, size_t M) {
-    GemmCall gw = {1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M, NULL, 0};
+                     const real *w, size_t N, size_t K, size_t M, int bf16) {
+    GemmCall gw = {1, 0, K, M, N, 1, inp, K, dout, M, 1, dw, M, NULL, 0, bf16};
     if (dinp) {
-        GemmCall gx = {0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K, NULL, 0};
+        GemmCall gx = {0, 1, N, K, M, 1, dout, M, w, M, 1, dinp, K, NULL, 0, bf16};
         gemm_pair(&gx, &gw);
     } else {
         gemm_call(&gw);

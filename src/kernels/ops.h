@@ -21,15 +21,16 @@ void embed_forward(real *out, const int *ids, const real *table, const real *pe,
 // dtable (V,C) += scale * dout scattered by ids. dout (N,C), ids (N).
 void embed_backward(real *dtable, const real *dout, const int *ids, size_t N, size_t C, real scale);
 
-// out (N,M) = inp (N,K) . w (K,M) + b (M); b may be NULL.
+// out (N,M) = inp (N,K) . w (K,M) + b (M); b may be NULL. bf16: the products
+// are gemm's bf16 ones (GemmCall.bf16), here and below.
 void linear_forward(real *out, const real *inp, const real *w, const real *b,
-                    size_t N, size_t K, size_t M);
+                    size_t N, size_t K, size_t M, int bf16);
 // out = max(0, inp.w + b): linear_forward then relu_forward in one pass.
 void linear_relu_forward(real *out, const real *inp, const real *w, const real *b,
-                         size_t N, size_t K, size_t M);
+                         size_t N, size_t K, size_t M, int bf16);
 // dinp (N,K) += dout.w^T; dw (K,M) += inp^T.dout; db (M) += column sums. dinp/db may be NULL.
 void linear_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
-                     const real *w, size_t N, size_t K, size_t M);
+                     const real *w, size_t N, size_t K, size_t M, int bf16);
 
 // out (N,C) = (inp - mean) * rstd * w + b; mean, rstd (N) saved for backward.
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp,
@@ -92,6 +93,7 @@ typedef struct {
     const real *rel_k, *rel_v;   // NULL: no relative positions
     size_t rel_max;              // <= ATTN_REL_MAX
     real *drel_k, *drel_v, *rel_scratch;
+    int bf16;                    // the score and weighting products in bf16 (gemm.h)
 } AttnShape;
 enum { ATTN_REL_MAX = 256, ATTN_REL_PARTS = 64 };
 // The columns of each query's row in probs and scratch: Tk, or with a

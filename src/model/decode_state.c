@@ -128,7 +128,10 @@ const real *model_decode_step(Model *m, DecodeState *d, const int *tokens, size_
     Seq q = {R, 1, d->self_len};
     CrossSrc src = {d->S, d->group, d->cross_len, d->cross_kt, d->row_src};
     const real *y = decoder_forward(&c, d->a, tokens, &q, t, &src, d->cache);
-    if (!output_logits_int8(m, y, C, R, d->a->logits)) gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
+    // A float model's step reads the projection's transposed copy (rows of
+    // out_t, the same sums and bits); the other kinds go the common way.
+    if (product_kind(m, m->out_proj) == PRODUCT_FP32) gemm(0, 0, R, V, C, 1, y, C, d->out_t, V, 0, d->a->logits, V);
+    else product_logits(m, y, C, R, d->a->logits);
     return d->a->logits;
 }
 

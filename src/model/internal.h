@@ -67,9 +67,21 @@ real *arena_take(real **cur, size_t n);
 void par_zero(real *p, size_t n);
 void par_copy(real *dst, const real *src, size_t n);
 
-// logits (n, V) = y (n rows, stride ldy) . out_proj^T by the int8 product when
-// the model has int8 weights; returns 0 (nothing done) for a float model.
-int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real *logits);
+// ---------------------------------------------------------------- products
+// The arithmetic of every matrix product of the model is decided in
+// product.c: int8 where the model has int8 weights (decoding a quantized
+// model), else its precision (float, or bf16 while a trainer asks for it).
+typedef enum { PRODUCT_FP32, PRODUCT_BF16, PRODUCT_INT8 } ProductKind;
+// The product with the weight at parameter offset w (forward or backward;
+// int8 models are never trained).
+ProductKind product_kind(const Model *m, size_t w);
+// Whether products of two activations (attention) are bf16.
+int products_bf16(const Model *m);
+// out (N, M) = relu?(in (N, K) . W + bias), W (K, M) at offset w, bias at b.
+void product_linear(const Model *m, real *out, const real *in, size_t w, size_t b, size_t N, size_t K, size_t M,
+                    int relu);
+// logits (n, V) = y (n rows, stride ldy) . out_proj^T.
+void product_logits(const Model *m, const real *y, size_t ldy, size_t n, real *logits);
 
 // ---------------------------------------------------------------- one layer
 // What a pass does: dropout on (train and key != 0) or off; a backward pass

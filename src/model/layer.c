@@ -5,8 +5,6 @@
 //   pre-norm:              y = x + dropout(F(LN(x)))   (+ a final LN per stack)
 // Every backward accumulates into the pass's gradient sink (Ctx.sink->dst).
 #include "model/internal.h"
-#include "kernels/gemm.h"
-#include "model/quant.h"
 #include "common/rng.h"
 
 #include <math.h>
@@ -28,7 +26,7 @@ static AttnShape attn_shape(const Ctx *c, size_t B, size_t Tq, size_t Tk, const 
     const ModelShape *s = &c->m->s;
     AttnShape a = {.B = B, .Tq = Tq, .Tk = Tk, .H = (size_t)s->heads, .D = (size_t)(s->d_model / s->heads),
                    .ldq = ldq, .ldk = ldk, .ldv = ldk, .klen = klen, .causal = causal,
-                   .p_drop = drop_rate(c, s->attn_dropout), .drop_key = key};
+                   .p_drop = drop_rate(c, s->attn_dropout), .drop_key = key, .bf16 = products_bf16(c->m)};
     return a;
 }
 
@@ -52,15 +50,17 @@ static AttnShape self_shape(const Ctx *c, const SelfAttnParams *p, const Seq *q,
 
 // ---------------------------------------------------------------- forward
 
-// Every forward matrix product of a layer goes through here: out (N, M) =
-// relu?(in (N, K) . w + b), with the int8 product when the model has int8
-// weights (quant.h) and the float one otherwise.
+// out (N, M) = relu?(in (N, K) . w + b): its arithmetic is product.c's choice.
 static void linear(const Ctx *c, real *out, const real *in, const LinearParams *p, size_t N, size_t K, size_t M,
                    int relu) {
-    const QMatrix *q = model_qmatrix(c->m, p->w);
-    if (q) qgemm(out, M, in, K, N, q, P(p->b), relu);
-    else if (relu) linear_relu_forward(out, in, P(p->w), P(p->b), N, K, M);
-    else linear_forward(out, in, P(p->w), P(p->b), N, K, M);
+    product_linear(c->m, out, in, p->w, p->b, N, K, M, relu);
+}
+
+// dinp += dout . w^T, the weight's and bias's gradients: in the arithmetic
+// of the layer's forward product.
+static void linear_back(const Ctx *c, real *dinp, const LinearParams *p, const real *dout, const real *in, size_t N,
+                        size_t K, size_t M) {
+    linear_backward(dinp, G(p->w), G(p->b), dout, in, P(p->w), N, K, M, product_kind(c->m, p->w) == PRODUCT_BF16);
 }
 
 // Sublayer input: post-norm feeds x itself, pre-norm feeds LN(x).
@@ -237,11 +237,11 @@ static void self_attn_backward(const Ctx *c, const SelfAttnParams *p, Acts *a, S
     real *du = sub_backward_begin(c, s, g, &p->norm, N, site_key(c, stack, l, SITE_ATTN_OUT));
     real *datt = a->g_c, *dqkv = a->g_wide;
     par_zero(datt, N * C);
-    linear_backward(datt, G(p->out.w), G(p->out.b), g->dz, att, P(p->out.w), N, C, C);
+    linear_back(c, datt, &p->out, g->dz, att, N, C, C);
     par_zero(dqkv, N * 3 * C);
     AttnShape as = self_shape(c, p, q, causal, site_key(c, stack, l, SITE_ATTN_W), a->g_rel);
     attention_backward(dqkv, dqkv + C, dqkv + 2 * C, a->g_probs, datt, probs, qkv, qkv + C, qkv + 2 * C, &as);
-    linear_backward(du, G(p->qkv.w), G(p->qkv.b), dqkv, sub_in(c, s, x), P(p->qkv.w), N, C, 3 * C);
+    linear_back(c, du, &p->qkv, dqkv, sub_in(c, s, x), N, C, 3 * C);
     sub_backward_end(c, s, g, x, &p->norm, N);
 }
 
@@ -255,13 +255,13 @@ static void cross_attn_backward(const Ctx *c, int l, Acts *a, SubGrads *g, const
     real *du = sub_backward_begin(c, &e->cross, g, &p->norm, N, site_key(c, STACK_DEC, l, SITE_CROSS_OUT));
     real *datt = a->g_c, *dq = a->g_wide, *dkv = a->g_wide2;
     par_zero(datt, N * C);
-    linear_backward(datt, G(p->out.w), G(p->out.b), g->dz, e->catt, P(p->out.w), N, C, C);
+    linear_back(c, datt, &p->out, g->dz, e->catt, N, C, C);
     par_zero(dq, N * C);
     par_zero(dkv, Ns * 2 * C);
     AttnShape cs = attn_shape(c, q->B, q->T, src->S, src->len, 0, C, 2 * C, site_key(c, STACK_DEC, l, SITE_CROSS_W));
     attention_backward(dq, dkv, dkv + C, a->g_probs, datt, e->cprobs, e->q, e->kv, e->kv + C, &cs);
-    linear_backward(du, G(p->q.w), G(p->q.b), dq, sub_in(c, &e->cross, x), P(p->q.w), N, C, C);
-    linear_backward(a->g_enc, G(p->kv.w), G(p->kv.b), dkv, enc, P(p->kv.w), Ns, C, 2 * C);
+    linear_back(c, du, &p->q, dq, sub_in(c, &e->cross, x), N, C, C);
+    linear_back(c, a->g_enc, &p->kv, dkv, enc, Ns, C, 2 * C);
     sub_backward_end(c, &e->cross, g, x, &p->norm, N);
 }
 
@@ -277,9 +277,9 @@ static void ffn_backward(const Ctx *c, const FfnParams *p, Acts *a, SubGrads *g,
         hd = a->ffn_scratch;
     }
     par_zero(a->g_f1, n);
-    linear_backward(a->g_f1, G(p->out.w), G(p->out.b), g->dz, hd, P(p->out.w), N, F, C);
+    linear_back(c, a->g_f1, &p->out, g->dz, hd, N, F, C);
     relu_dropout_backward(a->g_f1, h, n, pd, key);
-    linear_backward(du, G(p->in.w), G(p->in.b), a->g_f1, sub_in(c, s, x), P(p->in.w), N, C, F);
+    linear_back(c, du, &p->in, a->g_f1, sub_in(c, s, x), N, C, F);
     sub_backward_end(c, s, g, x, &p->norm, N);
 }
 

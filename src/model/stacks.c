@@ -4,7 +4,6 @@
 // decoding (model/decode_state.c) runs the same stacks.
 #include "model/internal.h"
 #include "kernels/gemm.h"
-#include "model/quant.h"
 #include "common/util.h"
 
 #include <math.h>
@@ -65,12 +64,6 @@ static const real *forward(const Ctx *c, Acts *a, const Batch *b, const real **e
     return decoder_forward(c, a, b->tgt_in, &tgt, 0, &cs, NULL);
 }
 
-int output_logits_int8(const Model *m, const real *y, size_t ldy, size_t n, real *logits) {
-    const QMatrix *q = model_qmatrix(m, m->out_proj);
-    if (q) qgemm(logits, (size_t)m->s.tgt_vocab, y, ldy, n, q, NULL, 0);
-    return q != NULL;
-}
-
 // The output projection and the loss over rows of the decoder output y, a
 // chunk of at most acts_logits_rows() positions at a time, so only one chunk
 // of logits exists. With grad_scale != 0 each chunk's logit gradient (scaled)
@@ -86,8 +79,7 @@ static double output_layer(const Model *m, Acts *a, const Batch *b, const real *
     for (size_t r0 = 0; r0 < N; r0 += rows) {
         size_t n = N - r0 < rows ? N - r0 : rows;
         double t0 = fwd_seconds ? now_seconds() : 0;
-        if (!output_logits_int8(m, y + r0 * C, C, n, a->logits))
-            gemm(0, 1, n, V, C, 1, y + r0 * C, C, P(m->out_proj), C, 0, a->logits, V);
+        product_logits(m, y + r0 * C, C, n, a->logits);
         xent_forward(a->loss + r0, a->nll + r0, a->xent_stats + 2 * r0, a->logits, b->tgt_out + r0, n, V,
                      TOK_PAD, label_smoothing);
         if (fwd_seconds) t_fwd += now_seconds() - t0;
@@ -95,8 +87,9 @@ static double output_layer(const Model *m, Acts *a, const Batch *b, const real *
         // The logits have one consumer: their gradient overwrites them.
         xent_backward(a->logits, a->logits, a->xent_stats + 2 * r0, b->tgt_out + r0, n, V, TOK_PAD,
                       label_smoothing, grad_scale);
-        GemmCall gx = {0, 0, n, C, V, 1, a->logits, V, P(m->out_proj), C, 0, a->g_a + r0 * C, C, NULL, 0};
-        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, g + m->out_proj, C, NULL, 0};
+        int bf16 = product_kind(m, m->out_proj) == PRODUCT_BF16;
+        GemmCall gx = {0, 0, n, C, V, 1, a->logits, V, P(m->out_proj), C, 0, a->g_a + r0 * C, C, NULL, 0, bf16};
+        GemmCall gw = {1, 0, V, C, n, 1, a->logits, V, y + r0 * C, C, 1, g + m->out_proj, C, NULL, 0, bf16};
         gemm_pair(&gx, &gw);
     }
     if (fwd_seconds) *fwd_seconds = t_fwd;
@@ -200,8 +193,7 @@ const real *model_next_logits(Model *m, Acts *a, const Batch *b) {
     size_t C = (size_t)m->s.d_model, V = (size_t)m->s.tgt_vocab;
     for (size_t i = 0; i < b->B; i++) {
         size_t t = (size_t)b->tgt_len[i] - 1;
-        if (!output_logits_int8(m, y + (i * b->T + t) * C, C, 1, a->logits + i * V))
-            gemm(0, 1, 1, V, C, 1, y + (i * b->T + t) * C, C, P(m->out_proj), C, 0, a->logits + i * V, V);
+        product_logits(m, y + (i * b->T + t) * C, C, 1, a->logits + i * V);
     }
     return a->logits;
 }
