@@ -40,6 +40,11 @@ expect 2 "train.max_steps" -- "$NMT" train --config "$T/ok.json" --set train.max
 sed 's/"d_ff": 16/"d_ff": 16,,/' "$T/ok.json" >"$T/bad.json"
 expect 2 "bad.json:1: malformed JSON" -- "$NMT" train --config "$T/bad.json"
 expect 2 "data.train_src" -- "$NMT" train --config "$T/ok.json" --set data.train_src="$T/missing.txt"
+# train.precision is "fp32" or "bf16": another value or type names the key and both.
+expect 2 '--set train.precision: expected one of "fp32|bf16" (got "fp16")' -- \
+    "$NMT" train --config "$T/ok.json" --set train.precision=fp16
+sed 's/"max_steps": 3,/"max_steps": 3, "precision": 16,/' "$T/ok.json" >"$T/prec.json"
+expect 2 "$T/prec.json: train.precision: expected one of \"fp32|bf16\"" -- "$NMT" train --config "$T/prec.json"
 if [ -e "$T/ck" ]; then fail=$((fail + 1)); echo "FAIL: a rejected config wrote $T/ck"; fi
 printf 'a b\n' >"$T/short.txt"
 expect 2 "has 3 lines but" -- "$NMT" train --config "$T/ok.json" --set data.train_tgt="$T/short.txt"
