@@ -188,6 +188,14 @@ expect 2 "nmt average: needs --output OUT and at least one input" -- "$NMT" aver
 expect 2 "nmt info: expects exactly one checkpoint file" -- "$NMT" info "$T/ck/last.ckpt" "$T/ck/last.ckpt"
 expect 2 "nmt bench: --steps: '0' is not a whole number in [1, 1000000] (see: nmt bench --help)" -- "$NMT" bench --steps=0
 expect 2 "nmt bench: --warmup needs a value" -- "$NMT" bench --warmup
+expect 2 "nmt bench: --precision: 'fp16' is not fp32 or bf16 (see: nmt bench --help)" -- "$NMT" bench --precision fp16
+# The bench step runs in --precision, else in its config's train.precision, and says which.
+sed 's/"train": {/"train": {"precision": "bf16", /' configs/bench-tiny.json >"$T/bench-bf.json"
+if OMP_NUM_THREADS=1 "$NMT" bench --config "$T/bench-bf.json" --steps 1 --warmup 0 >"$T/out" 2>"$T/err" &&
+   grep -q '^nmt   bf     1 thr bf16 | ' "$T/out" && grep -q '"precision": "bf16"' "$T/out" &&
+   OMP_NUM_THREADS=1 "$NMT" bench --config "$T/bench-bf.json" --steps 1 --warmup 0 --precision fp32 --json >"$T/out" 2>>"$T/err" &&
+   grep -q '"precision": "fp32"' "$T/out"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: nmt bench's precision: $(cat "$T/out" "$T/err")"; fi
 expect 2 "nmt bench gemm: --reps: '0' is not a whole number in [1, 1000] (see: nmt bench gemm --help)" -- "$NMT" bench gemm --reps 0
 expect 2 "nmt bench gemm: --reps: 'x' is not a whole number" -- "$NMT" bench gemm --reps=x
 expect 2 "nmt bench gemm: --reps needs a value" -- "$NMT" bench gemm --reps
