@@ -8,6 +8,10 @@
 #   PYTHON=/usr/bin/python3   Debian's python with python3-torch
 #   BENCH_SHAPES="tiny small base"   configs/bench-<shape>.json each
 #   BENCH_THREADS="1 2"       thread counts
+#   BENCH_PRECISION=fp32      the products' precision(s), e.g. "fp32 bf16": nmt
+#                             bench --precision P beside bench_torch.py --precision P
+#                             (bf16: its forward pass under torch.autocast), each
+#                             interleaved with the others; two give a bf16 table
 #   BENCH_NEIGHBOURS="0 1"    busy neighbours: for each count N, every measurement
 #                             runs beside N shell loops spinning on the CPU (a
 #                             shared machine), started before it and killed after
@@ -26,6 +30,7 @@ NMT=${NMT:-./nmt}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SHAPES=${BENCH_SHAPES:-tiny small base}
 THREADS=${BENCH_THREADS:-1 2}
+PRECISIONS=${BENCH_PRECISION:-fp32}
 NEIGHBOURS=${BENCH_NEIGHBOURS:-0 1}
 ROUNDS=${BENCH_ROUNDS:-1}
 OUT_DIR=${BENCH_OUT:-build/bench}
@@ -38,6 +43,9 @@ die() { echo "bench.sh: $*" >&2; exit 2; }
 "$NMT" bench --help >/dev/null 2>&1 || die "$NMT does not know 'bench' (src/cli/main.c must dispatch it to cli_bench)"
 for s in $SHAPES; do
     [ -f "configs/bench-$s.json" ] || die "configs/bench-$s.json not found (BENCH_SHAPES=\"$SHAPES\")"
+done
+for p in $PRECISIONS; do
+    case $p in fp32 | bf16) ;; *) die "BENCH_PRECISION: '$p' is not fp32 or bf16" ;; esac
 done
 TORCH=1
 if [ "${BENCH_NO_TORCH:-0}" = 1 ]; then
@@ -87,21 +95,24 @@ stop_neighbours() {
 }
 trap 'stop_neighbours' EXIT INT TERM
 
-# Runs one benchmark beside $6 busy neighbours: prints its human line, keeps its JSON line.
+# Runs one benchmark (products in precision $7) beside $6 busy neighbours:
+# prints its human line, keeps its JSON line.
 run() {
-    impl=$1 shape=$2 t=$3 steps=$4 warm=$5 nb=$6
+    impl=$1 shape=$2 t=$3 steps=$4 warm=$5 nb=$6 prec=$7
     cfg="configs/bench-$shape.json"
     start_neighbours "$nb"
     if [ "$impl" = nmt ]; then
         if [ -n "$WAIT" ]; then
-            out=$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm")
+            out=$(OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$WAIT "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm" \
+                --precision "$prec")
         else
-            out=$(OMP_NUM_THREADS=$t "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm")
+            out=$(OMP_NUM_THREADS=$t "$NMT" bench --config "$cfg" --steps "$steps" --warmup "$warm" --precision "$prec")
         fi || die "nmt bench failed for $cfg"
     else
         # OpenBLAS (Debian's BLAS for torch) keeps its own thread pool: give it the same count.
         out=$(env ${CORETYPE:+OPENBLAS_CORETYPE=$CORETYPE} OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=${WAIT:-PASSIVE} \
-            "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t") ||
+            "$PYTHON" "$HERE/bench_torch.py" --config "$cfg" --steps "$steps" --warmup "$warm" --threads "$t" \
+            --precision "$prec") ||
             die "bench_torch.py failed for $cfg"
     fi
     stop_neighbours
@@ -109,7 +120,7 @@ run() {
     echo "$out" | grep '^{' | sed "s/}\$/, \"neighbours\": $nb}/" >>"$RESULTS"
 }
 
-echo "bench.sh: shapes [$SHAPES], threads [$THREADS], neighbours [$NEIGHBOURS], $ROUNDS round(s), OMP_WAIT_POLICY nmt=${WAIT:-default} torch=${WAIT:-PASSIVE}; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench.sh: shapes [$SHAPES], threads [$THREADS], precisions [$PRECISIONS], neighbours [$NEIGHBOURS], $ROUNDS round(s), OMP_WAIT_POLICY nmt=${WAIT:-default} torch=${WAIT:-PASSIVE}; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
     echo "bench.sh: warning: the machine is busy (1-minute load $(cut -d' ' -f1 /proc/loadavg)); the figures will be noisy" >&2
 fi
@@ -121,8 +132,10 @@ while [ "$r" -le "$ROUNDS" ]; do
         warm=${BENCH_WARMUP:-$(warmup_for "$s")}
         for nb in $NEIGHBOURS; do
             for t in $THREADS; do
-                run nmt "$s" "$t" "$steps" "$warm" "$nb"
-                if [ "$TORCH" = 1 ]; then run torch "$s" "$t" "$steps" "$warm" "$nb"; fi
+                for p in $PRECISIONS; do
+                    run nmt "$s" "$t" "$steps" "$warm" "$nb" "$p"
+                    if [ "$TORCH" = 1 ]; then run torch "$s" "$t" "$steps" "$warm" "$nb" "$p"; fi
+                done
             done
         done
     done
@@ -138,11 +151,14 @@ shapes = list(dict.fromkeys(r["shape"] for r in rows))
 threads = sorted({r["threads"] for r in rows})
 for r in rows:
     r.setdefault("neighbours", 0)
+    r.setdefault("precision", "fp32")  # results from before train.precision
 nbs = sorted({r["neighbours"] for r in rows})
+precs = [p for p in ("fp32", "bf16") if any(r["precision"] == p for r in rows)]
 PHASES = ("forward", "backward", "clip", "adam")
 
-def pick(impl, shape, t, nb=0):
-    rs = [r for r in rows if r["impl"] == impl and r["shape"] == shape and r["threads"] == t and r["neighbours"] == nb]
+def pick(impl, shape, t, nb=0, prec="fp32"):
+    rs = [r for r in rows if r["impl"] == impl and r["shape"] == shape and r["threads"] == t and r["neighbours"] == nb
+          and r["precision"] == prec]
     if not rs:
         return None
     ms = statistics.median(r["ms_median"] for r in rs)
@@ -156,65 +172,85 @@ def pick(impl, shape, t, nb=0):
 def f(x, fmt):
     return format(x, fmt) if x is not None else "-"
 
-hdr = ("shape", "thr", "nb", "nmt ms/step", "torch ms/step", "nmt tok/s", "torch tok/s", "speed nmt/torch",
+hdr = ("shape", "thr", "nb", "prec", "nmt ms/step", "torch ms/step", "nmt tok/s", "torch tok/s", "speed nmt/torch",
        "nmt GFLOP/s", "torch GFLOP/s", "nmt RSS MiB", "torch RSS MiB", "RSS nmt/torch")
 print("| " + " | ".join(hdr) + " |")
-print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(hdr))) + "|")
+print("|" + "|".join("---" if i < 4 else "---:" for i in range(len(hdr))) + "|")
 for s in shapes:
   for nb in nbs:
     for t in threads:
-        a, b = pick("nmt", s, t, nb), pick("torch", s, t, nb)
+      for p in precs:
+        a, b = pick("nmt", s, t, nb, p), pick("torch", s, t, nb, p)
         if a is None and b is None:
             continue
         g = lambda x, k: x[k] if x else None
         ratio = a["tok"] / b["tok"] if a and b else None
         rss = a["rss"] / b["rss"] if a and b else None
-        print("| " + " | ".join([s, str(t), str(nb), f(g(a, "ms"), ".1f"), f(g(b, "ms"), ".1f"), f(g(a, "tok"), ".0f"),
+        print("| " + " | ".join([s, str(t), str(nb), p, f(g(a, "ms"), ".1f"), f(g(b, "ms"), ".1f"), f(g(a, "tok"), ".0f"),
                                  f(g(b, "tok"), ".0f"), f(ratio, ".2f") + ("x" if ratio else ""),
                                  f(g(a, "gflops"), ".1f"), f(g(b, "gflops"), ".1f"), f(g(a, "rss"), ".1f"),
                                  f(g(b, "rss"), ".1f"), f(rss, ".2f")]) + " |")
+if len(precs) > 1:
+    print()
+    print("bf16 against fp32: fp32 step time / bf16 step time (above 1: bf16 is faster), same threads and neighbours.")
+    print()
+    print("| shape | thr | nb | nmt fp32/bf16 | torch fp32/bf16 |")
+    print("|---|---|---|---:|---:|")
+    for s in shapes:
+        for nb in nbs:
+            for t in threads:
+                cells = []
+                for impl in ("nmt", "torch"):
+                    a, b = pick(impl, s, t, nb, "fp32"), pick(impl, s, t, nb, "bf16")
+                    cells.append(f"{a['ms'] / b['ms']:.2f}x" if a and b else "-")
+                print(f"| {s} | {t} | {nb} | {cells[0]} | {cells[1]} |")
 if len(threads) > 1:
     lo, hi = threads[0], threads[-1]
     print()
-    print(f"| shape | nmt speed-up {hi} vs {lo} threads | torch speed-up {hi} vs {lo} threads |")
-    print("|---|---:|---:|")
+    print(f"| shape | prec | nmt speed-up {hi} vs {lo} threads | torch speed-up {hi} vs {lo} threads |")
+    print("|---|---|---:|---:|")
     for s in shapes:
-        cells = []
-        for impl in ("nmt", "torch"):
-            a, b = pick(impl, s, lo), pick(impl, s, hi)
-            cells.append(f"{a['ms'] / b['ms']:.2f}x" if a and b else "-")
-        print(f"| {s} | {cells[0]} | {cells[1]} |")
+        for p in precs:
+            cells = []
+            for impl in ("nmt", "torch"):
+                a, b = pick(impl, s, lo, 0, p), pick(impl, s, hi, 0, p)
+                cells.append(f"{a['ms'] / b['ms']:.2f}x" if a and b else "-")
+            print(f"| {s} | {p} | {cells[0]} | {cells[1]} |")
 if len(nbs) > 1:
     print()
     print("Busy neighbours: step time beside N busy processes / idle step time (same threads), and")
     print(f"nmt's {threads[-1]}-thread step time against its {threads[0]}-thread one beside the same neighbours.")
     print()
-    print("| shape | nb | " + " | ".join(f"nmt {t} thr" for t in threads) + " | " +
+    print("| shape | nb | prec | " + " | ".join(f"nmt {t} thr" for t in threads) + " | " +
           " | ".join(f"torch {t} thr" for t in threads) + f" | nmt {threads[-1]} thr / {threads[0]} thr |")
-    print("|---|---|" + "---:|" * (2 * len(threads) + 1))
+    print("|---|---|---|" + "---:|" * (2 * len(threads) + 1))
     for s in shapes:
         for nb in nbs[1:]:
-            cells = []
-            for impl in ("nmt", "torch"):
-                for t in threads:
-                    a, b = pick(impl, s, t, 0), pick(impl, s, t, nb)
-                    cells.append(f"{b['ms'] / a['ms']:.2f}x" if a and b else "-")
-            a, b = pick("nmt", s, threads[0], nb), pick("nmt", s, threads[-1], nb)
-            cells.append(f"{b['ms'] / a['ms']:.2f}" if a and b else "-")
-            print(f"| {s} | {nb} | " + " | ".join(cells) + " |")
+            for p in precs:
+                cells = []
+                for impl in ("nmt", "torch"):
+                    for t in threads:
+                        a, b = pick(impl, s, t, 0, p), pick(impl, s, t, nb, p)
+                        cells.append(f"{b['ms'] / a['ms']:.2f}x" if a and b else "-")
+                a, b = pick("nmt", s, threads[0], nb, p), pick("nmt", s, threads[-1], nb, p)
+                cells.append(f"{b['ms'] / a['ms']:.2f}" if a and b else "-")
+                print(f"| {s} | {nb} | {p} | " + " | ".join(cells) + " |")
 print()
-print("| shape | thr | " + " | ".join(f"{k} ms nmt / torch" for k in PHASES) + " |")
-print("|---|---|" + "---:|" * len(PHASES))
+print("| shape | thr | prec | " + " | ".join(f"{k} ms nmt / torch" for k in PHASES) + " |")
+print("|---|---|---|" + "---:|" * len(PHASES))
 for s in shapes:
     for t in threads:
-        a, b = pick("nmt", s, t), pick("torch", s, t)
-        if a is None and b is None:
-            continue
-        cells = [f"{f(a and a[k], '.1f')} / {f(b and b[k], '.1f')}" for k in PHASES]
-        print(f"| {s} | {t} | " + " | ".join(cells) + " |")
+        for p in precs:
+            a, b = pick("nmt", s, t, 0, p), pick("torch", s, t, 0, p)
+            if a is None and b is None:
+                continue
+            cells = [f"{f(a and a[k], '.1f')} / {f(b and b[k], '.1f')}" for k in PHASES]
+            print(f"| {s} | {t} | {p} | " + " | ".join(cells) + " |")
 print()
 print("ms/step: median over timed steps (median over rounds when BENCH_ROUNDS > 1); tok/s: target tokens;")
 print("GFLOP/s: 6 x multiply-adds of the matrix products per step / median step time; RSS: peak resident set.")
 print("Phases: medians of each part of a step (zeroing the gradients counts as backward; nmt computes")
 print("the output layer's forward and backward chunk by chunk and counts each part where it belongs).")
+print("prec: the products' precision (nmt bench --precision; PyTorch's bf16: its forward pass under")
+print("torch.autocast(\"cpu\", dtype=torch.bfloat16)).")
 EOF

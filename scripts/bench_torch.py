@@ -10,11 +10,19 @@ label-smoothed loss), not nn.Transformer: scripts/nmt_torch.py's model in
 nmt's fused layout, with nmt's initialisation. Prints the same two lines as
 `./nmt bench`: a human line and a JSON line per config.
 
+Precision (--precision, else the config's train.precision, else fp32): bf16
+runs the forward pass under torch.autocast("cpu", dtype=torch.bfloat16), so
+its matrix products take bfloat16 inputs (their outputs are bfloat16 too),
+and computes the loss from the logits in float; the weights, gradients and
+Adam stay float. The JSON line's "logits_dtype" is what the forward pass
+gave.
+
 usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_torch.py \
-           [--config FILE ...] [--steps N] [--warmup W] [--threads N] [--json]
+           [--config FILE ...] [--steps N] [--warmup W] [--threads N] [--precision P] [--json]
 Threads default to OMP_NUM_THREADS (else 1). Needs Debian's python3-torch.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -31,6 +39,9 @@ except ImportError:
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nmt_torch  # noqa: E402
 from nmt_torch import BOS, EOS, PAD  # noqa: E402
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def load_config(path):
@@ -50,8 +61,11 @@ def load_config(path):
         "label_smoothing": t.get("label_smoothing", 0.1), "lr": t.get("lr", 5e-4),
         "warmup_steps": t.get("warmup_steps", 4000), "beta1": t.get("adam_beta1", 0.9),
         "beta2": t.get("adam_beta2", 0.98), "eps": t.get("adam_eps", 1e-9),
-        "clip_norm": t.get("clip_norm", 0.0),
+        "clip_norm": t.get("clip_norm", 0.0), "precision": t.get("precision", "fp32"),
     }
+    if c["precision"] not in PRECISIONS:
+        print(f"bench_torch.py: {path}: train.precision must be one of {', '.join(PRECISIONS)}", file=sys.stderr)
+        sys.exit(2)
     if c["V"] < 5:
         print(f"bench_torch.py: {path}: data.vocab_size must be at least 5", file=sys.stderr)
         sys.exit(2)
@@ -154,15 +168,19 @@ def bench(c, steps, warmup, threads, json_only):
     opt = torch.optim.Adam(params, lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=c["eps"])
     w = c["warmup_steps"]
     ms, losses, phases = [], [], {"forward": [], "backward": [], "clip": [], "adam": []}
+    bf16 = c["precision"] == "bf16"
     for i in range(warmup + steps):
         src, src_len, tgt_in, tgt_out, tgt_len = make_batch(c, gen)  # outside the timed region
         t0 = time.perf_counter()
         s = i + 1
         for g in opt.param_groups:  # inverse_sqrt, as nmt's lr_at (the value does not change the cost)
             g["lr"] = c["lr"] * min(s / w, math.sqrt(w / s))
-        logits = model(src, src_len, tgt_in, tgt_len)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            logits = model(src, src_len, tgt_in, tgt_len)
+        logits_dtype = str(logits.dtype).replace("torch.", "")
         ntok = int((tgt_out != PAD).sum())
-        loss = smoothed_loss(logits.reshape(-1, c["V"]), tgt_out.reshape(-1), c["label_smoothing"])
+        # .float(): the loss in float under bf16 (the same tensor, no copy, in fp32)
+        loss = smoothed_loss(logits.float().reshape(-1, c["V"]), tgt_out.reshape(-1), c["label_smoothing"])
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=False)  # nmt zeroes one gradient buffer too (counted as backward)
         (loss / ntok).backward()
@@ -184,7 +202,7 @@ def bench(c, steps, warmup, threads, json_only):
     ntok = c["B"] * c["T"]
     gflop = step_flops(c) / 1e9
     r = {
-        "impl": "torch", "shape": c["name"], "threads": threads, "B": c["B"], "S": c["S"], "T": c["T"],
+        "impl": "torch", "shape": c["name"], "threads": threads, "precision": c["precision"], "B": c["B"], "S": c["S"], "T": c["T"],
         "V": c["V"], "d_model": c["d_model"], "heads": c["heads"], "d_ff": c["d_ff"],
         "enc_layers": c["enc_layers"], "dec_layers": c["dec_layers"], "params": nparams,
         "steps": steps, "warmup": warmup, "ms_median": round(med, 3), "ms_min": round(min(ms), 3),
@@ -193,9 +211,10 @@ def bench(c, steps, warmup, threads, json_only):
         "peak_rss_mib": round(peak_rss_mib(), 1), "rss_scope": "config" if per_config else "process", "rss_before_mib": round(rss_before, 1),
         "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6),
         **{f"ms_{k}": round(statistics.median(v), 3) for k, v in phases.items()}, "torch": torch.__version__,
+        "logits_dtype": logits_dtype,
     }
     if not json_only:
-        print(f"torch {c['name']:<6} {threads} thr | B {c['B']} S {c['S']} T {c['T']} V {c['V']} | "
+        print(f"torch {c['name']:<6} {threads} thr {c['precision']} | B {c['B']} S {c['S']} T {c['T']} V {c['V']} | "
               f"{med:.2f} ms/step (median of {steps}) | {r['tokens_per_s']:.0f} tok/s | "
               f"{r['gflops']:.2f} GFLOP/s | peak RSS {r['peak_rss_mib']:.1f} MiB | "
               f"loss {losses[0]:.4f} -> {losses[-1]:.4f} | fwd {r['ms_forward']:.1f} bwd {r['ms_backward']:.1f} "
@@ -209,12 +228,16 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--precision", choices=PRECISIONS,
+                    help="bf16: the forward pass under torch.autocast (default: each config's train.precision)")
     ap.add_argument("--json", action="store_true", help="print only the JSON lines")
     a = ap.parse_args()
     if a.steps < 1 or a.warmup < 0 or a.threads < 1:
         ap.error("--steps >= 1, --warmup >= 0, --threads >= 1")
     torch.set_num_threads(a.threads)
     configs = [load_config(p) for p in (a.config or ["configs/bench-small.json"])]
+    for c in configs:
+        c["precision"] = a.precision or c["precision"]
     for c in configs:
         bench(c, a.steps, a.warmup, a.threads, a.json)
 

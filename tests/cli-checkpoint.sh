@@ -2,8 +2,10 @@
 # cli-checkpoint.sh — checkpoints never lose work: exact resume after SIGKILL
 # (1 and 2 threads), SIGINT saves and exits 0, every section's corruption and
 # truncation is caught, a kill during a save leaves last.ckpt loadable, a run
-# cannot be resumed with another optimizer, and averaging copies of one
-# checkpoint returns its weights. Run by `make test`.
+# cannot be resumed with another optimizer, averaging copies of one
+# checkpoint returns its weights, and a checkpoint and the log say the
+# train.precision of their run (fp32 for checkpoints from before the key), which
+# a resume may change. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 . "$(dirname "$0")/ckpt-lib.sh"
@@ -210,6 +212,57 @@ for cmd in translate "translate --int8"; do
         grep -q "the first: tensor 'src_emb' \[0, 5\] is 3e+38" "$T/err"
     then ok; else bad "$cmd with a weight of 3e38: $(cat "$T/err" "$T/out")"; fi
 done
+
+# train.precision (tests/cli.sh has the refusals): the checkpoint (nmt info)
+# and every training record of the log say which precision the run trained
+# in; a checkpoint from before the key (neither its state nor its config has
+# it) reads as fp32; a resume in another precision continues in the config's
+# and says so in one line, and only there.
+prec_of() { "$NMT" info "$1" 2>/dev/null | sed -n 's/^training precision: \([a-z0-9]*\) .*/\1/p'; }
+records() { grep -c "\"loss\".*\"precision\": \"$2\"}\$" "$1/train_log.jsonl"; }  # DIR PRECISION
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/bf" --set train.max_steps=20 \
+    --set train.precision=bf16 --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && [ "$(prec_of "$T/bf/last.ckpt")" = bf16 ] && [ "$(records "$T/bf" bf16)" -eq 2 ] &&
+   [ "$(grep -c '"loss"' "$T/bf/train_log.jsonl")" -eq 2 ]; then ok
+else bad "a bf16 run: info says '$(prec_of "$T/bf/last.ckpt")': $(cat "$T/err")"; fi
+if [ "$(prec_of "$CK")" = fp32 ] && [ "$(records "$T/full2" fp32)" -eq "$(grep -c '"loss"' "$T/full2/train_log.jsonl")" ] &&
+   [ "$(records "$T/full2" fp32)" -gt 0 ]; then ok; else bad "an fp32 run: info says '$(prec_of "$CK")'"; fi
+# bf16 -> bf16 (nothing to say), fp32 -> bf16 from a middle checkpoint, and
+# bf16 -> fp32 (the config's default).
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/bf" --set train.max_steps=25 \
+    --set train.precision=bf16 --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && [ "$(prec_of "$T/bf/last.ckpt")" = bf16 ] && ! grep -q "trained in" "$T/err"; then ok
+else bad "a bf16 checkpoint resumed in bf16: $(cat "$T/err")"; fi
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/up" --resume "$T/full1/step-100.ckpt" \
+    --set train.max_steps=120 --set train.precision=bf16 --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && grep -qx "nmt: resuming $T/full1/step-100.ckpt (trained in fp32) in bf16" "$T/err" &&
+   [ "$(grep -c . "$T/err")" -eq 2 ] && grep -q "^nmt: resuming with changed settings: train.max_steps" "$T/err" &&
+   ! grep -q "changed settings: .*train.precision" "$T/err" &&
+   [ "$(prec_of "$T/up/last.ckpt")" = bf16 ] && [ "$(records "$T/up" bf16)" -eq 2 ]; then ok
+else bad "fp32 checkpoint resumed in bf16: $(cat "$T/err")"; fi
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/bf" --set train.max_steps=30 --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "^nmt: resuming $T/bf/last.ckpt (trained in bf16) in fp32$" "$T/err" &&
+   [ "$(prec_of "$T/bf/last.ckpt")" = fp32 ] && [ "$(records "$T/bf" bf16)" -eq 2 ] && [ "$(records "$T/bf" fp32)" -eq 1 ]
+then ok; else bad "bf16 checkpoint resumed in fp32: $(cat "$T/err")"; fi
+# An older checkpoint: the precision taken out of the state and the config
+# (blanked: JSON whitespace keeps the sizes), the CRCs recomputed.
+blank_in_section() { # FILE SECTION PERL-REGEX
+    set -- "$1" "$2" "$3" $("$NMT" info "$1" | awk -v n="$2" '/^  [a-z_]+ +offset/ { if ($1 == n) print i + 0, $3, $5; i++ }')
+    tail -c +$(($5 + 1)) "$1" | head -c "$6" | perl -0777 -pe "s/$3/' ' x length(\$&)/ge" >"$T/payload"
+    put_at "$1" "$5" <"$T/payload"
+    crc32_le <"$T/payload" | put_at "$1" $((32 + 56 * $4 + 48))
+    printf '\000\000\000\000' | put_at "$1" 20
+    head -c $((32 + 56 * nsec)) "$1" | crc32_le | put_at "$1" 20
+}
+cp "$CK" "$T/old.ckpt"
+blank_in_section "$T/old.ckpt" state ',"precision":"fp32"'
+blank_in_section "$T/old.ckpt" config '\t\t"precision":\t"fp32",\n'
+if [ "$(section "$T/old.ckpt" state | grep -c precision)$(section "$T/old.ckpt" config | grep -c precision)" = 00 ] &&
+   [ "$(prec_of "$T/old.ckpt")" = fp32 ]; then ok; else bad "a checkpoint without the precision: $("$NMT" info "$T/old.ckpt" 2>&1 | tail -3)"; fi
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/oldr" --resume "$T/old.ckpt" --set train.max_steps=310 \
+    --set train.precision=bf16 --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "^nmt: resuming $T/old.ckpt (trained in fp32) in bf16$" "$T/err" &&
+   [ "$(prec_of "$T/oldr/last.ckpt")" = bf16 ]; then ok; else bad "an old checkpoint resumed in bf16: $(cat "$T/err")"; fi
 
 # Never lose good work (tests/test_safety.c has the rest): a second run on one
 # checkpoint_dir exits 2 naming the directory and the holder's pid, and a

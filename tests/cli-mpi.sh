@@ -5,8 +5,9 @@
 # x accum 2 deterministic and within 1e-5 of one process with 4; a killed rank
 # ends the job, and rerunning resumes to the uninterrupted weights; a 2-rank
 # checkpoint resumes on 1 process (bit-exact) and on 3 (with a note), and a
-# 1-process checkpoint on 2 ranks (bit-exact); a rank with another config or
-# other data is refused naming it; SIGUSR1 to mpirun saves and exits 0.
+# 1-process checkpoint on 2 ranks (bit-exact); a rank with another config
+# (train.precision included) or other data is refused naming it; SIGUSR1 to
+# mpirun saves and exits 0.
 # Skipped when mpirun or an Open MPI build of nmt is missing. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
@@ -153,6 +154,13 @@ rc=$?
 grep -q "rank 1: its config differs from rank 0's: train.lr" "$T/diff.out" && ok ||
     bad "a rank with another --set: message does not name rank 1 and train.lr ($(grep error "$T/diff.out"))"
 [ ! -e "$T/diff/last.ckpt" ] && ok || bad "a refused job wrote a checkpoint"
+# The precision of the products is part of the job too.
+$MPIRUN -np 1 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/diffp" : \
+    -np 1 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/diffp" --set train.precision=bf16 \
+    >"$T/diffp.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "rank 1: its config differs from rank 0's: train.precision" "$T/diffp.out" &&
+    [ ! -e "$T/diffp/last.ckpt" ] && ok || bad "a rank in another precision: exit $rc ($(grep error "$T/diffp.out"))"
 
 # A rank whose training data differs (the same relative path, another working
 # directory: as another machine's copy would) is refused, naming the rank.

@@ -40,6 +40,11 @@ expect 2 "train.max_steps" -- "$NMT" train --config "$T/ok.json" --set train.max
 sed 's/"d_ff": 16/"d_ff": 16,,/' "$T/ok.json" >"$T/bad.json"
 expect 2 "bad.json:1: malformed JSON" -- "$NMT" train --config "$T/bad.json"
 expect 2 "data.train_src" -- "$NMT" train --config "$T/ok.json" --set data.train_src="$T/missing.txt"
+# train.precision is "fp32" or "bf16": another value or type names the key and both.
+expect 2 '--set train.precision: expected one of "fp32|bf16" (got "fp16")' -- \
+    "$NMT" train --config "$T/ok.json" --set train.precision=fp16
+sed 's/"max_steps": 3,/"max_steps": 3, "precision": 16,/' "$T/ok.json" >"$T/prec.json"
+expect 2 "$T/prec.json: train.precision: expected one of \"fp32|bf16\"" -- "$NMT" train --config "$T/prec.json"
 if [ -e "$T/ck" ]; then fail=$((fail + 1)); echo "FAIL: a rejected config wrote $T/ck"; fi
 printf 'a b\n' >"$T/short.txt"
 expect 2 "has 3 lines but" -- "$NMT" train --config "$T/ok.json" --set data.train_tgt="$T/short.txt"
@@ -183,6 +188,14 @@ expect 2 "nmt average: needs --output OUT and at least one input" -- "$NMT" aver
 expect 2 "nmt info: expects exactly one checkpoint file" -- "$NMT" info "$T/ck/last.ckpt" "$T/ck/last.ckpt"
 expect 2 "nmt bench: --steps: '0' is not a whole number in [1, 1000000] (see: nmt bench --help)" -- "$NMT" bench --steps=0
 expect 2 "nmt bench: --warmup needs a value" -- "$NMT" bench --warmup
+expect 2 "nmt bench: --precision: 'fp16' is not fp32 or bf16 (see: nmt bench --help)" -- "$NMT" bench --precision fp16
+# The bench step runs in --precision, else in its config's train.precision, and says which.
+sed 's/"train": {/"train": {"precision": "bf16", /' configs/bench-tiny.json >"$T/bench-bf.json"
+if OMP_NUM_THREADS=1 "$NMT" bench --config "$T/bench-bf.json" --steps 1 --warmup 0 >"$T/out" 2>"$T/err" &&
+   grep -q '^nmt   bf     1 thr bf16 | ' "$T/out" && grep -q '"precision": "bf16"' "$T/out" &&
+   OMP_NUM_THREADS=1 "$NMT" bench --config "$T/bench-bf.json" --steps 1 --warmup 0 --precision fp32 --json >"$T/out" 2>>"$T/err" &&
+   grep -q '"precision": "fp32"' "$T/out"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: nmt bench's precision: $(cat "$T/out" "$T/err")"; fi
 expect 2 "nmt bench gemm: --reps: '0' is not a whole number in [1, 1000] (see: nmt bench gemm --help)" -- "$NMT" bench gemm --reps 0
 expect 2 "nmt bench gemm: --reps: 'x' is not a whole number" -- "$NMT" bench gemm --reps=x
 expect 2 "nmt bench gemm: --reps needs a value" -- "$NMT" bench gemm --reps

@@ -2,6 +2,7 @@
 // trip is exact, and the text is what checkpoints have always held.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ static void expect_equal(const TrainState *a, const TrainState *b) {
     cr_assert_eq(a->tokens_seen, b->tokens_seen);
     cr_assert_eq(a->micro_batches, b->micro_batches);
     cr_assert_eq(a->processes, b->processes);
+    cr_assert_eq(a->precision, b->precision);
 }
 
 // Every field set, doubles that need 17 digits: to_json then from_json gives
@@ -29,11 +31,12 @@ Test(state, round_trip_is_exact) {
     TrainState a = {.step = 12345, .epoch = 3, .batch_pos = 77, .best_valid_loss = 2.9065231413728259,
                     .best_valid_bleu = 11.862629695564356, .bad_evals = 2, .log_loss = 1.0 / 3, .log_nll = 0.1,
                     .log_tokens = 4096, .elapsed = 68.5127249019996, .tokens_seen = 393799, .micro_batches = 4,
-                    .processes = 2};
+                    .processes = 2, .precision = PRECISION_BF16};
     char *j = train_state_to_json(&a);
     TrainState b;
     cr_assert_eq(train_state_from_json(&b, j, "t"), NMT_OK, "%s", err_msg());
     expect_equal(&a, &b);
+    cr_assert(strstr(j, "\"precision\":\"bf16\""), "%s", j);
     char *j2 = train_state_to_json(&b);
     cr_assert_str_eq(j, j2);
     free(j);
@@ -41,7 +44,8 @@ Test(state, round_trip_is_exact) {
 }
 
 // A fresh run's state: best loss +inf (left out of the text, which has no
-// infinity, and +inf again when read), best BLEU -1, one micro-batch of one process.
+// infinity, and +inf again when read), best BLEU -1, one micro-batch of one
+// process, fp32.
 Test(state, fresh_state_and_its_text) {
     TrainState a, b;
     train_state_init(&a);
@@ -50,14 +54,31 @@ Test(state, fresh_state_and_its_text) {
     cr_assert_eq(a.micro_batches, 1);
     cr_assert_eq(a.processes, 1);
     cr_assert_eq(a.step, 0);
+    cr_assert_eq(a.precision, PRECISION_FP32);
     char *j = train_state_to_json(&a);
-    // The text checkpoints hold (io/checkpoint.c wrote it before the state was the trainer's).
+    // The text checkpoints hold (io/checkpoint.c wrote it before the state was
+    // the trainer's), then the precision, written also when it is fp32.
     cr_assert_str_eq(j, "{\"step\":0,\"epoch\":0,\"batch_pos\":0,\"best_valid_bleu\":-1,\"bad_evals\":0,"
                         "\"log_loss\":0,\"log_nll\":0,\"log_tokens\":0,\"elapsed\":0,\"tokens_seen\":0,"
-                        "\"micro_batches\":1,\"processes\":1}");
+                        "\"micro_batches\":1,\"processes\":1,\"precision\":\"fp32\"}");
     cr_assert_eq(train_state_from_json(&b, j, "t"), NMT_OK, "%s", err_msg());
     expect_equal(&a, &b);
     free(j);
+}
+
+// A checkpoint from before train.precision (its state has no "precision")
+// was trained in fp32; a bf16 state reads as bf16.
+Test(state, precision_absent_is_fp32) {
+    TrainState st;
+    memset(&st, 0xff, sizeof st);
+    cr_assert_eq(train_state_from_json(&st, "{\"step\":0,\"epoch\":0,\"batch_pos\":0,\"best_valid_bleu\":-1,"
+                                            "\"bad_evals\":0,\"log_loss\":0,\"log_nll\":0,\"log_tokens\":0,"
+                                            "\"elapsed\":0,\"tokens_seen\":0,\"micro_batches\":1,\"processes\":1}",
+                                       "old.ckpt"), NMT_OK, "%s", err_msg());
+    cr_assert_eq(st.precision, PRECISION_FP32);
+    cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0,\"batch_pos\":0,\"precision\":\"bf16\"}", "b.ckpt"),
+                 NMT_OK, "%s", err_msg());
+    cr_assert_eq(st.precision, PRECISION_BF16);
 }
 
 // What is not a state is refused, naming the place.
@@ -80,4 +101,13 @@ Test(state, refusals) {
     cr_assert_eq(train_state_from_json(&st, "{\"step\":1,\"epoch\":0,\"batch_pos\":0,\"log_nll\":1e999}", "p.ckpt"),
                  NMT_ERR_INPUT);
     cr_assert(strstr(err_msg(), "log_nll is not a finite number"), "%s", err_msg());
+    // A precision nmt does not know (or not a string) is refused, naming it.
+    const char *const bad[] = {"\"fp16\"", "\"\"", "1", "null", "\"BF16\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[128];
+        snprintf(json, sizeof json, "{\"step\":1,\"epoch\":0,\"batch_pos\":0,\"precision\":%s}", bad[i]);
+        err_clear();
+        cr_assert_eq(train_state_from_json(&st, json, "p.ckpt"), NMT_ERR_INPUT, "%s", json);
+        cr_assert(strstr(err_msg(), "p.ckpt: state section: precision is not \"fp32\" or \"bf16\""), "%s", err_msg());
+    }
 }

@@ -175,6 +175,7 @@ int bench_run(const Config *c, const BenchShape *sh, const BenchOptions *o, Comm
     int rc = model_create(&m, &s);
     if (rc) return rc;
     model_init_params(&m, (uint64_t)c->seed);
+    m.precision = r->precision = model_precision_from(c);  // as training sets it
     for (ptrdiff_t t = 0; t < arrlen(m.tensors); t++) r->nparams += m.tensors[t].rows * m.tensors[t].cols;
     Optimizer opt;
     optim_init(&opt, c, m.nparams);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include "train/comm.h"
 #include "common/config.h"
+#include "model/model.h"
 
 typedef struct {
     char name[64];  // the config's file name without directory, "bench-" and ".json"
@@ -26,6 +27,7 @@ typedef struct {
     int processes, accum;           // a step: processes x accum micro-batches of the shape
     double mb_reduced;              // MB each process sent per step in the sums over processes
     double shared_frac;             // timed steps that saw other busy processes (par.h)
+    Precision precision;            // of the step's products: the config's train.precision
 } BenchResult;
 
 // The batch shape from the config's own keys: V = data.vocab_size,
@@ -39,7 +41,7 @@ int bench_shape(BenchShape *sh, const Config *c, const char *path);
 // tokens/s count the whole step (all processes); GFLOP/s counts 6 x the
 // multiply-adds of the matrix products; peak RSS is VmHWM, reset first when
 // the kernel allows it. Uses OMP_NUM_THREADS threads. NMT_ERR_RUNTIME when
-// the loss is not finite.
+// the loss is not finite. The products are the config's train.precision.
 typedef struct {
     long steps, warmup;
     int accum;       // micro-batches per process per step

@@ -6,6 +6,7 @@
 #include "bench/peak.h"
 #include "bench/steps.h"
 #include "kernels/gemm.h"
+#include "model/model.h"
 #include "train/comm.h"
 #include "common/config.h"
 #include "common/util.h"
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 static const char USAGE[] =
-    "usage: nmt bench [--config FILE ...] [--steps N] [--warmup W] [--accum K] [--json]\n"
+    "usage: nmt bench [--config FILE ...] [--steps N] [--warmup W] [--accum K] [--precision P] [--json]\n"
     "       mpirun -np P nmt bench ...   (a step: P x K micro-batches; rank 0 reports)\n"
     "  times whole training steps (forward, backward, clip, optimizer) on random batches of a fixed shape\n";
 static const char EPILOG[] =
@@ -35,9 +36,9 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
     GemmKernel k = gemm_kernel();
     double peak = bench_peak_gflops(k) * threads * r->processes, frac = peak > 0 ? r->gflops / peak : 0;
     if (!json_only) {
-        printf("nmt   %-6s %d thr | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
+        printf("nmt   %-6s %d thr %s | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
                "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f | fwd %.1f bwd %.1f clip %.1f adam %.1f ms\n",
-               sh->name, threads, sh->B, sh->S, sh->T, sh->V, r->ms_median, steps, r->tok_per_s, r->gflops,
+               sh->name, threads, precision_name(r->precision), sh->B, sh->S, sh->T, sh->V, r->ms_median, steps, r->tok_per_s, r->gflops,
                r->rss_mib, r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD],
                r->ms_phase[BENCH_CLIP], r->ms_phase[BENCH_UPDATE]);
         if (peak > 0)
@@ -50,7 +51,7 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
                    r->accum, r->accum > 1 ? "es" : "", r->ms_phase[BENCH_FWD] + r->ms_phase[BENCH_BWD],
                    r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff);
     }
-    printf("{\"impl\": \"nmt\", \"shape\": \"%s\", \"threads\": %d, \"B\": %zu, \"S\": %zu, \"T\": %zu, \"V\": %zu, "
+    printf("{\"impl\": \"nmt\", \"shape\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"B\": %zu, \"S\": %zu, \"T\": %zu, \"V\": %zu, "
            "\"d_model\": %d, \"heads\": %d, \"d_ff\": %d, \"enc_layers\": %d, \"dec_layers\": %d, \"params\": %zu, "
            "\"steps\": %ld, \"warmup\": %ld, \"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, "
            "\"tokens_per_s\": %.1f, \"gflop_per_step\": %.4f, \"gflops\": %.3f, \"peak_rss_mib\": %.1f, "
@@ -58,7 +59,7 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
            "\"loss_last\": %.6f, \"ms_forward\": %.3f, \"ms_backward\": %.3f, \"ms_clip\": %.3f, \"ms_adam\": %.3f, "
            "\"processes\": %d, \"accum\": %d, \"ms_reduce\": %.3f, \"mb_reduced\": %.3f, \"efficiency\": %.4f, \"shared_steps\": %.2f, "
            "\"kernel\": \"%s\", \"peak_gflops\": %.1f, \"peak_frac\": %.3f}\n",
-           sh->name, threads, sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
+           sh->name, threads, precision_name(r->precision), sh->B, sh->S, sh->T, sh->V, c->d_model, c->heads, c->d_ff, c->enc_layers,
            c->dec_layers, r->nparams, steps, warmup, r->ms_median, r->ms_min, r->ms_max, r->tok_per_s, r->gflop_step,
            r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
            r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD], r->ms_phase[BENCH_CLIP],
@@ -82,14 +83,19 @@ static void warn_if_busy(void) {
                 load, cores, threads);
 }
 
-// Every config is checked before anything is timed.
-static int run(const char *const *configs, int nconf, const BenchOptions *o, Comm *comm, int json_only) {
+// Every config is checked before anything is timed. precision: "fp32" or
+// "bf16" for every config's train.precision, or NULL (each config's own).
+static int run(const char *const *configs, int nconf, const char *precision, const BenchOptions *o, Comm *comm,
+               int json_only) {
     long steps = o->steps, warmup = o->warmup;
     Config *cfg = xcalloc((size_t)nconf, sizeof *cfg);
     BenchShape *sh = xcalloc((size_t)nconf, sizeof *sh);
     int loaded = 0, rc = NMT_OK;  // loaded: configs to free
+    char set[64];
+    snprintf(set, sizeof set, "train.precision=%s", precision ? precision : "");
+    const char *const sets[] = {set};
     for (int i = 0; !rc && i < nconf; i++) {
-        rc = config_load(&cfg[i], configs[i], NULL, 0);  // frees on its own errors
+        rc = config_load(&cfg[i], configs[i], sets, precision ? 1 : 0);  // frees on its own errors
         if (rc) break;
         loaded++;
         rc = bench_shape(&sh[i], &cfg[i], configs[i]);
@@ -109,6 +115,7 @@ static int run(const char *const *configs, int nconf, const BenchOptions *o, Com
 int cli_bench(int argc, char **argv) {
     const char **configs = NULL;  // stb_ds array
     int steps = 20, warmup = 3, accum = 1, no_overlap = 0, json_only = 0;
+    const char *precision = NULL;
     const Option opts[] = {
         {"--config", OPT_STRINGS, &configs, 0, 0, "FILE",
          "an nmt config giving the model and the shape (repeatable; one result each):\n"
@@ -122,10 +129,15 @@ int cli_bench(int argc, char **argv) {
         {"--no-overlap", OPT_FLAG, &no_overlap, 0, 0, NULL,
          "under mpirun: sum the gradients over processes only after the backward\n"
          "pass (by default each layer's starts as soon as it is final)", NULL},
+        {"--precision", OPT_STRING, &precision, 0, 0, "P",
+         "fp32 or bf16: the products of the timed steps, for every config\n"
+         "(by default each config's own train.precision)", NULL},
         {"--json", OPT_FLAG, &json_only, 0, 0, NULL, "print only the JSON line of each config", NULL},
     };
     const OptSpec spec = {"bench", USAGE, opts, sizeof opts / sizeof opts[0], 0, EPILOG};
     int rc = options_parse(&spec, argc, argv, NULL);
+    if (!rc && precision && precision_by_name(precision) < 0)
+        rc = options_error(&spec, "--precision: '%s' is not fp32 or bf16", precision);
     if (rc) {
         arrfree(configs);
         return options_report(&spec, rc);
@@ -134,7 +146,7 @@ int cli_bench(int argc, char **argv) {
     Comm comm;
     rc = comm_init(&comm);
     BenchOptions o = {steps, warmup, accum, no_overlap};
-    if (!rc) rc = run(configs, (int)arrlen(configs), &o, &comm, json_only);
+    if (!rc) rc = run(configs, (int)arrlen(configs), precision, &o, &comm, json_only);
     arrfree(configs);
     if (rc && comm.size > 1) {
         fprintf(stderr, "nmt: error: rank %d: %s\n", comm.rank, err_msg()[0] ? err_msg() : "failed");

@@ -39,6 +39,7 @@ static void print_contents(const CkptInfo *in, const TrainState *st) {
            st->batch_pos, st->tokens_seen, st->elapsed);
     printf("micro-batches per step: %ld (%ld process%s x train.accum_steps %ld)\n", st->micro_batches, st->processes,
            st->processes > 1 ? "es" : "", st->micro_batches / (st->processes > 0 ? st->processes : 1));
+    printf("training precision: %s (the train.precision of the run that saved it)\n", precision_name(st->precision));
     if (isfinite(st->best_valid_loss)) printf("best validation loss: %.6f\n", st->best_valid_loss);
     if (st->best_valid_bleu >= 0) printf("best validation BLEU: %.2f\n", st->best_valid_bleu);
     printf("parameters: %zu in %td tensors (%s)\n", m->nparams, arrlen(m->tensors), REAL_NAME);

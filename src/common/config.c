@@ -67,6 +67,7 @@ static const Key KEYS[] = {
     {"train.patience", K_INT, OFF(patience), 0, 0, 0, 1e9, 0, 0, "stop after N validations without improvement (0 = never)"},
     {"train.batch_tokens", K_INT, OFF(batch_tokens), 4096, 0, 1, 1 << 24, 0, 0, "tokens per batch (padded source or target, the larger)"},
     {"train.accum_steps", K_INT, OFF(accum_steps), 1, 0, 1, 1 << 16, 0, 0, "micro-batches of train.batch_tokens whose gradients each process sums before one update (the step's micro-batches: this times the number of processes)"},
+    {"train.precision", K_ENUM, OFF(precision), PREC_FP32, 0, 0, 0, "fp32|bf16", 0, "the matrix products of the training passes and the validation loss: fp32 (float), or bf16 (their inputs rounded to bfloat16; the sums, weights, gradients and optimizer state stay float); validation BLEU and translate/eval/score/serve always decode in fp32; a resume may change it"},
     {"train.label_smoothing", K_NUM, OFF(label_smoothing), 0.1, 0, 0, 0.99, 0, 0, "label smoothing rate"},
     {"train.lr_schedule", K_ENUM, OFF(lr_schedule), LR_NOAM, 0, 0, 0, "noam|inverse_sqrt|cosine|linear", 0, "noam: lr_scale*d_model^-0.5*min(s^-0.5, s*warmup^-1.5); inverse_sqrt: lr*min(s/warmup, sqrt(warmup/s)); cosine, linear: lr*s/warmup, then down to 0 one step after train.max_steps, along a half cosine or a line"},
     {"train.lr_scale", K_NUM, OFF(lr_scale), 1.0, 0, 0, 1e6, 0, 0, "noam: multiplier"},

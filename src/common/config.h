@@ -12,6 +12,7 @@ enum { TOK_WORD = 0, TOK_BPE = 1 };
 enum { LR_NOAM = 0, LR_INVSQRT = 1, LR_COSINE = 2, LR_LINEAR = 3 };
 enum { BEST_LOSS = 0, BEST_BLEU = 1 };
 enum { OPT_ADAM = 0, OPT_SGD_MOMENTUM = 1 };   // train.optimizer (src/optim.c)
+enum { PREC_FP32 = 0, PREC_BF16 = 1 };         // train.precision (model_precision_from: model.h's Precision)
 
 typedef struct {
     // model
@@ -36,6 +37,7 @@ typedef struct {
     char *checkpoint_dir;
     int batch_tokens;
     int accum_steps;       // micro-batches per process per update
+    int precision;         // PREC_FP32 | PREC_BF16: the training passes' matrix products
     double label_smoothing;
     int lr_schedule;       // LR_NOAM | LR_INVSQRT | LR_COSINE | LR_LINEAR
     double lr_scale, lr, warmup_steps;

@@ -37,6 +37,8 @@ ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab) {
     return s;
 }
 
+Precision model_precision_from(const Config *c) { return c->precision == PREC_BF16 ? PRECISION_BF16 : PRECISION_FP32; }
+
 static int count_tensor(void *arg, const LayoutTensor *t) {
     (void)t;
     ++*(size_t *)arg;

@@ -10,6 +10,8 @@
 ModelShape model_shape_from(const Config *c, const Tokenizer *t);
 // The same with the vocabulary sizes given (benchmarks on synthetic data).
 ModelShape model_shape_sized(const Config *c, int src_vocab, int tgt_vocab);
+// The precision of the products a config's training passes use (train.precision).
+Precision model_precision_from(const Config *c);
 // The number of reals model_create allocates for s (its nparams, tensor
 // padding included) and the number of tensors, computed without allocating
 // and with every product and sum checked: 0 when the shape is invalid (a size

@@ -53,8 +53,9 @@ void run_write_log(Run *r, double lr, double gnorm, double tok_per_s, double cor
     r->last_loss = loss;
     fprintf(r->log,
             "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.9g, \"nll\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-            "\"tokens_per_s\": %.1f, \"elapsed\": %.3f, \"cpu_cores\": %.2f}\n",
-            r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed, cores);
+            "\"tokens_per_s\": %.1f, \"elapsed\": %.3f, \"cpu_cores\": %.2f, \"precision\": \"%s\"}\n",
+            r->st.step, r->st.epoch, loss, nll, lr, gnorm, tok_per_s, r->st.elapsed, cores,
+            precision_name(r->model.precision));
     fflush(r->log);
     if (!r->quiet)
         printf(exp(nll) < 1e9 ? "%sstep %ld/%d | epoch %ld | loss %.4f | ppl %.2f | lr %.3g | |g| %.3f | %.0f tok/s | cpu %.1f/%d\n"

@@ -32,6 +32,7 @@ char *train_state_to_json(const TrainState *st) {
     cJSON_AddNumberToObject(o, "tokens_seen", (double)st->tokens_seen);
     cJSON_AddNumberToObject(o, "micro_batches", (double)(st->micro_batches > 0 ? st->micro_batches : 1));
     cJSON_AddNumberToObject(o, "processes", (double)(st->processes > 0 ? st->processes : 1));
+    cJSON_AddStringToObject(o, "precision", precision_name(st->precision));
     // cJSON prints 17 significant digits when needed, so doubles round-trip.
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -62,6 +63,15 @@ static int real_or(const cJSON *o, const char *key, double def, double *out, con
     return NMT_OK;
 }
 
+// "fp32" or "bf16"; absent (a checkpoint from before bf16 training) is fp32.
+static int precision_or_fp32(const cJSON *o, Precision *out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "precision");
+    int p = !v ? PRECISION_FP32 : cJSON_IsString(v) ? precision_by_name(v->valuestring) : -1;
+    if (p < 0) return err_set(NMT_ERR_INPUT, "%s: state section: precision is not \"fp32\" or \"bf16\"", path);
+    *out = (Precision)p;
+    return NMT_OK;
+}
+
 int train_state_from_json(TrainState *st, const char *json, const char *path) {
     cJSON *o;
     int rc = json_parse_state(json, path, &o);
@@ -80,6 +90,7 @@ int train_state_from_json(TrainState *st, const char *json, const char *path) {
     if (!rc) rc = count_or(o, "tokens_seen", 0, &st->tokens_seen, path);
     if (!rc) rc = count_or(o, "micro_batches", 1, &st->micro_batches, path);
     if (!rc) rc = count_or(o, "processes", 1, &st->processes, path);
+    if (!rc) rc = precision_or_fp32(o, &st->precision, path);
     cJSON_Delete(o);
     if (rc) return rc;
     if (st->step < 0 || st->epoch < 0 || st->batch_pos < 0)

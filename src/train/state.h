@@ -21,10 +21,11 @@ typedef struct {
     long tokens_seen;          // target tokens trained on
     long micro_batches;        // micro-batches per step (processes x train.accum_steps) of the run so far
     long processes;            // processes that computed them
+    Precision precision;       // of the training passes' products (train.precision) of the run so far
 } TrainState;
 
 // A fresh run's state: step 0, no validation yet (best loss +inf, best BLEU
-// -1), one micro-batch from one process.
+// -1), one micro-batch from one process, fp32.
 void train_state_init(TrainState *st);
 
 // The state as one line of JSON (malloc'ed): every field, doubles to 17
@@ -32,8 +33,9 @@ void train_state_init(TrainState *st);
 char *train_state_to_json(const TrainState *st);
 
 // Parses what train_state_to_json wrote. Absent fields take their defaults
-// (step, epoch and batch_pos are required); counts must be whole numbers in
-// [0, 2^53], reals finite. Errors: NMT_ERR_INPUT "PATH: state section: ...".
+// (step, epoch and batch_pos are required; precision, which older
+// checkpoints lack, fp32); counts must be whole numbers in [0, 2^53], reals
+// finite, precision "fp32" or "bf16". Errors: NMT_ERR_INPUT "PATH: state section: ...".
 int train_state_from_json(TrainState *st, const char *json, const char *path);
 
 // checkpoint_load (io/checkpoint.h), then its state parsed: what a resume,

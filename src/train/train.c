@@ -72,7 +72,10 @@ static int resume_from(Run *r, const char *path, const Config *want) {
     // The config given now wins for the optimizer's settings too (not for which optimizer it is).
     rc = optim_configure(&r->opt, want, path);
     if (rc) return rc;
-    if (config_diff(&r->cfg, want, 0, diff, sizeof diff))
+    // A change of train.precision has a line of its own (take_precision).
+    Config same_precision = *want;  // a shallow copy, only compared
+    same_precision.precision = r->cfg.precision;
+    if (config_diff(&r->cfg, &same_precision, 0, diff, sizeof diff))
         fprintf(stderr, "nmt: resuming with changed settings: %s\n", diff);
     // The config given now wins for everything that may change.
     config_free(&r->cfg);
@@ -129,6 +132,17 @@ static int setup_start(Run *r, const TrainArgs *args, char *last, size_t n, cons
     }
     config_free(&want);
     return rc;
+}
+
+// The run's products are its config's train.precision, also when the
+// checkpoint it resumes from was trained in another (said on stderr).
+static void take_precision(Run *r, const char *from) {
+    Precision p = model_precision_from(&r->cfg);
+    if (from && r->lead && r->st.precision != p)
+        fprintf(stderr, "nmt: resuming %s (trained in %s) in %s\n", from, precision_name(r->st.precision),
+                precision_name(p));
+    r->model.precision = p;
+    r->st.precision = p;
 }
 
 // The largest batch of training or validation: what the activations are sized for.
@@ -200,6 +214,7 @@ static int setup(Run *r, const TrainArgs *args) {
     char last[4200];
     const char *from = NULL;
     int rc = setup_start(r, args, last, sizeof last, &from);
+    if (!rc) take_precision(r, from);
     if (!rc) rc = setup_data(r);
     if (!rc) rc = run_check_same_job(r);
     if (rc) return rc;

@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-// Mean losses over the validation set, in a fixed batch order.
+// Mean losses over the validation set, in a fixed batch order, with the
+// products of the training passes (train.precision).
 static void validate(Run *r, double *loss, double *nll) {
     double ls = 0, nl = 0, tok = 0;
     batcher_set_cursor(&r->vb, 0, 0);
@@ -32,7 +33,12 @@ static int validation_bleu(Run *r, double *bleu) {
     if (r->cfg.valid_bleu_lines > 0 && (size_t)r->cfg.valid_bleu_lines < n) n = (size_t)r->cfg.valid_bleu_lines;
     char **hyp = xcalloc(n + 1, sizeof *hyp);
     DecodeOptions o = decode_defaults();
+    // Decoded as `nmt translate` decodes the saved checkpoint: with float
+    // products, whatever train.precision the passes use.
+    Precision trained = r->model.precision;
+    r->model.precision = PRECISION_FP32;
     int rc = translate_lines(&r->model, &r->tok, r->cfg.max_src_len, r->vsrc, n, &o, r->cfg.valid_src, hyp, NULL, NULL);
+    r->model.precision = trained;
     BleuStats bs;
     bleu_stats_init(&bs, 0);
     for (size_t i = 0; !rc && i < n; i++) rc = bleu_add(&bs, hyp[i], r->vref[i]);
