@@ -121,6 +121,7 @@ test-suite: $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
 	NMT=./$(NMT_BIN) sh tests/cli-checkpoint.sh
 	NMT=./$(NMT_BIN) sh tests/cli-mpi.sh
 	NMT=./$(NMT_BIN) bash tests/cli-serve.sh
+	$(if $(filter 1,$(SANITIZE)),@echo "skipping tests/toy-bf16.sh under the sanitizers (its code runs in the unit tests)",OMP_NUM_THREADS=$(THREADS) NMT=./$(NMT_BIN) sh tests/toy-bf16.sh)
 	@if [ -d ../shared/data/multi30k ]; then NMT=./$(NMT_BIN) DATA=../shared/data/multi30k sh scripts/check-bpe-multi30k.sh; \
 	else echo "skipping the Multi30k BPE round trip: ../shared/data/multi30k not found"; fi
 

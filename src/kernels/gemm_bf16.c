@@ -105,60 +105,93 @@ static TileFn tile_fn(void) {
 // Packing: words of two bf16 (k = 2p low, 2p + 1 high). Past the matrix's
 // edge (rows, columns, an odd K's last pair) the values are zeros.
 
-// Rounds n floats, src[i * stride], to words of two: w[p] holds values 2p and
-// 2p + 1 (zero past n).
-static void round_pairs(uint32_t *restrict w, const real *restrict src, size_t stride, size_t n) {
-    size_t p = 0;
-    if (stride == 1)
-        for (; 2 * p + 1 < n; p++)
-            w[p] = bf16_from_float((float)src[2 * p]) | (uint32_t)bf16_from_float((float)src[2 * p + 1]) << 16;
-    for (; 2 * p < n; p++) {
+// Rounds n values, src[i * stride], to words of two: w[p] holds values 2p and
+// 2p + 1 (zero past n). simd: with AVX2 (the same bits).
+static void round_pairs(uint32_t *restrict w, const real *restrict src, size_t stride, size_t n, int simd) {
+#ifndef NMT_DOUBLE
+    if (simd && stride == 1) {
+        bf16_round_pairs_avx2(w, src, n);
+        return;
+    }
+#else
+    (void)simd;
+#endif
+    for (size_t p = 0; 2 * p < n; p++) {
         uint32_t odd = 2 * p + 1 < n ? bf16_from_float((float)src[(2 * p + 1) * stride]) : 0;
         w[p] = bf16_from_float((float)src[2 * p * stride]) | odd << 16;
     }
 }
 
-// Rounds n floats of two rows, lo[i] and hi[i], to w[i] = (lo, hi) (hi NULL: zeros).
-static void round_interleave(uint32_t *restrict w, const real *restrict lo, const real *restrict hi, size_t n) {
-    if (!hi) {
-        for (size_t i = 0; i < n; i++) w[i] = bf16_from_float((float)lo[i]);
+// Rounds n values of two rows, lo[i] and hi[i], to w[i] = (lo, hi) (hi NULL: zeros).
+static void round_interleave(uint32_t *restrict w, const real *restrict lo, const real *restrict hi, size_t n,
+                             int simd) {
+#ifndef NMT_DOUBLE
+    if (simd) {
+        bf16_round_interleave_avx2(w, lo, hi, n);
         return;
     }
+#else
+    (void)simd;
+#endif
     for (size_t i = 0; i < n; i++)
-        w[i] = bf16_from_float((float)lo[i]) | (uint32_t)bf16_from_float((float)hi[i]) << 16;
+        w[i] = bf16_from_float((float)lo[i]) | (hi ? (uint32_t)bf16_from_float((float)hi[i]) << 16 : 0);
 }
 
 // Micro-panels of op(X), `lanes` (MR or NR) lines of pairs [p0, p0 + np) of
 // k, for lines [i0, i0 + n) of the `lines` op(X) has: panel s at dst + s *
 // lanes * np, word (p, l) at p * lanes + l. trans: op(X)(line, k) = X[k * ld
 // + line], else X[line * ld + k]. K values in all; tmp holds max(np, n) words.
-static void pack(uint32_t *restrict dst, uint32_t *restrict tmp, size_t lanes, const real *X, size_t ld,
-                 int trans, size_t i0, size_t n, size_t lines, size_t p0, size_t np, size_t K) {
-    size_t npanels = ceil_div(n, lanes), k0 = 2 * p0, kn = min_sz(2 * np, K - k0);
-    if (!trans) {  // a line's k values are contiguous: its words, then spread
-        for (size_t l = 0; l < npanels * lanes; l++) {
-            uint32_t *d = dst + (l / lanes) * lanes * np + l % lanes;
-            if (i0 + l >= lines || l >= n) {
-                for (size_t p = 0; p < np; p++) d[p * lanes] = 0;
-                continue;
-            }
-            round_pairs(tmp, X + (i0 + l) * ld + k0, 1, kn);
-            for (size_t p = 0; p < np; p++) d[p * lanes] = tmp[p];
+typedef struct {
+    size_t lanes;
+    const real *X;
+    size_t ld;
+    int trans;
+    size_t lines, K;
+    int simd;
+} PackSrc;
+
+// A line's k values are contiguous: its words, then spread over the panel.
+static void pack_lines(uint32_t *restrict dst, uint32_t *restrict tmp, const PackSrc *x, size_t i0, size_t n,
+                       size_t p0, size_t np) {
+    size_t lanes = x->lanes, k0 = 2 * p0, kn = min_sz(2 * np, x->K - k0);
+    for (size_t l = 0; l < ceil_div(n, lanes) * lanes; l++) {
+        uint32_t *d = dst + (l / lanes) * lanes * np + l % lanes;
+        if (i0 + l >= x->lines || l >= n) {
+            for (size_t p = 0; p < np; p++) d[p * lanes] = 0;
+            continue;
         }
-        return;
+        round_pairs(tmp, x->X + (i0 + l) * x->ld + k0, 1, kn, x->simd);
+        for (size_t p = 0; p < np; p++) d[p * lanes] = tmp[p];
     }
-    size_t valid = min_sz(n, lines - i0);  // a pair's two rows of X, contiguous in lines
+}
+
+// A pair's values are two rows of X, contiguous along the lines: one panel
+// of full width is written in place, others through tmp.
+static void pack_rows(uint32_t *restrict dst, uint32_t *restrict tmp, const PackSrc *x, size_t i0, size_t n,
+                      size_t p0, size_t np) {
+    size_t lanes = x->lanes, npanels = ceil_div(n, lanes), valid = min_sz(n, x->lines - i0);
     for (size_t p = 0; p < np; p++) {
-        size_t k = k0 + 2 * p;
-        if (k < K) round_interleave(tmp, X + k * ld + i0, k + 1 < K ? X + (k + 1) * ld + i0 : NULL, valid);
+        size_t k = 2 * (p0 + p);
+        const real *lo = x->X + k * x->ld + i0, *hi = k + 1 < x->K ? lo + x->ld : NULL;
+        if (npanels == 1 && valid == lanes && k < x->K) {
+            round_interleave(dst + p * lanes, lo, hi, lanes, x->simd);
+            continue;
+        }
+        if (k < x->K) round_interleave(tmp, lo, hi, valid, x->simd);
         for (size_t s = 0; s < npanels; s++) {
             uint32_t *d = dst + s * lanes * np + p * lanes;
             for (size_t l = 0; l < lanes; l++) {
                 size_t i = s * lanes + l;
-                d[l] = k < K && i < valid ? tmp[i] : 0;
+                d[l] = k < x->K && i < valid ? tmp[i] : 0;
             }
         }
     }
+}
+
+static void pack(uint32_t *restrict dst, uint32_t *restrict tmp, const PackSrc *x, size_t i0, size_t n, size_t p0,
+                 size_t np) {
+    if (x->trans) pack_rows(dst, tmp, x, i0, n, p0, np);
+    else pack_lines(dst, tmp, x, i0, n, p0, np);
 }
 
 // ---------------------------------------------------------------------------
@@ -172,22 +205,32 @@ typedef struct {
     size_t njp;     // parts each NC block of columns is cut into
     uint32_t *bpack;
     TileFn tile;
+    PackSrc a, b;  // op(A): lines are rows, MR to a panel; op(B): columns, NR
 } Plan;
 
 // Stores a tile's sums: C = alpha * sum, plus the bias (first block) or
-// beta * C, clamped at zero (last block) when asked: mr x nr of it.
+// beta * C, clamped at zero (last block) when asked: mr x nr of it. (The
+// cases apart, so that each loop is a plain vector loop.)
 static void store_tile(const GemmCall *g, const float *t, size_t i, size_t j, size_t mr, size_t nr, real beta,
                        int first, int last) {
-    const real *bias = first ? g->bias : NULL;
+    const real *bias = first && g->bias ? g->bias + j : NULL;
     int relu = last && g->relu;
+    real alpha = g->alpha;
     for (size_t r = 0; r < mr; r++) {
-        real *c = g->C + (i + r) * g->ldc + j;
-        for (size_t x = 0; x < nr; x++) {
-            real v = g->alpha * (real)t[r * NR + x];
-            if (bias) v = v + bias[j + x];
-            else if (beta != 0) v = beta * c[x] + v;
-            c[x] = relu && !(v > 0) ? 0 : v;
-        }
+        real *restrict c = g->C + (i + r) * g->ldc + j;
+        const float *restrict s = t + r * NR;
+        if (bias)
+            for (size_t x = 0; x < nr; x++) c[x] = alpha * (real)s[x] + bias[x];
+        else if (beta == 1)
+            for (size_t x = 0; x < nr; x++) c[x] = c[x] + alpha * (real)s[x];
+        else if (beta != 0)
+            for (size_t x = 0; x < nr; x++) c[x] = beta * c[x] + alpha * (real)s[x];
+        else if (alpha == 1)
+            for (size_t x = 0; x < nr; x++) c[x] = (real)s[x];
+        else
+            for (size_t x = 0; x < nr; x++) c[x] = alpha * (real)s[x];
+        if (relu)
+            for (size_t x = 0; x < nr; x++) c[x] = c[x] > 0 ? c[x] : 0;
     }
 }
 
@@ -217,8 +260,7 @@ static void run(const Plan *pl, int par) {
         for (size_t b = 0; b < pl->nkb; b++) {
             size_t p0 = pl->np_all * b / pl->nkb, np = pl->np_all * (b + 1) / pl->nkb - p0;
             real beta = b == 0 ? g->beta : 1;  // later K blocks add to C
-#define PACK_B(t) pack(pl->bpack + (t) * NR * np, tmp, NR, g->B, g->ldb, !g->trans_b, jc + (t) * NR, \
-                       min_sz(NR, g->N - jc - (t) * NR), g->N, p0, np, g->K)
+#define PACK_B(t) pack(pl->bpack + (t) * NR * np, tmp, &pl->b, jc + (t) * NR, min_sz(NR, g->N - jc - (t) * NR), p0, np)
             if (par) {
 #pragma omp for schedule(dynamic, 1)
                 for (size_t t = 0; t < npan; t++) PACK_B(t);
@@ -231,7 +273,7 @@ static void run(const Plan *pl, int par) {
     do {                                                                                             \
         size_t ib = (w) / njp, jp = (w) % njp, i0 = ib * pl->mc, mc = min_sz(pl->mc, g->M - i0);     \
         if (packed != ib) {                                                                          \
-            pack(apack, tmp, MR, g->A, g->lda, g->trans_a, i0, mc, g->M, p0, np, g->K);              \
+            pack(apack, tmp, &pl->a, i0, mc, p0, np);                                                \
             packed = ib;                                                                             \
         }                                                                                            \
         compute_item(pl, apack, i0, mc, jc, jp * npan / njp, (jp + 1) * npan / njp, np, beta, b == 0, \
@@ -266,6 +308,9 @@ void gemm_bf16_call(const GemmCall *g) {
         return;
     }
     Plan pl = {.g = g, .np_all = ceil_div(g->K, 2), .tile = tile_fn()};
+    int simd = pl.tile != tile_portable;  // the SIMD kernels' CPUs have AVX2
+    pl.a = (PackSrc){MR, g->A, g->lda, g->trans_a, M, g->K, simd};
+    pl.b = (PackSrc){NR, g->B, g->ldb, !g->trans_b, N, g->K, simd};
     pl.nkb = ceil_div(pl.np_all, KP);
     size_t np_max = ceil_div(pl.np_all, pl.nkb), npan_max = ceil_div(min_sz(NC, N), NR);
     int nt = 1;

@@ -6,6 +6,7 @@
 
 #if !defined(NMT_DOUBLE) && defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include "kernels/bf16.h"
 
 int gemm_bf16_simd_built(void) { return 1; }
 
@@ -73,8 +74,47 @@ gemm_bf16_tile_avx2(size_t np, const uint32_t *a, const uint32_t *b, float *t) {
     for (int j = 0; j < BF16_NR; j += 8) tile_columns_avx2(np, a, b + j, t + j);
     _mm_setcsr(csr);
 }
+
+// bf16_from_float on 8 lanes: each lane's bf16 in its low 16 bits.
+__attribute__((target("avx2"))) static inline __m256i round8(__m256i v) {
+    const __m256i expo = _mm256_set1_epi32(0x7f800000), mag = _mm256_set1_epi32(0x7fffffff);
+    __m256i hi = _mm256_srli_epi32(v, 16);
+    __m256i up = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(hi, _mm256_set1_epi32(1)));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(v, up), 16);
+    __m256i small = _mm256_cmpeq_epi32(_mm256_and_si256(v, expo), _mm256_setzero_si256());
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(v, mag), expo);
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(hi, _mm256_set1_epi32(0x8000)), small);
+    return _mm256_blendv_epi8(r, _mm256_or_si256(hi, _mm256_set1_epi32(0x40)), nan);
+}
+
+__attribute__((target("avx2"))) void bf16_round_pairs_avx2(uint32_t *w, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16, w += 8) {
+        __m256i a = round8(_mm256_loadu_si256((const __m256i *)(src + i)));
+        __m256i b = round8(_mm256_loadu_si256((const __m256i *)(src + i + 8)));
+        // 16-bit values in order: packus interleaves the 128-bit halves
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
+        _mm256_storeu_si256((__m256i *)w, p);
+    }
+    for (; i < n; i += 2, w++) *w = bf16_from_float(src[i]) | (i + 1 < n ? (uint32_t)bf16_from_float(src[i + 1]) << 16 : 0);
+}
+
+__attribute__((target("avx2"))) void bf16_round_interleave_avx2(uint32_t *w, const float *lo, const float *hi,
+                                                                 size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = round8(_mm256_loadu_si256((const __m256i *)(lo + i)));
+        __m256i b = hi ? round8(_mm256_loadu_si256((const __m256i *)(hi + i))) : _mm256_setzero_si256();
+        _mm256_storeu_si256((__m256i *)(w + i), _mm256_or_si256(a, _mm256_slli_epi32(b, 16)));
+    }
+    for (; i < n; i++) w[i] = bf16_from_float(lo[i]) | (hi ? (uint32_t)bf16_from_float(hi[i]) << 16 : 0);
+}
 #else
 int gemm_bf16_simd_built(void) { return 0; }
+void bf16_round_pairs_avx2(uint32_t *w, const float *src, size_t n) { (void)w, (void)src, (void)n; }
+void bf16_round_interleave_avx2(uint32_t *w, const float *lo, const float *hi, size_t n) {
+    (void)w, (void)lo, (void)hi, (void)n;
+}
 void gemm_bf16_tile_avx512(size_t np, const uint32_t *a, const uint32_t *b, float *t) {
     (void)np, (void)a, (void)b, (void)t;
 }

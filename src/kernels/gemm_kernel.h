@@ -32,6 +32,11 @@ enum { BF16_MR = 6, BF16_NR = 32 };
 void gemm_bf16_tile_avx512(size_t np, const uint32_t *a, const uint32_t *b, float *t);
 void gemm_bf16_tile_avx2(size_t np, const uint32_t *a, const uint32_t *b, float *t);
 int gemm_bf16_simd_built(void);  // whether this build has the two above
+// bf16_from_float (bf16.h) with AVX2, 8 values at a time: w[p] = the words of
+// src[2p] (low half) and src[2p + 1] (0 past n); w[i] = the words of lo[i] and
+// hi[i]. For the SIMD kernels; the bits of the plain loops.
+void bf16_round_pairs_avx2(uint32_t *w, const float *src, size_t n);
+void bf16_round_interleave_avx2(uint32_t *w, const float *lo, const float *hi, size_t n);
 
 // gemm_call's bf16 products (gemm_bf16.c).
 struct GemmCall;
