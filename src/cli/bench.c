@@ -32,9 +32,14 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
     // Efficiency against processes that never wait for each other: the share
     // of the step not spent in the sums over processes.
     double eff = 1 - r->ms_phase[BENCH_REDUCE] / r->ms_median;
-    // The fraction of the cores' measured FMA peak at the gemm kernel's width.
+    // The fraction of the cores' measured peak: FMAs at the gemm kernel's
+    // width, or the bf16 dot product for bf16 steps.
+    int bf16 = r->precision == PRECISION_BF16;
     GemmKernel k = gemm_kernel();
-    double peak = bench_peak_gflops(k) * threads * r->processes, frac = peak > 0 ? r->gflops / peak : 0;
+    // (The bf16 kernels without that instruction have no peak of their own.)
+    double one = !bf16 ? bench_peak_gflops(k) : gemm_bf16_kernel() == BF16_KERNEL_AVX512 ? bench_peak_bf16_gflops() : 0;
+    double peak = one * threads * r->processes;
+    double frac = peak > 0 ? r->gflops / peak : 0;
     if (!json_only) {
         printf("nmt   %-6s %d thr %s | B %zu S %zu T %zu V %zu | %.2f ms/step (median of %ld) | %.0f tok/s | "
                "%.2f GFLOP/s | peak RSS %.1f MiB | loss %.4f -> %.4f | fwd %.1f bwd %.1f clip %.1f adam %.1f ms\n",
@@ -42,8 +47,9 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
                r->rss_mib, r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD],
                r->ms_phase[BENCH_CLIP], r->ms_phase[BENCH_UPDATE]);
         if (peak > 0)
-            printf("      gemm kernel %s | %.0f%% of the measured FMA peak at its width (%.0f GFLOP/s for %d core%s)\n",
-                   gemm_kernel_name(k), 100 * frac, peak, threads * r->processes,
+            printf("      %s kernel %s | %.0f%% of the measured %s peak (%.0f GFLOP/s for %d core%s)\n",
+                   bf16 ? "bf16" : "gemm", bf16 ? gemm_bf16_kernel_name(gemm_bf16_kernel()) : gemm_kernel_name(k),
+                   100 * frac, bf16 ? "vdpbf16ps" : "FMA at its width", peak, threads * r->processes,
                    threads * r->processes == 1 ? "" : "s");
         if (r->processes > 1 || r->accum > 1)
             printf("      %d process%s x %d micro-batch%s a step | compute %.1f ms | sum over processes %.1f ms, "
@@ -64,7 +70,7 @@ static void report(const Config *c, const BenchShape *sh, long steps, long warmu
            r->gflops, r->rss_mib, r->rss_per_config ? "config" : "process", r->rss_before_mib, r->alloc_mib,
            r->loss_first, r->loss_last, r->ms_phase[BENCH_FWD], r->ms_phase[BENCH_BWD], r->ms_phase[BENCH_CLIP],
            r->ms_phase[BENCH_UPDATE], r->processes, r->accum, r->ms_phase[BENCH_REDUCE], r->mb_reduced, eff, r->shared_frac,
-           gemm_kernel_name(k), peak, frac);
+           bf16 ? gemm_bf16_kernel_name(gemm_bf16_kernel()) : gemm_kernel_name(k), peak, frac);
     fflush(stdout);
 }
 
