@@ -1,8 +1,9 @@
 #!/bin/sh
 # cli-mpi.sh — training over Open MPI, on this machine only (loopback and
 # shared memory): N ranks with one micro-batch each == one process with
-# train.accum_steps N, bit for bit (losses and weights, dropout on); 2 ranks
-# x accum 2 deterministic and within 1e-5 of one process with 4; a killed rank
+# train.accum_steps N, bit for bit (losses and weights, dropout on; float and
+# bf16 products); 2 ranks x accum 2 deterministic and within 1e-5 of one
+# process with 4; a killed rank
 # ends the job, and rerunning resumes to the uninterrupted weights; a 2-rank
 # checkpoint resumes on 1 process (bit-exact) and on 3 (with a note), and a
 # 1-process checkpoint on 2 ranks (bit-exact); a rank with another config
@@ -77,6 +78,11 @@ trainp 2 np2tied --set model.tie_output=true --set model.shared_vocab=true || ba
 train1 acc2tied --set train.accum_steps=2 --set model.tie_output=true --set model.shared_vocab=true ||
     bad "accum_steps 2 tied: exit $?"
 same_run "$T/np2tied" "$T/acc2tied" "-np 2 vs accum_steps 2, tied and shared embeddings"
+# bf16 products: the same rule, and really another run than the float one.
+trainp 2 np2bf16 --set train.precision=bf16 || bad "-np 2 bf16: exit $?"
+train1 acc2bf16 --set train.accum_steps=2 --set train.precision=bf16 || bad "accum_steps 2 bf16: exit $?"
+same_run "$T/np2bf16" "$T/acc2bf16" "-np 2 vs accum_steps 2, bf16"
+same_weights "$T/np2bf16" "$T/np2" && bad "bf16 run has the float run's weights" || ok
 [ "$(grep -c 'nmt: stopped' "$T/np2.out")" -eq 1 ] && ok || bad "-np 2: the summary is not printed once (rank 0 alone speaks)"
 [ "$(ls "$T/np2" | tr '\n' ' ')" = "last.ckpt step-10.ckpt step-20.ckpt step-30.ckpt step-40.ckpt train.lock train_log.jsonl " ] &&
     ok || bad "-np 2 wrote unexpected files: $(ls "$T/np2" | tr '\n' ' ')"

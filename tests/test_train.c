@@ -142,20 +142,21 @@ Test(train, copy_task_learns_and_decodes_exactly, .timeout = 120) {
     free(dir);
 }
 
-Test(train, same_bits_with_one_and_two_threads, .timeout = 120) {
+// precision: the value of train.precision.
+static void same_bits_with_threads(const char *precision) {
     char *dir = make_tmpdir();
     write_copy_corpus(dir, "train", 400, 12, 10, 21);
     write_config(dir, "");
-    const char *s1[] = {"train.checkpoint_dir=/dev/null"};
-    char d1[512], d2[512];
+    char d1[512], d2[512], prec[64];
     snprintf(d1, sizeof d1, "train.checkpoint_dir=%s/t1", dir);
     snprintf(d2, sizeof d2, "train.checkpoint_dir=%s/t2", dir);
-    s1[0] = d1;
+    snprintf(prec, sizeof prec, "train.precision=%s", precision);
+    const char *s1[] = {d1, prec};
     omp_set_num_threads(1);
-    run_train(dir, s1, 1);
+    run_train(dir, s1, 2);
     s1[0] = d2;
     omp_set_num_threads(2);
-    run_train(dir, s1, 1);
+    run_train(dir, s1, 2);
     char p1[512], p2[512];
     snprintf(p1, sizeof p1, "%s/t1", dir);
     snprintf(p2, sizeof p2, "%s/t2", dir);
@@ -177,19 +178,23 @@ Test(train, same_bits_with_one_and_two_threads, .timeout = 120) {
     free(dir);
 }
 
-Test(train, resume_continues_bit_exactly, .timeout = 120) {
+Test(train, same_bits_with_one_and_two_threads, .timeout = 120) { same_bits_with_threads("fp32"); }
+Test(train, bf16_same_bits_with_one_and_two_threads, .timeout = 120) { same_bits_with_threads("bf16"); }
+
+static void resume_bit_exactly(const char *precision) {
     char *dir = make_tmpdir();
     write_copy_corpus(dir, "train", 300, 12, 10, 31);
     write_config(dir, "");  // dropout on: the resumed run must regenerate the same masks
-    char a[512], b[512];
+    char a[512], b[512], prec[64];
     snprintf(a, sizeof a, "train.checkpoint_dir=%s/full", dir);
     snprintf(b, sizeof b, "train.checkpoint_dir=%s/split", dir);
-    const char *full[] = {a, "train.max_steps=40"};
-    run_train(dir, full, 2);
+    snprintf(prec, sizeof prec, "train.precision=%s", precision);
+    const char *full[] = {a, "train.max_steps=40", prec};
+    run_train(dir, full, 3);
     // Stop at 17 (not a multiple of log_every: the log accumulators must survive), then resume.
-    const char *first[] = {b, "train.max_steps=17"}, *second[] = {b, "train.max_steps=40"};
-    run_train(dir, first, 2);
-    run_train(dir, second, 2);
+    const char *first[] = {b, "train.max_steps=17", prec}, *second[] = {b, "train.max_steps=40", prec};
+    run_train(dir, first, 3);
+    run_train(dir, second, 3);
     char p1[512], p2[512];
     snprintf(p1, sizeof p1, "%s/full", dir);
     snprintf(p2, sizeof p2, "%s/split", dir);
@@ -210,3 +215,6 @@ Test(train, resume_continues_bit_exactly, .timeout = 120) {
     rm_rf(dir);
     free(dir);
 }
+
+Test(train, resume_continues_bit_exactly, .timeout = 120) { resume_bit_exactly("fp32"); }
+Test(train, bf16_resume_continues_bit_exactly, .timeout = 120) { resume_bit_exactly("bf16"); }

@@ -243,7 +243,15 @@ static void compute_item(const Plan *pl, const uint32_t *apack, size_t i0, size_
         size_t j = jc + t * NR, nr = min_sz(NR, g->N - j);
         for (size_t s = 0; s * MR < mc; s++) {
             size_t i = i0 + s * MR, mr = min_sz(MR, g->M - i);
-            pl->tile(np, apack + s * MR * np, pl->bpack + t * NR * np, tile);
+            const uint32_t *ap = apack + s * MR * np, *bp = pl->bpack + t * NR * np;
+#ifndef NMT_DOUBLE
+            if (pl->tile == gemm_bf16_tile_avx512 && mr == MR && nr == NR) {  // the epilogue in registers
+                Bf16Epi e = {g->alpha, beta, first && g->bias ? g->bias + j : NULL, last && g->relu};
+                gemm_bf16_tile_avx512_c(np, ap, bp, g->C + i * g->ldc + j, g->ldc, &e);
+                continue;
+            }
+#endif
+            pl->tile(np, ap, bp, tile);
             store_tile(g, tile, i, j, mr, nr, beta, first, last);
         }
     }

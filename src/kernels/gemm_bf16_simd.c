@@ -14,27 +14,58 @@ int gemm_bf16_simd_built(void) { return 1; }
 // pair's odd product and then its even one to the sum, each rounded to
 // nearest even, with denormal inputs read as zero and denormal results
 // flushed: bf16_step twice.
-__attribute__((target("avx512f,avx512bf16"))) void
-gemm_bf16_tile_avx512(size_t np, const uint32_t *restrict a, const uint32_t *restrict b, float *restrict t) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define DOT_TILE                                                                            \
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00; \
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;               \
+    _Pragma("GCC unroll 4") for (size_t p = 0; p < np; p++) {                               \
+        __m512bh x0 = (__m512bh)_mm512_loadu_si512(b + p * BF16_NR);                        \
+        __m512bh x1 = (__m512bh)_mm512_loadu_si512(b + p * BF16_NR + 16), ar;               \
+        DOT_ROW(0) DOT_ROW(1) DOT_ROW(2) DOT_ROW(3) DOT_ROW(4) DOT_ROW(5)                   \
+    }
 #define DOT_ROW(r)                                                        \
     ar = (__m512bh)_mm512_set1_epi32((int)a[p * BF16_MR + r]);            \
     c##r##0 = _mm512_dpbf16_ps(c##r##0, ar, x0);                          \
     c##r##1 = _mm512_dpbf16_ps(c##r##1, ar, x1);
-#pragma GCC unroll 4
-    for (size_t p = 0; p < np; p++) {
-        __m512bh x0 = (__m512bh)_mm512_loadu_si512(b + p * BF16_NR);
-        __m512bh x1 = (__m512bh)_mm512_loadu_si512(b + p * BF16_NR + 16), ar;
-        DOT_ROW(0) DOT_ROW(1) DOT_ROW(2) DOT_ROW(3) DOT_ROW(4) DOT_ROW(5)
-    }
-#undef DOT_ROW
+
+__attribute__((target("avx512f,avx512bf16"))) void
+gemm_bf16_tile_avx512(size_t np, const uint32_t *restrict a, const uint32_t *restrict b, float *restrict t) {
+    DOT_TILE
 #define STORE_ROW(r)                                       \
     _mm512_storeu_ps(t + r * BF16_NR, c##r##0);            \
     _mm512_storeu_ps(t + r * BF16_NR + 16, c##r##1);
     STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
 #undef STORE_ROW
 }
+
+__attribute__((target("avx512f,avx512bf16"))) void
+gemm_bf16_tile_avx512_c(size_t np, const uint32_t *restrict a, const uint32_t *restrict b, float *restrict c,
+                        size_t ldc, const Bf16Epi *e) {
+    DOT_TILE
+    __m512 va = _mm512_set1_ps(e->alpha), vb = _mm512_set1_ps(e->beta), zero = _mm512_setzero_ps();
+    __m512 bias0 = e->bias ? _mm512_loadu_ps(e->bias) : zero, bias1 = e->bias ? _mm512_loadu_ps(e->bias + 16) : zero;
+#define STORE_ROW(r)                                                                             \
+    {                                                                                            \
+        float *cr = c + r * ldc;                                                                 \
+        __m512 t0 = _mm512_mul_ps(va, c##r##0), t1 = _mm512_mul_ps(va, c##r##1);                 \
+        if (e->bias) {                                                                           \
+            t0 = _mm512_add_ps(t0, bias0);                                                       \
+            t1 = _mm512_add_ps(t1, bias1);                                                       \
+        } else if (e->beta != 0) {                                                               \
+            t0 = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_loadu_ps(cr)), t0);                      \
+            t1 = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_loadu_ps(cr + 16)), t1);                 \
+        }                                                                                        \
+        if (e->relu) { /* max(t, 0) is t > 0 ? t : 0, also for NaN and -0 */                    \
+            t0 = _mm512_max_ps(t0, zero);                                                        \
+            t1 = _mm512_max_ps(t1, zero);                                                        \
+        }                                                                                        \
+        _mm512_storeu_ps(cr, t0);                                                                \
+        _mm512_storeu_ps(cr + 16, t1);                                                           \
+    }
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+#undef STORE_ROW
+}
+#undef DOT_ROW
+#undef DOT_TILE
 
 // The same sums with FMAs: a bf16 is a float's upper half, so a pair's even
 // value is the word shifted left by 16 and its odd one the word with its low
@@ -117,6 +148,10 @@ void bf16_round_interleave_avx2(uint32_t *w, const float *lo, const float *hi, s
 }
 void gemm_bf16_tile_avx512(size_t np, const uint32_t *a, const uint32_t *b, float *t) {
     (void)np, (void)a, (void)b, (void)t;
+}
+void gemm_bf16_tile_avx512_c(size_t np, const uint32_t *a, const uint32_t *b, float *c, size_t ldc,
+                             const Bf16Epi *e) {
+    (void)np, (void)a, (void)b, (void)c, (void)ldc, (void)e;
 }
 void gemm_bf16_tile_avx2(size_t np, const uint32_t *a, const uint32_t *b, float *t) {
     (void)np, (void)a, (void)b, (void)t;

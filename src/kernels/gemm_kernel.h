@@ -30,6 +30,17 @@ int gemm_avx512_built(void);
 // t (row r, column c at t[r*NR + c]) gets the sums over np pairs, from zero.
 enum { BF16_MR = 6, BF16_NR = 32 };
 void gemm_bf16_tile_avx512(size_t np, const uint32_t *a, const uint32_t *b, float *t);
+// The same tile stored straight into C (row stride ldc) with the epilogue in
+// registers: C = alpha * sum, plus bias (when not NULL) or beta * C (when
+// beta != 0), then max(C, 0) when relu — each a separate rounding, as
+// gemm_bf16.c's store_tile does, so the bits are the same.
+typedef struct {
+    float alpha, beta;
+    const float *bias;
+    int relu;
+} Bf16Epi;
+void gemm_bf16_tile_avx512_c(size_t np, const uint32_t *a, const uint32_t *b, float *c, size_t ldc,
+                             const Bf16Epi *e);
 void gemm_bf16_tile_avx2(size_t np, const uint32_t *a, const uint32_t *b, float *t);
 int gemm_bf16_simd_built(void);  // whether this build has the two above
 // bf16_from_float (bf16.h) with AVX2, 8 values at a time: w[p] = the words of
