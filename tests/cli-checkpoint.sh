@@ -227,6 +227,25 @@ if [ $? -eq 0 ] && [ "$(prec_of "$T/bf/last.ckpt")" = bf16 ] && [ "$(records "$T
 else bad "a bf16 run: info says '$(prec_of "$T/bf/last.ckpt")': $(cat "$T/err")"; fi
 if [ "$(prec_of "$CK")" = fp32 ] && [ "$(records "$T/full2" fp32)" -eq "$(grep -c '"loss"' "$T/full2/train_log.jsonl")" ] &&
    [ "$(records "$T/full2" fp32)" -gt 0 ]; then ok; else bad "an fp32 run: info says '$(prec_of "$CK")'"; fi
+# Every bf16 kernel this machine runs gives the same run (losses, weights,
+# Adam's state) as the one nmt chooses; an unknown kernel name exits 2.
+for k in portable avx2 avx512bf16; do
+    NMT_BF16_KERNEL=$k "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/bfk$k" \
+        --set train.max_steps=20 --set train.precision=bf16 --quiet >/dev/null 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -q "not available on this CPU" "$T/err"; then continue; fi  # not this CPU
+    same=1
+    for sec in params adam_m adam_v; do
+        section "$T/bf/last.ckpt" $sec >"$T/a.bin"
+        section "$T/bfk$k/last.ckpt" $sec >"$T/b.bin"
+        { [ -s "$T/a.bin" ] && cmp -s "$T/a.bin" "$T/b.bin"; } || same=0
+    done
+    if [ $rc -eq 0 ] && [ $same -eq 1 ] && [ "$(grep '"loss"' "$T/bf/train_log.jsonl" | sed 's/, "tokens_per_s".*//')" = \
+        "$(grep '"loss"' "$T/bfk$k/train_log.jsonl" | sed 's/, "tokens_per_s".*//')" ]; then ok
+    else bad "NMT_BF16_KERNEL=$k: another run than the default kernel's (exit $rc: $(cat "$T/err"))"; fi
+done
+NMT_BF16_KERNEL=fp16 "$NMT" info "$CK" >/dev/null 2>"$T/err"
+[ $? -eq 2 ] && grep -q "NMT_BF16_KERNEL=fp16: not a bf16 kernel" "$T/err" && ok || bad "NMT_BF16_KERNEL=fp16 not refused"
 # bf16 -> bf16 (nothing to say), fp32 -> bf16 from a middle checkpoint, and
 # bf16 -> fp32 (the config's default).
 "$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/bf" --set train.max_steps=25 \

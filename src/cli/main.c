@@ -82,9 +82,22 @@ static int choose_gemm_kernel(void) {
     return gemm_use_kernel((GemmKernel)k);
 }
 
+// NMT_BF16_KERNEL=portable|avx2|avx512bf16 likewise for the bf16 products.
+static int choose_bf16_kernel(void) {
+    const char *name = getenv("NMT_BF16_KERNEL");
+    if (!name || !*name) return NMT_OK;
+    int k = gemm_bf16_kernel_by_name(name);
+    if (k < 0)
+        return err_set(NMT_ERR_INPUT, "NMT_BF16_KERNEL=%s: not a bf16 kernel (portable, avx2 or avx512bf16)", name);
+    if (!gemm_bf16_kernel_available((Bf16Kernel)k))
+        return err_set(NMT_ERR_INPUT, "NMT_BF16_KERNEL=%s: not available on this CPU or build (it has %s)", name,
+                       gemm_bf16_kernel_name(gemm_bf16_kernel()));
+    return gemm_bf16_use_kernel((Bf16Kernel)k);
+}
+
 int main(int argc, char **argv) {
     prefer_short_spin(argv);
-    if (choose_gemm_kernel()) return cli_finish(NMT_ERR_INPUT);
+    if (choose_gemm_kernel() || choose_bf16_kernel()) return cli_finish(NMT_ERR_INPUT);
     if (argc < 2) {
         fputs(HELP, stderr);
         return NMT_ERR_INPUT;
