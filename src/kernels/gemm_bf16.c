@@ -141,6 +141,7 @@ static void round_interleave(uint32_t *restrict w, const real *restrict lo, cons
 // k, for lines [i0, i0 + n) of the `lines` op(X) has: panel s at dst + s *
 // lanes * np, word (p, l) at p * lanes + l. trans: op(X)(line, k) = X[k * ld
 // + line], else X[line * ld + k]. K values in all; tmp holds max(np, n) words.
+// (The two cases: pack_lines, pack_rows.)
 typedef struct {
     size_t lanes;
     const real *X;
@@ -171,8 +172,8 @@ static void pack_rows(uint32_t *restrict dst, uint32_t *restrict tmp, const Pack
                       size_t p0, size_t np) {
     size_t lanes = x->lanes, npanels = ceil_div(n, lanes), valid = min_sz(n, x->lines - i0);
     for (size_t p = 0; p < np; p++) {
-        size_t k = 2 * (p0 + p);
-        const real *lo = x->X + k * x->ld + i0, *hi = k + 1 < x->K ? lo + x->ld : NULL;
+        size_t k = 2 * (p0 + p);  // k < K, or the zero pair past an odd K
+        const real *lo = k < x->K ? x->X + k * x->ld + i0 : NULL, *hi = k + 1 < x->K ? lo + x->ld : NULL;
         if (npanels == 1 && valid == lanes && k < x->K) {
             round_interleave(dst + p * lanes, lo, hi, lanes, x->simd);
             continue;
