@@ -682,11 +682,18 @@ static void row_product(const GemmCall *g) {
     }
 }
 
+GemmSplit gemm_split(size_t M, size_t npan, double fmas, size_t mr, size_t mc_max) {
+    GemmSplit sp = {1, 0, 1};
+    if (!omp_in_parallel() && fmas >= PAR_MIN_FMAS) sp.nt = omp_get_max_threads();
+    size_t nic = ceil_div(M, mc_max), nt = (size_t)sp.nt;
+    if (nt > 1) nic = ceil_div(nic, nt) * nt;
+    sp.mc = ceil_div(ceil_div(M, nic), mr) * mr;
+    nic = ceil_div(M, sp.mc);
+    while (nt > 1 && nic * sp.njp < 4 * nt && sp.njp < npan) sp.njp++;
+    return sp;
+}
+
 void gemm_call(const GemmCall *call) {
-    if (call->bf16) {
-        gemm_bf16_call(call);
-        return;
-    }
     size_t M = call->M, N = call->N, K = call->K, ldc = call->ldc;
     real beta = call->beta, *C = call->C;
     const real *bias = call->bias;
@@ -698,6 +705,10 @@ void gemm_call(const GemmCall *call) {
                 real t = bias ? bias[j] : beta != 0 ? beta * C[i * ldc + j] : 0;
                 C[i * ldc + j] = relu && !(t > 0) ? 0 : t;
             }
+        return;
+    }
+    if (call->bf16) {
+        gemm_bf16_call(call);
         return;
     }
     if (M == 1 && !bias && !relu) {
@@ -712,19 +723,11 @@ void gemm_call(const GemmCall *call) {
     size_t nc_max = min_sz(NC, N);
     size_t np_max = ceil_div(nc_max, NR);
 
-    int nt = 1;
-    if (!omp_in_parallel() && (double)M * (double)N * (double)K >= PAR_MIN_FMAS)
-        nt = omp_get_max_threads();
-    // Row blocks of at most MC rows, as even as possible and, with several
-    // threads, as many as a multiple of the thread count so that the threads
-    // finish together. (How rows are grouped changes no arithmetic.)
-    size_t nic = ceil_div(M, MC);
-    if (nt > 1) nic = ceil_div(nic, (size_t)nt) * (size_t)nt;
-    g.mc = ceil_div(ceil_div(M, nic), MR) * MR;
-    nic = ceil_div(M, g.mc);
-    // Few row blocks (small M): cut the columns too, for enough work items.
-    g.njp = 1;
-    while (nt > 1 && nic * g.njp < 4 * (size_t)nt && g.njp < np_max) g.njp++;
+    GemmSplit sp = gemm_split(M, np_max, (double)M * (double)N * (double)K, MR, MC);
+    int nt = sp.nt;
+    g.mc = sp.mc;
+    g.njp = sp.njp;
+    size_t nic = ceil_div(M, g.mc);
 
     // With a single row block each B panel is used by one work item only, so
     // packing it does not pay when B's rows already hold its NR values side by

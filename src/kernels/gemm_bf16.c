@@ -9,9 +9,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemm_kernel.h"
 #include "kernels/bf16.h"
-#include "kernels/par.h"
 
-#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -299,37 +297,18 @@ static void run(const Plan *pl, int par) {
     }
 }
 
-// K == 0: C = the bias or beta * C, then the clamp (gemm_call's rule).
-static void empty_sum(const GemmCall *g) {
-    for (size_t i = 0; i < g->M; i++)
-        for (size_t j = 0; j < g->N; j++) {
-            real *c = g->C + i * g->ldc + j;
-            real t = g->bias ? g->bias[j] : g->beta != 0 ? g->beta * *c : 0;
-            *c = g->relu && !(t > 0) ? 0 : t;
-        }
-}
-
 void gemm_bf16_call(const GemmCall *g) {
     size_t M = g->M, N = g->N;
-    if (M == 0 || N == 0) return;
-    if (g->K == 0) {
-        empty_sum(g);
-        return;
-    }
     Plan pl = {.g = g, .np_all = ceil_div(g->K, 2), .tile = tile_fn()};
     int simd = pl.tile != tile_portable;  // the SIMD kernels' CPUs have AVX2
     pl.a = (PackSrc){MR, g->A, g->lda, g->trans_a, M, g->K, simd};
     pl.b = (PackSrc){NR, g->B, g->ldb, !g->trans_b, N, g->K, simd};
     pl.nkb = ceil_div(pl.np_all, KP);
     size_t np_max = ceil_div(pl.np_all, pl.nkb), npan_max = ceil_div(min_sz(NC, N), NR);
-    int nt = 1;
-    if (!omp_in_parallel() && (double)M * (double)N * (double)g->K >= par_min_fmas) nt = omp_get_max_threads();
-    size_t nic = ceil_div(M, MC);  // as gemm.c: even row blocks, a multiple of the threads
-    if (nt > 1) nic = ceil_div(nic, (size_t)nt) * (size_t)nt;
-    pl.mc = ceil_div(ceil_div(M, nic), MR) * MR;
-    nic = ceil_div(M, pl.mc);
-    pl.njp = 1;
-    while (nt > 1 && nic * pl.njp < 4 * (size_t)nt && pl.njp < npan_max) pl.njp++;
+    GemmSplit sp = gemm_split(M, npan_max, (double)M * (double)N * (double)g->K, MR, MC);
+    int nt = sp.nt;
+    pl.mc = sp.mc;
+    pl.njp = sp.njp;
     pl.bpack = gemm_pack_space(1, npan_max * NR * np_max * 4);
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)

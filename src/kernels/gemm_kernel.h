@@ -49,9 +49,22 @@ int gemm_bf16_simd_built(void);  // whether this build has the two above
 void bf16_round_pairs_avx2(uint32_t *w, const float *src, size_t n);
 void bf16_round_interleave_avx2(uint32_t *w, const float *lo, const float *hi, size_t n);
 
-// gemm_call's bf16 products (gemm_bf16.c).
+// gemm_call's bf16 products (gemm_bf16.c), M, N and K all above zero.
 struct GemmCall;
 void gemm_bf16_call(const struct GemmCall *g);
+
+// How a product of M rows, npan column panels and fmas multiply-adds is
+// cut into work items (gemm.c and gemm_bf16.c alike): the threads (1 inside
+// a parallel region or below par.h's threshold), rows per block (at most
+// mc_max, a multiple of mr, as even as possible and, with several threads,
+// as many blocks as a multiple of their count, so that they finish
+// together), and the parts each block of columns is cut into (few row
+// blocks: enough work items). How work is cut changes no arithmetic.
+typedef struct {
+    int nt;
+    size_t mc, njp;
+} GemmSplit;
+GemmSplit gemm_split(size_t M, size_t npan, double fmas, size_t mr, size_t mc_max);
 
 // The calling thread's packing space: at least bytes, 64-byte aligned, kept
 // for its next product; b_side picks one of its two buffers.
