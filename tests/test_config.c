@@ -96,3 +96,83 @@ Test(config, resolved_json_round_trips) {
     config_free(&a);
     config_free(&b);
 }
+
+// data.src_lang / data.tgt_lang: codes as LibreTranslate names them, both or
+// neither, not the same; written back and compared like other keys.
+static void langs_ok(const char *src, const char *tgt) {
+    char s[64], t[64];
+    snprintf(s, sizeof s, "data.src_lang=%s", src);
+    snprintf(t, sizeof t, "data.tgt_lang=%s", tgt);
+    const char *sets[] = {s, t};
+    char buf[512];
+    snprintf(buf, sizeof buf, BASE, "\"train\": {}");
+    Config a, b;
+    err_clear();
+    cr_assert_eq(config_parse(&a, buf, "cfg.json", sets, 2), 0, "%s -> %s: %s", src, tgt, err_msg());
+    cr_assert_str_eq(a.src_lang, src);
+    cr_assert_str_eq(a.tgt_lang, tgt);
+    char *j = config_to_json(&a);
+    cr_assert_eq(config_parse(&b, j, "y", NULL, 0), 0, "%s", err_msg());
+    cr_assert_str_eq(b.src_lang, src);
+    cr_assert_str_eq(b.tgt_lang, tgt);
+    free(j);
+    config_free(&a);
+    config_free(&b);
+}
+
+static void langs_refused(const char *src, const char *tgt, const char *needle) {
+    char s[64], t[64];
+    snprintf(s, sizeof s, "data.src_lang=%s", src);
+    snprintf(t, sizeof t, "data.tgt_lang=%s", tgt);
+    const char *both[] = {s, t};
+    expect_error("\"train\": {}", both, 2, needle);
+}
+
+Test(config, language_codes) {
+    langs_ok("de", "en");
+    langs_ok("pt-BR", "zh-Hans");
+    langs_ok("kab", "es-419");  // ISO 639-3; a region of digits
+    langs_ok("", "");           // not recorded: what the resolved config says then
+    Config c;
+    cr_assert_eq(config_parse(&c, "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\"}}", "x", NULL, 0), 0);
+    cr_assert_str_eq(c.src_lang, "");  // the default
+    cr_assert_str_eq(c.tgt_lang, "");
+    config_free(&c);
+    const char *bad[] = {"e", "deut", "DE", "De", "de-", "de-B", "de-Hansx", "de_DE", "de-B R", "d1", " de", "de ",
+                         "-de", "de-BR-x", "\xc3\xa9n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        langs_refused(bad[i], "en", "--set data.src_lang");
+        cr_assert(strstr(err_msg(), "is not a language code"), "%s", err_msg());
+        langs_refused("en", bad[i], "--set data.tgt_lang");
+    }
+    // In the file, the message names the file and the key.
+    err_clear();
+    cr_assert_eq(config_parse(&c, "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\", \"src_lang\": 7, "
+                              "\"tgt_lang\": \"en\"}}", "cfg.json", NULL, 0), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "cfg.json: data.src_lang"), "%s", err_msg());
+}
+
+Test(config, language_codes_go_together) {
+    const char *src_only[] = {"data.src_lang=de"}, *tgt_only[] = {"data.tgt_lang=en"};
+    expect_error("\"train\": {}", src_only, 1, "data.tgt_lang is missing");
+    expect_error("\"train\": {}", tgt_only, 1, "data.src_lang is missing");
+    langs_refused("de", "de", "data.src_lang and data.tgt_lang are both \"de\"");
+    Config c;
+    err_clear();
+    cr_assert_eq(config_parse(&c, "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\", \"src_lang\": \"de\"}}",
+                              "cfg.json", NULL, 0), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "cfg.json: data.tgt_lang is missing"), "%s", err_msg());
+    // The languages are not model keys: a resume may record or change them.
+    const char *de_en[] = {"data.src_lang=de", "data.tgt_lang=en"};
+    char buf[512];
+    snprintf(buf, sizeof buf, BASE, "\"train\": {}");
+    Config a, b;
+    cr_assert_eq(config_parse(&a, buf, "x", de_en, 2), 0);
+    cr_assert_eq(config_parse(&b, buf, "x", NULL, 0), 0);
+    char diff[256];
+    cr_assert_eq(config_diff(&a, &b, 1, diff, sizeof diff), 0, "%s", diff);
+    cr_assert_eq(config_diff(&a, &b, 0, diff, sizeof diff), 2);
+    cr_assert_str_eq(diff, "data.src_lang, data.tgt_lang");
+    config_free(&a);
+    config_free(&b);
+}

@@ -15,7 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef enum { K_INT, K_NUM, K_BOOL, K_STR, K_ENUM } KeyType;
+// K_LANG: a language code or "", in a char[16] (config_lang_code_ok).
+typedef enum { K_INT, K_NUM, K_BOOL, K_STR, K_ENUM, K_LANG } KeyType;
 
 typedef struct {
     const char *path;      // "section.key"
@@ -55,6 +56,8 @@ static const Key KEYS[] = {
     {"data.bpe_model", K_STR, OFF(bpe_model), 0, "", 0, 0, 0, 0, "bpe: model file, learned if missing (\"\" = <checkpoint_dir>/bpe.model)"},
     {"data.max_src_len", K_INT, OFF(max_src_len), 100, 0, 1, 4096, 0, 0, "training pairs with more source tokens are skipped"},
     {"data.max_tgt_len", K_INT, OFF(max_tgt_len), 100, 0, 1, 4096, 0, 0, "training pairs with more target tokens are skipped"},
+    {"data.src_lang", K_LANG, OFF(src_lang), 0, "", 0, 0, 0, 0, "the source language's code as LibreTranslate names it (ISO 639-1/-3: de, en, pt-BR, zh-Hans; \"\" = not recorded); given with data.tgt_lang"},
+    {"data.tgt_lang", K_LANG, OFF(tgt_lang), 0, "", 0, 0, 0, 0, "the target language's code (as data.src_lang; \"\" = not recorded)"},
     {"train.max_steps", K_INT, OFF(max_steps), 100000, 0, 0, 2e9, 0, 0, "stop after this many optimizer steps"},
     {"train.seed", K_INT, OFF(seed), 1, 0, 0, 2e9, 0, 0, "seeds initialisation, shuffling and dropout"},
     {"train.checkpoint_dir", K_STR, OFF(checkpoint_dir), 0, "checkpoints/run", 0, 0, 0, 0, "where checkpoints and train_log.jsonl go"},
@@ -121,6 +124,7 @@ void config_defaults(Config *c) {
         case K_INT: case K_BOOL: case K_ENUM: *(int *)f = (int)k->def; break;
         case K_NUM: *(double *)f = k->def; break;
         case K_STR: *(char **)f = xstrdup(k->def_str); break;
+        case K_LANG: f[0] = 0; break;
         }
     }
 }
@@ -199,6 +203,14 @@ static int set_value(Config *c, const Key *k, const cJSON *v, const char *who) {
         if (!cJSON_IsString(v)) return err_set(NMT_ERR_INPUT, "%s: expected a string", who);
         free(*(char **)f);
         *(char **)f = xstrdup(v->valuestring);
+        return NMT_OK;
+    case K_LANG:
+        if (!cJSON_IsString(v)) return err_set(NMT_ERR_INPUT, "%s: expected a language code (a string)", who);
+        if (v->valuestring[0] && !config_lang_code_ok(v->valuestring))
+            return err_set(NMT_ERR_INPUT, "%s: \"%.40s%s\" is not a language code (ISO 639-1/-3 as LibreTranslate names "
+                           "them: 2 or 3 lowercase letters, optionally '-' and 2 to 4 letters or digits: de, en, "
+                           "pt-BR, zh-Hans)", who, v->valuestring, strlen(v->valuestring) > 40 ? "..." : "");
+        snprintf(f, sizeof c->src_lang, "%s", v->valuestring);
         return NMT_OK;
     case K_ENUM: {
         int idx = cJSON_IsString(v) ? enum_index(k->choices, v->valuestring) : -1;
@@ -299,7 +311,7 @@ static int apply_set(cJSON *root, const char *set) {
     if (!k) return err_set(NMT_ERR_INPUT, "--set: unknown key '%s'", path);
     const char *text = eq + 1;
     cJSON *val = cJSON_ParseWithOpts(text, NULL, 1);
-    int textual = k->type == K_STR || k->type == K_ENUM;
+    int textual = k->type == K_STR || k->type == K_ENUM || k->type == K_LANG;
     if (val && (textual ? !cJSON_IsString(val) : cJSON_IsObject(val) || cJSON_IsArray(val))) {
         cJSON_Delete(val);
         val = NULL;
@@ -327,6 +339,22 @@ static int apply_set(cJSON *root, const char *set) {
         tok = next;
     }
     return NMT_OK;
+}
+
+static int is_lower(char ch) { return ch >= 'a' && ch <= 'z'; }
+
+static int is_alnum(char ch) {
+    return is_lower(ch) || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+int config_lang_code_ok(const char *s) {
+    size_t n = 0, m = 0;
+    while (is_lower(s[n])) n++;
+    if (n < 2 || n > 3) return 0;
+    if (!s[n]) return 1;
+    if (s[n] != '-') return 0;
+    while (is_alnum(s[n + 1 + m])) m++;
+    return m >= 2 && m <= 4 && !s[n + 1 + m];
 }
 
 // Values that are in range but cannot work.
@@ -382,6 +410,13 @@ static int check_consistency(const Config *c, const Origin *o) {
     if (c->best_metric == BEST_BLEU && c->valid_bleu_lines < 0)
         return err_set(NMT_ERR_INPUT, "%s: train.best_metric \"valid_bleu\" needs train.valid_bleu_lines >= 0",
                        KEYS_("train.best_metric", "train.valid_bleu_lines"));
+    if (!c->src_lang[0] != !c->tgt_lang[0])
+        return err_set(NMT_ERR_INPUT, "%s: %s is missing (data.src_lang and data.tgt_lang are given together)",
+                       KEYS_(c->src_lang[0] ? "data.src_lang" : "data.tgt_lang"),
+                       c->src_lang[0] ? "data.tgt_lang" : "data.src_lang");
+    if (c->src_lang[0] && strcmp(c->src_lang, c->tgt_lang) == 0)
+        return err_set(NMT_ERR_INPUT, "%s: data.src_lang and data.tgt_lang are both \"%s\"",
+                       KEYS_("data.src_lang", "data.tgt_lang"), c->src_lang);
     if (c->batch_tokens < c->max_src_len + 1 || c->batch_tokens < c->max_tgt_len + 1)
         return err_set(NMT_ERR_INPUT, "%s: train.batch_tokens (%d) must exceed data.max_src_len and data.max_tgt_len",
                        KEYS_("train.batch_tokens", "data.max_src_len", "data.max_tgt_len"), c->batch_tokens);
@@ -491,6 +526,7 @@ static cJSON *value_json(const Config *c, const Key *k) {
     case K_NUM: return exact_number(*(const double *)f);
     case K_BOOL: return cJSON_CreateBool(*(const int *)f);
     case K_STR: return cJSON_CreateString(*(char *const *)f);
+    case K_LANG: return cJSON_CreateString(f);
     case K_ENUM: enum_name(k->choices, *(const int *)f, buf, sizeof buf); return cJSON_CreateString(buf);
     }
     return cJSON_CreateNull();
@@ -522,6 +558,7 @@ static int key_equal(const Config *a, const Config *b, const Key *k) {
     case K_INT: case K_BOOL: case K_ENUM: return *(const int *)fa == *(const int *)fb;
     case K_NUM: return *(const double *)fa == *(const double *)fb;
     case K_STR: return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+    case K_LANG: return strcmp(fa, fb) == 0;
     }
     return 1;
 }
@@ -550,6 +587,7 @@ void config_print_keys(void) {
         case K_NUM: snprintf(ty, sizeof ty, "number"); snprintf(def, sizeof def, "%g", k->def); break;
         case K_BOOL: snprintf(ty, sizeof ty, "bool"); snprintf(def, sizeof def, "%s", k->def ? "true" : "false"); break;
         case K_STR: snprintf(ty, sizeof ty, "string"); snprintf(def, sizeof def, "\"%s\"", k->def_str); break;
+        case K_LANG: snprintf(ty, sizeof ty, "language"); snprintf(def, sizeof def, "\"%s\"", k->def_str); break;
         case K_ENUM: snprintf(ty, sizeof ty, "enum"); enum_name(k->choices, (int)k->def, def, sizeof def); break;
         }
         printf("| `%s` | %s | %s | %s |\n", k->path, ty, def, k->help);

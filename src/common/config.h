@@ -31,6 +31,7 @@ typedef struct {
     int min_freq;          // word: drop rarer words to <unk>
     char *bpe_model;       // BPE model path ("" = <checkpoint_dir>/bpe.model)
     int max_src_len, max_tgt_len;
+    char src_lang[16], tgt_lang[16];  // language codes (config_lang_code_ok); "" = not recorded
     // train
     int max_steps, seed, log_every, save_every, keep_last, eval_every;
     int valid_bleu_lines, best_metric, patience;
@@ -75,6 +76,11 @@ char *config_to_json(const Config *c);
 // (empty if none). `model_only` restricts to keys that fix the model's shape or
 // vocabulary. Returns the number of differing keys.
 int config_diff(const Config *a, const Config *b, int model_only, char *buf, size_t n);
+
+// Whether s is a language code as LibreTranslate names them: ISO 639-1/-3,
+// 2 or 3 lowercase ASCII letters, optionally '-' and 2 to 4 ASCII letters or
+// digits ("de", "pt-BR", "zh-Hans"). The empty string is not one.
+int config_lang_code_ok(const char *s);
 
 // Markdown table of every key (type, default, meaning) for the README.
 void config_print_keys(void);
