@@ -100,7 +100,8 @@ $(BUILD)/double/tests/%.o: tests/%.c Makefile
 # The serve queue and its translation job kind need pthreads only (no
 # libmicrohttpd), and so does the request reader: the tests link them too
 # (tests/test_queue.c, test_translate_job.c, test_request.c).
-SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o $(BUILD)/float/serve/request.o $(BUILD)/float/serve/host.o
+SERVE_TEST_OBJ := $(BUILD)/float/serve/queue.o $(BUILD)/float/serve/translate_job.o $(BUILD)/float/serve/request.o $(BUILD)/float/serve/host.o \
+                  $(BUILD)/float/serve/segments.o $(BUILD)/float/serve/access.o
 $(BUILD)/tests: $(TEST_OBJ) $(LIB_OBJ) $(OPT_OBJ) $(SERVE_TEST_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) -lcriterion -lpthread
 $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
@@ -165,7 +166,7 @@ FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -fno-math-errno -fopenmp -march=$(ARCH) -
                 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_NAMES   := checkpoint checkpoint_crc config bpe tokenizer corpus bleu safetensors request
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
-FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o) $(FUZZ_BUILD)/lib/serve/request.o
+FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/lib/%.o) $(FUZZ_BUILD)/lib/serve/request.o $(FUZZ_BUILD)/lib/serve/segments.o
 
 fuzz: fuzz-deps $(FUZZ_BINS)
 

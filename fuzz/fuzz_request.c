@@ -6,12 +6,16 @@
 // before "u0000"), and nothing but whitespace before and after its JSON value
 // (the end found by cJSON's own parse); it has a beam in 1..256, an n-best within it,
 // at most MAX_SENTENCES sentences and MAX_WORK sentences x beam x n-best,
-// sentences that are strings of valid UTF-8 without line breaks and at most
-// MAX_CHARS characters in all; a refused one has status 400 or 413 and a
-// message. Everything is freed (LeakSanitizer).
+// texts that are strings of valid UTF-8 (with line breaks only in
+// LibreTranslate's shape without attention) and at most MAX_CHARS characters
+// in all; a refused one has status 400 or 413 and a message. Each text cut
+// into sentences (serve/segments.c) and put back with every sentence as its
+// own translation gives the text again (plain text), and html cutting never
+// fails. Everything is freed (LeakSanitizer).
 #include "fuzz.h"
 
 #include "serve/request.h"
+#include "serve/segments.h"
 
 enum { MAX_CHARS = 1000, MAX_SENTENCES = 50, MAX_WORK = 400 };
 
@@ -42,6 +46,25 @@ static void check_body(const uint8_t *data, size_t size) {
     cJSON_Delete(again);
 }
 
+// Plain text cut and joined with each sentence as its translation is the text
+// itself; html is cut and joined without trouble.
+static void check_segments(const char *text) {
+    for (int html = 0; html < 2; html++) {
+        Segments g;
+        segments_cut(&g, text, html);
+        char **same = calloc(g.sentences + 1, sizeof *same);
+        size_t k = 0;
+        for (size_t i = 0; i < g.n; i++)
+            if (g.seg[i].sentence) same[k++] = g.seg[i].text;
+        FUZZ_CHECK(k == g.sentences, "%zu sentences counted, %zu found", g.sentences, k);
+        char *back = segments_join(&g, same);
+        FUZZ_CHECK(html || !strcmp(back, text), "plain text not given back: '%s' -> '%s'", text, back);
+        free(back);
+        free(same);
+        segments_free(&g);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Ask a;
     AskLimits lim = {4, MAX_CHARS, MAX_SENTENCES, MAX_WORK};
@@ -57,7 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const char *s = a.lines[i];
             FUZZ_CHECK(s != NULL, "sentence %zu is NULL", i);
             FUZZ_CHECK(utf8_valid(s, strlen(s)), "sentence %zu is not valid UTF-8", i);
-            FUZZ_CHECK(!strpbrk(s, "\r\n"), "sentence %zu has a line break", i);
+            FUZZ_CHECK(!(a.opennmt || a.attention) || !strpbrk(s, "\r\n"), "sentence %zu has a line break", i);
+            check_segments(s);
             for (const char *p = s; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
         }
         FUZZ_CHECK(chars <= MAX_CHARS, "%zu characters accepted", chars);

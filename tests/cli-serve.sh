@@ -34,11 +34,17 @@ JSON
 OMP_NUM_THREADS=2 "$NMT" train --config "$T/cfg.json" --quiet >/dev/null 2>&1 || bad "training the model"
 CK="$T/ck/last.ckpt"
 
-# start_server OUT [options]: starts nmt serve on a free port; sets PID and URL.
+# start_server OUT [options]: starts nmt serve with the reversal model on a free port; sets PID and URL.
+# serve_models OUT [options]: the same with the models the options name.
 start_server() {
     local out=$1
     shift
-    "$NMT" serve --checkpoint "$CK" --port 0 "$@" >"$out" 2>"$out.err" &
+    serve_models "$out" --checkpoint "$CK" "$@"
+}
+serve_models() {
+    local out=$1
+    shift
+    "$NMT" serve --port 0 "$@" >"$out" 2>"$out.err" &
     PID=$!
     PIDS="$PIDS $PID"
     for _ in $(seq 100); do
@@ -82,10 +88,12 @@ expect 400 'malformed JSON' POST /translate $(json '{"q": ')
 printf '{"q": "w1 \377"}' >"$T/req8"
 expect 400 'not valid UTF-8' POST /translate --data-binary @"$T/req8" -H Content-Type:application/json
 expect 400 '\"q\" must be a string or an array' POST /translate $(json '{"q": 3}')
-expect 400 'missing \"q\"' POST /translate $(json '{"text": "w1"}')
+expect 400 'Invalid request: missing q parameter' POST /translate $(json '{"text": "w1"}')
 expect 400 '\"beam\" must be a whole number from 1 to 256' POST /translate $(json '{"q": "w1", "beam": 0}')
 expect 400 'q[1] must be a string' POST /translate $(json '{"q": ["w1", 2]}')
-expect 400 'a line break' POST /translate $(json '{"q": "w1\nw2"}')
+expect 400 'a line break; send one sentence per string when asking for attention' POST /translate \
+    $(json '{"q": "w1\nw2", "attention": true}')
+expect 400 'request[0]: a line break' POST /translate $(json '[{"src": "w1\nw2"}]')
 expect 400 'request[0] must be an object with \"src\"' POST /translate $(json '[3]')
 long=$(printf 'w1 %.0s' $(seq 120))
 expect 413 'more than this server' POST /translate $(json "{\"q\": \"$long\"}")
@@ -105,10 +113,10 @@ expect 405 'use GET' POST /health --data x
 expect 404 'no /nope here' GET /nope
 # ---- a local server is not every web page's: a JSON Content-Type, no cross-origin reading, no paths
 printf '{"q": "w1"}' >"$T/reqplain"
-expect 415 'takes Content-Type: application/json (this request' POST /translate --data-binary @"$T/reqplain" \
+expect 415 "multipart/form-data (this request's Content-Type: text/plain)" POST /translate --data-binary @"$T/reqplain" \
     -H Content-Type:text/plain
-expect 415 "(this request's: none)" POST /translate --data-binary @"$T/reqplain" -H Content-Type:
-expect 415 'application/x-www-form-urlencoded' POST /translate --data-binary @"$T/reqplain"
+expect 415 "(this request's Content-Type: none)" POST /translate --data-binary @"$T/reqplain" -H Content-Type:
+expect 400 'malformed form' POST /translate --data-binary @"$T/reqplain"
 expect 200 '"translatedText":"' POST /translate --data-binary @"$T/reqplain" -H 'Content-Type: application/JSON; charset=utf-8'
 expect 403 'origin http://evil.example may not use this server (--cors-origin)' OPTIONS /translate \
     -H 'Origin: http://evil.example'
@@ -275,6 +283,132 @@ if [ "$refused" = 7 ]; then ok; else bad "a new client while stopping: curl exit
 if [ "$(cat "$T/stopstatus")" = 503 ] && grep -qF 'the server is stopping' "$T/stopout" && [ $rc -eq 0 ] &&
    [ "$ms" -lt 1500 ]; then ok
 else bad "SIGTERM past --stop-timeout: $(cat "$T/stopstatus") $(cat "$T/stopout"), exit $rc after $ms ms"; fi
+
+# ---- LibreTranslate's API: two models in one server (de-en, cs-en), each answering as its own `nmt translate`
+# word_corpus DIR SEED "SOURCE WORDS" "TARGET WORDS": 600 word-for-word pairs (data.src_lang/tgt_lang set by the config)
+word_corpus() {
+    mkdir -p "$1"
+    awk -v seed="$2" -v dir="$1" -v sw="$3" -v tw="$4" 'BEGIN { srand(seed); ns = split(sw, S, " "); split(tw, W, " ")
+        for (i = 0; i < 600; i++) { n = 3 + int(rand() * 6); s = ""; t = ""
+            for (j = 0; j < n; j++) { k = 1 + int(rand() * ns); s = s (j ? " " : "") S[k]; t = t (j ? " " : "") W[k] }
+            print s > (dir "/s.txt"); print t > (dir "/t.txt") } }'
+}
+word_model() {  # word_model DIR SRC TGT
+    cat >"$1/cfg.json" <<JSON
+{"model": {"d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1},
+ "data": {"train_src": "$1/s.txt", "train_tgt": "$1/t.txt", "src_lang": "$2", "tgt_lang": "$3"},
+ "train": {"max_steps": 300, "batch_tokens": 400, "log_every": 100, "warmup_steps": 50, "lr": 0.003, "checkpoint_dir": "$1/ck"}}
+JSON
+    OMP_NUM_THREADS=2 "$NMT" train --config "$1/cfg.json" --quiet >/dev/null 2>&1 || bad "training $1"
+}
+word_corpus "$T/de" 3 "der die das und ist nicht ein eine haus katze hund mann frau kind wasser strasse gross klein schön" \
+    "the the the and is not a a house cat dog man woman child water street big small beautiful"
+word_corpus "$T/cs" 5 "je a v na se že to s z do muž žena dítě voda ulice pes kočka dům velký malý" \
+    "is and in on self that it with from to man woman child water street dog cat house big small"
+word_model "$T/de" de en
+word_model "$T/cs" cs en
+DE="$T/de/ck/last.ckpt" CS="$T/cs/ck/last.ckpt"
+serve_models "$T/srv5" --model "de-en=$DE" --model "cs-en=$CS" --max-chars 2000 || exit 1
+desent="die katze ist nicht gross" cssent="pes je velký a malý"
+dewant=$(printf '%s\n' "$desent" | "$NMT" translate --checkpoint "$DE" --beam 4 2>/dev/null)
+cswant=$(printf '%s\n' "$cssent" | "$NMT" translate --checkpoint "$CS" --beam 4 2>/dev/null)
+if [ -n "$dewant" ] && [ -n "$cswant" ] && [ "$dewant" != "$cswant" ]; then ok
+else bad "the two word models translate too little to tell apart: '$dewant' '$cswant'"; fi
+expect 200 '[{"code":"de","name":"German","targets":["en"]},{"code":"cs","name":"Czech","targets":["en"]},{"code":"en","name":"English","targets":[]}]' GET /languages
+expect 200 '"targets":["en"]' POST /languages
+expect 200 '"source":"cs","target":"en"}]' GET /info
+expect 200 '{"charLimit":2000,' GET /frontend/settings
+expect 200 "{\"translatedText\":\"$dewant\"," POST /translate $(json "{\"q\": \"$desent\", \"source\": \"de\", \"target\": \"en\"}")
+cp "$T/body" "$T/json-answer"
+expect 200 "{\"translatedText\":\"$cswant\"," POST /translate $(json "{\"q\": \"$cssent\", \"source\": \"cs\", \"target\": \"en\"}")
+# a form, url-encoded and multipart (LibreTranslate's page posts FormData), gives the JSON body's answer
+expect 200 "\"translatedText\":\"$dewant\"" POST /translate --data-urlencode "q=$desent" -d source=de -d target=en
+if cmp -s "$T/body" "$T/json-answer"; then ok; else bad "url-encoded form answer: $(cat "$T/body") vs $(cat "$T/json-answer")"; fi
+expect 200 "\"translatedText\":\"$dewant\"" POST /translate -F "q=$desent" -F source=de -F target=en -F api_key=
+if cmp -s "$T/body" "$T/json-answer"; then ok; else bad "multipart form answer: $(cat "$T/body")"; fi
+expect 200 "\"translatedText\":[\"$dewant\",\"$dewant\"]" POST /translate --data-urlencode "q=$desent" \
+    --data-urlencode "q=$desent" -d source=de -d target=en
+expect 200 '"alternatives":["' POST /translate -d q=hund -d source=de -d target=en -d alternatives=2
+expect 400 'malformed form: a file in the form' POST /translate -F "q=@$T/de/s.txt" -F source=de -F target=en
+# "auto": each text's language detected, the text sent to its model
+expect 200 "{\"translatedText\":\"$dewant\",\"detectedLanguage\":{\"confidence\":" POST /translate \
+    $(json "{\"q\": \"$desent\", \"source\": \"auto\", \"target\": \"en\"}")
+grep -qF '"language":"de"}' "$T/body" && ok || bad "auto: $(cat "$T/body")"
+expect 200 "{\"translatedText\":[\"$cswant\",\"$dewant\"],\"detectedLanguage\":[{" POST /translate \
+    $(json "{\"q\": [\"$cssent\", \"$desent\"], \"source\": \"auto\", \"target\": \"en\"}")
+grep -qE '"detectedLanguage":\[\{"confidence":[0-9.]+,"language":"cs"\},\{"confidence":[0-9.]+,"language":"de"\}\]' "$T/body" &&
+    ok || bad "auto, two texts: $(cat "$T/body")"
+expect 200 '"language":"en"}' POST /translate $(json '{"q": "the dog is small", "source": "auto", "target": "en"}')
+grep -qF '{"translatedText":"the dog is small",' "$T/body" && ok || bad "auto, a text in the target: $(cat "$T/body")"
+expect 200 '[{"confidence":' POST /detect $(json "{\"q\": \"$cssent\"}")
+grep -qE '^\[\{"confidence":[0-9.]+,"language":"cs"\},\{"confidence":[0-9.]+,"language":"(de|en)"\},' "$T/body" &&
+    ok || bad "/detect: $(cat "$T/body")"
+expect 200 '"language":"de"}' POST /detect -d "q=$desent"
+# the pair not served, a language not served, a text in the target language, the fields a request needs
+expect 400 'Czech (cs) is not available as a target language from German (de)' POST /translate \
+    $(json '{"q": "hund", "source": "de", "target": "cs"}')
+expect 400 'fr is not supported' POST /translate $(json '{"q": "chat", "source": "fr", "target": "en"}')
+expect 400 'Invalid request: missing target parameter' POST /translate $(json '{"q": "hund", "source": "de"}')
+expect 400 'Invalid request: missing source parameter' POST /translate -d q=hund -d target=en
+expect 400 'Invalid request: missing q parameter' POST /detect $(json '{}')
+expect 200 '{"translatedText":"dog","scores":0' POST /translate $(json '{"q": "dog", "source": "en", "target": "en"}')
+expect 400 '\"format\" must be \"text\" or \"html\"' POST /translate $(json '{"q": "hund", "source": "de", "target": "en", "format": "pdf"}')
+# paragraphs: each line translated on its own, the breaks kept; html: the markup kept, the text between translated
+w1=$(printf 'hund\n' | "$NMT" translate --checkpoint "$DE" --beam 4 2>/dev/null)
+w2=$(printf 'katze\n' | "$NMT" translate --checkpoint "$DE" --beam 4 2>/dev/null)
+expect 200 "{\"translatedText\":\"$w1\\n\\n  $w2\"," POST /translate $(json '{"q": "hund\n\n  katze", "source": "de", "target": "en"}')
+expect 200 "{\"translatedText\":\"<p class=\\\"x\\\">$w1</p><br>$w2<script>var a = 1 < 2;</script>\"," POST /translate \
+    $(json '{"q": "<p class=\"x\">hund</p><br>katze<script>var a = 1 < 2;</script>", "source": "de", "target": "en", "format": "html"}')
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv5): exit $?"
+
+# ---- the page offers the pairs served, and translates with the one chosen (headless Chromium)
+serve_models "$T/srv6" --model "de-en=$DE" --model "cs-en=$CS" || exit 1
+if command -v chromium >/dev/null 2>&1; then
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$T/chromium2" --dump-dom \
+        --virtual-time-budget=10000 "$URL/?source=cs&target=en&q=$(printf '%s' "$cssent" | sed 's/ /%20/g')" >"$T/dom2" 2>/dev/null
+    if grep -qF "<div id=\"translation\">$cswant</div>" "$T/dom2" && grep -qF '<option value="de">German</option>' "$T/dom2" &&
+       grep -qF '<option value="cs">Czech</option>' "$T/dom2"; then ok
+    else bad "the page with two models: $(grep -o '<div id="\(translation\|status\)"[^<]*</div>\|<select[^>]*>.*</select>' "$T/dom2")"; fi
+fi
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv6): exit $?"
+
+# ---- API keys (403 without or with a wrong one) and the request limit per client address (429)
+printf '# keys\nsecret-key-1\n\n  other-key  \n' >"$T/keys"
+serve_models "$T/srv7" --checkpoint "$DE" --api-keys "$T/keys" --req-limit 3 || exit 1
+expect 403 'Please provide an API key' POST /translate $(json '{"q": "hund"}')
+expect 403 'Invalid API key' POST /translate $(json '{"q": "hund", "api_key": "secret-key-2"}')
+expect 403 'Invalid API key' POST /detect -d q=hund -d api_key=secret
+expect 200 '"translatedText":"' POST /translate $(json '{"q": "hund", "api_key": "secret-key-1"}')
+expect 200 '"translatedText":"' POST /translate -d q=hund -d api_key=other-key
+expect 200 '"keyRequired":true' GET /frontend/settings
+expect 200 '"code":"de"' GET /languages
+expect 200 '"translatedText":"' POST /translate $(json '{"q": "hund", "api_key": "secret-key-1"}')
+expect 429 'Slowdown: 3 per 1 minute' POST /translate $(json '{"q": "hund", "api_key": "secret-key-1"}')
+expect 200 '"translatedText":"' POST /translate $(json '{"q": "hund", "api_key": "secret-key-1"}') --interface 127.0.0.2
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv7): exit $?"
+if ! grep -q 'secret-key\|other-key' "$T/srv7" "$T/srv7.err"; then ok; else bad "a key in the server's output"; fi
+
+# ---- refusals at start: the languages of a model, the keys file
+"$NMT" serve --model "de-en=$CS" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF "$CS: the checkpoint translates cs -> en, not de -> en as given" "$T/err"; then ok
+else bad "--model with other languages: $(cat "$T/err")"; fi
+"$NMT" serve --model "de-en=$DE" --model "de-en=$DE" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF "both translate de -> en" "$T/err"; then ok; else bad "a pair twice: $(cat "$T/err")"; fi
+"$NMT" serve --model "de=$DE" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF -- "--model de=$DE: give SRC-TGT=FILE" "$T/err"; then ok; else bad "--model de=: $(cat "$T/err")"; fi
+"$NMT" serve --checkpoint "$DE" --api-keys "$T/nokeys" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF "$T/nokeys: cannot open the API key file" "$T/err"; then ok; else bad "no keys file: $(cat "$T/err")"; fi
+printf '# none\n\n' >"$T/emptykeys"
+"$NMT" serve --checkpoint "$DE" --api-keys "$T/emptykeys" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF "$T/emptykeys: no API key in the file" "$T/err"; then ok; else bad "empty keys file: $(cat "$T/err")"; fi
+# --languages names the pair of a checkpoint that records none (the reversal model)
+start_server "$T/srv8" --languages xx:yy || exit 1
+expect 200 '[{"code":"xx","name":"xx","targets":["yy"]},{"code":"yy","name":"yy","targets":[]}]' GET /languages
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv8): exit $?"
 
 # ---- refusals at start: a bad checkpoint, a bad address
 "$NMT" serve --checkpoint "$T/s.txt" --port 0 >/dev/null 2>"$T/err"

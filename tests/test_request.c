@@ -71,3 +71,31 @@ Test(request, work_is_sentences_beam_nbest) {
     cr_expect_eq(body("{\"q\":\"\",\"nbest\":15}", 0, &a), 413);  // the beam grows to the n-best: 225
     ask_free(&a);
 }
+
+Test(request, libretranslate_fields) {
+    Ask a;
+    cr_expect_eq(body("{\"q\":\"a\\nb\",\"source\":\"de\",\"target\":\"en\",\"format\":\"html\",\"api_key\":\"k\","
+                      "\"alternatives\":2}", 0, &a), 200);
+    cr_expect_str_eq(a.source, "de");
+    cr_expect_str_eq(a.target, "en");
+    cr_expect_str_eq(a.api_key, "k");
+    cr_expect(a.html && a.alternatives);
+    cr_expect_eq(a.nbest, 3);
+    cr_expect_str_eq(a.lines[0], "a\nb");  // a paragraph: cut later (serve/segments.h)
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\",\"source\":null,\"format\":\"text\",\"alternatives\":0}", 0, &a), 200);
+    cr_expect(!a.source && !a.target && !a.html && a.alternatives);
+    cr_expect_eq(a.nbest, 1);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\",\"format\":\"pdf\"}", 0, &a), 400);
+    cr_expect(strstr(a.err, "\"format\" must be \"text\" or \"html\""), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\",\"target\":5}", 0, &a), 400);
+    cr_expect(strstr(a.err, "\"target\" must be a string"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("{\"q\":\"a\\nb\",\"attention\":true}", 0, &a), 400);  // a map is of one sentence
+    cr_expect(strstr(a.err, "when asking for attention"), "%s", a.err);
+    ask_free(&a);
+    cr_expect_eq(body("[{\"src\":\"a\\r\"}]", 0, &a), 400);
+    ask_free(&a);
+}

@@ -4,27 +4,71 @@
 
 #include "serve/serve.h"
 
+#include "common/util.h"
+
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stb/stb_ds.h>
 
 static const char USAGE[] =
-    "usage: nmt serve --checkpoint FILE [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
+    "usage: nmt serve --checkpoint FILE [--languages SRC:TGT] | --model SRC-TGT=FILE...\n"
+    "                 [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
+    "                 [--api-keys FILE] [--req-limit N]\n"
     "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
     "                 [--window-ms MS] [--timeout S] [--request-timeout S]\n"
     "                 [--stop-timeout S] [--max-per-address N] [--cors-origin ORIGIN]... [--int8]\n"
     "  serves translations over HTTP until SIGTERM or SIGINT (which let the requests in flight finish\n"
     "  within --stop-timeout):\n"
-    "  POST /translate {\"q\": \"text\" | [\"text\", ...], \"beam\": K, \"nbest\": N, \"attention\": bool}\n"
-    "  (LibreTranslate's fields; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works), GET /health,\n"
-    "  GET /info, and GET / (a page to try it). Requests that arrive together are decoded together.\n";
+    "  LibreTranslate's API: POST /translate {\"q\": \"text\" | [\"text\", ...], \"source\": \"de\" | \"auto\",\n"
+    "  \"target\": \"en\", \"format\": \"text\" | \"html\", \"alternatives\": N, \"api_key\": \"...\"} (JSON or a form;\n"
+    "  nmt's \"beam\", \"nbest\" and \"attention\" too; OpenNMT-py's [{\"src\": \"text\", \"id\": 100}] also works),\n"
+    "  POST /detect, GET /languages, GET /frontend/settings; and GET /health, GET /info, GET / (a page\n"
+    "  to try it). Requests that arrive together are decoded together, one model at a time.\n";
+
+// --checkpoint (with --languages) and every --model, as the server takes them.
+static int model_specs(const OptSpec *spec, const char *checkpoint, const char *languages, char **models,
+                       ModelSpec **out, char (**codes)[2][LANG_CODE_MAX]) {
+    size_t n = (size_t)arrlen(models) + (checkpoint != NULL);
+    if (!n) return options_error(spec, "a model is required: --checkpoint FILE or --model SRC-TGT=FILE");
+    if (languages && !checkpoint) return options_error(spec, "--languages names the languages of --checkpoint's model");
+    *out = xcalloc(n, sizeof **out);
+    *codes = xcalloc(n, sizeof **codes);
+    size_t k = 0;
+    if (checkpoint) {
+        if (languages && !lang_pair_parse(languages, (*codes)[0][0], (*codes)[0][1]))
+            return options_error(spec, "--languages %s: give two different language codes, SRC:TGT (de:en)", languages);
+        (*out)[k++] = (ModelSpec){(*codes)[0][0], (*codes)[0][1], checkpoint};
+    }
+    for (ptrdiff_t i = 0; i < arrlen(models); i++, k++) {
+        char *eq = strchr(models[i], '=');
+        if (eq) *eq = 0;
+        int ok = eq && eq[1] && lang_pair_parse(models[i], (*codes)[k][0], (*codes)[k][1]);
+        if (eq) *eq = '=';
+        if (!ok) return options_error(spec, "--model %s: give SRC-TGT=FILE (de-en=model.ckpt)", models[i]);
+        (*out)[k] = (ModelSpec){(*codes)[k][0], (*codes)[k][1], eq + 1};
+    }
+    return NMT_OK;
+}
 
 int cli_serve(int argc, char **argv) {
     ServeOptions o = {.host = "127.0.0.1", .port = 8080, .beam = 4, .max_batch = 32, .max_chars = 10000,
                       .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30, .max_per_address = 32,
                       .request_timeout_s = 60, .stop_timeout_s = 10};
     int threads = 0;
+    const char *checkpoint = NULL, *languages = NULL;
+    char **models = NULL;
     const Option opts[] = {
-        {"--checkpoint", OPT_STRING, &o.checkpoint, 0, 0, "FILE", "the model (float or int8) (required)", NULL},
+        {"--checkpoint", OPT_STRING, &checkpoint, 0, 0, "FILE", "the model (float or int8)", NULL},
+        {"--languages", OPT_STRING, &languages, 0, 0, "SRC:TGT",
+         "the languages of --checkpoint's model when its checkpoint records none (de:en)", NULL},
+        {"--model", OPT_STRINGS, &models, 0, 0, "SRC-TGT=FILE",
+         "a model for a language pair (de-en=de-en.ckpt; repeatable: one server, several models)", NULL},
+        {"--api-keys", OPT_STRING, &o.api_keys, 0, 0, "FILE",
+         "API keys, one per line: /translate and /detect then need one (\"api_key\"; else 403)", NULL},
+        {"--req-limit", OPT_INT, &o.req_limit, 0, 1000000, "N",
+         "requests to /translate and /detect a minute from one client address (more: 429; 0: no limit)",
+         OPT_CURRENT},
         {"--host", OPT_STRING, &o.host, 0, 0, "ADDR", "the address to listen on (0.0.0.0: every interface)",
          OPT_CURRENT},
         {"--port", OPT_INT, &o.port, 0, 65535, "P", "the port; 0 picks a free one (printed)", OPT_CURRENT},
@@ -59,12 +103,24 @@ int cli_serve(int argc, char **argv) {
     };
     const OptSpec spec = {"serve", USAGE, opts, sizeof opts / sizeof opts[0], 0, NULL};
     int rc = options_parse(&spec, argc, argv, NULL);
-    if (!rc && !o.checkpoint) rc = options_error(&spec, "--checkpoint FILE is required");
-    if (rc) return options_report(&spec, rc);
+    ModelSpec *specs = NULL;
+    char(*codes)[2][LANG_CODE_MAX] = NULL;
+    if (!rc) rc = model_specs(&spec, checkpoint, languages, models, &specs, &codes);
+    if (rc) {
+        free(specs);
+        free(codes);
+        arrfree(models);
+        return options_report(&spec, rc);
+    }
+    o.models = specs;
+    o.nmodels = (int)arrlen(models) + (checkpoint != NULL);
     if (threads) omp_set_num_threads(threads);
     o.ncors = (int)arrlen(o.cors_origins);
     o.nhosts = (int)arrlen(o.allowed_hosts);
     rc = serve_run(&o);
+    free(specs);
+    free(codes);
+    arrfree(models);
     arrfree(o.cors_origins);
     arrfree(o.allowed_hosts);
     return cli_finish(rc);

@@ -33,15 +33,17 @@ static int int_field(Ask *a, const cJSON *obj, const char *key, int lo, int hi, 
     return 1;
 }
 
-// Sentence i: a string of valid UTF-8 without line breaks; counts its characters.
+// Text i: a string of valid UTF-8 (without line breaks where they cannot be
+// cut); counts its characters.
 static int take_sentence(Ask *a, const cJSON *v, size_t i, const char *what, size_t *chars) {
     if (!cJSON_IsString(v)) return bad(a, 400, "%s[%zu] must be a string", what, i);
     const char *s = v->valuestring;
     size_t len = strlen(s);
     long at = utf8_check(s, len);
     if (at >= 0) return bad(a, 400, "%s[%zu]: invalid UTF-8 at byte %ld", what, i, at);
-    if (strpbrk(s, "\r\n"))
-        return bad(a, 400, "%s[%zu]: a line break; send one sentence per string", what, i);
+    if ((a->opennmt || a->attention) && strpbrk(s, "\r\n"))
+        return bad(a, 400, "%s[%zu]: a line break; send one sentence per string%s", what, i,
+                   a->attention ? " when asking for attention" : "");
     for (size_t k = 0; k < len; k++) *chars += ((unsigned char)s[k] & 0xC0) != 0x80;
     a->lines[i] = s;
     return 1;
@@ -55,6 +57,29 @@ static int within_limits(Ask *a, const AskLimits *lim) {
     if (work > (double)lim->max_work)
         return bad(a, 413, "%zu sentences x beam %d x n-best %d = %.0f, more than this server's budget of %d (--max-work)",
                    a->n, a->beam, a->nbest, work, lim->max_work);
+    return 1;
+}
+
+// A string field or NULL when absent (or JSON null, as some clients send).
+static int str_field(Ask *a, const cJSON *obj, const char *key, const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v)) return 1;
+    if (!cJSON_IsString(v) || utf8_check(v->valuestring, strlen(v->valuestring)) >= 0)
+        return bad(a, 400, "\"%s\" must be a string", key);
+    *out = v->valuestring;
+    return 1;
+}
+
+// LibreTranslate's source, target, format and api_key.
+static int libre_fields(Ask *a, const cJSON *root) {
+    const char *format = NULL;
+    if (!str_field(a, root, "source", &a->source) || !str_field(a, root, "target", &a->target) ||
+        !str_field(a, root, "api_key", &a->api_key) || !str_field(a, root, "format", &format))
+        return 0;
+    if (format && strcmp(format, "text") && strcmp(format, "html"))
+        return bad(a, 400, "Invalid request: \"format\" must be \"text\" or \"html\"");
+    a->html = format && !strcmp(format, "html");
     return 1;
 }
 
@@ -72,7 +97,7 @@ int parse_ask(Ask *a, const cJSON *root, const AskLimits *lim) {
         what = "request";
     } else if (cJSON_IsObject(root)) {
         q = cJSON_GetObjectItemCaseSensitive(root, "q");
-        if (!q) return bad(a, 400, "missing \"q\" (the text to translate)");
+        if (!q) return bad(a, 400, "Invalid request: missing q parameter");
         if (!cJSON_IsString(q) && !cJSON_IsArray(q))
             return bad(a, 400, "\"q\" must be a string or an array of strings");
         a->many = cJSON_IsArray(q);
@@ -81,9 +106,11 @@ int parse_ask(Ask *a, const cJSON *root, const AskLimits *lim) {
         if (!int_field(a, root, "alternatives", 0, 255, 0, &alternatives)) return 0;
         if (!int_field(a, root, "nbest", 1, 256, alternatives + 1, &a->nbest)) return 0;
         if (a->nbest > a->beam) a->beam = a->nbest;  // n hypotheses need a beam of n
+        a->alternatives = cJSON_GetObjectItemCaseSensitive(root, "alternatives") != NULL;
         const cJSON *att = cJSON_GetObjectItemCaseSensitive(root, "attention");
         if (att && !cJSON_IsBool(att)) return bad(a, 400, "\"attention\" must be true or false");
         a->attention = cJSON_IsTrue(att);
+        if (!libre_fields(a, root)) return 0;
     } else {
         return bad(a, 400, "the body must be a JSON object ({\"q\": ...}) or array ([{\"src\": ...}])");
     }
@@ -117,18 +144,29 @@ static long nul_escape(const char *s, size_t len) {
     return -1;
 }
 
-int parse_body(Ask *a, const char *body, size_t len, const AskLimits *lim) {
-    memset(a, 0, sizeof *a);
+int parse_json_body(const char *body, size_t len, cJSON **root, char *err, size_t errlen) {
+    *root = NULL;
     if (!body) body = "";
     long at = utf8_check(body, len);
-    if (at >= 0) return bad(a, 400, "the body is not valid UTF-8 (byte %ld)", at);
     const char *nul = memchr(body, 0, len);
-    if (nul) return bad(a, 400, "a NUL byte in the body (byte %ld)", (long)(nul - body));
-    if ((at = nul_escape(body, len)) >= 0) return bad(a, 400, "a NUL character (\\u0000) in the body (byte %ld)", at);
     size_t where;
-    int kind = json_parse_whole(body, len, &a->root, &where);
-    if (kind == JSON_MALFORMED) return bad(a, 400, "malformed JSON (byte %zu)", where);
-    if (kind == JSON_TRAILING) return bad(a, 400, "malformed JSON: more after the value (byte %zu)", where);
+    if (at >= 0) snprintf(err, errlen, "the body is not valid UTF-8 (byte %ld)", at);
+    else if (nul) snprintf(err, errlen, "a NUL byte in the body (byte %ld)", (long)(nul - body));
+    else if ((at = nul_escape(body, len)) >= 0) snprintf(err, errlen, "a NUL character (\\u0000) in the body (byte %ld)", at);
+    else {
+        int kind = json_parse_whole(body, len, root, &where);
+        if (kind == JSON_WHOLE) return 1;
+        snprintf(err, errlen, kind == JSON_MALFORMED ? "malformed JSON (byte %zu)" : "malformed JSON: more after the value (byte %zu)", where);
+    }
+    return 0;
+}
+
+int parse_body(Ask *a, const char *body, size_t len, const AskLimits *lim) {
+    memset(a, 0, sizeof *a);
+    if (!parse_json_body(body, len, &a->root, a->err, sizeof a->err)) {
+        a->status = 400;
+        return 0;
+    }
     return parse_ask(a, a->root, lim);
 }
 

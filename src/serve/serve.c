@@ -5,7 +5,10 @@
 #include "serve/queue.h"
 #include "serve/listen.h"
 #include "serve/request.h"
-#include "serve/translate_job.h"
+#include "serve/libre.h"
+#include "serve/models.h"
+#include "serve/access.h"
+#include "serve/form.h"
 #include "serve/watchdog.h"
 #include "serve/host.h"
 
@@ -14,7 +17,8 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
-#include <math.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,8 +37,8 @@ enum { MAX_CONNECTIONS = 256 };
 typedef struct {
     const ServeOptions *o;
     ServeQueue *q;
-    Loaded l;                 // the model, its tokenizer and config
-    JobEnv env;               // what its jobs run on (l's model, the limits)
+    Served models;            // the models, their tokenizers and configs
+    Access *access;           // API keys and the request limit
     size_t body_cap;          // bytes of a request body (JSON for max_chars characters, escaped)
     pthread_mutex_t mu;
     int in_flight;            // requests received and not yet answered
@@ -106,10 +110,9 @@ static enum MHD_Result reply_error(const Server *s, struct MHD_Connection *con, 
 
 // ---------------------------------------------------------------- /info
 
-static cJSON *info_json(Server *s) {
-    const ModelShape *m = &s->l.m.s;
-    size_t sentences, batches;
-    queue_counts(s->q, &sentences, &batches);
+// One model's part of /info.
+static cJSON *model_json(const ServedModel *sm) {
+    const ModelShape *m = &sm->l.m.s;
     cJSON *j = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(j, "model");
     cJSON_AddNumberToObject(model, "d_model", m->d_model);
     cJSON_AddNumberToObject(model, "heads", m->heads);
@@ -119,15 +122,27 @@ static cJSON *info_json(Server *s) {
     cJSON_AddStringToObject(model, "norm", m->pre_norm ? "pre" : "post");
     cJSON_AddStringToObject(model, "positions", m->relative ? "relative" : "sinusoidal");
     cJSON_AddNumberToObject(model, "attention_window", m->window);
-    cJSON_AddNumberToObject(model, "parameters", (double)s->l.m.nparams);
+    cJSON_AddNumberToObject(model, "parameters", (double)sm->l.m.nparams);
     cJSON *voc = cJSON_AddObjectToObject(j, "vocabulary");
-    cJSON_AddStringToObject(voc, "tokenizer", s->l.t.kind == TOK_BPE ? "bpe" : "word");
+    cJSON_AddStringToObject(voc, "tokenizer", sm->l.t.kind == TOK_BPE ? "bpe" : "word");
     cJSON_AddNumberToObject(voc, "source", m->src_vocab);
     cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
-    const char *slash = strrchr(s->o->checkpoint, '/');  // the file's name, not where it lives
-    cJSON_AddStringToObject(j, "checkpoint", slash ? slash + 1 : s->o->checkpoint);
-    cJSON_AddNumberToObject(j, "step", (double)s->l.step);
-    cJSON_AddBoolToObject(j, "quantized", s->l.m.quant != NULL);
+    const char *slash = strrchr(sm->path, '/');  // the file's name, not where it lives
+    cJSON_AddStringToObject(j, "checkpoint", slash ? slash + 1 : sm->path);
+    cJSON_AddNumberToObject(j, "step", (double)sm->l.step);
+    cJSON_AddBoolToObject(j, "quantized", sm->l.m.quant != NULL);
+    if (sm->src[0]) cJSON_AddStringToObject(j, "source", sm->src);
+    if (sm->src[0]) cJSON_AddStringToObject(j, "target", sm->tgt);
+    return j;
+}
+
+// GET /info: the first model's fields at the top (as with one model), every
+// model under "models", and the server's settings.
+static cJSON *info_json(Server *s) {
+    size_t sentences, batches;
+    queue_counts(s->q, &sentences, &batches);
+    cJSON *j = model_json(&s->models.m[0]), *models = cJSON_AddArrayToObject(j, "models");
+    for (size_t i = 0; i < s->models.n; i++) cJSON_AddItemToArray(models, model_json(&s->models.m[i]));
     cJSON *srv = cJSON_AddObjectToObject(j, "server");
     cJSON_AddNumberToObject(srv, "beam", s->o->beam);
     cJSON_AddNumberToObject(srv, "max_batch", s->o->max_batch);
@@ -136,74 +151,33 @@ static cJSON *info_json(Server *s) {
     cJSON_AddNumberToObject(srv, "max_work", s->o->max_work);
     cJSON_AddNumberToObject(srv, "request_timeout_s", s->o->request_timeout_s);
     cJSON_AddNumberToObject(srv, "window_ms", s->o->window_ms);
+    cJSON_AddBoolToObject(srv, "api_keys", access_keys_required(s->access));
+    cJSON_AddNumberToObject(srv, "req_limit", access_req_limit(s->access));
     cJSON_AddNumberToObject(srv, "sentences_decoded", (double)sentences);
     cJSON_AddNumberToObject(srv, "batches_decoded", (double)batches);
     return j;
 }
 
-// ---------------------------------------------------------------- /translate
-
-static cJSON *attention_json(const AttnMap *m) {
+// GET /frontend/settings, as LibreTranslate's page reads it.
+static cJSON *settings_json(Server *s) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddItemToObject(j, "source", cJSON_CreateStringArray(m->cols, (int)m->S));
-    cJSON_AddItemToObject(j, "target", cJSON_CreateStringArray(m->rows, (int)m->T));
-    float *mean = attention_map_mean(m);
-    cJSON *w = cJSON_AddArrayToObject(j, "weights");
-    for (size_t t = 0; t < m->T; t++) {
-        cJSON *row = cJSON_CreateArray();
-        for (size_t s = 0; s < m->S; s++)
-            cJSON_AddItemToArray(row, cJSON_CreateNumber(round((double)mean[t * m->S + s] * 1e4) / 1e4));
-        cJSON_AddItemToArray(w, row);
+    cJSON_AddNumberToObject(j, "charLimit", s->o->max_chars);
+    cJSON_AddNumberToObject(j, "frontendTimeout", 500);
+    cJSON_AddBoolToObject(j, "apiKeys", access_keys_required(s->access));
+    cJSON_AddBoolToObject(j, "keyRequired", access_keys_required(s->access));
+    cJSON_AddBoolToObject(j, "suggestions", 0);
+    cJSON_AddBoolToObject(j, "filesTranslation", 0);
+    cJSON_AddArrayToObject(j, "supportedFilesFormat");
+    cJSON *lang = cJSON_AddObjectToObject(j, "language");
+    const ServedModel *m = &s->models.m[0];
+    const char *codes[2] = {m->src, m->tgt};
+    const char *sides[2] = {"source", "target"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *side = cJSON_AddObjectToObject(lang, sides[k]);
+        cJSON_AddStringToObject(side, "code", codes[k]);
+        cJSON_AddStringToObject(side, "name", lang_name(codes[k]));
     }
-    free(mean);
     return j;
-}
-
-// Sentence i's part of a LibreTranslate response, added under each key of obj
-// (as the value itself for one sentence, appended to arrays for several).
-static void add_sentence(cJSON *obj, const Ask *a, const TranslateJob *j, size_t i) {
-    size_t nb = (size_t)a->nbest;
-    cJSON *items[5] = {cJSON_CreateString(j->texts[i * nb]), cJSON_CreateNumber(j->scores[i * nb]), NULL, NULL, NULL};
-    const char *keys[5] = {"translatedText", "scores", "alternatives", "alternative_scores", "attention"};
-    if (nb > 1) {
-        items[2] = cJSON_CreateArray();
-        items[3] = cJSON_CreateArray();
-        for (size_t k = 1; k < nb; k++) {
-            cJSON_AddItemToArray(items[2], cJSON_CreateString(j->texts[i * nb + k]));
-            cJSON_AddItemToArray(items[3], cJSON_CreateNumber(j->scores[i * nb + k]));
-        }
-    }
-    if (a->attention) items[4] = attention_json(&j->maps[i]);
-    for (int k = 0; k < 5; k++) {
-        if (!items[k]) continue;
-        if (!a->many) {
-            cJSON_AddItemToObject(obj, keys[k], items[k]);
-            continue;
-        }
-        cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, keys[k]);
-        if (!arr) arr = cJSON_AddArrayToObject(obj, keys[k]);
-        cJSON_AddItemToArray(arr, items[k]);
-    }
-}
-
-static cJSON *response_json(const Ask *a, const TranslateJob *j) {
-    if (!a->opennmt) {
-        cJSON *obj = cJSON_CreateObject();
-        if (a->many && a->n == 0) cJSON_AddArrayToObject(obj, "translatedText");
-        for (size_t i = 0; i < a->n; i++) add_sentence(obj, a, j, i);
-        return obj;
-    }
-    cJSON *outer = cJSON_CreateArray(), *inner = cJSON_CreateArray();
-    for (size_t i = 0; i < a->n; i++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "src", a->lines[i]);
-        cJSON_AddStringToObject(e, "tgt", j->texts[i]);
-        cJSON_AddNumberToObject(e, "n_best", 1);
-        cJSON_AddNumberToObject(e, "pred_score", j->scores[i]);
-        cJSON_AddItemToArray(inner, e);
-    }
-    cJSON_AddItemToArray(outer, inner);
-    return outer;
 }
 
 // application/json, perhaps with parameters (; charset=utf-8). A page of another
@@ -221,56 +195,138 @@ static int client_gone(void *arg) {
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-// The answer to a job done or cancelled (why: JOB_...).
-static enum MHD_Result answer(Server *s, struct MHD_Connection *con, const Ask *a, const TranslateJob *j, int why) {
-    if (why)
-        fprintf(stderr, "nmt serve: a request of %zu sentences %s (%zu decoded)\n", a->n, j->job.error, j->job.from);
-    if (why == JOB_GONE) return MHD_NO;  // nobody to answer: close
-    if (why == JOB_DEADLINE)
+// The client's address as text (for --req-limit).
+static void client_address(struct MHD_Connection *con, char *out, size_t len) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    snprintf(out, len, "?");
+    if (sa && sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+// The body read into a JSON value: JSON as sent, a form's fields as the JSON
+// object they stand for. NULL after answering when it cannot be read.
+static cJSON *read_body(Server *s, struct MHD_Connection *con, const Request *r, const char *path,
+                        enum MHD_Result *rc) {
+    const char *type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
+    char err[300];
+    cJSON *root = NULL;
+    if (json_type(type)) {
+        if (!parse_json_body(r->body, r->len, &root, err, sizeof err))
+            *rc = reply_error(s, con, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
+        return root;
+    }
+    if (form_type(type)) {
+        root = form_fields(con, r->body ? r->body : "", r->len, err, sizeof err);
+        if (!root) *rc = reply_error(s, con, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
+        return root;
+    }
+    *rc = reply_error(s, con, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                      "POST %s takes application/json, application/x-www-form-urlencoded or multipart/form-data "
+                      "(this request's Content-Type: %.100s)", path, type ? type : "none");
+    return NULL;
+}
+
+// The API key and the request limit, as LibreTranslate checks them: 1 to go
+// on, 0 after answering 403 or 429. The key is never printed.
+static int admitted(Server *s, struct MHD_Connection *con, const cJSON *root, enum MHD_Result *rc) {
+    const cJSON *key = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "api_key") : NULL;
+    if (!access_key_ok(s->access, cJSON_IsString(key) ? key->valuestring : NULL)) {
+        *rc = reply_error(s, con, MHD_HTTP_FORBIDDEN, NULL,
+                          key ? "Invalid API key" : "Please provide an API key (this server requires one: api_key)");
+        return 0;
+    }
+    char addr[64];
+    client_address(con, addr, sizeof addr);
+    if (!access_take(s->access, addr, now_seconds())) {
+        *rc = reply_error(s, con, MHD_HTTP_TOO_MANY_REQUESTS, NULL, "Slowdown: %d per 1 minute",
+                          access_req_limit(s->access));
+        return 0;
+    }
+    return 1;
+}
+
+// The answer to a request decoded, refused or cancelled.
+static enum MHD_Result answer(Server *s, struct MHD_Connection *con, LibreReply *lr) {
+    if (lr->cancel)
+        fprintf(stderr, "nmt serve: a request of %zu sentences %s (%zu decoded)\n", lr->sentences, lr->why, lr->decoded);
+    if (lr->cancel == JOB_GONE) return MHD_NO;  // nobody to answer: close
+    if (lr->cancel == JOB_DEADLINE)
         return reply_error(s, con, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
                            "the request took more than %g s (--request-timeout); its decoding was stopped",
                            s->o->request_timeout_s);
-    if (why == JOB_STOPPING)
+    if (lr->cancel == JOB_STOPPING)
         return reply_error(s, con, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
                            "the server is stopping; the request was not finished");
-    if (j->job.rc) return reply_error(s, con, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", j->job.error);
-    return reply_json(s, con, MHD_HTTP_OK, response_json(a, j));
+    if (lr->status != 200) return reply_error(s, con, lr->status, NULL, "%s", lr->error);
+    cJSON *json = lr->json;
+    lr->json = NULL;
+    return reply_json(s, con, MHD_HTTP_OK, json);
 }
 
 static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Request *r) {
     const ServeOptions *o = s->o;
-    const char *type = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
-    if (!json_type(type))
-        return reply_error(s, con, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
-                           "POST /translate takes Content-Type: application/json (this request's: %s)",
-                           type ? type : "none");
+    enum MHD_Result rc = MHD_NO;
+    cJSON *root = read_body(s, con, r, "/translate", &rc);
+    if (!root) return rc;
+    if (!admitted(s, con, root, &rc)) {
+        cJSON_Delete(root);
+        return rc;
+    }
     AskLimits lim = {o->beam, o->max_chars, o->max_sentences, o->max_work};
-    Ask a;
-    enum MHD_Result rc;
-    if (!parse_body(&a, r->body, r->len, &lim)) {
+    Ask a = {.root = root};
+    if (!parse_ask(&a, root, &lim)) {
         rc = reply_error(s, con, a.status, NULL, "%s", a.err);
     } else {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci ? ci->connect_fd : -1;
-        TranslateJob j;
-        translate_job_init(&j, &s->env, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
-        queue_post(s->q, &j.job);
-        int why = queue_wait_for(s->q, &j.job, r->t0 + o->request_timeout_s, fd >= 0 ? client_gone : NULL, &fd);
-        rc = answer(s, con, &a, &j, why);
-        translate_job_free(&j);
+        LibreCtx c = {&s->models, s->q, o->max_sentences, o->max_work, r->t0 + o->request_timeout_s,
+                      fd >= 0 ? client_gone : NULL, &fd};
+        LibreReply lr;
+        libre_translate(&c, &a, &lr);
+        rc = answer(s, con, &lr);
+        cJSON_Delete(lr.json);
     }
     ask_free(&a);
     return rc;
 }
 
+static size_t characters(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+// POST /detect {"q": "text"}.
+static enum MHD_Result detect(Server *s, struct MHD_Connection *con, const Request *r) {
+    enum MHD_Result rc = MHD_NO;
+    cJSON *root = read_body(s, con, r, "/detect", &rc);
+    if (!root) return rc;
+    if (admitted(s, con, root, &rc)) {
+        const cJSON *q = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "q") : NULL;
+        if (!q) rc = reply_error(s, con, MHD_HTTP_BAD_REQUEST, NULL, "Invalid request: missing q parameter");
+        else if (!cJSON_IsString(q) || utf8_check(q->valuestring, strlen(q->valuestring)) >= 0)
+            rc = reply_error(s, con, MHD_HTTP_BAD_REQUEST, NULL, "\"q\" must be a string");
+        else if (characters(q->valuestring) > (size_t)s->o->max_chars)
+            rc = reply_error(s, con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "more than this server's %d characters (--max-chars)",
+                             s->o->max_chars);
+        else rc = reply_json(s, con, MHD_HTTP_OK, libre_detect(&s->models, q->valuestring));
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 // OPTIONS: a browser asking whether another origin may post; yes only for --cors-origin's.
-static enum MHD_Result preflight(Server *s, struct MHD_Connection *con, const char *url) {
+static enum MHD_Result preflight(Server *s, struct MHD_Connection *con, const char *allow) {
     const char *origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
     if (origin && !allowed_origin(s, con))
         return reply_error(s, con, MHD_HTTP_FORBIDDEN, NULL, "origin %.200s may not use this server (--cors-origin)",
                            origin);
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(r, "Allow", strcmp(url, "/translate") ? "GET, HEAD, OPTIONS" : "POST, OPTIONS");
+    char methods[64];
+    snprintf(methods, sizeof methods, "%s, OPTIONS", allow);
+    MHD_add_response_header(r, "Allow", methods);
     add_cors(s, con, r);
     if (origin) {
         MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
@@ -282,30 +338,52 @@ static enum MHD_Result preflight(Server *s, struct MHD_Connection *con, const ch
     return rc;
 }
 
+// The paths served and the methods each takes (GET includes HEAD).
+static const struct {
+    const char *path, *allow;
+} PATHS[] = {{"/translate", "POST"},        {"/detect", "POST"},  {"/languages", "GET, HEAD, POST"},
+             {"/frontend/settings", "GET, HEAD"}, {"/health", "GET, HEAD"}, {"/info", "GET, HEAD"},
+             {"/", "GET, HEAD"}};
+
+// Whether the list "GET, HEAD" names method.
+static int allows(const char *list, const char *method) {
+    size_t n = strlen(method);
+    for (const char *p = list; (p = strstr(p, method)); p += n)
+        if ((p == list || p[-1] == ' ') && (!p[n] || p[n] == ',')) return 1;
+    return 0;
+}
+
+static enum MHD_Result get(Server *s, struct MHD_Connection *con, const char *url) {
+    if (!strcmp(url, "/")) return reply(s, con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
+    if (!strcmp(url, "/info")) return reply_json(s, con, MHD_HTTP_OK, info_json(s));
+    if (!strcmp(url, "/languages")) return reply_json(s, con, MHD_HTTP_OK, served_languages(&s->models));
+    if (!strcmp(url, "/frontend/settings")) return reply_json(s, con, MHD_HTTP_OK, settings_json(s));
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "ok");
+    return reply_json(s, con, MHD_HTTP_OK, j);
+}
+
 static enum MHD_Result route(Server *s, struct MHD_Connection *con, const char *url, const char *method,
                              const Request *r) {
-    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     if (r->too_large)
         return reply_error(s, con, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes", s->body_cap);
     const char *host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Host");
     if (!host_allowed(host, s->o->host, s->o->allowed_hosts, s->o->nhosts))
         return reply_error(s, con, MHD_HTTP_FORBIDDEN, NULL,
                            "the Host header does not name this server (see --allowed-host)");
-    int known = !strcmp(url, "/translate") || !strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info");
-    if (known && !strcmp(method, "OPTIONS")) return preflight(s, con, url);
-    if (!strcmp(url, "/translate")) {
-        if (!post) return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s /translate: use POST", method);
-        return translate(s, con, r);
-    }
-    if (!strcmp(url, "/") || !strcmp(url, "/health") || !strcmp(url, "/info")) {
-        if (!get) return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
-        if (!strcmp(url, "/")) return reply(s, con, MHD_HTTP_OK, "text/html; charset=utf-8", SERVE_PAGE, NULL);
-        if (!strcmp(url, "/info")) return reply_json(s, con, MHD_HTTP_OK, info_json(s));
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "status", "ok");
-        return reply_json(s, con, MHD_HTTP_OK, j);
-    }
-    return reply_error(s, con, MHD_HTTP_NOT_FOUND, NULL, "no %s here (try POST /translate, GET /health, /info or /)", url);
+    size_t p = 0, npaths = sizeof PATHS / sizeof PATHS[0];
+    while (p < npaths && strcmp(url, PATHS[p].path)) p++;
+    if (p == npaths)
+        return reply_error(s, con, MHD_HTTP_NOT_FOUND, NULL,
+                           "no %s here (try POST /translate or /detect, GET /languages, /health, /info or /)", url);
+    if (!strcmp(method, "OPTIONS")) return preflight(s, con, PATHS[p].allow);
+    const char *m = !strcmp(method, "HEAD") ? "GET" : method;
+    if (!allows(PATHS[p].allow, m))
+        return reply_error(s, con, MHD_HTTP_METHOD_NOT_ALLOWED, PATHS[p].allow, "%s %s: use %s", method, url,
+                           PATHS[p].allow);
+    if (!strcmp(url, "/translate")) return translate(s, con, r);
+    if (!strcmp(url, "/detect")) return detect(s, con, r);
+    return get(s, con, url);
 }
 
 // libmicrohttpd calls this once when the headers are in, once per piece of
@@ -434,12 +512,37 @@ static void stop_serving(Server *s, struct MHD_Daemon *daemon, int sig, const si
     MHD_stop_daemon(daemon);  // closes what is left (clients still sending) and joins its threads
 }
 
+// One line per model served, on stdout once listening.
+static void announce(const Server *s) {
+    const ServeOptions *o = s->o;
+    printf("nmt serve: listening on http://%s%s%s:%u (beam %d, batches of up to %d%s%s)\n",
+           strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", s->port, o->beam, o->max_batch,
+           access_keys_required(s->access) ? ", API keys required" : "", o->req_limit ? ", a request limit" : "");
+    for (size_t i = 0; i < s->models.n; i++) {
+        const ServedModel *m = &s->models.m[i];
+        printf("nmt serve: %s -> %s: %s (step %ld%s)\n", m->src[0] ? m->src : "?", m->tgt[0] ? m->tgt : "?", m->path,
+               m->l.step, m->l.m.quant ? ", int8" : "");
+    }
+    if (!s->models.m[0].src[0])
+        printf("nmt serve: the checkpoint records no languages: GET /languages lists none (--languages SRC:TGT names them)\n");
+    fflush(stdout);
+}
+
+// Loads the models and reads the keys; nothing is left when one fails.
+static int open_server(Server *s, const ServeOptions *o) {
+    memset(s, 0, sizeof *s);
+    s->o = o;
+    s->body_cap = (size_t)o->max_chars * 12 + 65536;  // a character is at most 12 bytes escaped (\uXXXX\uXXXX)
+    s->access = access_open(o->api_keys, o->req_limit, 4096);
+    if (!s->access) return err_code();
+    int rc = served_load(&s->models, o->models, (size_t)o->nmodels, o->int8, o->max_batch, o->beam);
+    if (rc) access_close(s->access);
+    return rc;
+}
+
 int serve_run(const ServeOptions *o) {
     Server s;
-    memset(&s, 0, sizeof s);
-    s.o = o;
-    s.body_cap = (size_t)o->max_chars * 12 + 65536;  // a character is at most 12 bytes escaped (\uXXXX\uXXXX)
-    int rc = checkpoint_load_decoding(&s.l, o->checkpoint, o->int8);
+    int rc = open_server(&s, o);
     if (rc) return rc;
     // SIGTERM and SIGINT are taken by sigwait below: blocked before any thread starts.
     sigset_t stop;
@@ -449,16 +552,11 @@ int serve_run(const ServeOptions *o) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
-    // A call decodes at most what max_batch sentences of the default beam do: a larger beam, fewer sentences.
-    s.env = (JobEnv){&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam};
     s.q = queue_start(o->window_ms / 1e3);
     s.wd = watchdog_start(o->timeout_s);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {
-        printf("nmt serve: listening on http://%s%s%s:%u (%s, step %ld%s; beam %d, batches of up to %d)\n",
-               strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", s.port,
-               o->checkpoint, s.l.step, s.l.m.quant ? ", int8" : "", o->beam, o->max_batch);
-        fflush(stdout);
+        announce(&s);
         int sig = 0;
         sigwait(&stop, &sig);
         stop_serving(&s, daemon, sig, &stop);
@@ -472,6 +570,7 @@ int serve_run(const ServeOptions *o) {
     queue_stop(s.q);
     watchdog_stop(s.wd);
     pthread_mutex_destroy(&s.mu);
-    loaded_free(&s.l);
+    served_free(&s.models);
+    access_close(s.access);
     return rc;
 }

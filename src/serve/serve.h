@@ -27,8 +27,14 @@
 #ifndef NMT_SERVE_H
 #define NMT_SERVE_H
 
+#include "serve/models.h"
+
 typedef struct {
-    const char *checkpoint, *host;
+    const ModelSpec *models;  // what to serve: each a checkpoint and its language pair
+    int nmodels;
+    const char *api_keys;     // a file of API keys (one per line), or NULL: none needed
+    int req_limit;            // requests a minute from one client address (0: no limit)
+    const char *host;
     int port;               // 0: any free port (printed)
     int beam;               // default beam size (a request may ask for another)
     int int8;               // quantize the weights at load
