@@ -5,7 +5,9 @@
 # nmt builds and runs without it (make MPI=0). gnuplot draws the training
 # curves (scripts/plot-log.sh; `make run` draws the toy run's). libmicrohttpd
 # is nmt serve's HTTP library; curl and (headless) chromium are what the
-# server's tests talk to it with.
+# server's tests talk to it with, and Node.js with npm runs two published
+# LibreTranslate client libraries against it (tests/libre-clients/, installed
+# from npm at the versions its package-lock.json pins).
 # `install-deps.sh fuzz` also installs what `make fuzz` needs: clang, its
 # libFuzzer and sanitizer runtimes (libclang-rt-dev; clang itself does not pull
 # them in) and its OpenMP runtime (libomp-dev), all for Debian's default clang.
@@ -21,9 +23,16 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "install-deps: installing:$missing"
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+CLIENTS="$(dirname "$0")/../tests/libre-clients"
+if [ ! -d "$CLIENTS/node_modules" ]; then
+    echo "install-deps: npm ci in tests/libre-clients"
+    npm ci --prefix "$CLIENTS" --no-audit --no-fund --silent
+fi

@@ -330,6 +330,16 @@ expect 200 "\"translatedText\":[\"$dewant\",\"$dewant\"]" POST /translate --data
     --data-urlencode "q=$desent" -d source=de -d target=en
 expect 200 '"alternatives":["' POST /translate -d q=hund -d source=de -d target=en -d alternatives=2
 expect 400 'malformed form: a file in the form' POST /translate -F "q=@$T/de/s.txt" -F source=de -F target=en
+# two published LibreTranslate client libraries (npm), unchanged (tests/libre-clients/)
+CLIENTS="$(dirname "$0")/libre-clients"
+if command -v node >/dev/null 2>&1 && [ -d "$CLIENTS/node_modules" ]; then
+    timeout 30 node "$CLIENTS/clients.mjs" "$URL" cs en "$cssent" >"$T/clients" 2>&1
+    timeout 30 node "$CLIENTS/clients.mjs" "$URL" auto en "$desent" >>"$T/clients" 2>&1
+    printf 'libretranslate: %s\ntranslate: %s\nlibretranslate: %s\n' "$cswant" "$cswant" "$dewant" >"$T/clients.want"
+    if cmp -s "$T/clients" "$T/clients.want"; then ok; else bad "LibreTranslate clients: $(cat "$T/clients")"; fi
+else
+    bad "node or tests/libre-clients/node_modules missing (scripts/install-deps.sh installs them)"
+fi
 # "auto": each text's language detected, the text sent to its model
 expect 200 "{\"translatedText\":\"$dewant\",\"detectedLanguage\":{\"confidence\":" POST /translate \
     $(json "{\"q\": \"$desent\", \"source\": \"auto\", \"target\": \"en\"}")
