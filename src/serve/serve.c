@@ -180,8 +180,10 @@ static cJSON *settings_json(Server *s) {
     return j;
 }
 
-// application/json, perhaps with parameters (; charset=utf-8). A page of another
-// origin can post text/plain or a form without asking first (no preflight).
+// application/json, perhaps with parameters (; charset=utf-8). Forms are read
+// too, as LibreTranslate reads them: a page of another origin can post one
+// without asking first, but cannot read the answer (no CORS for it), and
+// what it can make the server do is bounded like any client's.
 static int json_type(const char *type) {
     if (!type) return 0;
     while (*type == ' ') type++;

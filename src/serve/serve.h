@@ -1,20 +1,25 @@
-// serve/serve.h — `nmt serve`: a translation server over HTTP (libmicrohttpd).
-//   POST /translate  LibreTranslate's request {"q": "text" | ["text", ...],
-//                    "beam": K, "nbest": N (or "alternatives": N - 1),
-//                    "attention": bool} -> {"translatedText", "scores",
-//                    ["alternatives", "alternative_scores"], ["attention"]};
-//                    or OpenNMT-py's [{"src": "...", "id": 100}, ...] ->
+// serve/serve.h — `nmt serve`: a translation server over HTTP (libmicrohttpd)
+// that speaks LibreTranslate's API (libre.h), for one or several models
+// (models.h), all decoded by the queue's one thread (queue.h).
+//   POST /translate  LibreTranslate's request, JSON or a form (form.h) ->
+//                    {"translatedText", ...} (libre.h); or OpenNMT-py's
+//                    [{"src": "...", "id": 100}, ...] ->
 //                    [[{"src", "tgt", "n_best", "pred_score"}, ...]]
-//   GET /health      {"status": "ok"} (once the model is loaded)
-//   GET /info        the model, its checkpoint's file name, the server's settings
+//   POST /detect     {"q": "text"} -> [{"confidence", "language"}, ...]
+//   GET /languages   [{"code", "name", "targets"}, ...] (POST too, as LibreTranslate)
+//   GET /frontend/settings  what LibreTranslate's page reads
+//   GET /health      {"status": "ok"} (once the models are loaded)
+//   GET /info        the models, their checkpoints' file names, the server's settings
 //   OPTIONS          a browser's preflight: only origins given by cors_origins
 //                    are answered with Access-Control-Allow-Origin (as on
 //                    every response); no origin is by default
 //   GET /            a page to try it (src/serve/page.html)
+// /translate and /detect need an API key when api_keys names a file (403),
+// and count against req_limit per client address (429; access.h).
 // Errors, each with {"error": "..."}: 400 malformed JSON (or more after it),
 // invalid UTF-8, a NUL, a bad field; 413 more than max_chars characters,
 // max_sentences sentences or max_work sentences x beam x n-best; 415 a body
-// not declared application/json; 403 a preflight from an origin not allowed,
+// neither JSON nor a form; 403 a preflight from an origin not allowed,
 // or a Host header that does not name this server (host.h: DNS rebinding);
 // 404 unknown path; 405 wrong method; 503 a request not answered within
 // request_timeout_s (its decoding stopped); 408 (then closed) a request that
