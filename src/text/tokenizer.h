@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include "common/config.h"
+#include "text/langid.h"
 
 typedef struct Vocab Vocab;
 typedef struct Bpe Bpe;
@@ -14,6 +15,11 @@ typedef struct {
     int kind;             // TOK_WORD | TOK_BPE
     Vocab *vocab[2];      // word: per side (the same pointer when shared)
     Bpe *bpe;             // bpe: one joint model for both sides
+    // Character n-gram profiles of each side's training text (text/langid.h),
+    // for telling which side's language a text is in; both or neither (NULL:
+    // a checkpoint from before them). Kept apart from the serialized form
+    // above: a checkpoint's "langid" section (tokenizer_profiles_to_text).
+    LangProfile *src_profile, *tgt_profile;
 } Tokenizer;
 
 // From the config's training data (word), or the BPE model file, learned (and,
@@ -35,6 +41,14 @@ char *tokenizer_decode(const Tokenizer *t, const int *ids, size_t n);
 // One buffer holding everything (stored in checkpoints). Caller frees.
 char *tokenizer_serialize(const Tokenizer *t, size_t *len);
 int tokenizer_deserialize(Tokenizer *t, const char *buf, size_t len, const char *what);
+// The two profiles as one text (a checkpoint's "langid" section, export's
+// "nmt.langid" metadata): "nmt-langid-pair SRC_LEN TGT_LEN\n", then the
+// source's and the target's langid_to_text. NULL (and *len 0) when the
+// tokenizer has no profiles. Caller frees.
+char *tokenizer_profiles_to_text(const Tokenizer *t, size_t *len);
+// Sets t's profiles from such a text (untrusted; not NUL-terminated): else
+// NMT_ERR_INPUT "WHAT: ..." (naming the profile) and t's profiles unchanged.
+int tokenizer_profiles_from_text(Tokenizer *t, const char *buf, size_t len, const char *what);
 void tokenizer_free(Tokenizer *t);
 
 #endif
