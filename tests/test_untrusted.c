@@ -602,24 +602,11 @@ Test(untrusted, state_with_bytes_after_its_json) {
 
 // ---------------------------------------------------------------- languages and language profiles
 
-// A tiny checkpoint with the languages de -> en and language profiles, as a
-// fresh training run writes them; x (may be NULL) gets its sections.
+// The tiny checkpoint with languages and profiles (write_tiny_languages);
+// x (may be NULL) gets its sections.
 static const char *with_languages(Secs *x) {
     const char *path = tmp_path("lang.ckpt");
-    write_tiny(path, K_WORD, NULL, NULL);
-    Config c;
-    Tokenizer t;
-    Model m;
-    Optimizer o;
-    TrainState st;
-    cr_assert_eq(train_state_load(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
-    snprintf(c.src_lang, sizeof c.src_lang, "de");
-    snprintf(c.tgt_lang, sizeof c.tgt_lang, "en");
-    const char *de[] = {"Ein Hund läuft über die Straße.", "Zwei Kinder spielen."}, *en[] = {"A dog runs.", "Two kids."};
-    t.src_profile = langid_build(de, 2);
-    t.tgt_profile = langid_build(en, 2);
-    cr_assert_eq(train_state_save(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
-    optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
+    write_tiny_languages(path);
     if (x) read_secs(path, x);
     return path;
 }
