@@ -28,10 +28,11 @@ int export_safetensors(const char *in, const char *out);
 // config and the tokenizer from its metadata, or the config from config_path
 // when given (its model keys must agree with the file's tensors), the weights
 // and the step the metadata names; nmt.langid's profiles, and nmt.src_lang and
-// nmt.tgt_lang when the config has no languages (checked as the config's). Every tensor the model needs must be there
-// with its shape, nothing else, every value finite; the tokenizer as the
-// config describes it (checkpoint_check_tokenizer); nmt.step, when there, a
-// count from 0 to 10^15 - 1 (what the checkpoint's state holds exactly).
+// nmt.tgt_lang when the config has no languages (checked as the config's).
+// Every tensor the model needs must be there with its shape, nothing else,
+// every value finite; the tokenizer as the config describes it
+// (checkpoint_check_tokenizer); nmt.step, when there, a count from 0 to
+// 10^15 - 1 (what the checkpoint's state holds exactly).
 // The round trip is exact.
 // On error *l is left empty.
 int import_safetensors(const char *in, const char *config_path, Loaded *l);
