@@ -3,9 +3,10 @@
 # (1 and 2 threads), SIGINT saves and exits 0, every section's corruption and
 # truncation is caught, a kill during a save leaves last.ckpt loadable, a run
 # cannot be resumed with another optimizer, averaging copies of one
-# checkpoint returns its weights, and a checkpoint and the log say the
+# checkpoint returns its weights, a checkpoint and the log say the
 # train.precision of their run (fp32 for checkpoints from before the key), which
-# a resume may change. Run by `make test`.
+# a resume may change, and the languages and language profiles are carried
+# along. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 . "$(dirname "$0")/ckpt-lib.sh"
@@ -109,7 +110,7 @@ if [ $st -eq 0 ] && [ -n "$step" ] && [ "$step" -ge 20 ]; then ok; else bad "SIG
 
 # Corruption: a flipped byte in, or a truncation inside, every section.
 "$NMT" info "$CK" | awk '/^  [a-z_]+ +offset/ { print $1, $3, $5 }' >"$T/sections"
-[ "$(wc -l <"$T/sections")" -eq 7 ] || bad "expected 7 sections, got $(wc -l <"$T/sections")"
+[ "$(wc -l <"$T/sections")" -eq 8 ] || bad "expected 8 sections, got $(wc -l <"$T/sections")"
 while read -r name off size; do
     cp "$CK" "$T/flip.ckpt"
     pos=$((off + size / 2))
@@ -282,6 +283,39 @@ if [ "$(section "$T/old.ckpt" state | grep -c precision)$(section "$T/old.ckpt" 
     --set train.precision=bf16 --quiet >/dev/null 2>"$T/err"
 if [ $? -eq 0 ] && grep -q "^nmt: resuming $T/old.ckpt (trained in fp32) in bf16$" "$T/err" &&
    [ "$(prec_of "$T/oldr/last.ckpt")" = bf16 ]; then ok; else bad "an old checkpoint resumed in bf16: $(cat "$T/err")"; fi
+
+# Languages (data.src_lang, data.tgt_lang) and the language profiles (the
+# langid section, built at a fresh start; tests/test_untrusted.c and
+# test_export.c have the refusals): nmt info shows them; a resume carries the
+# profiles and may record or change the languages (said as a changed
+# setting); average, quantize and export/import keep both.
+langs() { "$NMT" info "$1" 2>&1 | sed -n 's/^languages: //p'; }
+if [ "$(langs "$CK")" = "not recorded" ] && "$NMT" info "$CK" | grep -q '^language profiles: source and target'; then ok
+else bad "a run without languages: $("$NMT" info "$CK" 2>&1 | grep -i lang)"; fi
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/lang" --set train.max_steps=2 \
+    --set data.src_lang=de --set data.tgt_lang=en --quiet >/dev/null 2>"$T/err"
+if [ $? -eq 0 ] && [ "$(langs "$T/lang/last.ckpt")" = "de -> en" ]; then ok; else bad "languages de -> en: $(cat "$T/err")"; fi
+section "$T/lang/last.ckpt" langid >"$T/lid"
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/lang" --set train.max_steps=4 \
+    --set data.src_lang=pt-BR --set data.tgt_lang=zh-Hans --quiet >/dev/null 2>"$T/err"
+st=$?
+section "$T/lang/last.ckpt" langid >"$T/lid2"
+if [ $st -eq 0 ] && grep -q "^nmt: resuming with changed settings: data.src_lang, data.tgt_lang, train.max_steps$" "$T/err" &&
+   [ "$(langs "$T/lang/last.ckpt")" = "pt-BR -> zh-Hans" ] && [ -s "$T/lid" ] && cmp -s "$T/lid" "$T/lid2"; then ok
+else bad "a resume changing the languages: $(cat "$T/err")"; fi
+"$NMT" average --output "$T/lavg.ckpt" "$T/lang/last.ckpt" "$T/lang/last.ckpt" >/dev/null 2>"$T/err" &&
+"$NMT" quantize --checkpoint "$T/lang/last.ckpt" --output "$T/lq.ckpt" >/dev/null 2>>"$T/err" &&
+"$NMT" export --checkpoint "$T/lang/last.ckpt" --output "$T/l.safetensors" 2>>"$T/err" &&
+"$NMT" import --input "$T/l.safetensors" --output "$T/limp.ckpt" >/dev/null 2>>"$T/err"
+st=$?
+for f in lavg lq limp; do
+    section "$T/$f.ckpt" langid >"$T/lid3"
+    if [ $st -eq 0 ] && [ "$(langs "$T/$f.ckpt")" = "pt-BR -> zh-Hans" ] && cmp -s "$T/lid" "$T/lid3"; then ok
+    else bad "$f.ckpt lost the languages or profiles: $(cat "$T/err")"; fi
+done
+"$NMT" train --config "$T/cfg.json" --set train.checkpoint_dir="$T/never" --set data.src_lang=de --dry-run >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q -- "--set data.src_lang: data.tgt_lang is missing" "$T/err"; then ok
+else bad "data.src_lang alone: $(cat "$T/err")"; fi
 
 # Never lose good work (tests/test_safety.c has the rest): a second run on one
 # checkpoint_dir exits 2 naming the directory and the holder's pid, and a

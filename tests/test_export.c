@@ -114,13 +114,13 @@ typedef struct {
     StFile f;
     StTensor *t;
     float **owned;
-    StMeta meta[4];
+    StMeta meta[8];
     size_t nmeta;
 } Edit;
 
-static void edit_open_kind(Edit *e, int kind) {
-    const char *ck = tmp_path("a.ckpt"), *st = tmp_path("a.safetensors");
-    write_tiny(ck, kind, NULL, NULL);
+// The file exported from checkpoint ck, opened for editing.
+static void edit_open_file(Edit *e, const char *ck) {
+    const char *st = tmp_path("a.safetensors");
     cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
     memset(e, 0, sizeof *e);
     cr_assert_eq(st_read(&e->f, st), NMT_OK, "%s", err_msg());
@@ -133,8 +133,16 @@ static void edit_open_kind(Edit *e, int kind) {
         arrput(e->owned, copy);
         arrput(e->t, t);
     }
-    const char *keys[] = {"format", "nmt.config", "nmt.tokenizer", "nmt.step"};
-    for (size_t i = 0; i < 4; i++) e->meta[e->nmeta++] = (StMeta){keys[i], st_meta(&e->f, keys[i])};
+    const char *keys[] = {"format", "nmt.config", "nmt.tokenizer", "nmt.step", "nmt.src_lang", "nmt.tgt_lang",
+                          "nmt.langid"};
+    for (size_t i = 0; i < 7; i++)
+        if (st_meta(&e->f, keys[i])) e->meta[e->nmeta++] = (StMeta){keys[i], st_meta(&e->f, keys[i])};
+}
+
+static void edit_open_kind(Edit *e, int kind) {
+    const char *ck = tmp_path("a.ckpt");
+    write_tiny(ck, kind, NULL, NULL);
+    edit_open_file(e, ck);
 }
 
 static void edit_open(Edit *e) { edit_open_kind(e, K_WORD); }
@@ -448,4 +456,91 @@ Test(export, write_that_does_not_load_back_keeps_the_output) {
     free(kept);
     cr_assert_eq(dir_entries(), before, "a file was left beside user.ckpt");
     loaded_free(&l);
+}
+
+// ---------------------------------------------------------------- languages
+
+// The metadata value of key (which must be there), to change in place.
+static StMeta *edit_meta(Edit *e, const char *key) {
+    for (size_t i = 0; i < e->nmeta; i++)
+        if (strcmp(e->meta[i].key, key) == 0) return &e->meta[i];
+    cr_assert_fail("no metadata %s", key);
+    return NULL;
+}
+
+static void edit_drop_meta(Edit *e, const char *key) {
+    StMeta *m = edit_meta(e, key);
+    *m = e->meta[--e->nmeta];
+}
+
+static void edit_open_languages(Edit *e) {
+    const char *ck = tmp_path("lang.ckpt");
+    write_tiny_languages(ck);
+    edit_open_file(e, ck);
+}
+
+Test(export, languages_and_profiles_round_trip) {
+    const char *ck = tmp_path("lang.ckpt"), *st = tmp_path("a.safetensors"), *back = tmp_path("b.ckpt");
+    write_tiny_languages(ck);
+    cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
+    StFile f;
+    cr_assert_eq(st_read(&f, st), NMT_OK, "%s", err_msg());
+    cr_assert_str_eq(st_meta(&f, "nmt.src_lang"), "de");
+    cr_assert_str_eq(st_meta(&f, "nmt.tgt_lang"), "en");
+    size_t len;
+    char *lid = section(ck, "langid", &len);
+    cr_assert_not_null(st_meta(&f, "nmt.langid"));
+    cr_assert(strlen(st_meta(&f, "nmt.langid")) == len && memcmp(st_meta(&f, "nmt.langid"), lid, len) == 0);
+    free(lid);
+    st_free(&f);
+    cr_assert_eq(import_checkpoint(st, NULL, back), NMT_OK, "%s", err_msg());
+    same_section(ck, back, "config");
+    same_section(ck, back, "tokenizer");
+    same_section(ck, back, "langid");
+    // A checkpoint without them exports without them.
+    write_tiny(ck, K_WORD, NULL, NULL);
+    cr_assert_eq(export_safetensors(ck, st), NMT_OK, "%s", err_msg());
+    cr_assert_eq(st_read(&f, st), NMT_OK, "%s", err_msg());
+    cr_assert(!st_meta(&f, "nmt.src_lang") && !st_meta(&f, "nmt.tgt_lang") && !st_meta(&f, "nmt.langid"));
+    st_free(&f);
+}
+
+// nmt.src_lang / nmt.tgt_lang record the languages in a config that has none.
+Test(export, language_metadata_fills_a_config_without_languages) {
+    Edit e;
+    edit_open(&e);
+    e.meta[e.nmeta++] = (StMeta){"nmt.src_lang", "pt-BR"};
+    e.meta[e.nmeta++] = (StMeta){"nmt.tgt_lang", "fr"};
+    const char *in = tmp_path("m.safetensors"), *out = tmp_path("m.ckpt");
+    cr_assert_eq(st_write(in, e.t, (size_t)arrlen(e.t), e.meta, e.nmeta), NMT_OK);
+    edit_free(&e);
+    cr_assert_eq(import_checkpoint(in, NULL, out), NMT_OK, "%s", err_msg());
+    Loaded l;
+    cr_assert_eq(checkpoint_load_decoding(&l, out, 0), NMT_OK, "%s", err_msg());
+    cr_assert_str_eq(l.c.src_lang, "pt-BR");
+    cr_assert_str_eq(l.c.tgt_lang, "fr");
+    cr_assert_null(l.t.src_profile);
+    loaded_free(&l);
+}
+
+Test(export, bad_language_metadata) {
+    Edit e;
+    edit_open_languages(&e);
+    edit_drop_meta(&e, "nmt.tgt_lang");
+    edit_refused(&e, "nmt.src_lang without nmt.tgt_lang");
+    edit_open_languages(&e);
+    edit_meta(&e, "nmt.src_lang")->value = "German";
+    edit_refused(&e, "nmt.src_lang \"German\" and nmt.tgt_lang \"en\" are not two language codes");
+    edit_open_languages(&e);
+    edit_meta(&e, "nmt.tgt_lang")->value = "de";
+    edit_refused(&e, "are not two language codes");
+    edit_open_languages(&e);
+    edit_meta(&e, "nmt.langid")->value = "nmt-langid-pair 1 5\nabc";  // 3 bytes short
+    edit_refused(&e, "nmt.langid: malformed language profiles");
+    edit_open_languages(&e);
+    char *bad = xstrdup(edit_meta(&e, "nmt.langid")->value);
+    *strstr(bad, "\ntotal ") = '\t';  // the same length: the source profile's header line
+    edit_meta(&e, "nmt.langid")->value = bad;
+    edit_refused(&e, "nmt.langid, source profile: malformed language profile at line 1");
+    free(bad);
 }

@@ -250,3 +250,19 @@ Test(langid, malformed_text_is_refused) {
     refused("nmt-langid 1 1\n" HEAD "3 a\nextra", "line 5", "text after the last n-gram");
     refused("nmt-langid 1 0\ntotal 1 0 0\ndistinct 2 0 0\n", "line 4", "distinct count above its total");
 }
+
+// A profile of little text gives n-grams it lacks a large share: they must
+// not outweigh what the other profile saw (German against two English words).
+Test(langid, little_text_does_not_win_by_what_it_lacks) {
+    const char *few[] = {"A dog.", "Two kids."};
+    LangProfile *p[2] = {langid_build(GERMAN, N(GERMAN)), langid_build(few, 2)};
+    double conf[2];
+    for (size_t i = 0; i < N(GERMAN_TEST); i++) {
+        rank2(p, GERMAN_TEST[i], conf);
+        cr_expect(conf[0] > 90, "German '%s': de %.3f en %.3f", GERMAN_TEST[i], conf[0], conf[1]);
+    }
+    rank2(p, "Two dogs.", conf);
+    cr_expect(conf[1] > 90, "en %.3f", conf[1]);
+    langid_free(p[0]);
+    langid_free(p[1]);
+}

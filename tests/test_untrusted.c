@@ -9,7 +9,8 @@
 // with vocabularies of two sizes, a config that asks for terabytes, tensor
 // table / params / optimizer-state sizes that disagree, non-finite weights and
 // optimizer state, state counts that are not counts; int8 checkpoints' own
-// sections (table, sizes, values) and their round trip. Valid checkpoints
+// sections (table, sizes, values) and their round trip; the langid section
+// (its header, lengths, profiles) and the config's language codes. Valid checkpoints
 // (word, shared word, BPE) still load with the same bits.
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,6 +26,7 @@
 #include "model/shape.h"
 #include "optim/optim.h"
 #include "model/quant.h"
+#include "text/langid.h"
 #include "text/tokenizer.h"
 #include "common/util.h"
 #include "tmpdir.h"
@@ -596,6 +598,145 @@ Test(untrusted, state_with_bytes_after_its_json) {
     sec_append(&x, "state", " \t\r\n");  // whitespace is fine
     write_secs(path, &x);
     cr_assert_eq(info_verdict(path), NMT_OK, "%s", err_msg());
+}
+
+// ---------------------------------------------------------------- languages and language profiles
+
+// The tiny checkpoint with languages and profiles (write_tiny_languages);
+// x (may be NULL) gets its sections.
+static const char *with_languages(Secs *x) {
+    const char *path = tmp_path("lang.ckpt");
+    write_tiny_languages(path);
+    if (x) read_secs(path, x);
+    return path;
+}
+
+static void expect_profile_text(const LangProfile *p, const char *want_prefix) {
+    cr_assert_not_null(p);
+    char *t = langid_to_text(p);
+    cr_assert(strncmp(t, want_prefix, strlen(want_prefix)) == 0, "'%.60s' is not '%s...'", t, want_prefix);
+    free(t);
+}
+
+Test(untrusted, languages_and_profiles_round_trip) {
+    Secs x;
+    const char *path = with_languages(&x);
+    Sec lid = *sec_get(&x, "langid");
+    cr_assert(strncmp(lid.data, "nmt-langid-pair ", 16) == 0, "%.40s", lid.data);
+    // Every load keeps them: a resume, decoding, and nmt info.
+    Config c;
+    Tokenizer t;
+    Model m;
+    Optimizer o;
+    TrainState st;
+    cr_assert_eq(train_state_load(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    cr_assert_str_eq(c.src_lang, "de");
+    cr_assert_str_eq(c.tgt_lang, "en");
+    // 42 letters in 9 words: 42 unigrams, 42 + 9 bigrams, 42 trigrams.
+    expect_profile_text(t.src_profile, "nmt-langid 1 ");
+    cr_assert_not_null(strstr(lid.data, "\ntotal 42 51 42\n"), "%.120s", lid.data);
+    // Saved again: the same section, byte for byte.
+    const char *again = tmp_path("again.ckpt");
+    cr_assert_eq(train_state_save(again, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
+    Secs y;
+    read_secs(again, &y);
+    Sec *lid2 = sec_get(&y, "langid");
+    cr_assert(lid2->size == lid.size && memcmp(lid2->data, lid.data, lid.size) == 0);
+    write_secs(tmp_path("discard.ckpt"), &y);
+    write_secs(tmp_path("discard.ckpt"), &x);
+    Loaded l;
+    cr_assert_eq(checkpoint_load_decoding(&l, path, 1), NMT_OK, "%s", err_msg());  // int8 at load too
+    cr_assert_str_eq(l.c.src_lang, "de");
+    cr_assert_not_null(l.t.src_profile);
+    cr_assert_not_null(l.t.tgt_profile);
+    const LangProfile *const both[2] = {l.t.src_profile, l.t.tgt_profile};
+    double conf[2];
+    langid_rank(both, 2, "Die Kinder laufen über die Straße", conf);
+    cr_assert(conf[0] > conf[1], "de %g en %g", conf[0], conf[1]);
+    loaded_free(&l);
+    CkptInfo in;
+    cr_assert_eq(checkpoint_describe(path, &in), NMT_OK, "%s", err_msg());
+    cr_assert(in.t.src_profile && !strcmp(in.c.tgt_lang, "en"));
+    ckpt_info_free(&in);
+}
+
+// Checkpoints from before the languages: no langid section, no codes.
+Test(untrusted, checkpoint_without_languages_loads) {
+    Secs x;
+    const char *path = with_languages(&x);
+    sec_drop(&x, "langid");
+    sec_replace(&x, "config", "\"src_lang\":\t\"de\",", "");
+    sec_replace(&x, "config", "\"tgt_lang\":\t\"en\"", "\"max_tgt_len\": 100");  // the key before it, again
+    sec_replace(&x, "config", "\"max_tgt_len\":\t100,", "");
+    write_secs(path, &x);
+    Loaded l;
+    cr_assert_eq(checkpoint_load_decoding(&l, path, 0), NMT_OK, "%s", err_msg());
+    cr_assert_str_eq(l.c.src_lang, "");
+    cr_assert_str_eq(l.c.tgt_lang, "");
+    cr_assert_null(l.t.src_profile);
+    cr_assert_null(l.t.tgt_profile);
+    loaded_free(&l);
+    cr_assert_eq(info_verdict(path), NMT_OK, "%s", err_msg());
+}
+
+Test(untrusted, malformed_langid_section) {
+    Secs x;
+    const char *path = with_languages(&x);
+    sec_replace(&x, "langid", "nmt-langid-pair", "nmt-langid-pairs");
+    write_secs(path, &x);
+    expect_refused(path, "(langid section): malformed language profiles", "nmt-langid-pair SRC_LEN TGT_LEN");
+    // Lengths that do not fill the section, or wrap around 2^64 to its size,
+    // with the section last in the file.
+    const char *heads[] = {"nmt-langid-pair 0 0\n", "nmt-langid-pair 18446744073709551615 1\n",
+                           "nmt-langid-pair 1 18446744073709551615\n", "nmt-langid-pair 99999999999999999999999 0\n",
+                           "nmt-langid-pair 5", "", "nmt-langid-pair -1 5\n"};
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        path = with_languages(&x);
+        Sec *s = sec_get(&x, "langid");
+        const char *body = strchr(s->data, '\n') + 1;
+        size_t blen = s->size - (size_t)(body - s->data);
+        char *d = xmalloc(strlen(heads[i]) + blen + 1);
+        memcpy(d, heads[i], strlen(heads[i]));
+        memcpy(d + strlen(heads[i]), body, blen);
+        sec_set(&x, "langid", d, i == 4 || i == 5 ? strlen(heads[i]) : strlen(heads[i]) + blen);
+        free(d);
+        sec_last(&x, "langid");
+        write_secs(path, &x);
+        expect_refused(path, "(langid section): malformed language profiles", NULL);
+    }
+    // A profile that is malformed: named, with its line.
+    path = with_languages(&x);
+    sec_replace(&x, "langid", "distinct", "distinkt");  // the same length
+    write_secs(path, &x);
+    expect_refused(path, "(langid section), source profile: malformed language profile at line 3", "distinct");
+    path = with_languages(&x);
+    sec_replace(&x, "langid", "\n1 _ki\n", "\n1 _KI\n");
+    write_secs(path, &x);
+    expect_refused(path, "(langid section), source profile: malformed language profile at line", "never makes");
+    // A NUL byte in the target's profile.
+    path = with_languages(&x);
+    Sec *s = sec_get(&x, "langid");
+    s->data[s->size - 2] = 0;
+    write_secs(path, &x);
+    expect_refused(path, "(langid section), target profile: malformed language profile", NULL);
+}
+
+// The config section's languages are checked as a config file's.
+Test(untrusted, bad_language_codes_in_the_config_section) {
+    Secs x;
+    const char *path = with_languages(&x);
+    sec_replace(&x, "config", "\"de\"", "\"German\"");
+    write_secs(path, &x);
+    expect_refused(path, "(config section): data.src_lang: \"German\" is not a language code", NULL);
+    path = with_languages(&x);
+    sec_replace(&x, "config", "\"en\"", "\"de\"");
+    write_secs(path, &x);
+    expect_refused(path, "data.src_lang and data.tgt_lang are both \"de\"", NULL);
+    path = with_languages(&x);
+    sec_replace(&x, "config", "\"en\"", "\"\"");
+    write_secs(path, &x);
+    expect_refused(path, "data.tgt_lang is missing", NULL);
 }
 
 // A vocabulary word of any length loads (vocab_build keeps long words whole),

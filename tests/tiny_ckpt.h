@@ -14,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "model/shape.h"
 #include "optim/optim.h"
+#include "text/langid.h"
 #include "text/tokenizer.h"
 #include "common/util.h"
 
@@ -99,6 +100,26 @@ static inline void write_tiny_with(const char *path, int kind, const char *extra
 
 static inline void write_tiny(const char *path, int kind, real **out_params, size_t *out_n) {
     write_tiny_with(path, kind, "", out_params, out_n);
+}
+
+// A tiny word checkpoint with the languages de -> en and language profiles
+// (of two short sentences a side), as a fresh training run writes them.
+static inline void write_tiny_languages(const char *path) {
+    write_tiny(path, K_WORD, NULL, NULL);
+    Config c;
+    Tokenizer t;
+    Model m;
+    Optimizer o;
+    TrainState st;
+    cr_assert_eq(train_state_load(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    cr_assert_null(t.src_profile);
+    snprintf(c.src_lang, sizeof c.src_lang, "de");
+    snprintf(c.tgt_lang, sizeof c.tgt_lang, "en");
+    const char *de[] = {"Ein Hund läuft über die Straße.", "Zwei Kinder spielen."}, *en[] = {"A dog runs.", "Two kids."};
+    t.src_profile = langid_build(de, 2);
+    t.tgt_profile = langid_build(en, 2);
+    cr_assert_eq(train_state_save(path, &c, &t, &m, &o, &st), NMT_OK, "%s", err_msg());
+    optim_free(&o), model_free(&m), tokenizer_free(&t), config_free(&c);
 }
 
 #endif

@@ -14,8 +14,9 @@
 
 static const char USAGE[] =
     "usage: nmt info CHECKPOINT\n"
-    "  prints the header, sections, config, step and sizes; verifies the checkpoint\n"
-    "  exactly as loading it does (checksums; config, tokenizer, tensor table, parameter\n"
+    "  prints the header, sections, config, step, sizes and languages (data.src_lang ->\n"
+    "  data.tgt_lang, or \"not recorded\"); verifies the checkpoint exactly as loading\n"
+    "  it does (checksums; config, tokenizer, language profiles, tensor table, parameter\n"
     "  and optimizer-state sizes agreeing; every weight and optimizer value finite)\n"
     "  exit status 0 when valid, 2 when corrupt or inconsistent (the error names the\n"
     "  section, and for a non-finite value the tensor and element)\n";
@@ -46,6 +47,9 @@ static void print_contents(const CkptInfo *in, const TrainState *st) {
     if (m->quant) printf("weights: int8 (%zu matrices, one scale per output; vectors %s): for decoding only\n",
                          m->quant->n, REAL_NAME);
     printf("vocabulary: source %d, target %d\n", m->s.src_vocab, m->s.tgt_vocab);
+    if (in->c.src_lang[0]) printf("languages: %s -> %s\n", in->c.src_lang, in->c.tgt_lang);
+    else printf("languages: not recorded\n");
+    printf("language profiles: %s\n", in->t.src_profile ? "source and target (langid section)" : "none");
     if (m->s.relative) printf("positions: relative (distances clipped at %d)", m->s.max_rel);
     else printf("positions: sinusoidal");
     if (m->s.window) printf(", attention window %d\n", m->s.window);
@@ -53,7 +57,8 @@ static void print_contents(const CkptInfo *in, const TrainState *st) {
     printf("optimizer state: %s\n", in->has_state ? in->optimizer : "none (weights only)");
     if (in->ema) printf("weights for decoding: the moving average (train.ema_decay %g); training resumes from the weights\n",
                         in->c.ema_decay);
-    printf("verified: config, tokenizer, tensor table, section sizes, all values finite\n");
+    printf("verified: config, tokenizer%s, tensor table, section sizes, all values finite\n",
+           in->t.src_profile ? ", language profiles" : "");
     printf("config:\n%s\n", cfg);
     free(cfg);
 }

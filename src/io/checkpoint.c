@@ -37,11 +37,14 @@ int checkpoint_save_checked(const char *path, const Config *c, const Tokenizer *
     size_t tok_len, tab_len;
     char *tok = tokenizer_serialize(t, &tok_len);
     char *tab = tensor_table(m, &tab_len);
-    CkptSection sec[5 + OPTIM_MAX_STATE + QUANT_SECTIONS];
+    size_t lid_len;
+    char *lid = tokenizer_profiles_to_text(t, &lid_len);
+    CkptSection sec[6 + OPTIM_MAX_STATE + QUANT_SECTIONS];
     void *owned[QUANT_SECTIONS] = {0};
     int n = 0;
     sec[n++] = (CkptSection){"config", cfg, strlen(cfg)};
     sec[n++] = (CkptSection){"tokenizer", tok, tok_len};
+    if (lid) sec[n++] = (CkptSection){"langid", lid, lid_len};  // only when there are profiles
     sec[n++] = (CkptSection){"tensors", tab, tab_len};
     if (m->quant) {  // an int8 model is saved as one, without optimizer state
         quant_sections(m, sec + n, owned);
@@ -57,6 +60,7 @@ int checkpoint_save_checked(const char *path, const Config *c, const Tokenizer *
     free(cfg);
     free(tok);
     free(tab);
+    free(lid);
     return rc;
 }
 
@@ -319,6 +323,10 @@ static int load_config_tokenizer(Load *L, Config *c, Tokenizer *t) {
     rc = tokenizer_deserialize(t, tok, (size_t)n, L->path);
     if (rc) return rc;
     L->have_tok = 1;
+    // The language profiles: optional (checkpoints from before them have none).
+    const char *lid = ckpt_section(L->f, "langid", &n);
+    snprintf(what, sizeof what, "%s (langid section)", L->path);
+    if (lid && (rc = tokenizer_profiles_from_text(t, lid, (size_t)n, what))) return rc;
     return checkpoint_check_tokenizer(c, t, L->path);
 }
 

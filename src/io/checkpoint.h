@@ -2,6 +2,8 @@
 // Sections (see ckptfile.h for the container and README for the table):
 //   config     the resolved config, JSON text
 //   tokenizer  vocabularies or the BPE model
+//   langid     optional: the tokenizer's language profiles of the two sides
+//              (tokenizer_profiles_to_text); absent in checkpoints from before
 //   tensors    the parameter table: "name rows cols offset decay" per line
 //   params     every parameter, raw little-endian floats
 //   one section per state buffer the optimizer names (training checkpoints):

@@ -81,8 +81,17 @@ int export_safetensors(const char *in, const char *out) {
     size_t tlen;
     char *tok = tokenizer_serialize(&l.t, &tlen);
     snprintf(step, sizeof step, "%ld", l.step);
-    StMeta meta[] = {{"format", "pt"}, {"nmt.config", cfg}, {"nmt.tokenizer", tok}, {"nmt.step", step}};
-    if (!rc) rc = st_write(out, o.tensors, (size_t)arrlen(o.tensors), meta, sizeof meta / sizeof *meta);
+    size_t lid_len;
+    char *lid = tokenizer_profiles_to_text(&l.t, &lid_len);
+    StMeta meta[7] = {{"format", "pt"}, {"nmt.config", cfg}, {"nmt.tokenizer", tok}, {"nmt.step", step}};
+    size_t nmeta = 4;
+    if (l.c.src_lang[0]) {  // also in nmt.config: here for readers that know no nmt config
+        meta[nmeta++] = (StMeta){"nmt.src_lang", l.c.src_lang};
+        meta[nmeta++] = (StMeta){"nmt.tgt_lang", l.c.tgt_lang};
+    }
+    if (lid) meta[nmeta++] = (StMeta){"nmt.langid", lid};
+    if (!rc) rc = st_write(out, o.tensors, (size_t)arrlen(o.tensors), meta, nmeta);
+    free(lid);
     for (ptrdiff_t i = 0; i < arrlen(o.bufs); i++) free(o.bufs[i]);
     arrfree(o.bufs);
     arrfree(o.tensors);
@@ -162,6 +171,27 @@ static int import_config(const StFile *f, const char *in, const char *config_pat
     return rc;
 }
 
+// The languages' metadata: nmt.langid (the language profiles, when there)
+// into the tokenizer; nmt.src_lang and nmt.tgt_lang (both or neither, codes
+// as the config takes them) recorded in a config that has no languages.
+static int import_languages(const StFile *f, const char *in, Config *c, Tokenizer *t) {
+    const char *lid = st_meta(f, "nmt.langid"), *src = st_meta(f, "nmt.src_lang"), *tgt = st_meta(f, "nmt.tgt_lang");
+    char what[4200];
+    snprintf(what, sizeof what, "%s: nmt.langid", in);
+    if (lid && tokenizer_profiles_from_text(t, lid, strlen(lid), what)) return err_code();
+    if (!src && !tgt) return NMT_OK;
+    if (!src || !tgt)
+        return err_set(NMT_ERR_INPUT, "%s: nmt.%s_lang without nmt.%s_lang", in, src ? "src" : "tgt", src ? "tgt" : "src");
+    if (!config_lang_code_ok(src) || !config_lang_code_ok(tgt) || strcmp(src, tgt) == 0)
+        return err_set(NMT_ERR_INPUT, "%s: nmt.src_lang \"%.40s\" and nmt.tgt_lang \"%.40s\" are not two language codes",
+                       in, src, tgt);
+    if (!c->src_lang[0]) {
+        snprintf(c->src_lang, sizeof c->src_lang, "%s", src);
+        snprintf(c->tgt_lang, sizeof c->tgt_lang, "%s", tgt);
+    }
+    return NMT_OK;
+}
+
 // The written temporary loads as any checkpoint does (ckpt_write_checked calls
 // this before the rename): otherwise the error names OUT, which is left as it was.
 static int loads_back(const char *tmp, void *out) {
@@ -206,6 +236,10 @@ int import_safetensors(const char *in, const char *config_path, Loaded *l) {
     Config c;
     Tokenizer t;
     rc = import_config(&f, in, config_path, &c, &t);
+    if (!rc && (rc = import_languages(&f, in, &c, &t))) {
+        tokenizer_free(&t);
+        config_free(&c);
+    }
     if (rc) {
         st_free(&f);
         return rc;

@@ -11,7 +11,9 @@
 // "<stack>.layers.N.self_attn.relative_keys.weight" / "relative_values".
 // The metadata holds "format": "pt", "nmt.config" (the resolved config,
 // JSON), "nmt.tokenizer" (the vocabulary or BPE model as the checkpoint
-// stores it) and "nmt.step".
+// stores it) and "nmt.step"; when the checkpoint has them, "nmt.src_lang"
+// and "nmt.tgt_lang" (the config's language codes, also in nmt.config) and
+// "nmt.langid" (the language profiles, as its langid section holds them).
 #ifndef NMT_EXPORT_H
 #define NMT_EXPORT_H
 
@@ -25,10 +27,12 @@ int export_safetensors(const char *in, const char *out);
 // Reads a safetensors file written by export_safetensors into *l: the
 // config and the tokenizer from its metadata, or the config from config_path
 // when given (its model keys must agree with the file's tensors), the weights
-// and the step the metadata names. Every tensor the model needs must be there
-// with its shape, nothing else, every value finite; the tokenizer as the
-// config describes it (checkpoint_check_tokenizer); nmt.step, when there, a
-// count from 0 to 10^15 - 1 (what the checkpoint's state holds exactly).
+// and the step the metadata names; nmt.langid's profiles, and nmt.src_lang and
+// nmt.tgt_lang when the config has no languages (checked as the config's).
+// Every tensor the model needs must be there with its shape, nothing else,
+// every value finite; the tokenizer as the config describes it
+// (checkpoint_check_tokenizer); nmt.step, when there, a count from 0 to
+// 10^15 - 1 (what the checkpoint's state holds exactly).
 // The round trip is exact.
 // On error *l is left empty.
 int import_safetensors(const char *in, const char *config_path, Loaded *l);

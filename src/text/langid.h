@@ -10,10 +10,13 @@
 // lowercased (ASCII, Latin-1, Greek, basic Cyrillic). The LANGID_KEEP most
 // frequent n-grams are kept with their counts (ties by bytes), plus, per
 // order n, the number of n-grams seen (T_n) and of distinct ones (D_n).
-// An n-gram g of order n has probability (count(g) + 1) / (T_n + D_n + 1)
-// (count 0 when not kept); a text's score is the sum of the log
-// probabilities of its n-grams, and the confidences are the posterior
-// under a uniform prior.
+// An n-gram g of order n has probability (count(g) + a) / (T_n + a V_n)
+// with a = 0.5 and V = 100, 2000, 40000 for every profile (count 0 when not
+// kept; V is the same for every profile so that one of little text does not
+// win by the share it gives what it lacks); a text's score is the sum of the
+// log probabilities of its n-grams that some profile keeps (one none keeps
+// says nothing of the language), and the confidences are the posterior
+// under a uniform prior. D_n is kept for the record (and checks).
 #ifndef NMT_LANGID_H
 #define NMT_LANGID_H
 
@@ -38,7 +41,8 @@ LangProfile *langid_from_text(const char *text, size_t len, const char *what);
 // For text (any length, possibly empty), each of the n profiles' confidence
 // that text is its language, in percent (0..100, summing to 100 when n > 0):
 // the posterior under a uniform prior, computed with log-sum-exp. No n-grams
-// (empty text, only punctuation): equal confidences. Deterministic.
+// a profile keeps (empty text, only punctuation, an unknown script): equal
+// confidences. Deterministic.
 void langid_rank(const LangProfile *const *profiles, size_t n, const char *text, double *confidence);
 
 void langid_free(LangProfile *p);

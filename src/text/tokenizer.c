@@ -168,7 +168,52 @@ int tokenizer_deserialize(Tokenizer *t, const char *buf, size_t len, const char 
     return rc;
 }
 
+char *tokenizer_profiles_to_text(const Tokenizer *t, size_t *len) {
+    *len = 0;
+    if (!t->src_profile || !t->tgt_profile) return NULL;
+    char *a = langid_to_text(t->src_profile), *b = langid_to_text(t->tgt_profile), head[64];
+    size_t la = strlen(a), lb = strlen(b);
+    int hl = snprintf(head, sizeof head, "nmt-langid-pair %zu %zu\n", la, lb);
+    char *out = xmalloc((size_t)hl + la + lb + 1);
+    memcpy(out, head, (size_t)hl);
+    memcpy(out + hl, a, la);
+    memcpy(out + hl + la, b, lb + 1);
+    *len = (size_t)hl + la + lb;
+    free(a);
+    free(b);
+    return out;
+}
+
+int tokenizer_profiles_from_text(Tokenizer *t, const char *buf, size_t len, const char *what) {
+    static const char PREFIX[] = "nmt-langid-pair ";
+    const size_t np = sizeof PREFIX - 1;
+    const char *lim = buf + (len < 128 ? len : 128), *p = buf + (len < np ? len : np);
+    size_t la, lb;
+    // The two parts fill the text exactly (compared by subtraction: the lengths are the file's).
+    if (len <= np || memcmp(buf, PREFIX, np) != 0 || !read_size(&p, lim, ' ', &la) || !read_size(&p, lim, '\n', &lb) ||
+        la > len - (size_t)(p - buf) || lb != len - (size_t)(p - buf) - la)
+        return err_set(NMT_ERR_INPUT, "%s: malformed language profiles (the header \"nmt-langid-pair SRC_LEN TGT_LEN\" "
+                       "and two profiles that fill the %zu bytes are expected)", what, len);
+    char who[4200];
+    snprintf(who, sizeof who, "%s, source profile", what);
+    LangProfile *src = langid_from_text(p, la, who);
+    if (!src) return err_code();
+    snprintf(who, sizeof who, "%s, target profile", what);
+    LangProfile *tgt = langid_from_text(p + la, lb, who);
+    if (!tgt) {
+        langid_free(src);
+        return err_code();
+    }
+    langid_free(t->src_profile);
+    langid_free(t->tgt_profile);
+    t->src_profile = src;
+    t->tgt_profile = tgt;
+    return NMT_OK;
+}
+
 void tokenizer_free(Tokenizer *t) {
+    langid_free(t->src_profile);
+    langid_free(t->tgt_profile);
     if (t->vocab[1] != t->vocab[0]) vocab_free(t->vocab[1]);
     vocab_free(t->vocab[0]);
     bpe_free(t->bpe);

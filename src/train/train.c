@@ -85,8 +85,25 @@ static int resume_from(Run *r, const char *path, const Config *want) {
     return rc;
 }
 
-// A fresh start: the tokenizer (learnt, for BPE), the model's first weights,
-// the optimizer, the state of step 0.
+// The language profiles of the two sides' training text (text/langid.h), for
+// telling their languages apart when serving: read apart from the corpus,
+// they touch neither the random numbers nor the data order.
+static int build_profiles(Tokenizer *t, const Config *c) {
+    const char *files[2] = {c->train_src, c->train_tgt};
+    LangProfile **out[2] = {&t->src_profile, &t->tgt_profile};
+    for (int side = 0; side < 2; side++) {
+        char *text, **lines;
+        int rc = read_lines(files[side], &text, &lines);
+        if (rc) return rc;
+        *out[side] = langid_build((const char *const *)lines, (size_t)arrlen(lines));
+        arrfree(lines);
+        free(text);
+    }
+    return NMT_OK;
+}
+
+// A fresh start: the tokenizer (learnt, for BPE) with the language profiles,
+// the model's first weights, the optimizer, the state of step 0.
 static int start_fresh(Run *r, const TrainArgs *args) {
     int rc = NMT_OK;
     // Learning BPE writes <checkpoint_dir>/bpe.model: lock first. (Otherwise
@@ -97,6 +114,7 @@ static int start_fresh(Run *r, const TrainArgs *args) {
         !(rc = make_dirs(r->cfg.checkpoint_dir)))
         rc = run_lock_dir(r, r->cfg.checkpoint_dir);
     if (!rc) rc = tokenizer_build(&r->tok, &r->cfg, r->lead && !args->dry_run);
+    if (!rc) rc = build_profiles(&r->tok, &r->cfg);
     if (rc) return rc;
     ModelShape s = model_shape_from(&r->cfg, &r->tok);
     model_create(&r->model, &s);
