@@ -3,21 +3,9 @@
 #include "text/langid.h"
 #include "common/util.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int lang_code_valid(const char *code) {
-    size_t i = 0;
-    while (code[i] >= 'a' && code[i] <= 'z') i++;
-    if (i < 2 || i > 3) return 0;
-    if (!code[i]) return 1;
-    if (code[i++] != '-') return 0;
-    size_t j = 0;
-    while (isalnum((unsigned char)code[i + j]) && !(code[i + j] & 0x80)) j++;
-    return j >= 2 && j <= 4 && !code[i + j];
-}
 
 // Cut at position at (the separator's): both sides codes?
 static int split_at(const char *pair, size_t at, char *src, char *tgt) {
@@ -26,7 +14,7 @@ static int split_at(const char *pair, size_t at, char *src, char *tgt) {
     memcpy(src, pair, at);
     src[at] = 0;
     memcpy(tgt, pair + at + 1, n - at);
-    return lang_code_valid(src) && lang_code_valid(tgt) && strcmp(src, tgt);
+    return config_lang_code_ok(src) && config_lang_code_ok(tgt) && strcmp(src, tgt);
 }
 
 int lang_pair_parse(const char *pair, char *src, char *tgt) {

@@ -32,9 +32,7 @@ typedef struct {
     size_t n;
 } Served;
 
-// A language code as LibreTranslate's (de, en, pt-BR, zh-Hans).
-int lang_code_valid(const char *code);
-// "de-en" or "de:en" into src and tgt (each LANG_CODE_MAX); 0 when it is not a pair of codes.
+// "de-en" or "de:en" (codes as config_lang_code_ok takes them) into src and tgt (each LANG_CODE_MAX); 0 when it is not a pair of codes.
 int lang_pair_parse(const char *pair, char *src, char *tgt);
 // The English name of a language code (the code itself when not known).
 const char *lang_name(const char *code);
