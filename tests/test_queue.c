@@ -52,8 +52,7 @@ static int fake_same_group(const ServeJob *a, const ServeJob *b) {
     return ((const FakeJob *)a)->group == ((const FakeJob *)b)->group;
 }
 
-static void fake_run(ServeJob *const *jobs, size_t n, const JobEnv *env) {
-    (void)env;
+static void fake_run(ServeJob *const *jobs, size_t n) {
     pthread_mutex_lock(&rec.mu);
     int c = rec.calls++;
     if (c >= MAX_CALLS || n > MAX_JOBS) abort();  // (not cr_assert: this is the worker thread)
@@ -62,7 +61,7 @@ static void fake_run(ServeJob *const *jobs, size_t n, const JobEnv *env) {
         const FakeJob *f = (const FakeJob *)jobs[k];
         rec.ids[c][k] = f->id;
         rec.sentences[c] += f->job.take;
-        rec.mixed[c] |= f->group != ((const FakeJob *)jobs[0])->group;
+        rec.mixed[c] |= f->group != ((const FakeJob *)jobs[0])->group || f->job.env != jobs[0]->env;
         while (f->gate && !rec.gate_open) pthread_cond_wait(&rec.gate_cv, &rec.mu);
     }
     pthread_mutex_unlock(&rec.mu);
@@ -81,9 +80,13 @@ static void fake_run(ServeJob *const *jobs, size_t n, const JobEnv *env) {
 static const JobKind FAKE = {"fake", fake_same_group, fake_run};
 static const JobKind OTHER = {"other", fake_same_group, fake_run};  // another kind, the same rules
 
+// The limits of this test's jobs (no model: the fake kind needs none).
+static JobEnv env;
+
 static void fake(FakeJob *f, int id, int group, size_t n) {
     memset(f, 0, sizeof *f);
     f->job.kind = &FAKE;
+    f->job.env = &env;
     f->job.n = n;
     f->id = id;
     f->group = group;
@@ -91,8 +94,8 @@ static void fake(FakeJob *f, int id, int group, size_t n) {
 }
 
 static ServeQueue *start(size_t max_batch, double window_s) {
-    JobEnv env = {NULL, NULL, 0, max_batch, 0};
-    return queue_start(&env, window_s);
+    env = (JobEnv){NULL, NULL, 0, max_batch, 0};
+    return queue_start(window_s);
 }
 
 static void expect_answered(const FakeJob *f) {
@@ -267,6 +270,24 @@ Test(serve_queue, different_kinds_never_run_together) {
     queue_stop(q);
 }
 
+// Two models in one server: jobs of different envs never share a call, even
+// of one kind and group, and each call holds at most its own env's max_batch.
+Test(serve_queue, different_envs_never_run_together_each_with_its_limits) {
+    ServeQueue *q = start(2, 0.05);
+    JobEnv wide = {NULL, NULL, 0, 4, 0};
+    FakeJob gate, j[6];
+    for (int k = 0; k < 6; k++) fake(&j[k], k + 1, 1, 1);
+    for (int k = 1; k < 6; k += 2) j[k].job.env = &wide;
+    post_gated(q, &gate, j, 6);
+    for (int k = 0; k < 6; k++) expect_answered(&j[k]);
+    cr_assert_eq(rec.calls, 4);
+    expect_call(1, (int[]){1, 3}, 2);     // env's max_batch: 2
+    expect_call(2, (int[]){2, 4, 6}, 3);  // wide's: 4
+    expect_call(3, (int[]){5}, 1);
+    for (int c = 0; c < rec.calls; c++) cr_assert(!rec.mixed[c], "call %d mixed envs", c);
+    queue_stop(q);
+}
+
 Test(serve_queue, a_failing_job_fails_alone) {
     ServeQueue *q = start(8, 0.05);
     FakeJob gate, j[3];
@@ -368,8 +389,8 @@ Test(serve_queue, a_job_cancelled_in_the_window_is_dropped) {
 // job runs in smaller pieces (one sentence at least), and light ones join it
 // only within the rows left.
 Test(serve_queue, max_rows_bounds_a_call_by_weight) {
-    JobEnv env = {NULL, NULL, 0, 4, 8};
-    ServeQueue *q = queue_start(&env, 0.2);
+    env = (JobEnv){NULL, NULL, 0, 4, 8};
+    ServeQueue *q = queue_start(0.2);
     FakeJob gate, j[3];
     fake(&j[0], 1, 1, 5);
     j[0].job.weight = 3;  // 2 sentences a call (6 rows of 8)

@@ -2,7 +2,8 @@
 // on a tiny random model: a group run in one call gives each job what
 // translate_lines gives its lines alone, and attention maps equal to
 // attention_map()'s (which translates again) bit for bit, for greedy, beam
-// and n-best, run directly or through the queue; options tell the groups.
+// and n-best, run directly or through the queue; options tell the groups;
+// two models in one queue each translate their own jobs.
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,15 @@ typedef struct {
 
 enum { MAX_SRC = 6 };
 
-static void fixture(Fixture *f) {
+// A random model of this seed (and tgt_text's target words).
+static void fixture_of(Fixture *f, const char *tgt_text, uint64_t seed) {
     memset(f, 0, sizeof *f);
     ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1, .max_len = 64};
-    word_model(&f->t, &f->m, SRC_TEXT, TGT_TEXT, s, 11);
+    word_model(&f->t, &f->m, SRC_TEXT, tgt_text, s, seed);
     f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2, 0};  // batches of 2 inside a call
 }
+
+static void fixture(Fixture *f) { fixture_of(f, TGT_TEXT, 11); }
 
 static void fixture_free(Fixture *f) {
     model_free(&f->m);
@@ -46,8 +50,8 @@ static char *const C[] = {"ein rad", "", "das haus ist klein und alt und ein man
 static char *const *const LINES[3] = {A, B, C};
 static const size_t COUNTS[3] = {2, 1, 3};
 
-static void jobs_init(TranslateJob *j, int beam, int nbest) {
-    for (int k = 0; k < 3; k++) translate_job_init(&j[k], LINES[k], COUNTS[k], beam, nbest, k != 1);
+static void jobs_init(TranslateJob *j, const JobEnv *env, int beam, int nbest) {
+    for (int k = 0; k < 3; k++) translate_job_init(&j[k], env, LINES[k], COUNTS[k], beam, nbest, k != 1);
 }
 
 static void expect_same_map(const AttnMap *a, const AttnMap *b, const char *what) {
@@ -89,10 +93,10 @@ static void run_directly(int beam, int nbest) {
     Fixture f;
     fixture(&f);
     TranslateJob j[3];
-    jobs_init(j, beam, nbest);
+    jobs_init(j, &f.env, beam, nbest);
     ServeJob *jobs[3] = {&j[0].job, &j[1].job, &j[2].job};
     for (int k = 0; k < 3; k++) j[k].job.take = j[k].job.n;  // all of each in one call
-    TRANSLATE_JOB.run(jobs, 3, &f.env);
+    TRANSLATE_JOB.run(jobs, 3);
     for (int k = 0; k < 3; k++) {
         expect_as_alone(&f, &j[k]);
         translate_job_free(&j[k]);
@@ -108,10 +112,10 @@ Test(translate_job, nbest_group_equals_each_alone) { run_directly(4, 3); }
 Test(translate_job, through_the_queue) {
     Fixture f;
     fixture(&f);
-    ServeQueue *q = queue_start(&f.env, 0.05);
+    ServeQueue *q = queue_start(0.05);
     TranslateJob j[6];
-    jobs_init(j, 3, 2);
-    jobs_init(j + 3, 1, 1);
+    jobs_init(j, &f.env, 3, 2);
+    jobs_init(j + 3, &f.env, 1, 1);
     for (int k = 0; k < 6; k++) queue_post(q, &j[k].job);
     for (int k = 0; k < 6; k++) queue_wait(q, &j[k].job);
     queue_stop(q);
@@ -122,16 +126,50 @@ Test(translate_job, through_the_queue) {
     fixture_free(&f);
 }
 
+// Two models posted together, interleaved: each job is translated by its own
+// model (as that model translates its lines alone), in one call per model.
+Test(translate_job, two_models_in_one_queue_run_apart_each_its_own) {
+    static const char OTHER_TGT[] = "ein hund schläft im haus\nzwei kinder lachen laut\n";
+    Fixture f[2];
+    fixture(&f[0]);
+    fixture_of(&f[1], OTHER_TGT, 12);
+    for (int m = 0; m < 2; m++) f[m].env.max_batch = 6;  // each model's 3 jobs: a full call
+    ServeQueue *q = queue_start(10.0);  // a window only a full batch ends: no timing in the test
+    TranslateJob j[2][3];
+    for (int m = 0; m < 2; m++) jobs_init(j[m], &f[m].env, 2, 1);
+    // The first model's first job opens the window, which its last one closes,
+    // after every job of the second model waits.
+    queue_post(q, &j[0][0].job);
+    for (int k = 0; k < 3; k++) queue_post(q, &j[1][k].job);
+    for (int k = 1; k < 3; k++) queue_post(q, &j[0][k].job);
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 3; k++) queue_wait(q, &j[m][k].job);
+    size_t sentences, batches;
+    queue_counts(q, &sentences, &batches);
+    queue_stop(q);
+    cr_assert_eq(sentences, 12);
+    cr_assert_eq(batches, 2, "%zu calls for two models", batches);
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 3; k++) expect_as_alone(&f[m], &j[m][k]);
+    // The models translate differently (else the test could not tell them apart).
+    cr_assert_str_neq(j[0][0].texts[0], j[1][0].texts[0]);
+    for (int m = 0; m < 2; m++) {
+        for (int k = 0; k < 3; k++) translate_job_free(&j[m][k]);
+        fixture_free(&f[m]);
+    }
+}
+
 Test(translate_job, groups_are_the_decoding_options) {
+    static const JobEnv env = {NULL, NULL, MAX_SRC, 2, 0};  // the groups need no model
     TranslateJob a, b;
-    translate_job_init(&a, A, 2, 4, 1, 0);
-    translate_job_init(&b, B, 1, 4, 1, 1);  // attention does not split a group
+    translate_job_init(&a, &env, A, 2, 4, 1, 0);
+    translate_job_init(&b, &env, B, 1, 4, 1, 1);  // attention does not split a group
     cr_assert(TRANSLATE_JOB.same_group(&a.job, &b.job));
     translate_job_free(&b);
-    translate_job_init(&b, B, 1, 3, 1, 0);
+    translate_job_init(&b, &env, B, 1, 3, 1, 0);
     cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "beam 4 and 3 together");
     translate_job_free(&b);
-    translate_job_init(&b, B, 1, 4, 2, 0);
+    translate_job_init(&b, &env, B, 1, 4, 2, 0);
     cr_assert(!TRANSLATE_JOB.same_group(&a.job, &b.job), "nbest 1 and 2 together");
     translate_job_free(&b);
     b = a;
@@ -145,11 +183,11 @@ Test(translate_job, invalid_utf8_fails_every_job_of_the_group) {
     fixture(&f);
     char *const bad[] = {"ein \xff mann"};
     TranslateJob j[2];
-    translate_job_init(&j[0], A, 2, 1, 1, 1);
-    translate_job_init(&j[1], bad, 1, 1, 1, 0);
+    translate_job_init(&j[0], &f.env, A, 2, 1, 1, 1);
+    translate_job_init(&j[1], &f.env, bad, 1, 1, 1, 0);
     ServeJob *jobs[2] = {&j[0].job, &j[1].job};
     for (int k = 0; k < 2; k++) j[k].job.take = j[k].job.n;
-    TRANSLATE_JOB.run(jobs, 2, &f.env);
+    TRANSLATE_JOB.run(jobs, 2);
     for (int k = 0; k < 2; k++) {
         cr_assert_eq(j[k].job.rc, NMT_ERR_INPUT);
         cr_assert(strstr(j[k].job.error, "request:3: invalid UTF-8"), "job %d: %s", k, j[k].job.error);

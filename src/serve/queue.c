@@ -11,9 +11,6 @@
 #include <time.h>
 
 struct ServeQueue {
-    JobEnv env;
-    size_t max_batch;  // env.max_batch, at least 1
-    size_t max_rows;   // env.max_rows (0: no limit)
     double window_s;
     pthread_mutex_t mu;
     pthread_cond_t work, finished;
@@ -25,9 +22,15 @@ struct ServeQueue {
     pthread_t thread;
 };
 
-// Whether a and b can run in one call: the same kind, and its same group.
+// Whether a and b can run in one call: the same model and limits, the same
+// kind, and its same group.
 static int together(const ServeJob *a, const ServeJob *b) {
-    return a->kind == b->kind && a->kind->same_group(a, b);
+    return a->env == b->env && a->kind == b->kind && a->kind->same_group(a, b);
+}
+
+// The sentences a call of j's env holds at most (at least 1).
+static size_t max_batch(const ServeJob *j) {
+    return j->env->max_batch ? j->env->max_batch : 1;
 }
 
 void serve_job_fail(ServeJob *j, int rc) {
@@ -87,11 +90,13 @@ static size_t weight(const ServeJob *j) {
     return j->weight ? j->weight : 1;
 }
 
-// How many of j's sentences left fit beside n sentences of the given rows.
-static size_t fits(const ServeQueue *q, const ServeJob *j, size_t n, size_t rows) {
-    size_t left = j->n - j->from, room = n < q->max_batch ? q->max_batch - n : 0;
-    if (q->max_rows) {
-        size_t by_rows = rows < q->max_rows ? (q->max_rows - rows) / weight(j) : 0;
+// How many of j's sentences left fit beside n sentences of the given rows
+// (in a call of j's env).
+static size_t fits(const ServeJob *j, size_t n, size_t rows) {
+    size_t left = j->n - j->from, cap = max_batch(j), max_rows = j->env->max_rows;
+    size_t room = n < cap ? cap - n : 0;
+    if (max_rows) {
+        size_t by_rows = rows < max_rows ? (max_rows - rows) / weight(j) : 0;
         if (by_rows < room) room = by_rows;
     }
     return left < room ? left : room;
@@ -108,7 +113,7 @@ static ServeJob *take_group(ServeQueue *q) {
         ServeJob *j = all;
         all = j->next;
         j->next = NULL;
-        size_t left = j->n - j->from, take = fits(q, j, n, rows);
+        size_t left = j->n - j->from, take = fits(j, n, rows);
         if (group && !(together(j, group) && take == left)) {
             *rtail = j;
             rtail = &j->next;
@@ -133,7 +138,7 @@ static void run_group(ServeQueue *q, ServeJob *group) {
     count = 0;
     for (ServeJob *j = group; j; j = j->next) jobs[count++] = j;
     err_clear();  // this thread's errors are per group
-    group->kind->run(jobs, count, &q->env);
+    group->kind->run(jobs, count);
     pthread_mutex_lock(&q->mu);
     q->running = NULL;
     q->sentences += n;
@@ -160,7 +165,7 @@ static void *worker_main(void *arg) {
         // A window for company, unless the batch is full or the server stops
         // (not again for a job back for its next piece).
         struct timespec until = deadline_after(q->window_s);
-        while (q->head && !q->head->from && !q->stopping && waiting_like_first(q) < q->max_batch)
+        while (q->head && !q->head->from && !q->stopping && waiting_like_first(q) < max_batch(q->head))
             if (pthread_cond_timedwait(&q->work, &q->mu, &until) == ETIMEDOUT) break;
         if (!q->head) continue;  // cancelled while it waited
         ServeJob *group = take_group(q);
@@ -173,12 +178,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-ServeQueue *queue_start(const JobEnv *env, double window_s) {
+ServeQueue *queue_start(double window_s) {
     ServeQueue *q = xcalloc(1, sizeof *q);
-    q->env = *env;
-    q->max_batch = env->max_batch ? env->max_batch : 1;
-    q->env.max_batch = q->max_batch;
-    q->max_rows = env->max_rows;
     q->window_s = window_s;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
@@ -191,6 +192,10 @@ ServeQueue *queue_start(const JobEnv *env, double window_s) {
 }
 
 void queue_post(ServeQueue *q, ServeJob *j) {
+    if (!j->env) {
+        fprintf(stderr, "nmt: internal error: a serve job posted without its model (ServeJob.env)\n");
+        abort();
+    }
     j->done = 0;
     j->from = j->take = 0;
     j->cancel = JOB_RUNS;

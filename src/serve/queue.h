@@ -1,13 +1,15 @@
 // serve/queue.h — dynamic batching for `nmt serve`: requests that arrive
-// together run together. One worker thread owns the model; request threads
-// submit jobs and wait. A job is of a kind (JobKind: translation today,
-// serve/translate_job.h) that says which waiting jobs can run in one call
-// and runs them. The first waiting job opens a window (a few milliseconds,
-// or until max_batch sentences of its group wait); then the waiting jobs of
-// its group that fit are run in one call (up to max_batch sentences, and
-// max_rows sentences x weight: of the first job, as many of its next
-// sentences as fit, one at least); the others wait their turn, in
-// order. A job with sentences left goes back to the end of the queue, so a
+// together run together. One worker thread decodes, one call at a time, for
+// every model the server holds (so two models never share the cores at
+// once); request threads submit jobs and wait. Each job names its model and
+// limits (its JobEnv); jobs of different envs never run in one call. A job
+// is of a kind (JobKind: translation today, serve/translate_job.h) that says
+// which waiting jobs can run in one call and runs them. The first waiting
+// job opens a window (a few milliseconds, or until max_batch sentences of
+// its group wait); then the waiting jobs of its group that fit are run in
+// one call (up to its env's max_batch sentences, and max_rows sentences x
+// weight: of the first job, as many of its next sentences as fit, one at
+// least); the others wait their turn, in order. A job with sentences left goes back to the end of the queue, so a
 // long request delays the others by one call at most. A waiter may cancel
 // its job (its client gone, its deadline passed; or every job, the server
 // stopping): a waiting job leaves the queue, a running one stops after its
@@ -19,12 +21,13 @@
 #include "model/model.h"
 #include "text/tokenizer.h"
 
-// What every kind runs with: the model the worker thread owns.
+// What a job runs with: a model the server holds, and its limits (set by the
+// poster; it outlives the queue).
 typedef struct {
     Model *m;
     const Tokenizer *t;
     int max_src;          // source tokens kept
-    size_t max_batch;     // sentences run together
+    size_t max_batch;     // sentences run together (0 is 1)
     size_t max_rows;      // and their weights together (0: no limit; one sentence always runs)
 } JobEnv;
 
@@ -35,9 +38,9 @@ typedef struct JobKind {
     // Whether waiting jobs a and b (both of this kind) can run in one call.
     int (*same_group)(const ServeJob *a, const ServeJob *b);
     // Runs sentences [from, from + take) of each of jobs[0..n) (one group, in
-    // arrival order) in one call and leaves their results in the job, or its
-    // rc and error (serve_job_fail).
-    void (*run)(ServeJob *const *jobs, size_t n, const JobEnv *env);
+    // arrival order, all of one env: jobs[0]->env) in one call and leaves
+    // their results in the job, or its rc and error (serve_job_fail).
+    void (*run)(ServeJob *const *jobs, size_t n);
 } JobKind;
 
 // Why a job was cancelled (ServeJob.cancel).
@@ -46,6 +49,7 @@ enum { JOB_RUNS = 0, JOB_GONE = 1, JOB_DEADLINE = 2, JOB_STOPPING = 3 };
 // The queue's part of a job: a kind's job struct begins with it.
 struct ServeJob {
     const JobKind *kind;
+    const JobEnv *env;    // the model and limits it runs on (jobs of two envs never run together)
     size_t n;             // sentences (what max_batch counts)
     size_t weight;        // the work of one (what max_rows counts; 0 is 1): a translation's beam
     size_t from, take;    // the queue's: sentences done, and those of the call running
@@ -63,7 +67,7 @@ typedef struct ServeQueue ServeQueue;
 
 // Starts the worker thread. window_s: how long the first waiting job waits
 // for company.
-ServeQueue *queue_start(const JobEnv *env, double window_s);
+ServeQueue *queue_start(double window_s);
 // Queues j and returns at once; queue_wait(q, j) then blocks until it is done.
 void queue_post(ServeQueue *q, ServeJob *j);
 void queue_wait(ServeQueue *q, ServeJob *j);

@@ -34,6 +34,7 @@ typedef struct {
     const ServeOptions *o;
     ServeQueue *q;
     Loaded l;                 // the model, its tokenizer and config
+    JobEnv env;               // what its jobs run on (l's model, the limits)
     size_t body_cap;          // bytes of a request body (JSON for max_chars characters, escaped)
     pthread_mutex_t mu;
     int in_flight;            // requests received and not yet answered
@@ -252,7 +253,7 @@ static enum MHD_Result translate(Server *s, struct MHD_Connection *con, const Re
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci ? ci->connect_fd : -1;
         TranslateJob j;
-        translate_job_init(&j, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
+        translate_job_init(&j, &s->env, (char *const *)a.lines, a.n, a.beam, a.nbest, a.attention);
         queue_post(s->q, &j.job);
         int why = queue_wait_for(s->q, &j.job, r->t0 + o->request_timeout_s, fd >= 0 ? client_gone : NULL, &fd);
         rc = answer(s, con, &a, &j, why);
@@ -449,8 +450,8 @@ int serve_run(const ServeOptions *o) {
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
     // A call decodes at most what max_batch sentences of the default beam do: a larger beam, fewer sentences.
-    JobEnv env = {&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam};
-    s.q = queue_start(&env, o->window_ms / 1e3);
+    s.env = (JobEnv){&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam};
+    s.q = queue_start(o->window_ms / 1e3);
     s.wd = watchdog_start(o->timeout_s);
     struct MHD_Daemon *daemon = start_daemon(&s);
     if (daemon) {

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void translate_job_init(TranslateJob *tj, char *const *lines, size_t n, int beam, int nbest, int attention) {
+void translate_job_init(TranslateJob *tj, const JobEnv *env, char *const *lines, size_t n, int beam, int nbest,
+                        int attention) {
     memset(tj, 0, sizeof *tj);
     tj->job.kind = &TRANSLATE_JOB;
+    tj->job.env = env;
     tj->job.n = n;
     tj->job.weight = (size_t)beam;  // a sentence decodes beam rows
     tj->lines = lines;
@@ -77,10 +79,11 @@ static void hand_out(ServeJob *const *jobs, size_t count, const Group *g, int rc
     }
 }
 
-static void translate_run(ServeJob *const *jobs, size_t count, const JobEnv *env) {
+static void translate_run(ServeJob *const *jobs, size_t count) {
     const TranslateJob *first = (const TranslateJob *)jobs[0];
+    const JobEnv *env = first->job.env;  // the group's (the queue runs one env a call)
     DecodeOptions o = first->o;
-    o.batch = (int)env->max_batch;
+    o.batch = env->max_batch ? (int)env->max_batch : 1;
     Group g = {0, (size_t)o.nbest, NULL, NULL, NULL, NULL, NULL};
     int attention = 0;
     for (size_t k = 0; k < count; k++) {

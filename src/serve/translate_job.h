@@ -26,8 +26,10 @@ typedef struct {
 
 extern const JobKind TRANSLATE_JOB;
 
-// A job of n lines (not copied) with the default options but beam and nbest.
-void translate_job_init(TranslateJob *tj, char *const *lines, size_t n, int beam, int nbest, int attention);
+// A job of n lines (not copied) on env's model (env outlives the job) with
+// the default options but beam and nbest.
+void translate_job_init(TranslateJob *tj, const JobEnv *env, char *const *lines, size_t n, int beam, int nbest,
+                        int attention);
 // Frees the results (not the lines).
 void translate_job_free(TranslateJob *tj);
 
