@@ -315,6 +315,49 @@ Test(serve_queue, stopping_runs_what_waits) {
     cr_assert_eq(rec.calls, 3);
 }
 
+// Jobs that came while a call ran were gathered meanwhile: they run as soon
+// as it ends, together, not after another window.
+Test(serve_queue, jobs_that_came_during_a_call_run_when_it_ends) {
+    ServeQueue *q = start(8, 5.0);  // a window the test would notice
+    JobEnv one = {NULL, NULL, 0, 1, 0};
+    FakeJob gate, j[2];
+    fake(&gate, 1, 1, 1);
+    gate.gate = 1;
+    gate.job.env = &one;  // a full batch by itself: it runs at once
+    queue_post(q, &gate.job);
+    while (!rec.calls) nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    for (int k = 0; k < 2; k++) {
+        fake(&j[k], k + 2, 2, 1);
+        queue_post(q, &j[k].job);
+    }
+    nanosleep(&(struct timespec){0, 100000000L}, NULL);
+    open_gate();
+    double t0 = now_seconds();
+    for (int k = 0; k < 2; k++) queue_wait(q, &j[k].job);
+    cr_assert_lt(now_seconds() - t0, 2.0, "they waited %.2f s after the call", now_seconds() - t0);
+    cr_assert_eq(rec.calls, 2);
+    expect_call(1, (int[]){2, 3}, 2);
+    queue_stop(q);
+}
+
+// An idle worker waits the window for company: a job that comes within it
+// joins the first; the call starts when the window is over.
+Test(serve_queue, a_job_within_the_window_joins_the_first) {
+    ServeQueue *q = start(8, 0.5);
+    FakeJob j[2];
+    for (int k = 0; k < 2; k++) fake(&j[k], k + 1, 1, 1);
+    double t0 = now_seconds();
+    queue_post(q, &j[0].job);
+    nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    queue_post(q, &j[1].job);
+    for (int k = 0; k < 2; k++) queue_wait(q, &j[k].job);
+    double took = now_seconds() - t0;
+    cr_assert_eq(rec.calls, 1);
+    expect_call(0, (int[]){1, 2}, 2);
+    cr_assert(took >= 0.5 && took < 1.5, "answered after %.3f s (window 0.5 s from the first)", took);
+    queue_stop(q);
+}
+
 // ---------------------------------------------------------------- many threads
 
 enum { THREADS = 24, BATCH = 4 };
