@@ -21,6 +21,7 @@
 #define NMT_SERVE_QUEUE_H
 
 #include <stddef.h>
+#include "decode/search.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -32,6 +33,7 @@ typedef struct {
     int max_src;          // source tokens kept
     size_t max_batch;     // sentences run together (0 is 1)
     size_t max_rows;      // and their weights together (0: no limit; one sentence always runs)
+    DecodeScratch *scratch;  // the decoder's buffers kept between this model's calls (NULL: none)
 } JobEnv;
 
 typedef struct ServeJob ServeJob;

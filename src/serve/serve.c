@@ -450,7 +450,8 @@ int serve_run(const ServeOptions *o) {
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
     // A call decodes at most what max_batch sentences of the default beam do: a larger beam, fewer sentences.
-    s.env = (JobEnv){&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam};
+    s.env = (JobEnv){&s.l.m, &s.l.t, s.l.c.max_src_len, (size_t)o->max_batch, (size_t)o->max_batch * (size_t)o->beam,
+                     decode_scratch_create()};
     s.q = queue_start(o->window_ms / 1e3);
     s.wd = watchdog_start(o->timeout_s);
     struct MHD_Daemon *daemon = start_daemon(&s);
@@ -470,6 +471,7 @@ int serve_run(const ServeOptions *o) {
         rc = err_code();
     }
     queue_stop(s.q);
+    decode_scratch_free(s.env.scratch);
     watchdog_stop(s.wd);
     pthread_mutex_destroy(&s.mu);
     loaded_free(&s.l);
