@@ -390,6 +390,8 @@ static int nonfinite_row(const Search *se, size_t lo, size_t rows, size_t t) {
     return NMT_OK;
 }
 
+enum { PAR_SAMPLE_STEP = 2 };
+
 int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
     Search se;
     search_init(&se, m, src, n, o);
@@ -397,9 +399,13 @@ int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, H
     size_t lo = 0;
     for (; lo < n && !rc; lo += se.B) {
         size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;
-        par_sample();  // a shared machine: no work split over threads
         size_t tmax = search_begin(&se, src, lo, nb);
         for (size_t t = 0; t <= tmax && !rc; t++) {
+            // A shared machine: no work split over threads. Looked at a few
+            // steps into the batch, not at its start: there a server's
+            // answers to the last batch have just woken its clients, tasks
+            // runnable for a moment that would count as a busy neighbour.
+            if (t == PAR_SAMPLE_STEP) par_sample();
             int any = 0;
             for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
             if (!any) break;
