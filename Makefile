@@ -50,7 +50,7 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test test-suite bench bench-translate bench-window bench-mpi serve-load clean help fuzz fuzz-deps fuzz-run
+.PHONY: all deps run test test-suite bench bench-translate bench-window bench-mpi serve-load loadgen clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
@@ -62,6 +62,7 @@ help:
 	@echo "make bench-window  local attention (model.attention_window) against full attention at lengths 128, 512, 2048"
 	@echo "make bench-mpi  2 processes under mpirun against 1 process with 2 threads (scripts/bench-mpi.sh)"
 	@echo "make serve-load  nmt serve against hostile clients on loopback: the delay they cause, SIGTERM under load"
+	@echo "make loadgen    build build/serve-loadgen, the C load generator of scripts/bench-serve.sh (not part of ./nmt)"
 	@echo "make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) into build/fuzz/ (fuzz/README.md)"
 	@echo "make fuzz-run   build and run each harness FUZZ_SECONDS (default 30), or FUZZ_RUNS executions, on fuzz/corpus/"
 	@echo "make clean      remove build outputs"
@@ -135,6 +136,13 @@ run: deps
 bench: $(NMT_BIN)
 	sh scripts/install-deps.sh bench
 	NMT=./$(NMT_BIN) sh scripts/bench.sh
+
+# The load generator scripts/bench-serve.sh runs (a thread per client, keep-alive
+# connections: it leaves the cores to the server); not part of ./nmt.
+loadgen: build/serve-loadgen
+build/serve-loadgen: scripts/serve-loadgen.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -O2 -g -D_GNU_SOURCE -o $@ $< -lpthread
 
 # nmt serve against hostile clients on loopback (about a minute; not part of the suite):
 # the largest request the limits allow and 256 trickling connections must delay a

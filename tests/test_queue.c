@@ -94,7 +94,7 @@ static void fake(FakeJob *f, int id, int group, size_t n) {
 }
 
 static ServeQueue *start(size_t max_batch, double window_s) {
-    env = (JobEnv){NULL, NULL, 0, max_batch, 0};
+    env = (JobEnv){NULL, NULL, 0, max_batch, 0, NULL};
     return queue_start(window_s);
 }
 
@@ -274,7 +274,7 @@ Test(serve_queue, different_kinds_never_run_together) {
 // of one kind and group, and each call holds at most its own env's max_batch.
 Test(serve_queue, different_envs_never_run_together_each_with_its_limits) {
     ServeQueue *q = start(2, 0.05);
-    JobEnv wide = {NULL, NULL, 0, 4, 0};
+    JobEnv wide = {NULL, NULL, 0, 4, 0, NULL};
     FakeJob gate, j[6];
     for (int k = 0; k < 6; k++) fake(&j[k], k + 1, 1, 1);
     for (int k = 1; k < 6; k += 2) j[k].job.env = &wide;
@@ -313,6 +313,49 @@ Test(serve_queue, stopping_runs_what_waits) {
         expect_answered(&j[k]);
     }
     cr_assert_eq(rec.calls, 3);
+}
+
+// Jobs that came while a call ran were gathered meanwhile: they run as soon
+// as it ends, together, not after another window.
+Test(serve_queue, jobs_that_came_during_a_call_run_when_it_ends) {
+    ServeQueue *q = start(8, 5.0);  // a window the test would notice
+    JobEnv one = {NULL, NULL, 0, 1, 0, NULL};
+    FakeJob gate, j[2];
+    fake(&gate, 1, 1, 1);
+    gate.gate = 1;
+    gate.job.env = &one;  // a full batch by itself: it runs at once
+    queue_post(q, &gate.job);
+    while (!rec.calls) nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    for (int k = 0; k < 2; k++) {
+        fake(&j[k], k + 2, 2, 1);
+        queue_post(q, &j[k].job);
+    }
+    nanosleep(&(struct timespec){0, 100000000L}, NULL);
+    open_gate();
+    double t0 = now_seconds();
+    for (int k = 0; k < 2; k++) queue_wait(q, &j[k].job);
+    cr_assert_lt(now_seconds() - t0, 2.0, "they waited %.2f s after the call", now_seconds() - t0);
+    cr_assert_eq(rec.calls, 2);
+    expect_call(1, (int[]){2, 3}, 2);
+    queue_stop(q);
+}
+
+// An idle worker waits the window for company: a job that comes within it
+// joins the first; the call starts when the window is over.
+Test(serve_queue, a_job_within_the_window_joins_the_first) {
+    ServeQueue *q = start(8, 0.5);
+    FakeJob j[2];
+    for (int k = 0; k < 2; k++) fake(&j[k], k + 1, 1, 1);
+    double t0 = now_seconds();
+    queue_post(q, &j[0].job);
+    nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    queue_post(q, &j[1].job);
+    for (int k = 0; k < 2; k++) queue_wait(q, &j[k].job);
+    double took = now_seconds() - t0;
+    cr_assert_eq(rec.calls, 1);
+    expect_call(0, (int[]){1, 2}, 2);
+    cr_assert(took >= 0.5 && took < 1.5, "answered after %.3f s (window 0.5 s from the first)", took);
+    queue_stop(q);
 }
 
 // ---------------------------------------------------------------- many threads
@@ -389,7 +432,7 @@ Test(serve_queue, a_job_cancelled_in_the_window_is_dropped) {
 // job runs in smaller pieces (one sentence at least), and light ones join it
 // only within the rows left.
 Test(serve_queue, max_rows_bounds_a_call_by_weight) {
-    env = (JobEnv){NULL, NULL, 0, 4, 8};
+    env = (JobEnv){NULL, NULL, 0, 4, 8, NULL};
     ServeQueue *q = queue_start(0.2);
     FakeJob gate, j[3];
     fake(&j[0], 1, 1, 5);

@@ -33,12 +33,14 @@ static void fixture_of(Fixture *f, const char *tgt_text, uint64_t seed) {
     memset(f, 0, sizeof *f);
     ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1, .max_len = 64};
     word_model(&f->t, &f->m, SRC_TEXT, tgt_text, s, seed);
-    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2, 0};  // batches of 2 inside a call
+    // Batches of 2 inside a call; the decoder's buffers kept from call to call, as the server keeps them.
+    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2, 0, decode_scratch_create()};
 }
 
 static void fixture(Fixture *f) { fixture_of(f, TGT_TEXT, 11); }
 
 static void fixture_free(Fixture *f) {
+    decode_scratch_free(f->env.scratch);
     model_free(&f->m);
     tokenizer_free(&f->t);
 }
@@ -159,8 +161,37 @@ Test(translate_job, two_models_in_one_queue_run_apart_each_its_own) {
     }
 }
 
+// Runs all of job j in one call.
+static void run_alone(TranslateJob *j) {
+    j->job.take = j->job.n;
+    ServeJob *jobs[1] = {&j->job};
+    TRANSLATE_JOB.run(jobs, 1);
+}
+
+// The decoder's buffers are kept from call to call, built again only when a
+// call needs larger ones or another beam; every call still gives what
+// translating alone gives.
+Test(translate_job, the_decoders_buffers_are_kept_between_calls) {
+    Fixture f;
+    fixture(&f);
+    f.env.max_batch = 4;
+    struct { char *const *lines; size_t n; int beam; size_t builds; } calls[] = {
+        {A, 2, 2, 1}, {C, 3, 2, 2} /* longer: larger buffers */, {A, 2, 2, 2}, {B, 1, 2, 2}, {A, 2, 3, 3},
+        {A, 1, 3, 3}, {C, 3, 2, 4}};
+    for (size_t k = 0; k < sizeof calls / sizeof *calls; k++) {
+        TranslateJob j;
+        translate_job_init(&j, &f.env, calls[k].lines, calls[k].n, calls[k].beam, 1, 0);
+        run_alone(&j);
+        expect_as_alone(&f, &j);
+        translate_job_free(&j);
+        cr_assert_eq(decode_scratch_builds(f.env.scratch), calls[k].builds, "call %zu: %zu builds, not %zu", k,
+                     decode_scratch_builds(f.env.scratch), calls[k].builds);
+    }
+    fixture_free(&f);
+}
+
 Test(translate_job, groups_are_the_decoding_options) {
-    static const JobEnv env = {NULL, NULL, MAX_SRC, 2, 0};  // the groups need no model
+    static const JobEnv env = {NULL, NULL, MAX_SRC, 2, 0, NULL};  // the groups need no model
     TranslateJob a, b;
     translate_job_init(&a, &env, A, 2, 4, 1, 0);
     translate_job_init(&b, &env, B, 1, 4, 1, 1);  // attention does not split a group

@@ -18,8 +18,48 @@
 #include <string.h>
 
 DecodeOptions decode_defaults(void) {
-    DecodeOptions o = {1, 0.6, 1, 32, 1.5, 10, 0};
+    DecodeOptions o = {1, 0.6, 1, 32, 1.5, 10, 0, NULL};
     return o;
+}
+
+struct DecodeScratch {
+    const Model *m;         // the model state was made for
+    DecodeState *state;     // for up to B sentences of K rows, sources of S, outputs of T
+    size_t B, K, S, T;
+    size_t builds;
+};
+
+DecodeScratch *decode_scratch_create(void) {
+    return xcalloc(1, sizeof(DecodeScratch));
+}
+
+void decode_scratch_free(DecodeScratch *s) {
+    if (!s) return;
+    decode_state_free(s->state);
+    free(s);
+}
+
+size_t decode_scratch_builds(const DecodeScratch *s) {
+    return s->builds;
+}
+
+static size_t larger(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+// A decoder state for B sentences of K rows (sources S, outputs T): the
+// scratch's if it fits, else a new one (kept), at least as large as the old
+// one for the same model and beam, so that calls of varying sizes settle on one.
+static DecodeState *scratch_state(DecodeScratch *s, Model *m, size_t B, size_t K, size_t S, size_t T) {
+    if (s->state && s->m == m && s->K == K && B <= s->B && S <= s->S && T <= s->T) return s->state;
+    if (s->state && s->m == m && s->K == K) {
+        B = larger(B, s->B);
+        S = larger(S, s->S);
+        T = larger(T, s->T);
+    }
+    decode_state_free(s->state);
+    *s = (DecodeScratch){m, decode_state_create(m, B, K, S, T), B, K, S, T, s->builds + 1};
+    return s->state;
 }
 
 static size_t max_out_len(const DecodeOptions *o, size_t src_len, size_t limit) {
@@ -124,7 +164,7 @@ static void search_init(Search *se, Model *m, int *const *src, size_t n, const D
         se->st.tin = xcalloc(R * T, sizeof(int));
         se->st.tlen = xcalloc(R, sizeof(int));
     } else {
-        se->st.state = decode_state_create(m, B, K, S, T);
+        se->st.state = o->scratch ? scratch_state(o->scratch, m, B, K, S, T) : decode_state_create(m, B, K, S, T);
     }
     se->bsrc = xcalloc(B * S, sizeof(int));
     se->slen = xcalloc(B, sizeof(int));
@@ -158,7 +198,7 @@ static void search_free(Search *se) {
     Stepper *st = &se->st;
     free(st->rsrc); free(st->rsrc_len); free(st->tin); free(st->tlen);
     acts_free(st->acts);
-    decode_state_free(st->state);
+    if (!se->o->scratch) decode_state_free(st->state);  // else the scratch keeps it
 }
 
 // Sentences lo..lo+nb: padded sources, encoder run, one live BOS row each.
@@ -350,6 +390,8 @@ static int nonfinite_row(const Search *se, size_t lo, size_t rows, size_t t) {
     return NMT_OK;
 }
 
+enum { PAR_SAMPLE_STEP = 2 };
+
 int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
     Search se;
     search_init(&se, m, src, n, o);
@@ -357,9 +399,13 @@ int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, H
     size_t lo = 0;
     for (; lo < n && !rc; lo += se.B) {
         size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;
-        par_sample();  // a shared machine: no work split over threads
         size_t tmax = search_begin(&se, src, lo, nb);
         for (size_t t = 0; t <= tmax && !rc; t++) {
+            // A shared machine: no work split over threads. Looked at a few
+            // steps into the batch, not at its start: there a server's
+            // answers to the last batch have just woken its clients, tasks
+            // runnable for a moment that would count as a busy neighbour.
+            if (t == PAR_SAMPLE_STEP) par_sample();
             int any = 0;
             for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
             if (!any) break;

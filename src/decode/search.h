@@ -5,6 +5,16 @@
 #include <stddef.h>
 #include "model/model.h"
 
+// The incremental decoder's buffers (its key/value cache, activations, the
+// transposed output projection: tens of MB), kept from one translate_ids call
+// to the next by a caller that decodes call after call (nmt serve): fresh
+// ones would be paged in and the projection transposed again at every call.
+// They are reused while large enough for the call (the same model and beam),
+// else replaced by larger ones; their size never changes a translation's
+// bits. One call at a time, and the model's weights must not change while
+// its scratch holds buffers for it (the transposed projection is a copy).
+typedef struct DecodeScratch DecodeScratch;
+
 typedef struct {
     int beam;               // 1 = greedy
     double alpha;           // length penalty ((5+len)/6)^alpha; 0 = none
@@ -13,6 +23,7 @@ typedef struct {
     double max_len_a;       // output length limit: a * source length + b
     int max_len_b;
     int recompute;          // testing: recompute the whole prefix at every step (no cache)
+    DecodeScratch *scratch; // NULL: the buffers are the call's own
 } DecodeOptions;
 
 typedef struct {
@@ -23,6 +34,11 @@ typedef struct {
 } Hypothesis;
 
 DecodeOptions decode_defaults(void);
+
+DecodeScratch *decode_scratch_create(void);
+void decode_scratch_free(DecodeScratch *s);
+// How many times its buffers were (re)built so far.
+size_t decode_scratch_builds(const DecodeScratch *s);
 
 // Translates n sources (stb_ds id arrays without EOS). out must hold n * nbest
 // hypotheses: sentence i's are out[i*nbest ...], best first. A step whose

@@ -78,15 +78,20 @@ int served_load(Served *s, const ModelSpec *specs, size_t n, int int8, int max_b
             if (!strcmp(s->m[k].src, m->src) && !strcmp(s->m[k].tgt, m->tgt))
                 rc = err_set(NMT_ERR_INPUT, "%s and %s both translate %s -> %s; serve one model per pair",
                              s->m[k].path, m->path, m->src, m->tgt);
-        // A call decodes at most what max_batch sentences of the default beam do.
-        m->env = (JobEnv){&m->l.m, &m->l.t, m->l.c.max_src_len, (size_t)max_batch, (size_t)max_batch * (size_t)beam};
+        // A call decodes at most what max_batch sentences of the default beam do;
+        // the decoder's buffers stay from call to call.
+        m->env = (JobEnv){&m->l.m, &m->l.t, m->l.c.max_src_len, (size_t)max_batch, (size_t)max_batch * (size_t)beam,
+                          decode_scratch_create()};
     }
     if (rc) served_free(s);
     return rc;
 }
 
 void served_free(Served *s) {
-    for (size_t i = 0; i < s->n; i++) loaded_free(&s->m[i].l);
+    for (size_t i = 0; i < s->n; i++) {
+        decode_scratch_free(s->m[i].env.scratch);
+        loaded_free(&s->m[i].l);
+    }
     free(s->m);
     memset(s, 0, sizeof *s);
 }

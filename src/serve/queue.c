@@ -18,6 +18,7 @@ struct ServeQueue {
     ServeJob *running;  // the group of the call running (its jobs linked by next)
     int stopping;
     int closed;      // queue_cancel_all: a job posted from now on is cancelled at once
+    double call_end; // when the last call ended (now_seconds)
     size_t sentences, batches;
     pthread_t thread;
 };
@@ -77,12 +78,12 @@ static void cancel_locked(ServeQueue *q, ServeJob *j, int why) {
     if (!j->cancel) j->cancel = why;
 }
 
-static struct timespec deadline_after(double s) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long ns = ts.tv_nsec + (long)(s * 1e9);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
+// The moment t (now_seconds(): the monotonic clock, which the queue's
+// conditions wait on) as a pthread_cond_timedwait deadline.
+static struct timespec deadline_at(double t) {
+    if (t < 0) t = 0;
+    struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     return ts;
 }
 
@@ -141,6 +142,7 @@ static void run_group(ServeQueue *q, ServeJob *group) {
     group->kind->run(jobs, count);
     pthread_mutex_lock(&q->mu);
     q->running = NULL;
+    q->call_end = now_seconds();
     q->sentences += n;
     q->batches += n > 0;
     for (size_t k = 0; k < count; k++) {
@@ -162,11 +164,18 @@ static void *worker_main(void *arg) {
     for (;;) {
         while (!q->head && !q->stopping) pthread_cond_wait(&q->work, &q->mu);
         if (!q->head) break;  // stopping, nothing left
-        // A window for company, unless the batch is full or the server stops
-        // (not again for a job back for its next piece).
-        struct timespec until = deadline_after(q->window_s);
-        while (q->head && !q->head->from && !q->stopping && waiting_like_first(q) < max_batch(q->head))
-            if (pthread_cond_timedwait(&q->work, &q->mu, &until) == ETIMEDOUT) break;
+        // A window for company from the moment the first job came, unless the
+        // batch is full or the server stops; none for a job that came while
+        // the last call ran (its company was gathered meanwhile) or is back
+        // for its next piece. The window is the first job's: when it is
+        // cancelled meanwhile, the next one waits from its own arrival.
+        while (q->head && !q->head->from && q->head->posted > q->call_end && !q->stopping &&
+               waiting_like_first(q) < max_batch(q->head)) {
+            double end = q->head->posted + q->window_s;
+            if (now_seconds() >= end) break;
+            struct timespec until = deadline_at(end);
+            pthread_cond_timedwait(&q->work, &q->mu, &until);
+        }
         if (!q->head) continue;  // cancelled while it waited
         ServeJob *group = take_group(q);
         q->running = group;
@@ -182,8 +191,12 @@ ServeQueue *queue_start(double window_s) {
     ServeQueue *q = xcalloc(1, sizeof *q);
     q->window_s = window_s;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->work, NULL);
-    pthread_cond_init(&q->finished, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->work, &monotonic);
+    pthread_cond_init(&q->finished, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     if (pthread_create(&q->thread, NULL, worker_main, q) != 0) {
         fprintf(stderr, "nmt: internal error: cannot start the serve worker thread\n");
         abort();
@@ -201,6 +214,7 @@ void queue_post(ServeQueue *q, ServeJob *j) {
     j->cancel = JOB_RUNS;
     j->rc = NMT_OK;
     j->error[0] = 0;
+    j->posted = now_seconds();
     pthread_mutex_lock(&q->mu);
     if (q->closed) {
         cancelled(j, JOB_STOPPING);
@@ -223,7 +237,7 @@ int queue_wait_for(ServeQueue *q, ServeJob *j, double deadline, int (*gone)(void
             pthread_cond_wait(&q->finished, &q->mu);
             continue;
         }
-        struct timespec until = deadline_after(0.05);
+        struct timespec until = deadline_at(now_seconds() + 0.05);
         pthread_cond_timedwait(&q->finished, &q->mu, &until);
         if (j->done || j->cancel) continue;  // cancelled: its call ends soon
         if (deadline && now_seconds() >= deadline) cancel_locked(q, j, JOB_DEADLINE);

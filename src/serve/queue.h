@@ -5,12 +5,15 @@
 // limits (its JobEnv); jobs of different envs never run in one call. A job
 // is of a kind (JobKind: translation today, serve/translate_job.h) that says
 // which waiting jobs can run in one call and runs them. The first waiting
-// job opens a window (a few milliseconds, or until max_batch sentences of
-// its group wait); then the waiting jobs of its group that fit are run in
-// one call (up to its env's max_batch sentences, and max_rows sentences x
-// weight: of the first job, as many of its next sentences as fit, one at
-// least); the others wait their turn, in order. A job with sentences left goes back to the end of the queue, so a
-// long request delays the others by one call at most. A waiter may cancel
+// job waits for company until a window (a few milliseconds) from its
+// arrival has passed, or max_batch sentences of its group wait: a job that
+// arrived while a call ran has had its window and runs as soon as the call
+// ends. Then the waiting jobs of its group that fit are run in one call (up
+// to its env's max_batch sentences, and max_rows sentences x weight: of the
+// first job, as many of its next sentences as fit, one at least); the
+// others wait their turn, in order. A job with sentences left goes back to
+// the end of the queue, so a long request delays the others by one call at
+// most. A waiter may cancel
 // its job (its client gone, its deadline passed; or every job, the server
 // stopping): a waiting job leaves the queue, a running one stops after its
 // call.
@@ -18,6 +21,7 @@
 #define NMT_SERVE_QUEUE_H
 
 #include <stddef.h>
+#include "decode/search.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -29,6 +33,7 @@ typedef struct {
     int max_src;          // source tokens kept
     size_t max_batch;     // sentences run together (0 is 1)
     size_t max_rows;      // and their weights together (0: no limit; one sentence always runs)
+    DecodeScratch *scratch;  // the decoder's buffers kept between this model's calls (NULL: none)
 } JobEnv;
 
 typedef struct ServeJob ServeJob;
@@ -53,6 +58,7 @@ struct ServeJob {
     size_t n;             // sentences (what max_batch counts)
     size_t weight;        // the work of one (what max_rows counts; 0 is 1): a translation's beam
     size_t from, take;    // the queue's: sentences done, and those of the call running
+    double posted;        // the queue's: when it was posted (now_seconds)
     int rc;               // once done: NMT_OK, or the error and why
     char error[256];
     int cancel;           // once done: JOB_RUNS, or why it was cancelled (then rc is set too)

@@ -84,6 +84,7 @@ static void translate_run(ServeJob *const *jobs, size_t count) {
     const JobEnv *env = first->job.env;  // the group's (the queue runs one env a call)
     DecodeOptions o = first->o;
     o.batch = env->max_batch ? (int)env->max_batch : 1;
+    o.scratch = env->scratch;
     Group g = {0, (size_t)o.nbest, NULL, NULL, NULL, NULL, NULL};
     int attention = 0;
     for (size_t k = 0; k < count; k++) {
