@@ -312,7 +312,9 @@ static void *client_main(void *arg) {
         double sent = now();
         int status = exchange(c, &fd, r);
         record(c, sent, now(), stop, status);
-        if (!status && fd < 0) nanosleep(&(struct timespec){0, 50000000L}, NULL);  // no busy loop on a dead server
+        // No busy loop against a dead or refusing server (the run has failed anyway).
+        if (!status && fd < 0) nanosleep(&(struct timespec){0, 50000000L}, NULL);
+        else if (status != 200) nanosleep(&(struct timespec){0, 10000000L}, NULL);
     }
     if (fd >= 0) close(fd);
     return NULL;
@@ -344,7 +346,7 @@ static void report(Client *cs, double cpu, double wall) {
     double *all = xrealloc(NULL, n * sizeof *all);
     n = 0;
     for (int k = 0; k < G.clients; k++) {
-        memcpy(all + n, cs[k].lat, cs[k].n * sizeof *all);
+        if (cs[k].n) memcpy(all + n, cs[k].lat, cs[k].n * sizeof *all);
         n += cs[k].n;
         if (!first && cs[k].first_error[0]) first = cs[k].first_error;
     }
