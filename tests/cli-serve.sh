@@ -7,7 +7,13 @@
 # connection limit, a request past --request-timeout and one whose client has
 # gone dropped undecoded, the page driven by headless Chromium, SIGTERM
 # draining a request in flight, and past --stop-timeout answering 503 while
-# new clients are refused. Everything it starts, it stops. Run by `make test`.
+# new clients are refused. LibreTranslate's API: two models in one server
+# (--model), each answering as its own `nmt translate`; /languages, /detect,
+# /frontend/settings; JSON, url-encoded and multipart bodies giving the same
+# answer; "auto"; paragraphs and html; the errors LibreTranslate gives; two
+# published client libraries (npm) unchanged; the page offering the pairs;
+# API keys (403) and the request limit (429). Everything it starts, it
+# stops. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
 . "$(dirname "$0")/ckpt-lib.sh"
@@ -151,8 +157,8 @@ else bad "concurrent translations differ from nmt translate: $(diff "$T/got200" 
 decoded=$(curl -s "$URL/info" | sed -n 's/.*"batches_decoded":\([0-9]*\).*/\1/p')
 echo "cli-serve: 200 concurrent sentences identical to nmt translate ($decoded batches decoded so far)"
 
-# ---- a bounded load test: no errors
-if CLIENTS=16 DURATION=3 bash "$(dirname "$0")/../scripts/bench-serve.sh" "$URL" "$T/src200" >"$T/load" 2>&1; then ok
+# ---- a bounded load test: 64 keep-alive clients over 4 addresses, no errors
+if CLIENTS=64 SOURCES=4 DURATION=3 bash "$(dirname "$0")/../scripts/bench-serve.sh" "$URL" "$T/src200" >"$T/load" 2>&1; then ok
 else bad "load test: $(cat "$T/load")"; fi
 cat "$T/load"
 
