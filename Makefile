@@ -50,13 +50,13 @@ TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/float/tests/%.o)
 GRAD_OBJ := $(GRAD_SRC:tests/%.c=$(BUILD)/double/tests/%.o)
 NMT_BIN := $(if $(filter 1,$(SANITIZE)),$(BUILD)/nmt,nmt)
 
-.PHONY: all deps run test test-suite bench bench-translate bench-window bench-mpi serve-load loadgen clean help fuzz fuzz-deps fuzz-run
+.PHONY: all deps test-deps run test test-suite bench bench-translate bench-window bench-mpi serve-load loadgen clean help fuzz fuzz-deps fuzz-run
 all: $(NMT_BIN)
 
 help:
 	@echo "make            build ./nmt"
 	@echo "make run        install missing packages, build, train the toy model, translate, score"
-	@echo "make test       build and run the test suite (SANITIZE=1 for ASan+UBSan)"
+	@echo "make test       install what the tests need, build and run the test suite (SANITIZE=1 for ASan+UBSan)"
 	@echo "make bench      build ./nmt, then time training steps beside PyTorch (scripts/bench.sh; BENCH_SHAPES=\"tiny small\")"
 	@echo "make bench-translate  translation speed and BLEU: nmt float and int8 beside PyTorch float and int8 (scripts/bench-translate.sh)"
 	@echo "make bench-window  local attention (model.attention_window) against full attention at lengths 128, 512, 2048"
@@ -69,12 +69,21 @@ help:
 
 deps:
 	@sh scripts/install-deps.sh
+test-deps:
+	@sh scripts/install-deps.sh test
 
 $(NMT_BIN): $(CLI_OBJ) $(SERVE_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS) $(SERVE_LIBS)
 
-# Only train/comm.c sees MPI's headers.
+# Only train/comm.c sees MPI's headers. Its objects are rebuilt when MPI
+# changes (a build made before `make test` installed Open MPI gains it).
+MPI_STAMP := $(BUILD)/mpi-$(MPI).stamp
+$(MPI_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/mpi-*.stamp
+	@touch $@
 $(BUILD)/float/train/comm.o $(BUILD)/double/train/comm.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/float/train/comm.o $(BUILD)/double/train/comm.o: $(MPI_STAMP)
 
 # Objects depend on this file too: a changed flag rebuilds them. Every file
 # includes by room: "model/model.h".
@@ -112,7 +121,7 @@ $(BUILD)/tests-double: $(GRAD_OBJ) $(DBL_OBJ)
 # unit and gradient tests (Criterion), then the command-line tests.
 # The test binaries get the short OpenMP spin ./nmt uses: Criterion runs tests side by side.
 # (A second make after deps: it finds the packages deps installed, Open MPI's mpicc among them.)
-test: deps
+test: test-deps
 	$(MAKE) test-suite
 test-suite: $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
 	sh tests/check-rooms.sh
