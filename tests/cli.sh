@@ -84,6 +84,18 @@ printf 'a b c\nb a\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 3
 if [ "$(grep -c '^[01] ||| .* ||| -\{0,1\}[0-9][0-9.]*$' "$T/nb1")" -eq 2 ] &&
    [ "$(sed 's/^[0-9]* ||| \(.*\) ||| [^|]*$/\1/' "$T/nb1")" = "$(cat "$T/plain")" ]; then pass=$((pass + 1)); else
     fail=$((fail + 1)); echo "FAIL: --nbest 1 output: $(cat "$T/nb1") / $(cat "$T/plain") $(cat "$T/err")"; fi
+# --nbest larger than the hypotheses the search finds (outputs cut at one token, a vocabulary of
+# three words): only those found are printed, never a placeholder line with -inf.
+printf 'a b c\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --beam 16 --nbest 16 --max-len-a 0 --max-len-b 1 \
+    >"$T/nbx" 2>"$T/err"
+nx=$(grep -c '^0 ||| ' "$T/nbx")
+if [ "$nx" -ge 1 ] && [ "$nx" -lt 16 ] && [ "$(wc -l <"$T/nbx")" -eq "$nx" ] && ! grep -q 'inf' "$T/nbx"; then
+    pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: --nbest past the hypotheses found: $(cat "$T/nbx") $(cat "$T/err")"; fi
+# A special's spelling in a word-tokenized line is a word like any other (unknown), not the special.
+printf 'a </s> b\na <s> b\na <pad> b\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --nbest 1 >"$T/spelled" 2>"$T/err"
+printf 'a <unk> b\na <unk> b\na <unk> b\n' | "$NMT" translate --checkpoint "$T/ck/last.ckpt" --nbest 1 >"$T/unk" 2>>"$T/err"
+if [ -s "$T/unk" ] && cmp -s "$T/spelled" "$T/unk"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: spelled specials: $(cat "$T/spelled") / $(cat "$T/unk") $(cat "$T/err")"; fi
 # nmt score: the log-probability greedy decoding reports (alpha 0: no length
 # penalty) for its own output; the same bytes whatever the batch.
 printf 'a b c\nb c a\nc a b\nb a\n' >"$T/s4.txt"

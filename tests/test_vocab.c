@@ -26,7 +26,7 @@ static void expect_words(const Vocab *v, const char *const *words, int n) {
     cr_assert_eq(vocab_size(v), TOK_SPECIALS + n, "size %d, want %d", vocab_size(v), TOK_SPECIALS + n);
     for (int i = 0; i < TOK_SPECIALS; i++) {
         cr_assert_str_eq(vocab_token(v, i), token_special(i));
-        cr_assert_eq(vocab_id(v, token_special(i)), i);
+        cr_assert_eq(vocab_id(v, token_special(i)), TOK_UNK);  // in a text, a special's spelling is an unknown word
     }
     for (int i = 0; i < n; i++) {
         cr_assert_str_eq(vocab_token(v, TOK_SPECIALS + i), words[i], "id %d is '%s', want '%s'", TOK_SPECIALS + i,
@@ -134,6 +134,11 @@ Test(vocab, counts_add_up_across_files) {
 Test(vocab, spelled_specials_in_text_are_not_words) {
     Vocab *v = build1(write_tmp("sp.txt", "<unk> <unk> <s> a </s> <pad>\n<unk> a\n"), 1, 0);
     expect_words(v, (const char *const[]){"a"}, 1);
+    // and encoding a line that spells them gives unknown words, never a special's id
+    int *ids = NULL;
+    vocab_encode(v, "<s> a </s> <pad> <unk>", &ids);
+    cr_assert_arr_eq(ids, ((int[]){TOK_UNK, TOK_SPECIALS, TOK_UNK, TOK_UNK, TOK_UNK}), 5 * sizeof(int));
+    arrfree(ids);
     vocab_free(v);
 }
 

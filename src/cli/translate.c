@@ -11,6 +11,7 @@
 #include "decode/translate.h"
 #include "common/util.h"
 
+#include <math.h>
 #include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,7 @@ static int translate(const Args *a) {
         rc = attention_map_png(a->attention_png, &l.m, &l.t, l.c.max_src_len, lines[0], &a->o, a->attention_heads);
     if (!rc) {
         for (size_t i = 0; i < n * nb; i++) {
+            if (moses && scores[i] == -INFINITY) continue;  // fewer hypotheses found than --nbest: only those
             if (moses) printf("%zu ||| %s ||| %.6f\n", i / nb, out[i], scores[i]);
             else puts(out[i]);
         }

@@ -139,6 +139,14 @@ static char *text_version(const Text *t, const Ask *a, size_t i, const Translate
     return text;
 }
 
+// Whether each sentence of text t has a k-th hypothesis (a search may find
+// fewer than n-best: the missing ones score -inf and are not alternatives).
+static int found(const Text *t, const TranslateJob *j, size_t nb, size_t k) {
+    for (size_t s = 0; s < t->seg.sentences; s++)
+        if (j->scores[(t->first + s) * nb + k] == -INFINITY) return 0;
+    return 1;
+}
+
 // Text i's part of the answer, added under each key of obj (as the value for
 // one text, appended to lists for several).
 static void add_text(cJSON *obj, const Ask *a, const Text *t, size_t i, const TranslateJob *j) {
@@ -151,7 +159,7 @@ static void add_text(cJSON *obj, const Ask *a, const Text *t, size_t i, const Tr
     if (nb > 1 || a->alternatives) {
         items[1] = cJSON_CreateArray();
         items[4] = cJSON_CreateArray();
-        for (size_t k = 1; t->model && k < nb; k++) {
+        for (size_t k = 1; t->model && k < nb && found(t, j, nb, k); k++) {
             char *alt = text_version(t, a, i, j, k, &score);
             cJSON_AddItemToArray(items[1], cJSON_CreateString(alt));
             cJSON_AddItemToArray(items[4], cJSON_CreateNumber(score));

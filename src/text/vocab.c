@@ -123,7 +123,9 @@ const char *vocab_token(const Vocab *v, int id) {
 int vocab_id(const Vocab *v, const char *word) {
     WordId *index = v->index;  // stb_ds look-ups write through the map pointer
     ptrdiff_t i = shgeti(index, word);
-    return i < 0 ? TOK_UNK : index[i].value;
+    // A special's spelling in a text ("<s>", "</s>", "<pad>") is a word like any
+    // other, and not one of the vocabulary's (building skips it): unknown.
+    return i < 0 || index[i].value < TOK_SPECIALS ? TOK_UNK : index[i].value;
 }
 
 typedef struct { const Vocab *v; int **ids; } EncodeCtx;

@@ -13,7 +13,9 @@ typedef struct Vocab Vocab;
 int vocab_build(Vocab **out, const char *const *paths, int npaths, int min_freq, int max_size);
 int vocab_size(const Vocab *v);
 const char *vocab_token(const Vocab *v, int id);
-int vocab_id(const Vocab *v, const char *word);       // <unk>'s id when unknown
+// A word's id: <unk>'s when unknown, and for a special's spelling ("<s>" in a
+// text is a word, not the start of a sentence).
+int vocab_id(const Vocab *v, const char *word);
 
 // Appends the ids of a line's words to the stb_ds array *ids.
 void vocab_encode(const Vocab *v, const char *line, int **ids);
