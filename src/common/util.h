@@ -53,6 +53,9 @@ int make_dirs(const char *path);
 // length, or 0 when it is invalid; utf8_check returns the offset of the first
 // invalid byte of s[0..n), or -1; utf8_valid is utf8_check(...) < 0.
 int utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
+// Writes code point cp (at most 0x10FFFF) as UTF-8 to out (4 bytes at most);
+// returns how many bytes.
+size_t utf8_put(uint32_t cp, char *out);
 long utf8_check(const char *s, size_t n);
 int utf8_valid(const char *s, size_t n);
 #endif

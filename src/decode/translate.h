@@ -12,7 +12,9 @@ typedef struct {
 } TranslateStats;
 
 // Translates n lines. texts receives n*o->nbest malloc'ed strings (best first
-// per sentence) and, if scores != NULL, their scores. Source lines longer than
+// per sentence) and, if scores != NULL, their scores; when the search finds
+// fewer than nbest hypotheses for a sentence, the missing ones (last) are ""
+// with score -INFINITY, which callers leave out. Source lines longer than
 // max_src tokens are truncated with a warning naming what:line. Invalid UTF-8
 // is an NMT_ERR_INPUT error naming what:line; scores that are not finite (a
 // model that overflows: translate_ids) an NMT_ERR_RUNTIME error naming what;

@@ -64,25 +64,6 @@ static int decode(const char *s, const char *what, Cps *out) {
     return 0;
 }
 
-static size_t utf8_put(char *o, uint32_t c) {
-    if (c < 0x80) { o[0] = (char)c; return 1; }
-    if (c < 0x800) {
-        o[0] = (char)(0xC0 | (c >> 6));
-        o[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | (c >> 12));
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (c >> 18));
-    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
 
 // ---------------------------------------------------------------------------
 // Python string semantics: str.isspace() (what split() and rstrip() use) and
@@ -318,7 +299,7 @@ int bleu_tokenize_13a(const char *line, int lowercase, char **out) {
     char *o = xmalloc(4 * b.n + 1), *p = o;
     for (ptrdiff_t t = 0; t < arrlen(sp); t++) {
         if (t) *p++ = ' ';
-        for (size_t k = 0; k < sp[t].len; k++) p += utf8_put(p, b.v[sp[t].start + k]);
+        for (size_t k = 0; k < sp[t].len; k++) p += utf8_put(b.v[sp[t].start + k], p);
     }
     *p = 0;
     arrfree(sp);
@@ -367,7 +348,7 @@ static int bleu_segment(const char *s, const char *what, const BleuOptions *o, I
     char *tmp = xmalloc(4 * b.n + 1);
     for (size_t i = 0; i < nt; i++) {
         size_t k = 0;
-        for (size_t j = 0; j < sp[i].len; j++) k += utf8_put(tmp + k, b.v[sp[i].start + j]);
+        for (size_t j = 0; j < sp[i].len; j++) k += utf8_put(b.v[sp[i].start + j], tmp + k);
         tmp[k] = 0;
         ptrdiff_t at = shgeti(*voc, tmp);
         if (at < 0) {

@@ -85,7 +85,7 @@ static char **model_lines(const Ask *a, Text *t, const ServedModel *m, size_t *n
 
 // Posts a job per model with sentences and waits for them all; the first
 // cancellation cancels the rest. Returns 0 with r set when one failed.
-static int decode(const LibreCtx *c, const Ask *a, TranslateJob *jobs, char ***lines, LibreReply *r) {
+static int decode(const LibreCtx *c, TranslateJob *jobs, char ***lines, LibreReply *r) {
     size_t nm = c->models->n;
     for (size_t k = 0; k < nm; k++)
         if (lines[k]) queue_post(c->q, &jobs[k].job);
@@ -102,7 +102,6 @@ static int decode(const LibreCtx *c, const Ask *a, TranslateJob *jobs, char ***l
         if (!why && jobs[k].job.rc && ok) fail(r, 500, "%s", jobs[k].job.error);
         ok &= !why && !jobs[k].job.rc;
     }
-    (void)a;
     return ok;
 }
 
@@ -242,7 +241,7 @@ void libre_translate(const LibreCtx *c, const Ask *a, LibreReply *r) {
             lines[k] = model_lines(a, t, &c->models->m[k], &n);
             translate_job_init(&jobs[k], &c->models->m[k].env, lines[k], n, a->beam, a->nbest, a->attention);
         }
-        if (decode(c, a, jobs, lines, r)) {
+        if (decode(c, jobs, lines, r)) {
             r->status = 200;
             r->json = answer_json(c, a, t, jobs);
         }

@@ -47,18 +47,6 @@ static void add_lines(Segments *s, const char *p, size_t len) {
     }
 }
 
-// Code point cp as UTF-8 into out (4 bytes at most); its length.
-static size_t utf8_put(unsigned long cp, char *out) {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
-    if (cp < 0x800) { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12); out[1] = (char)(0x80 | (cp >> 6 & 0x3F)); out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18); out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 // The entity at p (p[0] == '&') written to out: its length in p, 0 when it is
 // not one we know (then the '&' is text).
@@ -77,12 +65,12 @@ static size_t entity(const char *p, size_t len, char *out, size_t *outlen) {
     if (len < 4 || p[1] != '#') return 0;
     int hex = p[2] == 'x' || p[2] == 'X';
     size_t i = hex ? 3 : 2, digits = 0;
-    unsigned long cp = 0;
+    uint32_t cp = 0;
     for (; i < len && digits < 8; i++, digits++) {
         char c = p[i];
         int d = c >= '0' && c <= '9' ? c - '0' : hex && (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
         if (d < 0) break;
-        cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+        cp = cp * (hex ? 16u : 10u) + (uint32_t)d;
     }
     if (!digits || i >= len || p[i] != ';' || !cp || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
     *outlen = utf8_put(cp, out);

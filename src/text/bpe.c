@@ -50,25 +50,6 @@ static uint64_t pair_key(int a, int b) { return ((uint64_t)(uint32_t)a << 32) | 
 
 // ---- UTF-8 and pre-tokenization ------------------------------------------
 
-static int utf8_put(char *out, uint32_t cp) {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 // Character classes. Runs of one class form a piece, so merges never cross
 // a word/punctuation/digit boundary. RAW characters (controls, tab, the
@@ -166,7 +147,7 @@ static Bpe *bpe_new(void) {
 
 static int add_char(Bpe *b, uint32_t cp) {
     char s[5];
-    s[utf8_put(s, cp)] = 0;
+    s[utf8_put(cp, s)] = 0;
     int id = add_token(b, s);
     arrpush(b->chars, cp);
     hmput(b->char_id, cp, id);
