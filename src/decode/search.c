@@ -5,8 +5,14 @@
 // (over live rows x vocabulary) are taken: those ending in EOS are finished,
 // the others live on, so the beam shrinks as hypotheses finish (as in
 // Marian). With beam 1 this is exactly greedy search. A sentence also stops when no live
-// hypothesis can still beat its best finished one.
+// hypothesis can still beat its best finished one. At the length limit EOS
+// is the only choice, and its log-probability is charged (as fairseq does).
+// An ensemble's members each keep a decoder state with the same rows; the
+// search ranks the weighted mean of their log-probabilities. Sampling keeps
+// each of a sentence's rows its own draw (decode/sample.h).
 #include "decode/search.h"
+#include "decode/sample.h"
+#include "common/rng.h"
 #include "kernels/par.h"
 #include "model/decode_state.h"
 #include "kernels/ops.h"
@@ -18,14 +24,20 @@
 #include <string.h>
 
 DecodeOptions decode_defaults(void) {
-    DecodeOptions o = {1, 0.6, 1, 32, 1.5, 10, 0, NULL};
+    DecodeOptions o = {1, 0.6, 1, 32, 1.5, 10, 0, NULL, 0, 0, 1.0, 1.0, 0};
     return o;
 }
 
-struct DecodeScratch {
+// One decoder state per ensemble member (one for a single model).
+typedef struct {
     const Model *m;         // the model state was made for
     DecodeState *state;     // for up to B sentences of K rows, sources of S, outputs of T
     size_t B, K, S, T;
+} ScratchState;
+
+struct DecodeScratch {
+    ScratchState *member;
+    size_t n;
     size_t builds;
 };
 
@@ -35,7 +47,8 @@ DecodeScratch *decode_scratch_create(void) {
 
 void decode_scratch_free(DecodeScratch *s) {
     if (!s) return;
-    decode_state_free(s->state);
+    for (size_t k = 0; k < s->n; k++) decode_state_free(s->member[k].state);
+    free(s->member);
     free(s);
 }
 
@@ -50,7 +63,13 @@ static size_t larger(size_t a, size_t b) {
 // A decoder state for B sentences of K rows (sources S, outputs T): the
 // scratch's if it fits, else a new one (kept), at least as large as the old
 // one for the same model and beam, so that calls of varying sizes settle on one.
-static DecodeState *scratch_state(DecodeScratch *s, Model *m, size_t B, size_t K, size_t S, size_t T) {
+// Member k's (a scratch grows to hold as many members as it is asked for).
+static DecodeState *scratch_state(DecodeScratch *d, size_t k, Model *m, size_t B, size_t K, size_t S, size_t T) {
+    if (k >= d->n) {
+        d->member = xrealloc(d->member, (k + 1) * sizeof *d->member);
+        for (; d->n <= k; d->n++) d->member[d->n] = (ScratchState){NULL, NULL, 0, 0, 0, 0};
+    }
+    ScratchState *s = &d->member[k];
     if (s->state && s->m == m && s->K == K && B <= s->B && S <= s->S && T <= s->T) return s->state;
     if (s->state && s->m == m && s->K == K) {
         B = larger(B, s->B);
@@ -58,7 +77,8 @@ static DecodeState *scratch_state(DecodeScratch *s, Model *m, size_t B, size_t K
         T = larger(T, s->T);
     }
     decode_state_free(s->state);
-    *s = (DecodeScratch){m, decode_state_create(m, B, K, S, T), B, K, S, T, s->builds + 1};
+    *s = (ScratchState){m, decode_state_create(m, B, K, S, T), B, K, S, T};
+    d->builds++;
     return s->state;
 }
 
@@ -96,18 +116,23 @@ static void offer(Cand *top, int *n, int k, Cand c) {
     top[i] = c;
 }
 
-// Logits provider: the incremental state, or (for tests) full recomputation.
+// Logits provider: each member's incremental state, or (for tests) full recomputation.
 typedef struct {
-    Model *m;
+    const Ensemble *e;
     const DecodeOptions *o;
-    DecodeState *state;
-    Acts *acts;
+    DecodeState **state;                 // per member
+    Acts **acts;                         // recompute: per member
+    const real **logits;                 // per member: the last step's, a row per live row
     int *rsrc, *rsrc_len, *tin, *tlen;   // recompute: per-row source and prefix
     size_t S, T;
 } Stepper;
 
-static const real *step_logits(Stepper *st, const int *tokens, int *const *hist, size_t rows, size_t t) {
-    if (!st->o->recompute) return model_decode_step(st->m, st->state, tokens, t);
+static void step_logits(Stepper *st, const int *tokens, int *const *hist, size_t rows, size_t t) {
+    size_t n = st->e->n;
+    if (!st->o->recompute) {
+        for (size_t k = 0; k < n; k++) st->logits[k] = model_decode_step(st->e->m[k], st->state[k], tokens, t);
+        return;
+    }
     size_t T = t + 1;
     for (size_t r = 0; r < rows; r++) {
         st->tin[r * T] = TOK_BOS;
@@ -116,7 +141,7 @@ static const real *step_logits(Stepper *st, const int *tokens, int *const *hist,
         st->tlen[r] = (int)T;
     }
     Batch b = {rows, st->S, T, st->rsrc, st->rsrc_len, st->tin, NULL, st->tlen, 0};
-    return model_next_logits(st->m, st->acts, &b);
+    for (size_t k = 0; k < n; k++) st->logits[k] = model_next_logits(st->e->m[k], st->acts[k], &b);
 }
 
 // The whole search: the logits provider and every per-row and per-sentence
@@ -124,6 +149,7 @@ static const real *step_logits(Stepper *st, const int *tokens, int *const *hist,
 typedef struct {
     const DecodeOptions *o;
     size_t K, NB, B, V, limit;
+    double *w;                   // the members' weights
     Stepper st;
     int *bsrc, *slen;            // the batch's sources (B, S) with EOS, and their lengths
     int *tokens, *from, *live;   // per row: next input, parent row; per sentence: live rows
@@ -135,17 +161,52 @@ typedef struct {
     // Only live rows are computed: row r's place among the decoder state's
     // rows (-1: not live), and the next step's (select's arguments).
     int *phys, *next_phys, *pfrom, *ptok;
+    // Sampling: the sample each row draws for (its random stream), the next
+    // step's, and the first sentence's index in the call.
+    int *sid, *nsid;
+    size_t lo;
 } Search;
 
-static void search_init(Search *se, Model *m, int *const *src, size_t n, const DecodeOptions *o) {
+// The members' weights (equal when not given) and the limit on output
+// length their positions allow.
+static void search_members(Search *se, const Ensemble *e) {
+    se->w = xcalloc(e->n, sizeof *se->w);
+    se->limit = (size_t)e->m[0]->s.max_len - 2;
+    for (size_t k = 0; k < e->n; k++) {
+        se->w[k] = e->w ? e->w[k] : 1.0 / (double)e->n;
+        if ((size_t)e->m[k]->s.max_len - 2 < se->limit) se->limit = (size_t)e->m[k]->s.max_len - 2;
+    }
+}
+
+static void stepper_init(Search *se, const Ensemble *e, size_t B, size_t K, size_t S, size_t T) {
+    const DecodeOptions *o = se->o;
+    size_t R = B * K, n = e->n;
+    se->st = (Stepper){e, o, xcalloc(n, sizeof(DecodeState *)), xcalloc(n, sizeof(Acts *)),
+                       xcalloc(n, sizeof(real *)), NULL, NULL, NULL, NULL, S, T};
+    if (o->recompute) {
+        size_t wide = S > T ? S : T;
+        for (size_t k = 0; k < n; k++) se->st.acts[k] = acts_create(e->m[k], R * wide, S, T, 0);
+        se->st.rsrc = xcalloc(R * S, sizeof(int));
+        se->st.rsrc_len = xcalloc(R, sizeof(int));
+        se->st.tin = xcalloc(R * T, sizeof(int));
+        se->st.tlen = xcalloc(R, sizeof(int));
+        return;
+    }
+    for (size_t k = 0; k < n; k++)
+        se->st.state[k] = o->scratch ? scratch_state(o->scratch, k, e->m[k], B, K, S, T)
+                                     : decode_state_create(e->m[k], B, K, S, T);
+}
+
+static void search_init(Search *se, const Ensemble *e, int *const *src, size_t n, const DecodeOptions *o) {
     memset(se, 0, sizeof *se);
     se->o = o;
-    se->K = (size_t)(o->beam > 0 ? o->beam : 1);
     se->NB = (size_t)(o->nbest > 0 ? o->nbest : 1);
+    // Sampling: a row per sample, each its own draw.
+    se->K = o->sample ? se->NB : (size_t)(o->beam > 0 ? o->beam : 1);
     if (se->NB > se->K) se->NB = se->K;
     se->B = (size_t)(o->batch > 0 ? o->batch : 1);
-    se->V = (size_t)m->s.tgt_vocab;
-    se->limit = (size_t)m->s.max_len - 2;
+    se->V = (size_t)e->m[0]->s.tgt_vocab;
+    search_members(se, e);
     size_t S = 1, T = 1, K = se->K;
     for (size_t i = 0; i < n; i++) {
         size_t s = (size_t)arrlen(src[i]) + 1;
@@ -155,17 +216,7 @@ static void search_init(Search *se, Model *m, int *const *src, size_t n, const D
     }
     if (se->B > n) se->B = n ? n : 1;
     size_t B = se->B, R = B * K;
-    se->st = (Stepper){m, o, NULL, NULL, NULL, NULL, NULL, NULL, S, T};
-    if (o->recompute) {
-        size_t wide = S > T ? S : T;
-        se->st.acts = acts_create(m, R * wide, S, T, 0);
-        se->st.rsrc = xcalloc(R * S, sizeof(int));
-        se->st.rsrc_len = xcalloc(R, sizeof(int));
-        se->st.tin = xcalloc(R * T, sizeof(int));
-        se->st.tlen = xcalloc(R, sizeof(int));
-    } else {
-        se->st.state = o->scratch ? scratch_state(o->scratch, m, B, K, S, T) : decode_state_create(m, B, K, S, T);
-    }
+    stepper_init(se, e, B, K, S, T);
     se->bsrc = xcalloc(B * S, sizeof(int));
     se->slen = xcalloc(B, sizeof(int));
     se->tokens = xcalloc(R, sizeof(int));
@@ -184,6 +235,8 @@ static void search_init(Search *se, Model *m, int *const *src, size_t n, const D
     se->next_phys = xcalloc(R, sizeof(int));
     se->pfrom = xcalloc(R, sizeof(int));
     se->ptok = xcalloc(R, sizeof(int));
+    se->sid = xcalloc(R, sizeof(int));
+    se->nsid = xcalloc(R, sizeof(int));
 }
 
 static void search_free(Search *se) {
@@ -195,16 +248,21 @@ static void search_free(Search *se) {
     free(se->fin); free(se->hist); free(se->nhist); free(se->top); free(se->cands); free(se->row_top);
     free(se->row_n); free(se->bsrc); free(se->slen); free(se->tokens); free(se->from); free(se->live);
     free(se->score); free(se->nscore); free(se->phys); free(se->next_phys); free(se->pfrom); free(se->ptok);
+    free(se->sid); free(se->nsid); free(se->w);
     Stepper *st = &se->st;
     free(st->rsrc); free(st->rsrc_len); free(st->tin); free(st->tlen);
-    acts_free(st->acts);
-    if (!se->o->scratch) decode_state_free(st->state);  // else the scratch keeps it
+    for (size_t k = 0; k < st->e->n; k++) {
+        if (st->acts[k]) acts_free(st->acts[k]);
+        if (!se->o->scratch) decode_state_free(st->state[k]);  // else the scratch keeps it
+    }
+    free(st->acts); free(st->state); free(st->logits);
 }
 
 // Sentences lo..lo+nb: padded sources, encoder run, one live BOS row each.
 // Returns the longest output any of them may have.
 static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
     size_t K = se->K, bs = 1;
+    se->lo = lo;
     for (size_t i = 0; i < nb; i++)
         if ((size_t)arrlen(src[lo + i]) + 1 > bs) bs = (size_t)arrlen(src[lo + i]) + 1;
     memset(se->bsrc, 0, nb * bs * sizeof(int));
@@ -227,16 +285,21 @@ static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
         for (size_t r = 0; r < rows; r++) se->phys[r] = (int)r;
     } else {
         // Each sentence starts with one live row: only those are computed.
-        model_decode_begin(st->m, st->state, se->bsrc, se->slen, nb, bs);
-        for (size_t r = 0; r < rows; r++) se->phys[r] = r % K ? -1 : (int)(r / K);
-        for (size_t i = 0; i < nb; i++) se->pfrom[i] = (int)(i * K);
-        model_decode_select(st->state, se->pfrom, nb, 0);
+        for (size_t k = 0; k < st->e->n; k++) model_decode_begin(st->e->m[k], st->state[k], se->bsrc, se->slen, nb, bs);
+        // Sampling: every row is live from the start (each its own draw).
+        size_t first = se->o->sample ? K : 1;
+        for (size_t r = 0; r < rows; r++) se->phys[r] = r % K < first ? (int)((r / K) * first + r % K) : -1;
+        for (size_t q = 0; q < nb * first; q++) se->pfrom[q] = (int)((q / first) * K);
+        for (size_t k = 0; k < st->e->n; k++) model_decode_select(st->state[k], se->pfrom, nb * first, 0);
     }
     for (size_t r = 0; r < rows; r++) {
         se->tokens[r] = TOK_BOS;
         se->score[r] = 0;
+        se->sid[r] = (int)(r % K);
         arrsetlen(se->hist[r], 0);
     }
+    if (se->o->sample)
+        for (size_t i = 0; i < nb; i++) se->live[i] = (int)K;
     size_t tmax = 0;
     for (size_t i = 0; i < nb; i++) {
         size_t c = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
@@ -245,24 +308,55 @@ static size_t search_begin(Search *se, int *const *src, size_t lo, size_t nb) {
     return tmax;
 }
 
+// Row r's view of every member's logits, and the weighted sum of their
+// log-sum-exps: the row's log-probability of token v is then
+// row_xw(v) - L. 0 when a logit is not finite (the model overflowed).
+static int row_norm(const Search *se, size_t r, const real **x, double *L) {
+    const Stepper *st = &se->st;
+    *L = 0;
+    for (size_t k = 0; k < st->e->n; k++) {
+        x[k] = st->logits[k] + (size_t)se->phys[r] * se->V;
+        double lse = log_sum_exp(x[k], se->V);
+        if (!isfinite(lse)) return 0;
+        *L += se->w[k] * lse;
+    }
+    return 1;
+}
+
+// The weighted sum of the members' logits for token v (one member: its logit,
+// exactly; two equal members at weight 1/2: the same value).
+static inline double row_xw(const Search *se, const real *const *x, size_t v) {
+    double s = 0;
+    for (size_t k = 0; k < se->st.e->n; k++) s += se->w[k] * (double)x[k][v];
+    return s;
+}
+
+// A row at the length limit: its history holds cap tokens.
+static int at_cap(const Search *se, size_t r) {
+    size_t i = r / se->K;
+    return (size_t)arrlen(se->hist[r]) >= max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
+}
+
 // Each live row's best K candidates, rows in parallel. The best k <= K of a
 // sentence are among the union of its rows' best K, and the order (score,
-// row, token) is total: the same choice as one scan.
-static void row_candidates(Search *se, const real *logits, size_t rows) {
+// row, token) is total: the same choice as one scan. A row at the length
+// limit has one candidate: EOS.
+static void row_candidates(Search *se, size_t rows) {
     size_t K = se->K, V = se->V;
     #pragma omp parallel for schedule(dynamic, 8)
     for (size_t r = 0; r < rows; r++) {
         se->row_n[r] = 0;
         if (r % K >= (size_t)se->live[r / K]) continue;
-        const real *x = logits + (size_t)se->phys[r] * V;
-        double base = se->score[r], lse = log_sum_exp(x, V);
-        if (!isfinite(lse)) {  // a NaN or infinite logit: the model overflowed (translate_ids stops)
+        const real *x[se->st.e->n];
+        double base = se->score[r], L;
+        if (!row_norm(se, r, x, &L)) {  // a NaN or infinite logit: the model overflowed (translate_ids stops)
             se->row_n[r] = -1;
             continue;
         }
         Cand *top = se->row_top + r * K;
-        for (size_t v = TOK_EOS; v < V; v++) {  // never pad, unk or bos
-            double sc = base + (double)x[v] - lse;
+        size_t end = at_cap(se, r) ? TOK_EOS + 1 : V;
+        for (size_t v = TOK_EOS; v < end; v++) {  // never pad, unk or bos
+            double sc = base + row_xw(se, x, v) - L;
             // Once K are kept, a score no higher than the K-th loses (on a tie
             // the lower token, kept first, wins): most tokens stop here.
             if (se->row_n[r] == (int)K && sc <= top[K - 1].score) continue;
@@ -271,40 +365,54 @@ static void row_candidates(Search *se, const real *logits, size_t rows) {
     }
 }
 
-// Sentence i's best candidates: those ending in EOS (all of them at the
-// length limit) finish; the rest become its live rows, parents in from[].
-static void choose(Search *se, size_t i) {
-    size_t K = se->K;
-    int **hist = se->hist;
-    // Slots left: the beam minus the hypotheses already finished.
-    int k = (int)K - (int)arrlen(se->fin[i]);
-    size_t cap = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
-    int nt = 0, nl = 0;
-    for (size_t r = i * K; r < i * K + (size_t)se->live[i]; r++)
-        for (int c = 0; c < se->row_n[r]; c++) offer(se->top, &nt, k, se->row_top[r * K + (size_t)c]);
-    for (int c = 0; c < nt; c++) {
-        size_t r = (size_t)se->top[c].row;
-        int eos = se->top[c].tok == TOK_EOS;
-        if (eos || (size_t)arrlen(hist[r]) + 1 >= cap) {
-            Hypothesis h = {NULL, se->top[c].score, 0, eos};
-            for (ptrdiff_t j = 0; j < arrlen(hist[r]); j++) arrput(h.ids, hist[r][j]);
-            if (!eos) arrput(h.ids, se->top[c].tok);
-            h.score = h.logprob / length_penalty(se->o->alpha, (size_t)arrlen(h.ids) + (size_t)eos);
-            arrput(se->fin[i], h);
-        } else {
-            se->cands[nl++] = se->top[c];
+// Sampling: each live row draws its next token from its own stream, named
+// by (seed, sentence, sample); the draw's index is the output position.
+static void row_samples(Search *se, size_t rows) {
+    size_t K = se->K, V = se->V;
+    const DecodeOptions *o = se->o;
+    SampleRule rule = {o->topk, o->topp, o->temperature};
+    #pragma omp parallel
+    {
+        SampleScratch scratch = {NULL, NULL, 0};
+        double *lp = xmalloc(V * sizeof *lp);
+        #pragma omp for schedule(dynamic, 4)
+        for (size_t r = 0; r < rows; r++) {
+            se->row_n[r] = 0;
+            if (r % K >= (size_t)se->live[r / K]) continue;
+            const real *x[se->st.e->n];
+            double L;
+            if (!row_norm(se, r, x, &L)) {
+                se->row_n[r] = -1;
+                continue;
+            }
+            size_t t = (size_t)arrlen(se->hist[r]), v = TOK_EOS;
+            if (!at_cap(se, r)) {
+                for (size_t u = TOK_EOS; u < V; u++) lp[u - TOK_EOS] = row_xw(se, x, u) - L;
+                uint64_t key = rng_key(o->seed, se->lo + r / K, (uint64_t)se->sid[r]);
+                v = TOK_EOS + sample_pick(lp, V - TOK_EOS, &rule, sample_uniform(key, t), &scratch);
+            }
+            // The score is the model's log-probability of the draw (as nmt score gives it).
+            se->row_top[r * K] = (Cand){se->score[r] + row_xw(se, x, v) - L, (int)r, (int)v};
+            se->row_n[r] = 1;
         }
+        free(lp);
+        sample_scratch_free(&scratch);
     }
-    // Early stop: no live hypothesis can beat the best finished one
-    // (log-probabilities only fall; the penalty is largest at cap).
-    double best_fin = -INFINITY, bound = -INFINITY;
-    for (ptrdiff_t h = 0; h < arrlen(se->fin[i]); h++)
-        if (se->fin[i][h].score > best_fin) best_fin = se->fin[i][h].score;
-    for (int c = 0; c < nl; c++) {
-        double b = se->cands[c].score / length_penalty(se->o->alpha, cap + 1);
-        if (b > bound) bound = b;
-    }
-    if (arrlen(se->fin[i]) >= (ptrdiff_t)se->NB && best_fin >= bound) nl = 0;
+}
+
+// A finished hypothesis of sentence i from candidate c of row r.
+static void finish(Search *se, size_t i, const Cand *c) {
+    int **hist = se->hist;
+    size_t r = (size_t)c->row;
+    Hypothesis h = {NULL, c->score, 0, !at_cap(se, r)};
+    for (ptrdiff_t j = 0; j < arrlen(hist[r]); j++) arrput(h.ids, hist[r][j]);
+    h.score = h.logprob / length_penalty(se->o->alpha, (size_t)arrlen(h.ids) + 1);
+    arrput(se->fin[i], h);
+}
+
+// Sentence i's live rows from cands[0..nl): parents in from[], tokens, scores.
+static void take_live(Search *se, size_t i, int nl) {
+    size_t K = se->K;
     for (int c = 0; c < nl; c++) {
         size_t r = i * K + (size_t)c;
         se->from[r] = se->cands[c].row;
@@ -313,6 +421,45 @@ static void choose(Search *se, size_t i) {
     }
     for (size_t r = i * K + (size_t)nl; r < (i + 1) * K; r++) se->tokens[r] = TOK_PAD;
     se->live[i] = nl;
+}
+
+// Sentence i's best candidates: those ending in EOS finish; the rest
+// become its live rows.
+static void choose(Search *se, size_t i) {
+    size_t K = se->K;
+    // Slots left: the beam minus the hypotheses already finished.
+    int k = (int)K - (int)arrlen(se->fin[i]);
+    size_t cap = max_out_len(se->o, (size_t)se->slen[i] - 1, se->limit);
+    int nt = 0, nl = 0;
+    for (size_t r = i * K; r < i * K + (size_t)se->live[i]; r++)
+        for (int c = 0; c < se->row_n[r]; c++) offer(se->top, &nt, k, se->row_top[r * K + (size_t)c]);
+    for (int c = 0; c < nt; c++) {
+        if (se->top[c].tok == TOK_EOS) finish(se, i, &se->top[c]);
+        else se->cands[nl++] = se->top[c];
+    }
+    // Early stop: no live hypothesis can beat the best finished one
+    // (log-probabilities only fall; the penalty is largest at cap + EOS).
+    double best_fin = -INFINITY, bound = -INFINITY;
+    for (ptrdiff_t h = 0; h < arrlen(se->fin[i]); h++)
+        if (se->fin[i][h].score > best_fin) best_fin = se->fin[i][h].score;
+    for (int c = 0; c < nl; c++) {
+        double b = se->cands[c].score / length_penalty(se->o->alpha, cap + 1);
+        if (b > bound) bound = b;
+    }
+    if (arrlen(se->fin[i]) >= (ptrdiff_t)se->NB && best_fin >= bound) nl = 0;
+    take_live(se, i, nl);
+}
+
+// Sampling: each live row's draw, in row order; EOS finishes it.
+static void choose_samples(Search *se, size_t i) {
+    size_t K = se->K;
+    int nl = 0;
+    for (size_t r = i * K; r < i * K + (size_t)se->live[i]; r++) {
+        const Cand *c = &se->row_top[r * K];
+        if (c->tok == TOK_EOS) finish(se, i, c);
+        else se->cands[nl++] = *c;
+    }
+    take_live(se, i, nl);
 }
 
 // New histories (and cache rows) follow the chosen parents.
@@ -326,12 +473,16 @@ static void follow_parents(Search *se, size_t rows, size_t t) {
         for (ptrdiff_t j = 0; j < arrlen(h); j++) arrput(se->nhist[r], h[j]);
         arrput(se->nhist[r], se->tokens[r]);
         se->score[r] = se->nscore[r];
+        se->nsid[r] = se->sid[se->from[r]];
     }
     for (size_t r = 0; r < rows; r++) {
         int *tmp = se->hist[r];
         se->hist[r] = se->nhist[r];
         se->nhist[r] = tmp;
     }
+    int *sid = se->sid;
+    se->sid = se->nsid;
+    se->nsid = sid;
     if (se->o->recompute) return;
     // The decoder state's next rows: the live ones, each from its parent's row.
     size_t n = 0;
@@ -345,7 +496,7 @@ static void follow_parents(Search *se, size_t rows, size_t t) {
     int *tmp = se->phys;
     se->phys = se->next_phys;
     se->next_phys = tmp;
-    model_decode_select(se->st.state, se->pfrom, n, t + 1);
+    for (size_t k = 0; k < se->st.e->n; k++) model_decode_select(se->st.state[k], se->pfrom, n, t + 1);
 }
 
 // The tokens of the live rows, in the decoder state's order.
@@ -393,8 +544,12 @@ static int nonfinite_row(const Search *se, size_t lo, size_t rows, size_t t) {
 enum { PAR_SAMPLE_STEP = 2 };
 
 int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+    return translate_ensemble_ids(&(Ensemble){&m, NULL, 1}, src, n, o, out);
+}
+
+int translate_ensemble_ids(const Ensemble *e, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
     Search se;
-    search_init(&se, m, src, n, o);
+    search_init(&se, e, src, n, o);
     int rc = NMT_OK;
     size_t lo = 0;
     for (; lo < n && !rc; lo += se.B) {
@@ -410,11 +565,13 @@ int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, H
             for (size_t i = 0; i < nb; i++) any |= se.live[i] > 0;
             if (!any) break;
             const int *tok = o->recompute ? se.tokens : state_tokens(&se, rows);
-            row_candidates(&se, step_logits(&se.st, tok, se.hist, rows, t), rows);
+            step_logits(&se.st, tok, se.hist, rows, t);
+            if (o->sample) row_samples(&se, rows);
+            else row_candidates(&se, rows);
             if ((rc = nonfinite_row(&se, lo, rows, t))) break;
             for (size_t r = 0; r < rows; r++) se.from[r] = (int)r;
             for (size_t i = 0; i < nb; i++)
-                if (se.live[i]) choose(&se, i);
+                if (se.live[i]) (o->sample ? choose_samples : choose)(&se, i);
             follow_parents(&se, rows, t);
         }
         for (size_t i = 0; i < nb; i++) emit(&se, i, out + (lo + i) * se.NB);

@@ -44,7 +44,7 @@ int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const 
             // Empty input lines give empty output lines.
             texts[i] = arrlen(src[i / nb]) ? tokenizer_decode(t, h[i].ids, (size_t)arrlen(h[i].ids)) : xstrdup("");
             if (scores) scores[i] = h[i].score;
-            if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + (size_t)h[i].eos;
+            if (stats && i % nb == 0) stats->tokens += (size_t)arrlen(h[i].ids) + 1;  // EOS: chosen or forced, a step either way
             if (keep_hyps) keep_hyps[i] = h[i];
             else arrfree(h[i].ids);
         }
