@@ -114,6 +114,63 @@ printf 'x y\nx \377\nz\ny\n' >"$T/bad4.txt"
 expect 2 "bad4.txt:2: invalid UTF-8" -- "$NMT" score --checkpoint "$T/ck/last.ckpt" --src "$T/s4.txt" --tgt "$T/bad4.txt"
 if [ ! -s "$T/out" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: score printed scores before an error"; fi
 expect 2 "--checkpoint, --src and --tgt are required" -- "$NMT" score --src "$T/s4.txt"
+# Ensembles: a second model of the same vocabulary (another seed).
+OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --quiet --set train.seed=2 --set train.checkpoint_dir="$T/ck_seed2" \
+    >"$T/out" 2>"$T/err" || { fail=$((fail + 1)); echo "FAIL: second tiny run: $(cat "$T/err")"; }
+A="$T/ck/last.ckpt" B="$T/ck_seed2/last.ckpt"
+tr_nb() { "$NMT" translate --beam 3 --nbest 2 --alpha 0 "$@" <"$T/s4.txt" 2>>"$T/err"; }
+tr_nb --checkpoint "$A" >"$T/ea"; tr_nb --checkpoint "$B" >"$T/eb"
+tr_nb --checkpoint "$A" --checkpoint "$A" >"$T/eaa"
+tr_nb --checkpoint "$A" --checkpoint "$B" --weights 1,0 >"$T/ea10"
+tr_nb --checkpoint "$A" --checkpoint "$B" --weights 0,3 >"$T/eb03"
+tr_nb --checkpoint "$A" --checkpoint "$B" >"$T/eab"
+tr_nb --checkpoint "$A" --checkpoint "$B" --weights 2,2 --batch 1 >"$T/eab1"
+OMP_NUM_THREADS=1 tr_nb --checkpoint "$A" --checkpoint "$B" >"$T/eabt"
+if [ -s "$T/ea" ] && cmp -s "$T/ea" "$T/eaa" && cmp -s "$T/ea" "$T/ea10" && cmp -s "$T/eb" "$T/eb03" &&
+   ! cmp -s "$T/eab" "$T/ea" && ! cmp -s "$T/eab" "$T/eb" && cmp -s "$T/eab" "$T/eab1" && cmp -s "$T/eab" "$T/eabt"
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: ensemble translate: $(cat "$T/eab") $(cat "$T/err")"; fi
+tr_nb --checkpoint "$A" --checkpoint "$B" --int8 >"$T/eab8"; tr_nb --checkpoint "$A" --checkpoint "$B" --int8 --batch 1 >"$T/eab81"
+if [ -s "$T/eab8" ] && cmp -s "$T/eab8" "$T/eab81"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: int8 ensemble batch: $(cat "$T/err")"; fi
+# An ensemble's score is what its search ranks: its greedy output's log-probability.
+"$NMT" translate --checkpoint "$A" --checkpoint "$B" --weights 1,3 --alpha 0 --nbest 1 <"$T/s4.txt" >"$T/eg" 2>"$T/err"
+sed 's/^[0-9]* ||| \(.*\) ||| [^|]*$/\1/' "$T/eg" >"$T/eg.txt"
+"$NMT" score --checkpoint "$A" --checkpoint "$B" --weights 1,3 --src "$T/s4.txt" --tgt "$T/eg.txt" >"$T/egs" 2>>"$T/err"
+"$NMT" score --checkpoint "$A" --src "$T/s4.txt" --tgt "$T/eg.txt" >"$T/egsa" 2>>"$T/err"
+"$NMT" score --checkpoint "$B" --src "$T/s4.txt" --tgt "$T/eg.txt" >"$T/egsb" 2>>"$T/err"
+if [ "$(wc -l <"$T/egs")" -eq 4 ] && sed 's/.* ||| //' "$T/eg" | paste - "$T/egs" "$T/egsa" "$T/egsb" |
+   awk '{ d = $1 - $2; e = $2 - ($3 + 3 * $4) / 4; if (d < 0) d = -d; if (e < 0) e = -e; if (d > 1e-4 || e > 1e-5) bad = 1 }
+        END { exit bad }'
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: ensemble score: $(cat "$T/egs") vs $(cat "$T/eg") $(cat "$T/err")"; fi
+if "$NMT" eval --checkpoint "$A" --checkpoint "$B" --src "$T/s.txt" --ref "$T/t.txt" >"$T/out" 2>"$T/err" &&
+   grep -q "^BLEU = " "$T/out"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: ensemble eval: $(cat "$T/err")"; fi
+printf 'p q\nq p\n' >"$T/ps.txt"
+cat >"$T/other.json" <<JSON
+{"model": {"d_model": 16, "heads": 2, "d_ff": 16, "encoder_layers": 1, "decoder_layers": 1},
+ "data": {"train_src": "$T/ps.txt", "train_tgt": "$T/ps.txt"},
+ "train": {"max_steps": 1, "batch_tokens": 200, "checkpoint_dir": "$T/ck_vocab"}}
+JSON
+OMP_NUM_THREADS=1 "$NMT" train --config "$T/other.json" --quiet >"$T/out" 2>"$T/err"
+expect 2 "ck_vocab/last.ckpt: its vocabulary is not" -- "$NMT" translate --checkpoint "$A" --checkpoint "$T/ck_vocab/last.ckpt"
+expect 2 "ck_vocab/last.ckpt: its vocabulary is not" -- "$NMT" score --checkpoint "$A" --checkpoint "$T/ck_vocab/last.ckpt" \
+    --src "$T/s4.txt" --tgt "$T/s4.txt"
+expect 2 "--weights 1: give 2 weights" -- "$NMT" translate --checkpoint "$A" --checkpoint "$B" --weights 1
+expect 2 "--weights 1,-1: weight 2" -- "$NMT" translate --checkpoint "$A" --checkpoint "$B" --weights 1,-1
+expect 2 "--weights weighs two --checkpoint or more" -- "$NMT" translate --checkpoint "$A" --weights 1
+expect 2 "--attention-png draws one model's attention" -- "$NMT" translate --checkpoint "$A" --checkpoint "$B" \
+    --attention-png "$T/a.png"
+# Sampling: N draws per line; the same bytes whatever the batch and threads; another seed, other draws;
+# top-k 1 is greedy search.
+smp() { "$NMT" translate --checkpoint "$A" --sample --temperature 2 "$@" <"$T/s4.txt" 2>>"$T/err"; }
+smp --nbest 5 --seed 3 >"$T/sa"; smp --nbest 5 --seed 3 --batch 1 >"$T/sa1"; OMP_NUM_THREADS=1 smp --nbest 5 --seed 3 >"$T/sat"
+smp --nbest 5 --seed 4 >"$T/sb"; smp --topk 1 >"$T/sk1"
+"$NMT" translate --checkpoint "$A" <"$T/s4.txt" >"$T/greedy" 2>>"$T/err"
+if [ "$(grep -c '^[0-3] ||| ' "$T/sa")" -eq 20 ] && cmp -s "$T/sa" "$T/sa1" && cmp -s "$T/sa" "$T/sat" &&
+   ! cmp -s "$T/sa" "$T/sb" && [ -s "$T/greedy" ] && cmp -s "$T/sk1" "$T/greedy"
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: sampling: $(cat "$T/sa") $(cat "$T/err")"; fi
+expect 2 "--sample draws each translation: --beam does not apply" -- "$NMT" translate --checkpoint "$A" --sample --beam 4
+expect 2 "add --sample" -- "$NMT" translate --checkpoint "$A" --topp 0.9
+expect 2 "--topp" -- "$NMT" translate --checkpoint "$A" --sample --topp 1.5
 # export / import: the imported checkpoint translates and scores exactly as the original.
 if "$NMT" export --checkpoint "$T/ck/last.ckpt" --output "$T/m.safetensors" 2>"$T/err" &&
    "$NMT" import --input "$T/m.safetensors" --output "$T/imp.ckpt" 2>>"$T/err" &&

@@ -5,6 +5,7 @@
 #include "common/files.h"
 
 #include "decode/attnmap.h"
+#include "decode/ensemble.h"
 #include "eval/bleu.h"
 #include "io/checkpoint.h"
 #include "data/corpus.h"
@@ -18,26 +19,48 @@
 #include <string.h>
 
 static const char TRANSLATE_USAGE[] =
-    "usage: nmt translate --checkpoint FILE [options] < SOURCE > TRANSLATION\n"
-    "  reads sentences from stdin (UTF-8, one per line), writes one translation per line, in order\n";
+    "usage: nmt translate --checkpoint FILE [--checkpoint FILE2 ...] [options] < SOURCE > TRANSLATION\n"
+    "  reads sentences from stdin (UTF-8, one per line), writes one translation per line, in order;\n"
+    "  several checkpoints decode as an ensemble, or --sample draws translations at random\n";
 
 static const char EVAL_USAGE[] =
-    "usage: nmt eval --checkpoint FILE --src SOURCE --ref REFERENCE [options]\n"
+    "usage: nmt eval --checkpoint FILE [--checkpoint FILE2 ...] --src SOURCE --ref REFERENCE [options]\n"
     "  translates SOURCE and prints corpus BLEU (sacreBLEU defaults) and chrF2 against REFERENCE\n";
 
 typedef struct {
-    const char *checkpoint, *src, *ref, *output, *attention_png;
-    int lowercase, attention_heads, int8;
+    char **checkpoints;   // stb_ds: one, or an ensemble's
+    const char *weights, *src, *ref, *output, *attention_png;
+    int lowercase, attention_heads, int8, seed;
     DecodeOptions o;
 } Args;
 
-enum { MAX_OPTIONS = 13 };
+enum { MAX_OPTIONS = 20 };
+
+// translate's sampling options.
+static int sampling_options(Args *a, Option *t, int n) {
+    t[n++] = (Option){"--sample", OPT_FLAG, &a->o.sample, 0, 0, NULL,
+                      "draw each translation at random from the model's distribution instead of\n"
+                      "searching (back-translation); with --nbest N, N draws per sentence", NULL};
+    t[n++] = (Option){"--topk", OPT_INT, &a->o.topk, 0, 1000000, "K",
+                      "with --sample: draw among the K most likely tokens (0: all)", OPT_CURRENT};
+    t[n++] = (Option){"--topp", OPT_DOUBLE, &a->o.topp, 0, 1, "P",
+                      "with --sample: then among the fewest most likely holding P of the probability", OPT_CURRENT};
+    t[n++] = (Option){"--temperature", OPT_DOUBLE, &a->o.temperature, 0.01, 100, "T",
+                      "with --sample: divide the scores by T (below 1: sharper, above: flatter)", OPT_CURRENT};
+    t[n++] = (Option){"--seed", OPT_INT, &a->seed, 0, 2147483647, "S",
+                      "with --sample: the random seed; line i's draws depend only on S, i and the\n"
+                      "model, never on --batch or the threads", OPT_CURRENT};
+    return n;
+}
 
 // The option table of translate, or of eval; returns its length.
 static int option_table(Args *a, Option *t, int eval) {
     int n = 0;
-    t[n++] = (Option){"--checkpoint", OPT_STRING, &a->checkpoint, 0, 0, "FILE",
-                      "a checkpoint written by nmt train (required)", NULL};
+    t[n++] = (Option){"--checkpoint", OPT_STRINGS, &a->checkpoints, 0, 0, "FILE",
+                      "a checkpoint written by nmt train (required); repeat it for an ensemble, whose\n"
+                      "models share one vocabulary and whose log-probabilities are averaged per step", NULL};
+    t[n++] = (Option){"--weights", OPT_STRING, &a->weights, 0, 0, "W1,W2,...",
+                      "the ensemble's weights, one per --checkpoint (normalised; default: equal)", NULL};
     if (eval) {
         t[n++] = (Option){"--src", OPT_STRING, &a->src, 0, 0, "FILE", "source sentences (required)", NULL};
         t[n++] = (Option){"--ref", OPT_STRING, &a->ref, 0, 0, "FILE", "their reference translations (required)", NULL};
@@ -68,6 +91,7 @@ static int option_table(Args *a, Option *t, int eval) {
                           NULL};
         t[n++] = (Option){"--attention-heads", OPT_FLAG, &a->attention_heads, 0, 0, NULL,
                           "with --attention-png: a grid of every head plus their average", NULL};
+        n = sampling_options(a, t, n);
     }
     return n;
 }
@@ -81,20 +105,53 @@ static int parse_args(Args *a, Option *opts, OptSpec *spec, int argc, char **arg
                       option_table(a, opts, eval), 0, NULL};
     int rc = options_parse(spec, argc, argv, NULL);
     if (rc) return rc;
-    if (!a->checkpoint) return options_error(spec, "--checkpoint FILE is required");
+    if (!arrlen(a->checkpoints)) return options_error(spec, "--checkpoint FILE is required");
     if (eval && (!a->src || !a->ref)) return options_error(spec, "--src and --ref are required");
+    if (a->weights && arrlen(a->checkpoints) < 2) return options_error(spec, "--weights weighs two --checkpoint or more");
+    if (a->attention_png && arrlen(a->checkpoints) > 1)
+        return options_error(spec, "--attention-png draws one model's attention: give one --checkpoint");
+    a->o.seed = (uint64_t)a->seed;
+    if (a->o.sample) {
+        if (a->o.beam != 1) return options_error(spec, "--sample draws each translation: --beam does not apply");
+        return NMT_OK;
+    }
+    if (a->o.topk || a->o.topp != 1 || a->o.temperature != 1 || a->seed)
+        return options_error(spec, "--topk, --topp, --temperature and --seed shape --sample's draws: add --sample");
     if (a->o.nbest > a->o.beam)
         return options_error(spec, "--nbest (%d) cannot exceed --beam (%d)", a->o.nbest, a->o.beam);
     return NMT_OK;
 }
 
+// The checkpoints (with --weights), refused as outputs by the caller first.
+static int load_members(const Args *a, Members *s) {
+    size_t n = (size_t)arrlen(a->checkpoints);
+    double *w = a->weights ? xcalloc(n, sizeof *w) : NULL;
+    int rc = a->weights ? members_parse_weights(a->weights, n, w, "--weights") : NMT_OK;
+    if (!rc) rc = members_load(s, a->checkpoints, n, w, a->int8);
+    free(w);
+    return rc;
+}
+
+// The files read, as refuse_same_file takes them: each checkpoint, then extra.
+static FileArg *inputs(const Args *a, const FileArg *extra, size_t nextra, size_t *n) {
+    size_t nc = (size_t)arrlen(a->checkpoints);
+    FileArg *in = xcalloc(nc + nextra, sizeof *in);
+    for (size_t k = 0; k < nc; k++) in[k] = (FileArg){"--checkpoint", a->checkpoints[k]};
+    for (size_t k = 0; k < nextra; k++) in[nc + k] = extra[k];
+    *n = nc + nextra;
+    return in;
+}
+
 static int translate(const Args *a) {
-    const FileArg in[] = {{"--checkpoint", a->checkpoint}, {"standard input", "/dev/stdin"}};
-    int rc = refuse_same_file(&(FileArg){"--attention-png", a->attention_png}, in, 2);
+    size_t nin;
+    FileArg *in = inputs(a, &(FileArg){"standard input", "/dev/stdin"}, 1, &nin);
+    int rc = refuse_same_file(&(FileArg){"--attention-png", a->attention_png}, in, (int)nin);
+    free(in);
     if (rc) return rc;
-    Loaded l;
-    rc = checkpoint_load_decoding(&l, a->checkpoint, a->int8);
+    Members ms;
+    rc = load_members(a, &ms);
     if (rc) return rc;
+    Loaded *l = &ms.l[0];  // its tokenizer and config serve every member
     // All of stdin is read (and checked) before anything is written.
     char *text = NULL, **lines = NULL;
     rc = read_lines("/dev/stdin", &text, &lines);
@@ -104,9 +161,11 @@ static int translate(const Args *a) {
     double *scores = xcalloc(n * nb + 1, sizeof *scores);
     if (!rc && a->attention_png && n != 1)
         rc = err_set(NMT_ERR_INPUT, "translate: --attention-png needs exactly one input sentence (got %zu)", n);
-    if (!rc) rc = translate_lines(&l.m, &l.t, l.c.max_src_len, lines, n, &a->o, "stdin", out, scores, NULL);
+    if (!rc)
+        rc = translate_lines_keep(&ms.e, &l->t, l->c.max_src_len, lines, n, &a->o, "stdin", out, scores, NULL, NULL,
+                                  NULL);
     if (!rc && a->attention_png)
-        rc = attention_map_png(a->attention_png, &l.m, &l.t, l.c.max_src_len, lines[0], &a->o, a->attention_heads);
+        rc = attention_map_png(a->attention_png, &l->m, &l->t, l->c.max_src_len, lines[0], &a->o, a->attention_heads);
     if (!rc) {
         for (size_t i = 0; i < n * nb; i++) {
             if (moses && scores[i] == -INFINITY) continue;  // fewer hypotheses found than --nbest: only those
@@ -120,7 +179,7 @@ static int translate(const Args *a) {
     free(scores);
     arrfree(lines);
     free(text);
-    loaded_free(&l);
+    members_free(&ms);
     return rc;
 }
 
@@ -136,24 +195,25 @@ static int write_lines(const char *path, char *const *lines, size_t n) {
 
 static int eval(Args *a) {
     a->o.nbest = 1;
-    const FileArg in[] = {{"--checkpoint", a->checkpoint}, {"--src", a->src}, {"--ref", a->ref}};
-    int rc = refuse_same_file(&(FileArg){"--output", a->output}, in, 3);
+    size_t nin;
+    FileArg *in = inputs(a, (const FileArg[]){{"--src", a->src}, {"--ref", a->ref}}, 2, &nin);
+    int rc = refuse_same_file(&(FileArg){"--output", a->output}, in, (int)nin);
+    free(in);
     if (rc) return rc;
     char *stext = NULL, **src = NULL, *rtext = NULL, **ref = NULL;
     rc = read_lines(a->src, &stext, &src);
     if (!rc) rc = read_lines(a->ref, &rtext, &ref);
     if (!rc && arrlen(src) != arrlen(ref))
         rc = err_set(NMT_ERR_INPUT, "%s has %td lines but %s has %td", a->src, arrlen(src), a->ref, arrlen(ref));
-    Loaded l;
+    Members ms;
     int loaded = 0;
-    if (!rc) {
-        rc = checkpoint_load_decoding(&l, a->checkpoint, a->int8);
-        loaded = !rc;
-    }
+    if (!rc) loaded = !(rc = load_members(a, &ms));
     size_t n = (size_t)arrlen(src);
     char **hyp = xcalloc(n + 1, sizeof *hyp);
     TranslateStats ts = {0, 0, 0};
-    if (!rc) rc = translate_lines(&l.m, &l.t, l.c.max_src_len, src, n, &a->o, a->src, hyp, NULL, &ts);
+    if (!rc)
+        rc = translate_lines_keep(&ms.e, &ms.l[0].t, ms.l[0].c.max_src_len, src, n, &a->o, a->src, hyp, NULL, &ts,
+                                  NULL, NULL);
     BleuResult br;
     ChrfResult cr;
     if (!rc)
@@ -174,7 +234,7 @@ static int eval(Args *a) {
     arrfree(ref);
     free(stext);
     free(rtext);
-    if (loaded) loaded_free(&l);
+    if (loaded) members_free(&ms);
     return rc;
 }
 
@@ -184,8 +244,10 @@ static int run(int argc, char **argv, int is_eval) {
     Option opts[MAX_OPTIONS];
     OptSpec spec;
     int rc = parse_args(&a, opts, &spec, argc, argv, is_eval);
-    if (rc) return options_report(&spec, rc);
-    return cli_finish(is_eval ? eval(&a) : translate(&a));
+    if (rc) rc = options_report(&spec, rc);
+    else rc = cli_finish(is_eval ? eval(&a) : translate(&a));
+    arrfree(a.checkpoints);
+    return rc;
 }
 
 int cli_translate(int argc, char **argv) { return run(argc, argv, 0); }

@@ -10,10 +10,10 @@
 int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
                     const DecodeOptions *o, const char *what, char **texts, double *scores,
                     TranslateStats *stats) {
-    return translate_lines_keep(m, t, max_src, lines, n, o, what, texts, scores, stats, NULL, NULL);
+    return translate_lines_keep(&(Ensemble){&m, NULL, 1}, t, max_src, lines, n, o, what, texts, scores, stats, NULL, NULL);
 }
 
-int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
+int translate_lines_keep(const Ensemble *e, const Tokenizer *t, int max_src, char *const *lines, size_t n,
                          const DecodeOptions *o, const char *what, char **texts, double *scores,
                          TranslateStats *stats, int **keep_src, Hypothesis *keep_hyps) {
     int **src = xcalloc(n ? n : 1, sizeof *src);
@@ -29,7 +29,7 @@ int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const 
         size_t nb = (size_t)(o->nbest > 0 ? o->nbest : 1);
         Hypothesis *h = xcalloc(n * nb + 1, sizeof *h);
         double t0 = now_seconds();
-        rc = translate_ids(m, src, n, o, h);
+        rc = translate_ensemble_ids(e, src, n, o, h);
         if (rc) err_prefix("%s", what);  // the message names the input too
         if (stats) {
             stats->sentences = n;

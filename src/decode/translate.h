@@ -22,12 +22,13 @@ typedef struct {
 int translate_lines(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
                     const DecodeOptions *o, const char *what, char **texts, double *scores,
                     TranslateStats *stats);
-// translate_lines, also handing over what the texts were decoded from (for
-// work on the same hypotheses, such as attention maps): src[i] gets line i's
-// source ids as decoded (stb_ds, cut to max_src) and hyps[i*nbest + k] the
-// hypotheses; the caller arrfree()s src[i] and hyps[...].ids. Either may be
-// NULL. On an error nothing is handed over.
-int translate_lines_keep(Model *m, const Tokenizer *t, int max_src, char *const *lines, size_t n,
+// translate_lines with an ensemble (decode/search.h), also handing over what
+// the texts were decoded from (for work on the same hypotheses, such as
+// attention maps): src[i] gets line i's source ids as decoded (stb_ds, cut
+// to max_src) and hyps[i*nbest + k] the hypotheses; the caller arrfree()s
+// src[i] and hyps[...].ids. Either may be NULL. On an error nothing is
+// handed over.
+int translate_lines_keep(const Ensemble *e, const Tokenizer *t, int max_src, char *const *lines, size_t n,
                          const DecodeOptions *o, const char *what, char **texts, double *scores,
                          TranslateStats *stats, int **src, Hypothesis *hyps);
 

@@ -102,7 +102,7 @@ static void translate_run(ServeJob *const *jobs, size_t count) {
     for (size_t k = 0; k < count; k++)
         for (size_t i = 0; i < jobs[k]->take; i++)
             g.lines[at++] = ((const TranslateJob *)jobs[k])->lines[jobs[k]->from + i];
-    int rc = translate_lines_keep(env->m, env->t, env->max_src, g.lines, g.n, &o, "request", g.texts, g.scores, NULL,
+    int rc = translate_lines_keep(&(Ensemble){&env->m, NULL, 1}, env->t, env->max_src, g.lines, g.n, &o, "request", g.texts, g.scores, NULL,
                                   g.src, g.hyps);
     hand_out(jobs, count, &g, rc, env);
     for (size_t i = 0; g.src && i < g.n; i++) arrfree(g.src[i]);
