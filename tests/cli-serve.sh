@@ -426,6 +426,29 @@ expect 200 '[{"code":"xx","name":"xx","targets":["yy"]},{"code":"yy","name":"yy"
 kill -TERM "$PID"
 wait "$PID" || bad "SIGTERM (srv8): exit $?"
 
+# ---- an ensemble: two reversal models of one vocabulary (another seed), answering as nmt translate does
+OMP_NUM_THREADS=2 "$NMT" train --config "$T/cfg.json" --quiet --set train.seed=2 --set train.checkpoint_dir="$T/ck_seed2" \
+    >/dev/null 2>&1 || bad "training the second reversal model"
+CK2="$T/ck_seed2/last.ckpt"
+ens_src="3 1 4 1 5 9 2 6"
+ens_want=$(printf '%s\n' "$ens_src" | "$NMT" translate --checkpoint "$CK" --checkpoint "$CK2" --weights 1,3 --beam 4 \
+    --nbest 1 2>/dev/null | sed 's/^0 ||| \(.*\) ||| \(.*\)$/\1|\2/')
+start_server "$T/srv9" --checkpoint "$CK2" --weights 1,3 || exit 1
+expect 200 "\"ensemble\":[\"last.ckpt\",\"last.ckpt\"]" GET /info
+status POST /translate $(json "{\"q\": \"$ens_src\"}") >/dev/null
+got=$(sed 's/.*"translatedText":"\([^"]*\)".*"scores":\([^,}]*\).*/\1|\2/' "$T/body")
+# the same text, and the same score to the 6 decimals nmt translate prints
+if [ -n "$ens_want" ] && [ "${got%%|*}" = "${ens_want%%|*}" ] &&
+   awk -v a="${got##*|}" -v b="${ens_want##*|}" 'BEGIN { d = a - b; exit !(d < 5e-7 && d > -5e-7) }'; then ok
+else bad "ensemble answer: $(cat "$T/body") (want $ens_want)"; fi
+expect 400 '"attention\" shows one model' POST /translate $(json "{\"q\": \"$ens_src\", \"attention\": true}")
+kill -TERM "$PID"
+wait "$PID" || bad "SIGTERM (srv9): exit $?"
+"$NMT" serve --model "de-en=$DE,$CS" --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF "$CS: its vocabulary is not $DE's" "$T/err"; then ok; else bad "an ensemble of two vocabularies: $(cat "$T/err")"; fi
+"$NMT" serve --checkpoint "$CK" --weights 1 --port 0 >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -qF -- "--weights weighs two --checkpoint or more" "$T/err"; then ok; else bad "--weights alone: $(cat "$T/err")"; fi
+
 # ---- refusals at start: a bad checkpoint, a bad address
 "$NMT" serve --checkpoint "$T/s.txt" --port 0 >/dev/null 2>"$T/err"
 if [ $? -eq 2 ] && grep -q "$T/s.txt" "$T/err"; then ok; else bad "bad checkpoint: $(cat "$T/err")"; fi

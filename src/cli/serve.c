@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
+#include "decode/ensemble.h"
 #include "serve/serve.h"
 
 #include "common/util.h"
@@ -12,7 +13,7 @@
 #include <stb/stb_ds.h>
 
 static const char USAGE[] =
-    "usage: nmt serve --checkpoint FILE [--languages SRC:TGT] | --model SRC-TGT=FILE...\n"
+    "usage: nmt serve --checkpoint FILE... [--weights W,...] [--languages SRC:TGT] | --model SRC-TGT=FILE[,FILE...]...\n"
     "                 [--port 8080] [--host 127.0.0.1] [--beam K] [--threads N]\n"
     "                 [--api-keys FILE] [--req-limit N]\n"
     "                 [--max-batch N] [--max-chars N] [--max-sentences N] [--max-work W]\n"
@@ -26,9 +27,31 @@ static const char USAGE[] =
     "  POST /detect, GET /languages, GET /frontend/settings; and GET /health, GET /info, GET / (a page\n"
     "  to try it). Requests that arrive together are decoded together, one model at a time.\n";
 
+// The --checkpoint options as one model: FILE,FILE,... (an ensemble when
+// several), with --weights. *checkpoint (malloc'ed) is NULL when none is given.
+static int checkpoint_spec(const OptSpec *spec, char **files, const char *weights, char **checkpoint, double **w) {
+    size_t n = (size_t)arrlen(files), len = 1;
+    *checkpoint = NULL;
+    *w = NULL;
+    if (weights && n < 2) return options_error(spec, "--weights weighs two --checkpoint or more");
+    if (!n) return NMT_OK;
+    for (size_t k = 0; k < n; k++) {
+        if (strchr(files[k], ','))
+            return options_error(spec, "--checkpoint %s: a comma separates an ensemble's files; rename the file",
+                                 files[k]);
+        len += strlen(files[k]) + 1;
+    }
+    *checkpoint = xcalloc(len, 1);
+    for (size_t k = 0; k < n; k++) strcat(strcat(*checkpoint, k ? "," : ""), files[k]);
+    if (!weights) return NMT_OK;
+    *w = xcalloc(n, sizeof **w);
+    int rc = members_parse_weights(weights, n, *w, "--weights");
+    return rc ? options_error(spec, "%s", err_msg()) : NMT_OK;
+}
+
 // --checkpoint (with --languages) and every --model, as the server takes them.
-static int model_specs(const OptSpec *spec, const char *checkpoint, const char *languages, char **models,
-                       ModelSpec **out, char (**codes)[2][LANG_CODE_MAX]) {
+static int model_specs(const OptSpec *spec, const char *checkpoint, const double *weights, const char *languages,
+                       char **models, ModelSpec **out, char (**codes)[2][LANG_CODE_MAX]) {
     size_t n = (size_t)arrlen(models) + (checkpoint != NULL);
     if (!n) return options_error(spec, "a model is required: --checkpoint FILE or --model SRC-TGT=FILE");
     if (languages && !checkpoint) return options_error(spec, "--languages names the languages of --checkpoint's model");
@@ -38,7 +61,7 @@ static int model_specs(const OptSpec *spec, const char *checkpoint, const char *
     if (checkpoint) {
         if (languages && !lang_pair_parse(languages, (*codes)[0][0], (*codes)[0][1]))
             return options_error(spec, "--languages %s: give two different language codes, SRC:TGT (de:en)", languages);
-        (*out)[k++] = (ModelSpec){(*codes)[0][0], (*codes)[0][1], checkpoint};
+        (*out)[k++] = (ModelSpec){(*codes)[0][0], (*codes)[0][1], checkpoint, weights};
     }
     for (ptrdiff_t i = 0; i < arrlen(models); i++, k++) {
         char *eq = strchr(models[i], '=');
@@ -46,7 +69,7 @@ static int model_specs(const OptSpec *spec, const char *checkpoint, const char *
         int ok = eq && eq[1] && lang_pair_parse(models[i], (*codes)[k][0], (*codes)[k][1]);
         if (eq) *eq = '=';
         if (!ok) return options_error(spec, "--model %s: give SRC-TGT=FILE (de-en=model.ckpt)", models[i]);
-        (*out)[k] = (ModelSpec){(*codes)[k][0], (*codes)[k][1], eq + 1};
+        (*out)[k] = (ModelSpec){(*codes)[k][0], (*codes)[k][1], eq + 1, NULL};
     }
     return NMT_OK;
 }
@@ -56,14 +79,19 @@ int cli_serve(int argc, char **argv) {
                       .max_sentences = 256, .max_work = 4096, .window_ms = 5, .timeout_s = 30, .max_per_address = 32,
                       .request_timeout_s = 60, .stop_timeout_s = 10};
     int threads = 0;
-    const char *checkpoint = NULL, *languages = NULL;
-    char **models = NULL;
+    const char *languages = NULL, *weights = NULL;
+    char **models = NULL, **checkpoints = NULL, *checkpoint = NULL;
+    double *w = NULL;
     const Option opts[] = {
-        {"--checkpoint", OPT_STRING, &checkpoint, 0, 0, "FILE", "the model (float or int8)", NULL},
+        {"--checkpoint", OPT_STRINGS, &checkpoints, 0, 0, "FILE",
+         "the model (float or int8); repeat it for an ensemble sharing one vocabulary", NULL},
+        {"--weights", OPT_STRING, &weights, 0, 0, "W1,W2,...",
+         "the --checkpoint ensemble's weights (normalised; default: equal)", NULL},
         {"--languages", OPT_STRING, &languages, 0, 0, "SRC:TGT",
          "the languages of --checkpoint's model when its checkpoint records none (de:en)", NULL},
         {"--model", OPT_STRINGS, &models, 0, 0, "SRC-TGT=FILE",
-         "a model for a language pair (de-en=de-en.ckpt; repeatable: one server, several models)", NULL},
+         "a model for a language pair (de-en=de-en.ckpt; repeatable: one server, several models;\n"
+         "de-en=A.ckpt,B.ckpt: an ensemble of equal weights)", NULL},
         {"--api-keys", OPT_STRING, &o.api_keys, 0, 0, "FILE",
          "API keys, one per line: /translate and /detect then need one (\"api_key\"; else 403)", NULL},
         {"--req-limit", OPT_INT, &o.req_limit, 0, 1000000, "N",
@@ -105,11 +133,15 @@ int cli_serve(int argc, char **argv) {
     int rc = options_parse(&spec, argc, argv, NULL);
     ModelSpec *specs = NULL;
     char(*codes)[2][LANG_CODE_MAX] = NULL;
-    if (!rc) rc = model_specs(&spec, checkpoint, languages, models, &specs, &codes);
+    if (!rc) rc = checkpoint_spec(&spec, checkpoints, weights, &checkpoint, &w);
+    if (!rc) rc = model_specs(&spec, checkpoint, w, languages, models, &specs, &codes);
     if (rc) {
         free(specs);
         free(codes);
+        free(checkpoint);
+        free(w);
         arrfree(models);
+        arrfree(checkpoints);
         return options_report(&spec, rc);
     }
     o.models = specs;
@@ -120,7 +152,10 @@ int cli_serve(int argc, char **argv) {
     rc = serve_run(&o);
     free(specs);
     free(codes);
+    free(checkpoint);
+    free(w);
     arrfree(models);
+    arrfree(checkpoints);
     arrfree(o.cors_origins);
     arrfree(o.allowed_hosts);
     return cli_finish(rc);

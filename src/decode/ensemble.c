@@ -40,6 +40,8 @@ int members_load(Members *s, char *const *paths, size_t n, const double *weights
     }
     s->l = l;
     s->n = n;
+    s->path = xcalloc(n, sizeof *s->path);
+    for (size_t k = 0; k < n; k++) s->path[k] = xstrdup(paths[k]);
     s->m = xcalloc(n, sizeof *s->m);
     s->w = xcalloc(n, sizeof *s->w);
     double sum = 0;
@@ -53,8 +55,12 @@ int members_load(Members *s, char *const *paths, size_t n, const double *weights
 }
 
 void members_free(Members *s) {
-    for (size_t k = 0; k < s->n; k++) loaded_free(&s->l[k]);
+    for (size_t k = 0; k < s->n; k++) {
+        loaded_free(&s->l[k]);
+        free(s->path[k]);
+    }
     free(s->l);
+    free(s->path);
     free(s->m);
     free(s->w);
     memset(s, 0, sizeof *s);

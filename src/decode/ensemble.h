@@ -10,6 +10,7 @@
 
 typedef struct {
     Loaded *l;      // n loaded checkpoints
+    char **path;    // their files, as given (copies)
     Model **m;      // &l[k].m
     double *w;      // weights, normalised to sum 1
     size_t n;

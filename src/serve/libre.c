@@ -216,6 +216,10 @@ static int cut(const LibreCtx *c, const Ask *a, Text *t, LibreReply *r) {
     if (a->attention && a->html) return fail(r, 400, "\"attention\" takes plain text (\"format\": \"text\")"), 0;
     size_t n = 0;
     for (size_t i = 0; i < a->n; i++) {
+        const ServedModel *m = t[i].model;
+        if (a->attention && m && m->ms.n > 1)
+            return fail(r, 400, "\"attention\" shows one model's, and %s%s%s is an ensemble of %zu", m->src,
+                        m->src[0] ? " -> " : "this server's model", m->tgt, m->ms.n), 0;
         segments_cut(&t[i].seg, a->lines[i], a->html);
         if (t[i].model) n += t[i].seg.sentences;
     }

@@ -3,6 +3,7 @@
 #include "text/langid.h"
 #include "common/util.h"
 
+#include <stb/stb_ds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ const char *lang_name(const char *code) {
 
 // The model's languages: the pair asked for, checked against the checkpoint's.
 static int model_languages(ServedModel *m, const ModelSpec *sp) {
-    const Config *c = &m->l.c;
+    const Config *c = &m->l->c;
     int asked = sp->src && *sp->src, recorded = c->src_lang[0] != 0;
     if (asked && recorded && (strcmp(sp->src, c->src_lang) || strcmp(sp->tgt, c->tgt_lang)))
         return err_set(NMT_ERR_INPUT, "%s: the checkpoint translates %s -> %s, not %s -> %s as given", sp->path,
@@ -61,6 +62,20 @@ static int model_languages(ServedModel *m, const ModelSpec *sp) {
     return NMT_OK;
 }
 
+// The checkpoints of FILE,FILE,... loaded as one model.
+static int load_members(ServedModel *m, const ModelSpec *sp, int int8) {
+    char *list = xstrdup(sp->path), **paths = NULL;
+    for (char *p = list, *comma; p; p = comma ? comma + 1 : NULL) {
+        if ((comma = strchr(p, ','))) *comma = 0;
+        arrput(paths, p);
+    }
+    int rc = members_load(&m->ms, paths, (size_t)arrlen(paths), sp->weights, int8);
+    arrfree(paths);
+    free(list);
+    m->l = rc ? NULL : &m->ms.l[0];
+    return rc;
+}
+
 int served_load(Served *s, const ModelSpec *specs, size_t n, int int8, int max_batch, int beam) {
     memset(s, 0, sizeof *s);
     s->m = xcalloc(n + 1, sizeof *s->m);
@@ -68,7 +83,7 @@ int served_load(Served *s, const ModelSpec *specs, size_t n, int int8, int max_b
     for (size_t i = 0; i < n && !rc; i++) {
         ServedModel *m = &s->m[i];
         m->path = specs[i].path;
-        if ((rc = checkpoint_load_decoding(&m->l, m->path, int8))) break;
+        if ((rc = load_members(m, &specs[i], int8))) break;
         s->n++;
         if ((rc = model_languages(m, &specs[i]))) break;
         if (n > 1 && !m->src[0])
@@ -80,7 +95,7 @@ int served_load(Served *s, const ModelSpec *specs, size_t n, int int8, int max_b
                              s->m[k].path, m->path, m->src, m->tgt);
         // A call decodes at most what max_batch sentences of the default beam do;
         // the decoder's buffers stay from call to call.
-        m->env = (JobEnv){&m->l.m, &m->l.t, m->l.c.max_src_len, (size_t)max_batch, (size_t)max_batch * (size_t)beam,
+        m->env = (JobEnv){m->ms.e, &m->l->t, m->l->c.max_src_len, (size_t)max_batch, (size_t)max_batch * (size_t)beam,
                           decode_scratch_create()};
     }
     if (rc) served_free(s);
@@ -90,7 +105,7 @@ int served_load(Served *s, const ModelSpec *specs, size_t n, int int8, int max_b
 void served_free(Served *s) {
     for (size_t i = 0; i < s->n; i++) {
         decode_scratch_free(s->m[i].env.scratch);
-        loaded_free(&s->m[i].l);
+        members_free(&s->m[i].ms);
     }
     free(s->m);
     memset(s, 0, sizeof *s);
@@ -142,7 +157,7 @@ cJSON *served_languages(const Served *s) {
 // The profile of code's text that some model carries (its source or target side), or NULL.
 static const LangProfile *profile_of(const Served *s, const char *code) {
     for (size_t i = 0; i < s->n; i++) {
-        const Tokenizer *t = &s->m[i].l.t;
+        const Tokenizer *t = &s->m[i].l->t;
         if (!strcmp(s->m[i].src, code) && t->src_profile) return t->src_profile;
         if (!strcmp(s->m[i].tgt, code) && t->tgt_profile) return t->tgt_profile;
     }

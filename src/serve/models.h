@@ -8,7 +8,7 @@
 #ifndef NMT_SERVE_MODELS_H
 #define NMT_SERVE_MODELS_H
 
-#include "io/checkpoint.h"
+#include "decode/ensemble.h"
 #include "serve/queue.h"
 
 #include <cjson/cJSON.h>
@@ -17,13 +17,15 @@ enum { LANG_CODE_MAX = 16 };
 
 typedef struct {
     const char *src, *tgt;   // the pair asked for ("" or NULL: the checkpoint's)
-    const char *path;
+    const char *path;        // a checkpoint, or an ensemble's: FILE,FILE,...
+    const double *weights;   // an ensemble's weights (NULL: equal)
 } ModelSpec;
 
 typedef struct {
     char src[LANG_CODE_MAX], tgt[LANG_CODE_MAX];  // "" when unknown (one model, no languages)
     const char *path;
-    Loaded l;
+    Members ms;     // the checkpoint, or an ensemble's
+    Loaded *l;      // the first: its tokenizer and config serve them all
     JobEnv env;
 } ServedModel;
 
@@ -37,7 +39,8 @@ int lang_pair_parse(const char *pair, char *src, char *tgt);
 // The English name of a language code (the code itself when not known).
 const char *lang_name(const char *code);
 
-// Loads every model (int8: quantized at load); each decodes batches of
+// Loads every model (int8: quantized at load; an ensemble's checkpoints
+// must share one vocabulary, decode/ensemble.h); each decodes batches of
 // max_batch sentences of the default beam. A pair given that disagrees with
 // the checkpoint's languages, or a pair served twice: NMT_ERR_INPUT naming
 // them. On error nothing is left loaded.

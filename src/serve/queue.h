@@ -28,7 +28,7 @@
 // What a job runs with: a model the server holds, and its limits (set by the
 // poster; it outlives the queue).
 typedef struct {
-    Model *m;
+    Ensemble e;           // the model, or the models decoded as one
     const Tokenizer *t;
     int max_src;          // source tokens kept
     size_t max_batch;     // sentences run together (0 is 1)

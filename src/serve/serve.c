@@ -112,7 +112,7 @@ static enum MHD_Result reply_error(const Server *s, struct MHD_Connection *con, 
 
 // One model's part of /info.
 static cJSON *model_json(const ServedModel *sm) {
-    const ModelShape *m = &sm->l.m.s;
+    const ModelShape *m = &sm->l->m.s;
     cJSON *j = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(j, "model");
     cJSON_AddNumberToObject(model, "d_model", m->d_model);
     cJSON_AddNumberToObject(model, "heads", m->heads);
@@ -122,15 +122,21 @@ static cJSON *model_json(const ServedModel *sm) {
     cJSON_AddStringToObject(model, "norm", m->pre_norm ? "pre" : "post");
     cJSON_AddStringToObject(model, "positions", m->relative ? "relative" : "sinusoidal");
     cJSON_AddNumberToObject(model, "attention_window", m->window);
-    cJSON_AddNumberToObject(model, "parameters", (double)sm->l.m.nparams);
+    cJSON_AddNumberToObject(model, "parameters", (double)sm->l->m.nparams);
     cJSON *voc = cJSON_AddObjectToObject(j, "vocabulary");
-    cJSON_AddStringToObject(voc, "tokenizer", sm->l.t.kind == TOK_BPE ? "bpe" : "word");
+    cJSON_AddStringToObject(voc, "tokenizer", sm->l->t.kind == TOK_BPE ? "bpe" : "word");
     cJSON_AddNumberToObject(voc, "source", m->src_vocab);
     cJSON_AddNumberToObject(voc, "target", m->tgt_vocab);
-    const char *slash = strrchr(sm->path, '/');  // the file's name, not where it lives
-    cJSON_AddStringToObject(j, "checkpoint", slash ? slash + 1 : sm->path);
-    cJSON_AddNumberToObject(j, "step", (double)sm->l.step);
-    cJSON_AddBoolToObject(j, "quantized", sm->l.m.quant != NULL);
+    // The files' names, not where they live.
+    for (size_t k = 0; k < sm->ms.n; k++) {
+        const char *path = sm->ms.path[k], *slash = strrchr(path, '/');
+        if (!k) cJSON_AddStringToObject(j, "checkpoint", slash ? slash + 1 : path);
+        if (sm->ms.n == 1) break;
+        cJSON *list = k ? cJSON_GetObjectItem(j, "ensemble") : cJSON_AddArrayToObject(j, "ensemble");
+        cJSON_AddItemToArray(list, cJSON_CreateString(slash ? slash + 1 : path));
+    }
+    cJSON_AddNumberToObject(j, "step", (double)sm->l->step);
+    cJSON_AddBoolToObject(j, "quantized", sm->l->m.quant != NULL);
     if (sm->src[0]) cJSON_AddStringToObject(j, "source", sm->src);
     if (sm->src[0]) cJSON_AddStringToObject(j, "target", sm->tgt);
     return j;
@@ -523,7 +529,7 @@ static void announce(const Server *s) {
     for (size_t i = 0; i < s->models.n; i++) {
         const ServedModel *m = &s->models.m[i];
         printf("nmt serve: %s -> %s: %s (step %ld%s)\n", m->src[0] ? m->src : "?", m->tgt[0] ? m->tgt : "?", m->path,
-               m->l.step, m->l.m.quant ? ", int8" : "");
+               m->l->step, m->l->m.quant ? ", int8" : "");
     }
     if (!s->models.m[0].src[0])
         printf("nmt serve: the checkpoint records no languages: GET /languages lists none (--languages SRC:TGT names them)\n");

@@ -56,7 +56,7 @@ typedef struct {
 static void attention_maps(TranslateJob *tj, const Group *g, size_t at, const JobEnv *env) {
     for (size_t i = 0; i < tj->job.take && !tj->job.rc; i++) {
         const int *src = g->src[at + i], *out = g->hyps[(at + i) * g->nb].ids;
-        int rc = attention_map_forced(&tj->maps[tj->job.from + i], env->m, env->t, src, (size_t)arrlen(src), out,
+        int rc = attention_map_forced(&tj->maps[tj->job.from + i], env->e.m[0], env->t, src, (size_t)arrlen(src), out,
                                       (size_t)arrlen(out));
         if (rc) serve_job_fail(&tj->job, rc);
     }
@@ -102,7 +102,7 @@ static void translate_run(ServeJob *const *jobs, size_t count) {
     for (size_t k = 0; k < count; k++)
         for (size_t i = 0; i < jobs[k]->take; i++)
             g.lines[at++] = ((const TranslateJob *)jobs[k])->lines[jobs[k]->from + i];
-    int rc = translate_lines_keep(&(Ensemble){&env->m, NULL, 1}, env->t, env->max_src, g.lines, g.n, &o, "request", g.texts, g.scores, NULL,
+    int rc = translate_lines_keep(&env->e, env->t, env->max_src, g.lines, g.n, &o, "request", g.texts, g.scores, NULL,
                                   g.src, g.hyps);
     hand_out(jobs, count, &g, rc, env);
     for (size_t i = 0; g.src && i < g.n; i++) arrfree(g.src[i]);
