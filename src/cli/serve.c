@@ -136,27 +136,19 @@ int cli_serve(int argc, char **argv) {
     if (!rc) rc = checkpoint_spec(&spec, checkpoints, weights, &checkpoint, &w);
     if (!rc) rc = model_specs(&spec, checkpoint, w, languages, models, &specs, &codes);
     if (rc) {
-        free(specs);
-        free(codes);
-        free(checkpoint);
-        free(w);
-        arrfree(models);
-        arrfree(checkpoints);
-        return options_report(&spec, rc);
+        rc = options_report(&spec, rc);
+    } else {
+        o.models = specs;
+        o.nmodels = (int)arrlen(models) + (checkpoint != NULL);
+        if (threads) omp_set_num_threads(threads);
+        o.ncors = (int)arrlen(o.cors_origins);
+        o.nhosts = (int)arrlen(o.allowed_hosts);
+        rc = cli_finish(serve_run(&o));
     }
-    o.models = specs;
-    o.nmodels = (int)arrlen(models) + (checkpoint != NULL);
-    if (threads) omp_set_num_threads(threads);
-    o.ncors = (int)arrlen(o.cors_origins);
-    o.nhosts = (int)arrlen(o.allowed_hosts);
-    rc = serve_run(&o);
-    free(specs);
-    free(codes);
-    free(checkpoint);
-    free(w);
+    free(specs); free(codes); free(checkpoint); free(w);
     arrfree(models);
     arrfree(checkpoints);
     arrfree(o.cors_origins);
     arrfree(o.allowed_hosts);
-    return cli_finish(rc);
+    return rc;
 }
