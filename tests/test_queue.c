@@ -94,7 +94,7 @@ static void fake(FakeJob *f, int id, int group, size_t n) {
 }
 
 static ServeQueue *start(size_t max_batch, double window_s) {
-    env = (JobEnv){NULL, NULL, 0, max_batch, 0, NULL};
+    env = (JobEnv){{NULL, NULL, 0}, NULL, 0, max_batch, 0, NULL};
     return queue_start(window_s);
 }
 
@@ -274,7 +274,7 @@ Test(serve_queue, different_kinds_never_run_together) {
 // of one kind and group, and each call holds at most its own env's max_batch.
 Test(serve_queue, different_envs_never_run_together_each_with_its_limits) {
     ServeQueue *q = start(2, 0.05);
-    JobEnv wide = {NULL, NULL, 0, 4, 0, NULL};
+    JobEnv wide = {{NULL, NULL, 0}, NULL, 0, 4, 0, NULL};
     FakeJob gate, j[6];
     for (int k = 0; k < 6; k++) fake(&j[k], k + 1, 1, 1);
     for (int k = 1; k < 6; k += 2) j[k].job.env = &wide;
@@ -319,7 +319,7 @@ Test(serve_queue, stopping_runs_what_waits) {
 // as it ends, together, not after another window.
 Test(serve_queue, jobs_that_came_during_a_call_run_when_it_ends) {
     ServeQueue *q = start(8, 5.0);  // a window the test would notice
-    JobEnv one = {NULL, NULL, 0, 1, 0, NULL};
+    JobEnv one = {{NULL, NULL, 0}, NULL, 0, 1, 0, NULL};
     FakeJob gate, j[2];
     fake(&gate, 1, 1, 1);
     gate.gate = 1;
@@ -432,7 +432,7 @@ Test(serve_queue, a_job_cancelled_in_the_window_is_dropped) {
 // job runs in smaller pieces (one sentence at least), and light ones join it
 // only within the rows left.
 Test(serve_queue, max_rows_bounds_a_call_by_weight) {
-    env = (JobEnv){NULL, NULL, 0, 4, 8, NULL};
+    env = (JobEnv){{NULL, NULL, 0}, NULL, 0, 4, 8, NULL};
     ServeQueue *q = queue_start(0.2);
     FakeJob gate, j[3];
     fake(&j[0], 1, 1, 5);

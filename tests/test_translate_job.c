@@ -22,7 +22,7 @@ static const char TGT_TEXT[] = "a man rides a bike\nthe house is small and old\n
 
 typedef struct {
     Tokenizer t;
-    Model m;
+    Model m, *mp;   // mp = &m: the server's ensemble of one
     JobEnv env;
 } Fixture;
 
@@ -34,7 +34,8 @@ static void fixture_of(Fixture *f, const char *tgt_text, uint64_t seed) {
     ModelShape s = {.d_model = 16, .heads = 2, .d_ff = 32, .enc_layers = 1, .dec_layers = 2, .pre_norm = 1, .max_len = 64};
     word_model(&f->t, &f->m, SRC_TEXT, tgt_text, s, seed);
     // Batches of 2 inside a call; the decoder's buffers kept from call to call, as the server keeps them.
-    f->env = (JobEnv){&f->m, &f->t, MAX_SRC, 2, 0, decode_scratch_create()};
+    f->mp = &f->m;
+    f->env = (JobEnv){{&f->mp, NULL, 1}, &f->t, MAX_SRC, 2, 0, decode_scratch_create()};
 }
 
 static void fixture(Fixture *f) { fixture_of(f, TGT_TEXT, 11); }
@@ -191,7 +192,7 @@ Test(translate_job, the_decoders_buffers_are_kept_between_calls) {
 }
 
 Test(translate_job, groups_are_the_decoding_options) {
-    static const JobEnv env = {NULL, NULL, MAX_SRC, 2, 0, NULL};  // the groups need no model
+    static const JobEnv env = {{NULL, NULL, 0}, NULL, MAX_SRC, 2, 0, NULL};  // the groups need no model
     TranslateJob a, b;
     translate_job_init(&a, &env, A, 2, 4, 1, 0);
     translate_job_init(&b, &env, B, 1, 4, 1, 1);  // attention does not split a group
