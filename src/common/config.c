@@ -61,7 +61,7 @@ static const Key KEYS[] = {
     {"train.max_steps", K_INT, OFF(max_steps), 100000, 0, 0, 2e9, 0, 0, "stop after this many optimizer steps"},
     {"train.seed", K_INT, OFF(seed), 1, 0, 0, 2e9, 0, 0, "seeds initialisation, shuffling and dropout"},
     {"train.checkpoint_dir", K_STR, OFF(checkpoint_dir), 0, "checkpoints/run", 0, 0, 0, 0, "where checkpoints and train_log.jsonl go"},
-    {"train.init_from", K_STR, OFF(init_from), 0, "", 0, 0, 0, 0, "fine-tuning: a fresh start takes the weights (their moving average when kept) and the tokenizer of this float checkpoint, whose model.* keys and data.tokenizer, data.vocab_size and data.min_freq must agree with the config's; optimizer, learning-rate schedule and data order start afresh (\"\" = off; a resume ignores it)"},
+    {"train.init_from", K_STR, OFF(init_from), 0, "", 0, 0, 0, 0, "fine-tuning: a fresh start takes the weights (their moving average when kept) and the tokenizer of this float checkpoint, whose model.* keys (the dropout rates aside), data.tokenizer, data.vocab_size and data.min_freq must agree with the config's; optimizer, learning-rate schedule and data order start afresh (\"\" = off; a resume ignores it)"},
     {"train.log_every", K_INT, OFF(log_every), 100, 0, 1, 2e9, 0, 0, "log a record every N steps"},
     {"train.save_every", K_INT, OFF(save_every), 1000, 0, 0, 2e9, 0, 0, "write step-N.ckpt every N steps (0 = only at the end)"},
     {"train.keep_last", K_INT, OFF(keep_last), 5, 0, 0, 1e6, 0, 0, "keep the newest N step-N.ckpt files (0 = keep all)"},
