@@ -130,6 +130,7 @@ test-suite: $(NMT_BIN) $(BUILD)/tests $(BUILD)/tests-double
 	OMP_NUM_THREADS=$(THREADS) GOMP_SPINCOUNT=20000 $(BUILD)/tests
 	NMT=./$(NMT_BIN) sh tests/cli.sh
 	NMT=./$(NMT_BIN) sh tests/cli-checkpoint.sh
+	NMT=./$(NMT_BIN) sh tests/cli-finetune.sh
 	NMT=./$(NMT_BIN) sh tests/cli-mpi.sh
 	NMT=./$(NMT_BIN) bash tests/cli-serve.sh
 	$(if $(filter 1,$(SANITIZE)),@echo "skipping tests/toy-bf16.sh under the sanitizers (its code runs in the unit tests)",OMP_NUM_THREADS=$(THREADS) NMT=./$(NMT_BIN) sh tests/toy-bf16.sh)

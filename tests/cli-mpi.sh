@@ -8,7 +8,8 @@
 # checkpoint resumes on 1 process (bit-exact) and on 3 (with a note), and a
 # 1-process checkpoint on 2 ranks (bit-exact); a rank with another config
 # (train.precision included) or other data is refused naming it; SIGUSR1 to
-# mpirun saves and exits 0.
+# mpirun saves and exits 0; fine-tuning (train.init_from) on 2 ranks is
+# accum_steps 2 from the same checkpoint.
 # Skipped when mpirun or an Open MPI build of nmt is missing. Run by `make test`.
 set -u
 NMT=${NMT:-./nmt}
@@ -70,6 +71,14 @@ trainp() { n=$1; dir=$2; shift 2; $MPIRUN -np "$n" "$NMT" train --config "$T/cfg
 trainp 2 np2 || bad "mpirun -np 2: exit $? ($(tail -n 3 "$T/np2.out"))"
 train1 acc2 --set train.accum_steps=2 || bad "accum_steps 2: exit $?"
 same_run "$T/np2" "$T/acc2" "-np 2 vs accum_steps 2"
+# Fine-tuning (train.init_from): every rank reads the checkpoint itself; 2
+# ranks == accum_steps 2 from it, bit for bit; rank 0 logs the origin once.
+trainp 2 ft2 --set train.init_from="$T/acc2/last.ckpt" --set train.max_steps=10 || bad "-np 2 init_from: exit $?"
+train1 ft1 --set train.init_from="$T/acc2/last.ckpt" --set train.max_steps=10 --set train.accum_steps=2 ||
+    bad "accum_steps 2 init_from: exit $?"
+same_run "$T/ft2" "$T/ft1" "fine-tuning: -np 2 vs accum_steps 2"
+[ "$(grep -c '"init_from"' "$T/ft2/train_log.jsonl")" -eq 1 ] && "$NMT" info "$T/ft2/last.ckpt" | grep -q "^started from: $T/acc2/last.ckpt (step 40;" &&
+    ok || bad "-np 2 init_from: the origin is not recorded once: $(head -2 "$T/ft2/train_log.jsonl")"
 trainp 3 np3 || bad "mpirun -np 3: exit $?"
 train1 acc3 --set train.accum_steps=3 || bad "accum_steps 3: exit $?"
 same_run "$T/np3" "$T/acc3" "-np 3 vs accum_steps 3"

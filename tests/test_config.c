@@ -176,3 +176,58 @@ Test(config, language_codes_go_together) {
     config_free(&a);
     config_free(&b);
 }
+
+// train.init_from: "" by default (a run from scratch); a path from the file or
+// a --set, written back and compared like other keys, but not a model key
+// (config_diff's model keys are what fine-tuning compares); not a number.
+Test(config, init_from_key) {
+    char buf[512];
+    snprintf(buf, sizeof buf, BASE, "\"train\": {\"init_from\": \"runs/base/last.ckpt\"}");
+    Config a, b, d;
+    cr_assert_eq(config_parse(&d, "{\"data\": {\"train_src\": \"a\", \"train_tgt\": \"b\"}}", "x", NULL, 0), 0);
+    cr_assert_str_eq(d.init_from, "");
+    cr_assert_eq(config_parse(&a, buf, "x", NULL, 0), 0, "%s", err_msg());
+    cr_assert_str_eq(a.init_from, "runs/base/last.ckpt");
+    char *j = config_to_json(&a);
+    cr_assert(strstr(j, "\"init_from\":\t\"runs/base/last.ckpt\""), "%s", j);
+    const char *set[] = {"train.init_from=other.ckpt"};
+    cr_assert_eq(config_parse(&b, j, "y", set, 1), 0, "%s", err_msg());
+    cr_assert_str_eq(b.init_from, "other.ckpt");
+    char diff[256];
+    cr_assert_eq(config_diff(&a, &b, 1, diff, sizeof diff), 0, "a model key: %s", diff);
+    cr_assert_eq(config_diff(&a, &b, 0, diff, sizeof diff), 1);
+    cr_assert_str_eq(diff, "train.init_from");
+    free(j);
+    config_free(&a);
+    config_free(&b);
+    config_free(&d);
+    expect_error("\"train\": {\"init_from\": 3}", NULL, 0, "train.init_from");
+}
+
+// config_first_diff: the first differing key in the table's order, with both
+// values as JSON text; model_only skips the others (dropout, train.*).
+Test(config, first_diff_names_key_and_values) {
+    char buf[512];
+    snprintf(buf, sizeof buf, BASE, "\"train\": {}");
+    Config a, b;
+    cr_assert_eq(config_parse(&a, buf, "x", NULL, 0), 0);
+    const char *sets[] = {"model.dropout=0.3", "model.norm=pre", "model.d_ff=32", "train.lr=0.1"};
+    cr_assert_eq(config_parse(&b, buf, "x", sets, 4), 0, "%s", err_msg());
+    char va[64] = "", vb[64] = "";
+    const char *key = NULL;
+    cr_assert_eq(config_first_diff(&a, &b, 1, va, vb, sizeof va, &key), 1);
+    cr_assert_str_eq(key, "model.d_ff");
+    cr_assert_str_eq(va, "2048");
+    cr_assert_str_eq(vb, "32");
+    b.d_ff = a.d_ff;
+    cr_assert_eq(config_first_diff(&a, &b, 1, va, vb, sizeof va, &key), 1);
+    cr_assert_str_eq(key, "model.norm");
+    cr_assert_str_eq(va, "\"post\"");
+    cr_assert_str_eq(vb, "\"pre\"");
+    b.norm = a.norm;
+    cr_assert_eq(config_first_diff(&a, &b, 1, va, vb, sizeof va, &key), 0);
+    cr_assert_eq(config_first_diff(&a, &b, 0, va, vb, sizeof va, &key), 1);
+    cr_assert_str_eq(key, "model.dropout");
+    config_free(&a);
+    config_free(&b);
+}

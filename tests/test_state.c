@@ -23,6 +23,9 @@ static void expect_equal(const TrainState *a, const TrainState *b) {
     cr_assert_eq(a->micro_batches, b->micro_batches);
     cr_assert_eq(a->processes, b->processes);
     cr_assert_eq(a->precision, b->precision);
+    cr_assert_str_eq(a->init_from, b->init_from);
+    cr_assert_eq(a->init_from_step, b->init_from_step);
+    cr_assert_eq(a->init_from_crc32, b->init_from_crc32);
 }
 
 // Every field set, doubles that need 17 digits: to_json then from_json gives
@@ -109,5 +112,33 @@ Test(state, refusals) {
         err_clear();
         cr_assert_eq(train_state_from_json(&st, json, "p.ckpt"), NMT_ERR_INPUT, "%s", json);
         cr_assert(strstr(err_msg(), "p.ckpt: state section: precision is not \"fp32\" or \"bf16\""), "%s", err_msg());
+    }
+}
+
+// A fine-tuning run's origin (train.init_from): written only when set (a run
+// from scratch keeps the text above), read back exactly, and refused when it
+// is not a path, its step not a count or its CRC-32 beyond 32 bits.
+Test(state, init_from_round_trip_and_refusals) {
+    TrainState a, b;
+    train_state_init(&a);
+    snprintf(a.init_from, sizeof a.init_from, "%s", "runs/\"base\"/last.ckpt");
+    a.init_from_step = 2300;
+    a.init_from_crc32 = 0xfedcba98L;
+    char *j = train_state_to_json(&a);
+    cr_assert(strstr(j, ",\"init_from\":\"runs/\\\"base\\\"/last.ckpt\",\"init_from_step\":2300,"
+                        "\"init_from_crc32\":4275878552}"), "%s", j);
+    cr_assert_eq(train_state_from_json(&b, j, "t"), NMT_OK, "%s", err_msg());
+    expect_equal(&a, &b);
+    free(j);
+    const char *const bad[] = {"\"init_from\":\"\"", "\"init_from\":1", "\"init_from\":\"a\",\"init_from_step\":-1",
+                               "\"init_from\":\"a\",\"init_from_crc32\":4294967296"};
+    const char *const why[] = {"init_from is not a path", "init_from is not a path", "init_from_step is -1, not a count",
+                               "init_from_crc32 is not a CRC-32"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[160];
+        snprintf(json, sizeof json, "{\"step\":1,\"epoch\":0,\"batch_pos\":0,%s}", bad[i]);
+        err_clear();
+        cr_assert_eq(train_state_from_json(&b, json, "p.ckpt"), NMT_ERR_INPUT, "%s", json);
+        cr_assert(strstr(err_msg(), why[i]), "%s: %s", json, err_msg());
     }
 }

@@ -14,7 +14,8 @@
 
 static const char USAGE[] =
     "usage: nmt info CHECKPOINT\n"
-    "  prints the header, sections, config, step, sizes and languages (data.src_lang ->\n"
+    "  prints the header, sections, config, step (and, for a fine-tuned model, the\n"
+    "  checkpoint its run started from), sizes and languages (data.src_lang ->\n"
     "  data.tgt_lang, or \"not recorded\"); verifies the checkpoint exactly as loading\n"
     "  it does (checksums; config, tokenizer, language profiles, tensor table, parameter\n"
     "  and optimizer-state sizes agreeing; every weight and optimizer value finite)\n"
@@ -38,6 +39,9 @@ static void print_contents(const CkptInfo *in, const TrainState *st) {
     char *cfg = config_to_json(&in->c);
     printf("step: %ld (epoch %ld, batch %ld), %ld target tokens, %.1f s of training\n", st->step, st->epoch,
            st->batch_pos, st->tokens_seen, st->elapsed);
+    if (st->init_from[0])
+        printf("started from: %s (step %ld; its weights' crc32 %08lx)\n", st->init_from, st->init_from_step,
+               st->init_from_crc32);
     printf("micro-batches per step: %ld (%ld process%s x train.accum_steps %ld)\n", st->micro_batches, st->processes,
            st->processes > 1 ? "es" : "", st->micro_batches / (st->processes > 0 ? st->processes : 1));
     printf("training precision: %s (the train.precision of the run that saved it)\n", precision_name(st->precision));

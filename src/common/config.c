@@ -61,6 +61,7 @@ static const Key KEYS[] = {
     {"train.max_steps", K_INT, OFF(max_steps), 100000, 0, 0, 2e9, 0, 0, "stop after this many optimizer steps"},
     {"train.seed", K_INT, OFF(seed), 1, 0, 0, 2e9, 0, 0, "seeds initialisation, shuffling and dropout"},
     {"train.checkpoint_dir", K_STR, OFF(checkpoint_dir), 0, "checkpoints/run", 0, 0, 0, 0, "where checkpoints and train_log.jsonl go"},
+    {"train.init_from", K_STR, OFF(init_from), 0, "", 0, 0, 0, 0, "fine-tuning: a fresh start takes the weights (their moving average when kept) and the tokenizer of this float checkpoint, whose model.* keys (the dropout rates aside), data.tokenizer, data.vocab_size and data.min_freq must agree with the config's; optimizer, learning-rate schedule and data order start afresh (\"\" = off; a resume ignores it)"},
     {"train.log_every", K_INT, OFF(log_every), 100, 0, 1, 2e9, 0, 0, "log a record every N steps"},
     {"train.save_every", K_INT, OFF(save_every), 1000, 0, 0, 2e9, 0, 0, "write step-N.ckpt every N steps (0 = only at the end)"},
     {"train.keep_last", K_INT, OFF(keep_last), 5, 0, 0, 1e6, 0, 0, "keep the newest N step-N.ckpt files (0 = keep all)"},
@@ -463,7 +464,7 @@ int config_parse(Config *c, const char *json_text, const char *what, const char 
 // report (a BPE model, for one, is learned when missing).
 static int check_paths(const Config *c, const Origin *o) {
     static const char *const FILES[] = {"data.train_src", "data.train_tgt", "data.valid_src", "data.valid_tgt",
-                                        "data.bpe_model"};
+                                        "data.bpe_model", "train.init_from"};
     char who[300];
     struct stat st;
     for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
@@ -575,6 +576,26 @@ int config_diff(const Config *a, const Config *b, int model_only, char *buf, siz
         count++;
     }
     return count;
+}
+
+int config_first_diff(const Config *a, const Config *b, int model_only, char *va, char *vb, size_t n,
+                      const char **key) {
+    for (size_t i = 0; i < NKEYS; i++) {
+        const Key *k = &KEYS[i];
+        if ((model_only && !k->model) || key_equal(a, b, k)) continue;
+        const Config *side[2] = {a, b};
+        char *out[2] = {va, vb};
+        for (int j = 0; j < 2; j++) {
+            cJSON *v = value_json(side[j], k);
+            char *text = cJSON_PrintUnformatted(v);
+            snprintf(out[j], n, "%s", text ? text : "?");
+            cJSON_free(text);
+            cJSON_Delete(v);
+        }
+        *key = k->path;
+        return 1;
+    }
+    return 0;
 }
 
 void config_print_keys(void) {

@@ -36,6 +36,7 @@ typedef struct {
     int max_steps, seed, log_every, save_every, keep_last, eval_every;
     int valid_bleu_lines, best_metric, patience;
     char *checkpoint_dir;
+    char *init_from;       // train.init_from: checkpoint a fresh start takes weights and tokenizer from ("" = none)
     int batch_tokens;
     int accum_steps;       // micro-batches per process per update
     int precision;         // PREC_FP32 | PREC_BF16: the training passes' matrix products
@@ -76,6 +77,12 @@ char *config_to_json(const Config *c);
 // (empty if none). `model_only` restricts to keys that fix the model's shape or
 // vocabulary. Returns the number of differing keys.
 int config_diff(const Config *a, const Config *b, int model_only, char *buf, size_t n);
+
+// The first key (in the table's order, model_only as above) whose values
+// differ: *key its path, va and vb its values in a and b as JSON text (n
+// bytes each). Returns 0 (and leaves them) when none differ.
+int config_first_diff(const Config *a, const Config *b, int model_only, char *va, char *vb, size_t n,
+                      const char **key);
 
 // Whether s is a language code as LibreTranslate names them: ISO 639-1/-3,
 // 2 or 3 lowercase ASCII letters, optionally '-' and 2 to 4 ASCII letters or

@@ -3,6 +3,7 @@
 #include "train/run.h"
 #include "common/util.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <omp.h>
 #include <stb/stb_ds.h>
@@ -75,6 +76,16 @@ void run_write_log(Run *r, double lr, double gnorm, double tok_per_s, double cor
             "is written while it is\n",
             r->tty && !r->quiet ? "\r\033[K" : "", r->st.step, loss, loss / run_start_loss(r), run_start_loss(r),
             isfinite(exp(nll)) ? "" : ", perplexity overflows", r->bad_records, r->cfg.diverge_patience);
+}
+
+void run_log_origin(Run *r) {
+    cJSON *path = cJSON_CreateString(r->st.init_from);
+    char *quoted = cJSON_PrintUnformatted(path);
+    fprintf(r->log, "{\"step\": 0, \"init_from\": %s, \"init_from_step\": %ld, \"init_from_crc32\": \"%08lx\"}\n",
+            quoted, r->st.init_from_step, r->st.init_from_crc32);
+    fflush(r->log);
+    cJSON_free(quoted);
+    cJSON_Delete(path);
 }
 
 void run_format_duration(char *buf, size_t n, double s) {

@@ -1,6 +1,7 @@
 // train/run.h — the training run's private header, shared by train.c (the
 // loop), rundir.c (the checkpoint directory), diverge.c (never lose good
-// work), validate.c, log.c and job.c (many processes). Nothing else includes it.
+// work), validate.c, log.c, job.c (many processes) and init_from.c
+// (fine-tuning). Nothing else includes it.
 #ifndef NMT_TRAIN_RUN_H
 #define NMT_TRAIN_RUN_H
 
@@ -49,7 +50,7 @@ int run_lock_dir(Run *r, const char *dir);
 int run_in_lineage(const Run *r, long step);
 // Names the step-N.ckpt files that are not this run's (once, at the start).
 void run_note_foreign_step_files(const Run *r);
-// None of the files the run reads (the config, the data) is one it writes
+// None of the files the run reads (the config, the data, train.init_from) is one it writes
 // in the checkpoint directory (last.ckpt, best.ckpt, step-N.ckpt,
 // train_log.jsonl, train.lock); else NMT_ERR_INPUT naming both.
 int run_refuse_inputs(const Config *c, const char *config_path);
@@ -75,8 +76,18 @@ int run_validation(Run *r, int *stop);
 // log.c: train_log.jsonl and the terminal.
 int run_trim_log(Run *r, const char *path, long step, int quiet);
 void run_write_log(Run *r, double lr, double gnorm, double tok_per_s, double cores);
+// A fine-tuning run's first record: where it started (r->st.init_from ...).
+void run_log_origin(Run *r);
 void run_format_duration(char *buf, size_t n, double s);
 void run_progress(Run *r, double loss, double lr, double gnorm, double tok_s, double cores, double sec_per_step);
+
+// init_from.c: fine-tuning. The tokenizer and the weights (the moving
+// average when kept: *ema set) of train.init_from, into r->tok and a new
+// r->model the config describes, and r->st's record of them; the config's
+// model keys must agree with the checkpoint's, data.bpe_model (if given)
+// hold its BPE model, and the file be a float checkpoint: else NMT_ERR_INPUT
+// "train.init_from FILE: ...". r->st must be fresh (train_state_init).
+int run_init_from(Run *r, int *ema);
 
 // job.c: many processes.
 int run_check_same_job(Run *r);

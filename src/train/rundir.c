@@ -122,7 +122,8 @@ void run_note_foreign_step_files(const Run *r) {
 
 int run_refuse_inputs(const Config *c, const char *config_path) {
     const FileArg in[] = {{"--config", config_path}, {"data.train_src", c->train_src}, {"data.train_tgt", c->train_tgt},
-                          {"data.valid_src", c->valid_src}, {"data.valid_tgt", c->valid_tgt}};
+                          {"data.valid_src", c->valid_src}, {"data.valid_tgt", c->valid_tgt},
+                          {"train.init_from", c->init_from}};
     const char *fixed[] = {"last.ckpt", "best.ckpt", "train_log.jsonl", "train.lock"};
     long *steps = step_files(c->checkpoint_dir);
     int rc = NMT_OK;
@@ -131,7 +132,7 @@ int run_refuse_inputs(const Config *c, const char *config_path) {
         if (i < 4) snprintf(name, sizeof name, "%s", fixed[i]);
         else snprintf(name, sizeof name, "step-%ld.ckpt", steps[i - 4]);
         run_path(path, sizeof path, c->checkpoint_dir, name);
-        rc = refuse_same_file(&(FileArg){"train.checkpoint_dir's", path}, in, 5);
+        rc = refuse_same_file(&(FileArg){"train.checkpoint_dir's", path}, in, (int)(sizeof in / sizeof in[0]));
     }
     arrfree(steps);
     return rc;

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,11 @@ char *train_state_to_json(const TrainState *st) {
     cJSON_AddNumberToObject(o, "micro_batches", (double)(st->micro_batches > 0 ? st->micro_batches : 1));
     cJSON_AddNumberToObject(o, "processes", (double)(st->processes > 0 ? st->processes : 1));
     cJSON_AddStringToObject(o, "precision", precision_name(st->precision));
+    if (st->init_from[0]) {
+        cJSON_AddStringToObject(o, "init_from", st->init_from);
+        cJSON_AddNumberToObject(o, "init_from_step", (double)st->init_from_step);
+        cJSON_AddNumberToObject(o, "init_from_crc32", (double)st->init_from_crc32);
+    }
     // cJSON prints 17 significant digits when needed, so doubles round-trip.
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -72,6 +78,20 @@ static int precision_or_fp32(const cJSON *o, Precision *out, const char *path) {
     return NMT_OK;
 }
 
+// Where a fine-tuning run started: absent in a run from scratch.
+static int init_from_or_none(const cJSON *o, TrainState *st, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "init_from");
+    if (!v) return NMT_OK;
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= sizeof st->init_from)
+        return err_set(NMT_ERR_INPUT, "%s: state section: init_from is not a path", path);
+    snprintf(st->init_from, sizeof st->init_from, "%s", v->valuestring);
+    int rc = count_or(o, "init_from_step", 0, &st->init_from_step, path);
+    if (!rc) rc = count_or(o, "init_from_crc32", 0, &st->init_from_crc32, path);
+    if (!rc && st->init_from_crc32 > 0xffffffffL)
+        return err_set(NMT_ERR_INPUT, "%s: state section: init_from_crc32 is not a CRC-32", path);
+    return rc;
+}
+
 int train_state_from_json(TrainState *st, const char *json, const char *path) {
     cJSON *o;
     int rc = json_parse_state(json, path, &o);
@@ -91,6 +111,7 @@ int train_state_from_json(TrainState *st, const char *json, const char *path) {
     if (!rc) rc = count_or(o, "micro_batches", 1, &st->micro_batches, path);
     if (!rc) rc = count_or(o, "processes", 1, &st->processes, path);
     if (!rc) rc = precision_or_fp32(o, &st->precision, path);
+    if (!rc) rc = init_from_or_none(o, st, path);
     cJSON_Delete(o);
     if (rc) return rc;
     if (st->step < 0 || st->epoch < 0 || st->batch_pos < 0)

@@ -22,6 +22,12 @@ typedef struct {
     long micro_batches;        // micro-batches per step (processes x train.accum_steps) of the run so far
     long processes;            // processes that computed them
     Precision precision;       // of the training passes' products (train.precision) of the run so far
+    // Where a fine-tuning run started (train.init_from, run_init_from): the
+    // checkpoint as the config named it, its step, and the CRC-32 of the
+    // weights taken (as `nmt info` shows that checkpoint's params or ema
+    // section's). init_from "": a run that started from random weights.
+    char init_from[4096];
+    long init_from_step, init_from_crc32;
 } TrainState;
 
 // A fresh run's state: step 0, no validation yet (best loss +inf, best BLEU
@@ -34,8 +40,10 @@ char *train_state_to_json(const TrainState *st);
 
 // Parses what train_state_to_json wrote. Absent fields take their defaults
 // (step, epoch and batch_pos are required; precision, which older
-// checkpoints lack, fp32); counts must be whole numbers in [0, 2^53], reals
-// finite, precision "fp32" or "bf16". Errors: NMT_ERR_INPUT "PATH: state section: ...".
+// checkpoints lack, fp32; init_from "", written only when set); counts must be
+// whole numbers in [0, 2^53] (init_from_crc32 below 2^32), reals finite,
+// precision "fp32" or "bf16", init_from a string that fits.
+// Errors: NMT_ERR_INPUT "PATH: state section: ...".
 int train_state_from_json(TrainState *st, const char *json, const char *path);
 
 // checkpoint_load (io/checkpoint.h), then its state parsed: what a resume,

@@ -102,9 +102,9 @@ static int build_profiles(Tokenizer *t, const Config *c) {
     return NMT_OK;
 }
 
-// A fresh start: the tokenizer (learnt, for BPE) with the language profiles,
-// the model's first weights, the optimizer, the state of step 0.
-static int start_fresh(Run *r, const TrainArgs *args) {
+// The tokenizer (learnt, for BPE) with the language profiles, and the
+// model's first weights, from the config.
+static int start_from_scratch(Run *r, const TrainArgs *args) {
     int rc = NMT_OK;
     // Learning BPE writes <checkpoint_dir>/bpe.model: lock first. (Otherwise
     // the directory is made and locked once the data has loaded, so a run
@@ -119,9 +119,35 @@ static int start_fresh(Run *r, const TrainArgs *args) {
     ModelShape s = model_shape_from(&r->cfg, &r->tok);
     model_create(&r->model, &s);
     model_init_params(&r->model, (uint64_t)r->cfg.seed);
-    optim_init(&r->opt, &r->cfg, r->model.nparams);
-    train_state_init(&r->st);
     return NMT_OK;
+}
+
+// A fresh start: tokenizer and weights from the config, or (fine-tuning,
+// train.init_from) from a checkpoint; then, either way, a fresh optimizer
+// and the state of step 0. Every process of a job reads the checkpoint
+// itself (as it reads the data): the same bytes, the same start.
+static int start_fresh(Run *r, const TrainArgs *args) {
+    train_state_init(&r->st);
+    int ema = 0;
+    int rc = r->cfg.init_from[0] ? run_init_from(r, &ema) : start_from_scratch(r, args);
+    // A checkpoint from before the language profiles: built as a new run builds them.
+    if (!rc && r->cfg.init_from[0] && !r->tok.src_profile) rc = build_profiles(&r->tok, &r->cfg);
+    if (rc) return rc;
+    optim_init(&r->opt, &r->cfg, r->model.nparams);
+    if (r->st.init_from[0] && !r->quiet)
+        printf("nmt: starting from the %s and the tokenizer of %s (step %ld); the optimizer, the learning-rate "
+               "schedule and the data order start afresh\n", ema ? "weights' moving average" : "weights",
+               r->st.init_from, r->st.init_from_step);
+    return NMT_OK;
+}
+
+// train.init_from is for a fresh start; a resume says so when its checkpoint
+// did not start from that file (a fine-tuning run resumed is silent).
+static void note_init_from_unused(const Run *r, const char *from) {
+    if (!r->lead || !r->cfg.init_from[0] || strcmp(r->cfg.init_from, r->st.init_from) == 0) return;
+    fprintf(stderr, "nmt: note: train.init_from %s is not used: it starts a new run, and this run resumes from %s%s%s\n",
+            r->cfg.init_from, from, r->st.init_from[0] ? ", which started from " : "",
+            r->st.init_from);
 }
 
 // The config, and where the run starts: *from, the checkpoint resumed from
@@ -143,6 +169,7 @@ static int setup_start(Run *r, const TrainArgs *args, char *last, size_t n, cons
     if (!rc && *from) {
         rc = resume_from(r, *from, &want);
         if (!rc && !r->quiet) printf("nmt: resuming from %s at step %ld\n", *from, r->st.step);
+        if (!rc) note_init_from_unused(r, *from);
     } else if (!rc) {
         r->cfg = want;
         memset(&want, 0, sizeof want);
@@ -224,6 +251,7 @@ static int open_run_dir(Run *r, const char *from) {
     if (rc) return rc;
     r->log = fopen(logpath, "a");
     if (!r->log) return err_set(NMT_ERR_RUNTIME, "%s: cannot open for appending: %s", logpath, strerror(errno));
+    if (!from && r->st.init_from[0]) run_log_origin(r);
     run_note_foreign_step_files(r);
     return NMT_OK;
 }
