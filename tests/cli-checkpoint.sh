@@ -60,6 +60,18 @@ if cmp -s "$T/a" "$T/b"; then ok; else bad "losses differ between 1 and 2 thread
 export OMP_NUM_THREADS=2
 CK="$T/full2/last.ckpt"
 
+# A resume may change the dropout rates (it says so), and the new rates are the ones trained with.
+for d in 0 0.1; do
+    "$NMT" train --config "$T/cfg.json" --resume "$T/full2/step-200.ckpt" --set train.max_steps=230 \
+        --set model.dropout=$d --set model.attention_dropout=$d --set model.ffn_dropout=$d \
+        --set train.checkpoint_dir="$T/drop$d" >"$T/drop$d.out" 2>&1 || bad "resume with dropout $d: $(cat "$T/drop$d.out")"
+    losses_after "$T/drop$d/train_log.jsonl" 200 >"$T/drop$d.loss"
+done
+losses_after "$T/full2/train_log.jsonl" 200 | head -3 >"$T/full.loss"
+if [ -s "$T/drop0.loss" ] && ! cmp -s "$T/drop0.loss" "$T/drop0.1.loss" && cmp -s "$T/drop0.1.loss" "$T/full.loss" &&
+   grep -q "resuming with changed settings: model.dropout" "$T/drop0.out"; then ok
+else bad "a resume's new dropout rates: $(cat "$T/drop0.loss") vs $(cat "$T/drop0.1.loss")"; fi
+
 # Relative positions, a local window (narrower than the sentences: the band)
 # and the cosine schedule: 1 and 2 threads give the same losses, and a run
 # resumed from a middle checkpoint continues the uninterrupted one exactly.

@@ -77,11 +77,15 @@ static int resume_from(Run *r, const char *path, const Config *want) {
     same_precision.precision = r->cfg.precision;
     if (config_diff(&r->cfg, &same_precision, 0, diff, sizeof diff))
         fprintf(stderr, "nmt: resuming with changed settings: %s\n", diff);
-    // The config given now wins for everything that may change.
+    // The config given now wins for everything that may change, the
+    // model's dropout rates too (the model was built from the checkpoint's).
     config_free(&r->cfg);
     char *j = config_to_json(want);
     rc = config_parse(&r->cfg, j, "config", NULL, 0);
     free(j);
+    r->model.s.dropout = (real)r->cfg.dropout;
+    r->model.s.attn_dropout = (real)r->cfg.attn_dropout;
+    r->model.s.ffn_dropout = (real)r->cfg.ffn_dropout;
     return rc;
 }
 
