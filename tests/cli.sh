@@ -115,8 +115,15 @@ expect 2 "bad4.txt:2: invalid UTF-8" -- "$NMT" score --checkpoint "$T/ck/last.ck
 if [ ! -s "$T/out" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: score printed scores before an error"; fi
 expect 2 "--checkpoint, --src and --tgt are required" -- "$NMT" score --src "$T/s4.txt"
 # Ensembles: a second model of the same vocabulary (another seed).
+# It records its languages and the first does not: they do not disagree.
 OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --quiet --set train.seed=2 --set train.checkpoint_dir="$T/ck_seed2" \
-    >"$T/out" 2>"$T/err" || { fail=$((fail + 1)); echo "FAIL: second tiny run: $(cat "$T/err")"; }
+    --set data.src_lang=de --set data.tgt_lang=en >"$T/out" 2>"$T/err" ||
+    { fail=$((fail + 1)); echo "FAIL: second tiny run: $(cat "$T/err")"; }
+OMP_NUM_THREADS=1 "$NMT" train --config "$T/ok.json" --quiet --set train.seed=3 --set train.checkpoint_dir="$T/ck_fr" \
+    --set data.src_lang=fr --set data.tgt_lang=en --set train.max_steps=1 >"$T/out" 2>"$T/err" ||
+    { fail=$((fail + 1)); echo "FAIL: a tiny fr-en run: $(cat "$T/err")"; }
+expect 2 "ck_fr/last.ckpt: its languages (fr -> en) are not $T/ck_seed2/last.ckpt's (de -> en)" -- \
+    "$NMT" translate --checkpoint "$T/ck_seed2/last.ckpt" --checkpoint "$T/ck_fr/last.ckpt"
 A="$T/ck/last.ckpt" B="$T/ck_seed2/last.ckpt"
 tr_nb() { "$NMT" translate --beam 3 --nbest 2 --alpha 0 "$@" <"$T/s4.txt" 2>>"$T/err"; }
 tr_nb --checkpoint "$A" >"$T/ea"; tr_nb --checkpoint "$B" >"$T/eb"

@@ -17,10 +17,11 @@ static int same_vocabulary(const Loaded *a, const Loaded *b, const char *pa, con
     if (!same)
         return err_set(NMT_ERR_INPUT, "%s: its vocabulary is not %s's: the models of an ensemble must share one "
                        "(the same BPE model or word vocabulary)", pb, pa);
-    if (strcmp(a->c.src_lang, b->c.src_lang) || strcmp(a->c.tgt_lang, b->c.tgt_lang))
-        return err_set(NMT_ERR_INPUT, "%s: its languages (%s -> %s) are not %s's (%s -> %s)", pb,
-                       b->c.src_lang[0] ? b->c.src_lang : "not recorded", b->c.tgt_lang[0] ? b->c.tgt_lang : "-", pa,
-                       a->c.src_lang[0] ? a->c.src_lang : "not recorded", a->c.tgt_lang[0] ? a->c.tgt_lang : "-");
+    // Languages recorded by both must agree (a checkpoint from before them records none).
+    if (a->c.src_lang[0] && b->c.src_lang[0] &&
+        (strcmp(a->c.src_lang, b->c.src_lang) || strcmp(a->c.tgt_lang, b->c.tgt_lang)))
+        return err_set(NMT_ERR_INPUT, "%s: its languages (%s -> %s) are not %s's (%s -> %s)", pb, b->c.src_lang,
+                       b->c.tgt_lang, pa, a->c.src_lang, a->c.tgt_lang);
     return NMT_OK;
 }
 
