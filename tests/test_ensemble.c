@@ -135,3 +135,26 @@ Test(ensemble, samples_depend_on_the_seed) {
     free(src);
     model_free(&a);
 }
+
+// Members that cannot share a vocabulary: an error, not a read past a row.
+Test(ensemble, members_of_other_vocabulary_sizes_are_refused) {
+    Model a, b;
+    random_model(&a, 24, 0);
+    ModelShape s = a.s;
+    s.tgt_vocab = 26;
+    model_create(&b, &s);
+    model_init_params(&b, 25);
+    int **src = sources();
+    DecodeOptions o = options(0);
+    Model *ab[] = {&a, &b};
+    Hypothesis *h = xcalloc(NSRC * NBEST, sizeof *h);
+    cr_assert_eq(translate_ensemble_ids(&(Ensemble){ab, NULL, 2}, src, NSRC, &o, h), NMT_ERR_INPUT);
+    cr_assert(strstr(err_msg(), "model 2 has 26 target tokens, model 1 has 25"), "%s", err_msg());
+    for (size_t i = 0; i < NSRC * NBEST; i++) cr_assert_null(h[i].ids);
+    err_clear();
+    free(h);
+    for (size_t i = 0; i < NSRC; i++) arrfree(src[i]);
+    free(src);
+    model_free(&a);
+    model_free(&b);
+}

@@ -548,6 +548,13 @@ int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, H
 }
 
 int translate_ensemble_ids(const Ensemble *e, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+    for (size_t k = 1; k < e->n; k++)
+        if (e->m[k]->s.tgt_vocab != e->m[0]->s.tgt_vocab) {
+            for (size_t h = 0; h < n * (size_t)(o->nbest > 0 ? o->nbest : 1); h++)
+                out[h] = (Hypothesis){NULL, -INFINITY, -INFINITY, 0};
+            return err_set(NMT_ERR_INPUT, "ensemble: model %zu has %d target tokens, model 1 has %d", k + 1,
+                           e->m[k]->s.tgt_vocab, e->m[0]->s.tgt_vocab);
+        }
     Search se;
     search_init(&se, e, src, n, o);
     int rc = NMT_OK;

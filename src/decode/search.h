@@ -70,7 +70,9 @@ typedef struct {
 // NMT_ERR_RUNTIME naming the sentence; every out[] is still set (the caller
 // arrfree()s their ids), but what it holds is no translation.
 int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out);
-// translate_ids with an ensemble (e->n >= 1); a single member gives translate_ids's bits.
+// translate_ids with an ensemble (e->n >= 1); a single member gives
+// translate_ids's bits. Members whose target vocabularies differ in size:
+// NMT_ERR_INPUT, and every out[] empty.
 int translate_ensemble_ids(const Ensemble *e, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out);
 
 #endif
