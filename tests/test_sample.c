@@ -6,11 +6,11 @@
 
 #include "decode/sample.h"
 
-enum { N = 6, GRID = 200000 };
+enum { N = 6, BIG = 700, GRID = 200000 };
 
-// The rule's distribution over lp, worked out directly.
-static void expected(const double *lp, const SampleRule *r, double *p) {
-    int order[N];
+// The rule's distribution over lp[0..N), worked out directly (a full sort).
+static void expected(const double *lp, int N, const SampleRule *r, double *p) {
+    int order[BIG];
     for (int i = 0; i < N; i++) order[i] = i;
     for (int i = 1; i < N; i++)  // most likely first, lower index on ties
         for (int j = i; j > 0 && (lp[order[j]] > lp[order[j - 1]] ||
@@ -20,7 +20,7 @@ static void expected(const double *lp, const SampleRule *r, double *p) {
             order[j - 1] = t;
         }
     int keep = r->topk > 0 && r->topk < N ? r->topk : N;
-    double q[N] = {0}, total = 0;
+    double q[BIG] = {0}, total = 0;
     for (int j = 0; j < keep; j++) total += q[j] = exp(lp[order[j]] / r->temperature);
     double run = 0;
     int nucleus = keep;
@@ -37,13 +37,12 @@ static void expected(const double *lp, const SampleRule *r, double *p) {
     for (int j = 0; j < nucleus; j++) p[order[j]] = q[j] / sum;
 }
 
-static void expect_frequencies(const SampleRule *r) {
-    const double lp[N] = {-2.0, -0.5, -1.2, -3.5, -0.5, -1.9};
-    double p[N];
-    expected(lp, r, p);
+static void expect_frequencies_of(const double *lp, int N, const SampleRule *r) {
+    double p[BIG];
+    expected(lp, N, r, p);
     SampleScratch s = {0};
-    int count[N] = {0};
-    for (int g = 0; g < GRID; g++) count[sample_pick(lp, N, r, (g + 0.5) / GRID, &s)]++;
+    int count[BIG] = {0};
+    for (int g = 0; g < GRID; g++) count[sample_pick(lp, (size_t)N, r, (g + 0.5) / GRID, &s)]++;
     for (int i = 0; i < N; i++) {
         if (p[i] == 0) cr_assert_eq(count[i], 0, "topk %d topp %g: index %d outside the set drawn %d times", r->topk,
                                     r->topp, i, count[i]);
@@ -51,6 +50,11 @@ static void expect_frequencies(const SampleRule *r) {
                            r->topk, r->topp, r->temperature, i, (double)count[i] / GRID, p[i]);
     }
     sample_scratch_free(&s);
+}
+
+static void expect_frequencies(const SampleRule *r) {
+    const double lp[N] = {-2.0, -0.5, -1.2, -3.5, -0.5, -1.9};
+    expect_frequencies_of(lp, N, r);
 }
 
 Test(sample, draws_follow_the_distribution) {
@@ -70,6 +74,19 @@ Test(sample, top_p_keeps_the_fewest_holding_p) {
     expect_frequencies(&(SampleRule){0, 0.9, 1});
     expect_frequencies(&(SampleRule){4, 0.7, 1.5});
     expect_frequencies(&(SampleRule){0, 1e-9, 1});  // the most likely alone
+}
+
+// A vocabulary of hundreds with ties, flat enough that the nucleus and the
+// top-k reach past the first tokens sorted (the sort goes on in steps).
+Test(sample, wide_nucleus_and_top_k_over_a_large_vocabulary) {
+    double lp[BIG];
+    for (int i = 0; i < BIG; i++) lp[i] = -0.01 * (double)((i * 7919) % 301);  // each value about twice
+    expect_frequencies_of(lp, BIG, &(SampleRule){0, 0.9, 1});
+    expect_frequencies_of(lp, BIG, &(SampleRule){0, 0.3, 2});
+    expect_frequencies_of(lp, BIG, &(SampleRule){300, 1, 1});
+    expect_frequencies_of(lp, BIG, &(SampleRule){500, 0.8, 0.7});
+    expect_frequencies_of(lp, BIG, &(SampleRule){40, 1, 1});
+    expect_frequencies_of(lp, BIG, &(SampleRule){0, 1, 1});
 }
 
 // Uniform draws: in [0, 1), and a function of (key, index) alone.
