@@ -80,7 +80,8 @@ static int option_table(Args *a, Option *t, int eval) {
     t[n++] = (Option){"--batch", OPT_INT, &a->o.batch, 1, 4096, "N",
                       "sentences decoded together; the output does not depend on it", OPT_CURRENT};
     t[n++] = (Option){"--max-len-a", OPT_DOUBLE, &a->o.max_len_a, 0, 100, "A",
-                      "output length limit A * source length + B", OPT_CURRENT};
+                      "output length limit A * source length + B tokens; an output reaching it\n"
+                      "ends there, paying its end of sentence's log-probability (as fairseq)", OPT_CURRENT};
     t[n++] = (Option){"--max-len-b", OPT_INT, &a->o.max_len_b, 0, 10000, "B", "the B of --max-len-a", OPT_CURRENT};
     if (eval) {
         t[n++] = (Option){"--lowercase", OPT_FLAG, &a->lowercase, 0, 0, NULL, "case-insensitive BLEU", NULL};
