@@ -1,4 +1,4 @@
-# ckpt-lib.sh — helpers that tests/cli-checkpoint.sh and tests/cli-mpi.sh share
+# ckpt-lib.sh — helpers that tests/cli-checkpoint.sh, cli-finetune.sh, cli-mpi.sh and cli-serve.sh share
 # (sourced; they set NMT).
 
 # reversal_corpus DIR SEED N: N pairs of a small reversal task in DIR/s.txt and DIR/t.txt.

@@ -59,16 +59,14 @@ int cli_score(int argc, char **argv) {
         arrfree(ckpts);
         return options_report(&spec, rc);
     }
-    double *w = weights ? xcalloc(nck, sizeof *w) : NULL;
-    if (weights) rc = members_parse_weights(weights, nck, w, "--weights");
     char *stext = NULL, **src = NULL, *ttext = NULL, **tgt = NULL;
-    if (!rc) rc = read_lines(src_path, &stext, &src);
+    rc = read_lines(src_path, &stext, &src);
     if (!rc) rc = read_lines(tgt_path, &ttext, &tgt);
     if (!rc && arrlen(src) != arrlen(tgt))
         rc = err_set(NMT_ERR_INPUT, "%s has %td lines but %s has %td", src_path, arrlen(src), tgt_path, arrlen(tgt));
     Members ms;
     int loaded = 0;
-    if (!rc) loaded = !(rc = members_load(&ms, ckpts, nck, w, 0));
+    if (!rc) loaded = !(rc = members_load(&ms, ckpts, nck, weights, 0));
     size_t n = (size_t)arrlen(src);
     double *lp = xcalloc(n + 1, sizeof *lp);
     size_t *ntok = xcalloc(n + 1, sizeof *ntok);
@@ -84,6 +82,5 @@ int cli_score(int argc, char **argv) {
     free(ttext);
     if (loaded) members_free(&ms);
     arrfree(ckpts);
-    free(w);
     return cli_finish(rc);
 }

@@ -2,7 +2,6 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 
-#include "decode/ensemble.h"
 #include "serve/serve.h"
 
 #include "common/util.h"
@@ -28,11 +27,11 @@ static const char USAGE[] =
     "  to try it). Requests that arrive together are decoded together, one model at a time.\n";
 
 // The --checkpoint options as one model: FILE,FILE,... (an ensemble when
-// several), with --weights. *checkpoint (malloc'ed) is NULL when none is given.
-static int checkpoint_spec(const OptSpec *spec, char **files, const char *weights, char **checkpoint, double **w) {
+// several; --weights is read when they load). *checkpoint (malloc'ed) is NULL
+// when none is given.
+static int checkpoint_spec(const OptSpec *spec, char **files, const char *weights, char **checkpoint) {
     size_t n = (size_t)arrlen(files), len = 1;
     *checkpoint = NULL;
-    *w = NULL;
     if (weights && n < 2) return options_error(spec, "--weights weighs two --checkpoint or more");
     if (!n) return NMT_OK;
     for (size_t k = 0; k < n; k++) {
@@ -43,14 +42,11 @@ static int checkpoint_spec(const OptSpec *spec, char **files, const char *weight
     }
     *checkpoint = xcalloc(len, 1);
     for (size_t k = 0; k < n; k++) strcat(strcat(*checkpoint, k ? "," : ""), files[k]);
-    if (!weights) return NMT_OK;
-    *w = xcalloc(n, sizeof **w);
-    int rc = members_parse_weights(weights, n, *w, "--weights");
-    return rc ? options_error(spec, "%s", err_msg()) : NMT_OK;
+    return NMT_OK;
 }
 
 // --checkpoint (with --languages) and every --model, as the server takes them.
-static int model_specs(const OptSpec *spec, const char *checkpoint, const double *weights, const char *languages,
+static int model_specs(const OptSpec *spec, const char *checkpoint, const char *weights, const char *languages,
                        char **models, ModelSpec **out, char (**codes)[2][LANG_CODE_MAX]) {
     size_t n = (size_t)arrlen(models) + (checkpoint != NULL);
     if (!n) return options_error(spec, "a model is required: --checkpoint FILE or --model SRC-TGT=FILE");
@@ -81,7 +77,6 @@ int cli_serve(int argc, char **argv) {
     int threads = 0;
     const char *languages = NULL, *weights = NULL;
     char **models = NULL, **checkpoints = NULL, *checkpoint = NULL;
-    double *w = NULL;
     const Option opts[] = {
         {"--checkpoint", OPT_STRINGS, &checkpoints, 0, 0, "FILE",
          "the model (float or int8); repeat it for an ensemble sharing one vocabulary", NULL},
@@ -133,8 +128,8 @@ int cli_serve(int argc, char **argv) {
     int rc = options_parse(&spec, argc, argv, NULL);
     ModelSpec *specs = NULL;
     char(*codes)[2][LANG_CODE_MAX] = NULL;
-    if (!rc) rc = checkpoint_spec(&spec, checkpoints, weights, &checkpoint, &w);
-    if (!rc) rc = model_specs(&spec, checkpoint, w, languages, models, &specs, &codes);
+    if (!rc) rc = checkpoint_spec(&spec, checkpoints, weights, &checkpoint);
+    if (!rc) rc = model_specs(&spec, checkpoint, weights, languages, models, &specs, &codes);
     if (rc) {
         rc = options_report(&spec, rc);
     } else {
@@ -145,7 +140,9 @@ int cli_serve(int argc, char **argv) {
         o.nhosts = (int)arrlen(o.allowed_hosts);
         rc = cli_finish(serve_run(&o));
     }
-    free(specs); free(codes); free(checkpoint); free(w);
+    free(specs);
+    free(codes);
+    free(checkpoint);
     arrfree(models);
     arrfree(checkpoints);
     arrfree(o.cors_origins);

@@ -125,12 +125,7 @@ static int parse_args(Args *a, Option *opts, OptSpec *spec, int argc, char **arg
 
 // The checkpoints (with --weights), refused as outputs by the caller first.
 static int load_members(const Args *a, Members *s) {
-    size_t n = (size_t)arrlen(a->checkpoints);
-    double *w = a->weights ? xcalloc(n, sizeof *w) : NULL;
-    int rc = a->weights ? members_parse_weights(a->weights, n, w, "--weights") : NMT_OK;
-    if (!rc) rc = members_load(s, a->checkpoints, n, w, a->int8);
-    free(w);
-    return rc;
+    return members_load(s, a->checkpoints, (size_t)arrlen(a->checkpoints), a->weights, a->int8);
 }
 
 // The files read, as refuse_same_file takes them: each checkpoint, then extra.

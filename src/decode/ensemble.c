@@ -25,49 +25,8 @@ static int same_vocabulary(const Loaded *a, const Loaded *b, const char *pa, con
     return NMT_OK;
 }
 
-int members_load(Members *s, char *const *paths, size_t n, const double *weights, int int8) {
-    memset(s, 0, sizeof *s);
-    Loaded *l = xcalloc(n, sizeof *l);
-    size_t loaded = 0;
-    int rc = NMT_OK;
-    for (; loaded < n && !rc; loaded++) {
-        if ((rc = checkpoint_load_decoding(&l[loaded], paths[loaded], int8))) break;
-        if (loaded) rc = same_vocabulary(&l[0], &l[loaded], paths[0], paths[loaded]);
-    }
-    if (rc) {
-        for (size_t k = 0; k < loaded; k++) loaded_free(&l[k]);
-        free(l);
-        return rc;
-    }
-    s->l = l;
-    s->n = n;
-    s->path = xcalloc(n, sizeof *s->path);
-    for (size_t k = 0; k < n; k++) s->path[k] = xstrdup(paths[k]);
-    s->m = xcalloc(n, sizeof *s->m);
-    s->w = xcalloc(n, sizeof *s->w);
-    double sum = 0;
-    for (size_t k = 0; k < n; k++) sum += weights ? weights[k] : 1;
-    for (size_t k = 0; k < n; k++) {
-        s->m[k] = &l[k].m;
-        s->w[k] = (weights ? weights[k] : 1) / sum;
-    }
-    s->e = (Ensemble){s->m, s->w, n};
-    return NMT_OK;
-}
-
-void members_free(Members *s) {
-    for (size_t k = 0; k < s->n; k++) {
-        loaded_free(&s->l[k]);
-        free(s->path[k]);
-    }
-    free(s->l);
-    free(s->path);
-    free(s->m);
-    free(s->w);
-    memset(s, 0, sizeof *s);
-}
-
-int members_parse_weights(const char *text, size_t n, double *w, const char *what) {
+// "W1,W2,..." into n weights (each a finite number >= 0, some > 0).
+static int parse_weights(const char *text, size_t n, double *w, const char *what) {
     const char *p = text;
     double sum = 0;
     for (size_t k = 0; k < n; k++) {
@@ -87,3 +46,52 @@ int members_parse_weights(const char *text, size_t n, double *w, const char *wha
     if (!(sum > 0)) return err_set(NMT_ERR_INPUT, "%s %s: the weights sum to 0", what, text);
     return NMT_OK;
 }
+
+int members_load(Members *s, char *const *paths, size_t n, const char *weights, int int8) {
+    memset(s, 0, sizeof *s);
+    double *w = xcalloc(n, sizeof *w);
+    int rc = weights ? parse_weights(weights, n, w, "--weights") : NMT_OK;
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    Loaded *l = xcalloc(n, sizeof *l);
+    size_t loaded = 0;
+    for (; loaded < n && !rc; loaded++) {
+        if ((rc = checkpoint_load_decoding(&l[loaded], paths[loaded], int8))) break;
+        if (loaded) rc = same_vocabulary(&l[0], &l[loaded], paths[0], paths[loaded]);
+    }
+    if (rc) {
+        for (size_t k = 0; k < loaded; k++) loaded_free(&l[k]);
+        free(l);
+        free(w);
+        return rc;
+    }
+    s->l = l;
+    s->n = n;
+    s->path = xcalloc(n, sizeof *s->path);
+    for (size_t k = 0; k < n; k++) s->path[k] = xstrdup(paths[k]);
+    s->m = xcalloc(n, sizeof *s->m);
+    s->w = w;
+    double sum = 0;
+    for (size_t k = 0; k < n; k++) sum += weights ? w[k] : 1;
+    for (size_t k = 0; k < n; k++) {
+        s->m[k] = &l[k].m;
+        s->w[k] = (weights ? w[k] : 1) / sum;
+    }
+    s->e = (Ensemble){s->m, s->w, n};
+    return NMT_OK;
+}
+
+void members_free(Members *s) {
+    for (size_t k = 0; k < s->n; k++) {
+        loaded_free(&s->l[k]);
+        free(s->path[k]);
+    }
+    free(s->l);
+    free(s->path);
+    free(s->m);
+    free(s->w);
+    memset(s, 0, sizeof *s);
+}
+

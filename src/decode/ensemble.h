@@ -18,16 +18,13 @@ typedef struct {
 } Members;
 
 // Loads n >= 1 checkpoints (int8: quantized at load, as checkpoint_load_decoding).
-// weights: n values >= 0 with a positive sum (normalised here), or NULL for
-// equal ones. A tokenizer that is not byte for byte the first one's (another
+// weights: the text of --weights, "W1,W2,..." (n numbers >= 0, some > 0;
+// normalised here), or NULL for equal ones; anything else is NMT_ERR_INPUT
+// naming --weights and the value. A tokenizer that is not byte for byte the first one's (another
 // vocabulary or BPE model), or languages that disagree, is an NMT_ERR_INPUT
 // error naming both files; a checkpoint error names its file. Nothing is
 // returned half-built.
-int members_load(Members *s, char *const *paths, size_t n, const double *weights, int int8);
+int members_load(Members *s, char *const *paths, size_t n, const char *weights, int int8);
 void members_free(Members *s);
-
-// Parses "W1,W2,..." into n weights (each a finite number >= 0, some > 0):
-// else NMT_ERR_INPUT naming what and the value.
-int members_parse_weights(const char *text, size_t n, double *w, const char *what);
 
 #endif

@@ -547,17 +547,19 @@ int translate_ids(Model *m, int *const *src, size_t n, const DecodeOptions *o, H
     return translate_ensemble_ids(&(Ensemble){&m, NULL, 1}, src, n, o, out);
 }
 
-int translate_ensemble_ids(const Ensemble *e, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+// Members whose outputs cannot be compared token for token: an error.
+static int one_target_vocabulary(const Ensemble *e) {
     for (size_t k = 1; k < e->n; k++)
-        if (e->m[k]->s.tgt_vocab != e->m[0]->s.tgt_vocab) {
-            for (size_t h = 0; h < n * (size_t)(o->nbest > 0 ? o->nbest : 1); h++)
-                out[h] = (Hypothesis){NULL, -INFINITY, -INFINITY, 0};
+        if (e->m[k]->s.tgt_vocab != e->m[0]->s.tgt_vocab)
             return err_set(NMT_ERR_INPUT, "ensemble: model %zu has %d target tokens, model 1 has %d", k + 1,
                            e->m[k]->s.tgt_vocab, e->m[0]->s.tgt_vocab);
-        }
+    return NMT_OK;
+}
+
+int translate_ensemble_ids(const Ensemble *e, int *const *src, size_t n, const DecodeOptions *o, Hypothesis *out) {
+    int rc = one_target_vocabulary(e);
     Search se;
     search_init(&se, e, src, n, o);
-    int rc = NMT_OK;
     size_t lo = 0;
     for (; lo < n && !rc; lo += se.B) {
         size_t nb = n - lo < se.B ? n - lo : se.B, rows = nb * se.K;

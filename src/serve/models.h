@@ -18,7 +18,7 @@ enum { LANG_CODE_MAX = 16 };
 typedef struct {
     const char *src, *tgt;   // the pair asked for ("" or NULL: the checkpoint's)
     const char *path;        // a checkpoint, or an ensemble's: FILE,FILE,...
-    const double *weights;   // an ensemble's weights (NULL: equal)
+    const char *weights;     // an ensemble's weights, "W1,W2,..." (NULL: equal)
 } ModelSpec;
 
 typedef struct {
