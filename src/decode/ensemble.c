@@ -50,6 +50,7 @@ static int parse_weights(const char *text, size_t n, double *w, const char *what
 int members_load(Members *s, char *const *paths, size_t n, const char *weights, int int8) {
     memset(s, 0, sizeof *s);
     double *w = xcalloc(n, sizeof *w);
+    for (size_t k = 0; k < n; k++) w[k] = 1;  // equal, unless --weights says
     int rc = weights ? parse_weights(weights, n, w, "--weights") : NMT_OK;
     if (rc) {
         free(w);
@@ -74,10 +75,10 @@ int members_load(Members *s, char *const *paths, size_t n, const char *weights, 
     s->m = xcalloc(n, sizeof *s->m);
     s->w = w;
     double sum = 0;
-    for (size_t k = 0; k < n; k++) sum += weights ? w[k] : 1;
+    for (size_t k = 0; k < n; k++) sum += w[k];
     for (size_t k = 0; k < n; k++) {
         s->m[k] = &l[k].m;
-        s->w[k] = (weights ? w[k] : 1) / sum;
+        s->w[k] /= sum;
     }
     s->e = (Ensemble){s->m, s->w, n};
     return NMT_OK;
@@ -94,4 +95,3 @@ void members_free(Members *s) {
     free(s->w);
     memset(s, 0, sizeof *s);
 }
-
